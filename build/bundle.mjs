@@ -1,0 +1,31 @@
+// Bundles src/ into one CommonJS file: esbuild's ESM output breaks on mqtt's dynamic requires.
+import { build } from 'esbuild'
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
+import { gzipSync } from 'node:zlib'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const outfile = join(root, 'dist', 'gwmo-agent.js')
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+
+mkdirSync(join(root, 'dist'), { recursive: true })
+// The package is "type": "module"; the bundle is CommonJS, so dist/ gets its own package scope.
+writeFileSync(join(root, 'dist', 'package.json'), JSON.stringify({ type: 'commonjs' }) + '\n')
+
+await build({
+  entryPoints: [join(root, 'src', 'main.ts')],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node18',
+  minify: true,
+  legalComments: 'none',
+  banner: { js: '#!/usr/bin/env node' },
+  define: { 'process.env.GWMO_AGENT_VERSION': JSON.stringify(version) },
+  logLevel: 'warning',
+})
+
+const bytes = readFileSync(outfile)
+console.log(`dist/gwmo-agent.js: ${(bytes.length / 1024).toFixed(1)} KB raw, ${(gzipSync(bytes).length / 1024).toFixed(1)} KB gzip`)
