@@ -1,0 +1,58 @@
+/**
+ * One structured logger: one JSON object a line (journald-friendly), a child per module, and secrets redacted
+ * here, at the logger, rather than at each call site.
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
+
+const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 }
+
+export type LogFields = Record<string, unknown>
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void
+  info(msg: string, fields?: LogFields): void
+  warn(msg: string, fields?: LogFields): void
+  error(msg: string, fields?: LogFields): void
+  child(bindings: LogFields): Logger
+}
+
+/** Field names whose values never reach a log, at any depth. */
+const SECRET_KEY = /pass(word)?|secret|pin|networkid|nonce|cred|key|token|mac$|digest|authorization/i
+
+export function redact(value: unknown, depth = 0): unknown {
+  if (depth > 6 || value === null || typeof value !== 'object') return value
+  if (value instanceof Error) return { name: value.name, message: value.message }
+  if (value instanceof Uint8Array) return `<${value.length} bytes>`
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1)
+  return out
+}
+
+export interface LoggerOptions {
+  level?: LogLevel
+  /** Where lines go; stdout by default. */
+  write?: (line: string) => void
+  now?: () => Date
+}
+
+export function createLogger(options: LoggerOptions = {}, bindings: LogFields = {}): Logger {
+  const threshold = LEVEL_RANK[options.level ?? 'info']
+  const write = options.write ?? ((line: string) => process.stdout.write(line + '\n'))
+  const now = options.now ?? (() => new Date())
+  const emit = (level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields) => {
+    if (LEVEL_RANK[level] < threshold) return
+    const record = redact({ ...bindings, ...fields }) as LogFields
+    write(JSON.stringify({ time: now().toISOString(), level, ...record, msg }))
+  }
+  return {
+    debug: (msg, fields) => emit('debug', msg, fields),
+    info: (msg, fields) => emit('info', msg, fields),
+    warn: (msg, fields) => emit('warn', msg, fields),
+    error: (msg, fields) => emit('error', msg, fields),
+    child: (more) => createLogger(options, { ...bindings, ...more }),
+  }
+}
+
+/** A logger that drops everything, for tests and library use. */
+export const silentLogger: Logger = createLogger({ level: 'silent' })
