@@ -123,10 +123,15 @@ export interface ContainerCommand extends CommandBase {
   commands: Command[]
 }
 
-/** Any SyncBody element the DM profile does not define for a device (Sync, Map, Put, Search…): answered 406. */
+/**
+ * A SyncBody element the DM profile does not define for a device (Sync, Map, Put, Search…), answered 406; or a
+ * known command too malformed to execute (`malformed` says why), answered 400. Either way the rest of the
+ * message is still answered.
+ */
 export interface UnknownCommand extends CommandBase {
   kind: 'Unknown'
   name: string
+  malformed?: string
 }
 
 export type Command = Alert | Status | Results | ItemCommand | ContainerCommand | UnknownCommand
