@@ -1,0 +1,40 @@
+import type { Notification } from '../codec/notification.ts'
+import { concatBytes, encodeBase64 } from './bytes.ts'
+import { constantTimeEqual } from './compare.ts'
+import { credentialHash, md5 } from './md5.ts'
+
+/**
+ * The Package 0 digest (OMA DM Notification 1.2, 6.2.2.2; binding.md section 6):
+ * H(B64(H(server-identifier:password)):nonce:B64(H(trigger))), H = MD5, with the server's credentials (SRVCRED)
+ * and the trigger being every byte after the digest. Returned raw, as it sits in the notification.
+ */
+export function notificationDigest(
+  serverId: string,
+  password: string,
+  nonce: Uint8Array,
+  trigger: Uint8Array,
+): Uint8Array {
+  return md5(concatBytes(credentialHash(serverId, password), ':', nonce, ':', encodeBase64(md5(trigger))))
+}
+
+export type NotificationDigestCheck = { ok: true; nonce: 'stored' | 'default-bytes' | 'default-text' } | { ok: false }
+
+/**
+ * Checks a notification's digest with the stored server nonce, then, as OMA DM Notification 1.2, 6.1 allows
+ * for a device whose nonce is out of step, with the default nonce 0x00000000 in both forms the binding accepts:
+ * four zero bytes, and the ten ASCII characters `0x00000000` that libdmclient sends. Each try really uses its
+ * nonce (libdmclient's retry writes the default into the wrong credential and so never retries). The result
+ * says which nonce matched, so the caller can run the session on the default nonce and renew it.
+ */
+export function verifyNotificationDigest(
+  n: Notification,
+  password: string,
+  storedNonce?: Uint8Array,
+): NotificationDigestCheck {
+  const matches = (nonce: Uint8Array) =>
+    constantTimeEqual(n.digest, notificationDigest(n.serverId, password, nonce, n.trigger))
+  if (storedNonce !== undefined && matches(storedNonce)) return { ok: true, nonce: 'stored' }
+  if (matches(new Uint8Array(4))) return { ok: true, nonce: 'default-bytes' }
+  if (matches(concatBytes('0x00000000'))) return { ok: true, nonce: 'default-text' }
+  return { ok: false }
+}
