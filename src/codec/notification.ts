@@ -84,7 +84,8 @@ export function parseNotification(bytes: Uint8Array, options?: { maxBytes?: numb
   }
   let serverId: string
   try {
-    serverId = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(SERVER_ID_OFFSET, idEnd))
+    const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+    serverId = utf8.decode(bytes.subarray(SERVER_ID_OFFSET, idEnd))
   } catch {
     return failed('NOTIFICATION_FORMAT', 'server identifier is not valid UTF-8', SERVER_ID_OFFSET)
   }
@@ -126,11 +127,10 @@ export function buildNotification(fields: NotificationFields, digest: (trigger: 
   const uiMode = fields.uiMode ?? 0
   const serverId = new TextEncoder().encode(fields.serverId)
   const vendorData = fields.vendorData ?? new Uint8Array(0)
-  if (!Number.isInteger(version) || version < 0 || version > 0x3ff) throw new RangeError(`version ${version} does not fit 10 bits`)
-  if (!Number.isInteger(uiMode) || uiMode < 0 || uiMode > 3) throw new RangeError(`ui-mode ${uiMode} does not fit 2 bits`)
-  if (!Number.isInteger(fields.sessionId) || fields.sessionId < 0 || fields.sessionId > 0xffff) {
-    throw new RangeError(`session id ${fields.sessionId} does not fit 16 bits`)
-  }
+  const fits = (value: number, bits: number) => Number.isInteger(value) && value >= 0 && value < 2 ** bits
+  if (!fits(version, 10)) throw new RangeError(`version ${version} does not fit 10 bits`)
+  if (!fits(uiMode, 2)) throw new RangeError(`ui-mode ${uiMode} does not fit 2 bits`)
+  if (!fits(fields.sessionId, 16)) throw new RangeError(`session id ${fields.sessionId} does not fit 16 bits`)
   if (serverId.length > 0xff) throw new RangeError(`server identifier of ${serverId.length} bytes is over 255`)
 
   const trigger = new Uint8Array(8 + serverId.length + vendorData.length)
