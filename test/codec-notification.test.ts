@@ -122,6 +122,17 @@ t.test('server id, vendor data and trigger split where the length says', async (
   t.equal(noVendor.ok && noVendor.value.vendorData.length, 0)
 })
 
+t.test('a parsed notification owns its bytes, even when read from a Buffer', async (t) => {
+  const packet = Buffer.from(message({ serverId: 'srv', vendor: new Uint8Array([5]) }))
+  const r = parseNotification(packet)
+  if (!r.ok) throw new Error(r.error.message)
+  packet.fill(0)
+  t.equal(r.value.digest[0], 0xaa)
+  t.equal(r.value.trigger[7], 3)
+  t.equal(r.value.vendorData[0], 5)
+  t.notOk(Buffer.isBuffer(r.value.trigger), 'plain Uint8Array')
+})
+
 t.test('the trigger is exactly what the digest covers', async (t) => {
   const password = 'srvsecret'
   const nonce = Buffer.from('nonce-1')

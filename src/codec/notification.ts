@@ -92,16 +92,18 @@ export function parseNotification(bytes: Uint8Array, options?: { maxBytes?: numb
   if (CONTROL_CHAR.test(serverId)) {
     return failed('NOTIFICATION_FORMAT', 'server identifier holds a control character', SERVER_ID_OFFSET)
   }
+  // Copies, as plain Uint8Arrays: a Buffer's slice() is a view, and the result must not pin or share the packet.
+  const copy = (start: number, end?: number) => new Uint8Array(bytes.subarray(start, end))
   return decoded({
-    digest: bytes.slice(0, NOTIFICATION_DIGEST_BYTES),
+    digest: copy(0, NOTIFICATION_DIGEST_BYTES),
     version,
     uiMode,
     initiator,
     sessionId,
     sessionIdHex: sessionId.toString(16).toUpperCase(),
     serverId,
-    vendorData: bytes.slice(idEnd),
-    trigger: bytes.slice(HEADER_OFFSET),
+    vendorData: copy(idEnd),
+    trigger: copy(HEADER_OFFSET),
   })
 }
 
