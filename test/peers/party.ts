@@ -1,0 +1,455 @@
+/**
+ * A scripted DM party on a broker: the engine under both the DM Server peer and the DM Gateway peer (a gateway
+ * is a DM party whose account the device holds). It follows each session on its `dm` topic, judges and answers
+ * credentials, sends the commands a test scripted, records everything, and can push a session (binding.md §3).
+ */
+import type { MqttClient } from 'mqtt'
+import { hmacHeader, md5Digest, basicCred, nonceBytes, AUTH_TYPE_URI, type AuthType } from './auth.ts'
+import { connectPeer, CONTENT_TYPE, publish, subscribe, topicFor, userProperties, disconnect, type ConnectOptions } from './mqtt.ts'
+import { forcedChallenge, judgeDevice, type AuthVerdict } from './party-auth.ts'
+import { newSessionRecord, type GenericAlert, type PartySession } from './session-record.ts'
+import { describeMessage } from './summary.ts'
+import { alert, buildMessage, parseMessage, type OutCommand, type OutCred, type ParsedCommand, type ParsedMessage, type ParseOutcome, type SentCommand } from './syncml.ts'
+import { looksLikeWbxml, parseWbxmlMessage, xmlToWbxml } from './wbxml.ts'
+
+export interface TrafficEvent {
+  direction: 'in' | 'out'
+  topic: string
+  summary: string
+}
+
+export interface PartyOptions {
+  brokerUrl: string
+  /** The party's LocURI: the ServerID of the device's account for it. */
+  partyId: string
+  deviceId: string
+  /** SRVCRED: how the party authenticates itself to the device. */
+  serverName: string
+  serverPassword: string
+  /** CLCRED: what the party expects from the device. */
+  clientName: string
+  clientPassword: string
+  /** b64 nonce the device gave the party (SRVCRED AAuthData); the factory nonce by default, empty. */
+  serverNonce?: string
+  /** b64 nonce the party gave the device (CLCRED AAuthData); the factory nonce by default, empty. */
+  clientNonce?: string
+  authType?: AuthType
+  encoding?: 'xml' | 'wbxml'
+  /** Answer the first message of a device-opened session 407 + Chal whatever it carries: `once` or in `every` session. */
+  challenge407?: 'never' | 'once' | 'every'
+  /** Send `Cred` at all (false: the `--no-auth` mode, to see the device refuse). */
+  sendCred?: boolean
+  /** Send `Cred` on every message, not only until the device accepted it. */
+  credEveryMessage?: boolean
+  /** Status code for a Generic Alert received (200 by default; OMA DM Protocol 1.2, 2.3.7 allows 202). */
+  genericAlertStatus?: (alert: GenericAlert) => string
+  /** Send a Status for the device's Results (on by default). */
+  statusForResults?: boolean
+  /** How many times to resend a batch after the device rejected our credentials. */
+  maxAuthRetries?: number
+  topicPrefix?: string
+  mqtt?: ConnectOptions
+  onTraffic?: (event: TrafficEvent) => void
+}
+
+/** Returns the commands for one turn of a session (turn 0 answers Package 1); nothing closes the session. */
+export type Script = (session: PartySession, turn: number) => OutCommand[] | undefined
+
+interface CachedReply {
+  payload: string | Uint8Array
+  request: string | Uint8Array
+  userProperties: Record<string, string>
+}
+
+interface SessionState {
+  record: PartySession
+  /** The nonce the device must use in this session (CLCRED side). */
+  expectNonce: string
+  /** The nonce we use in this session (SRVCRED side). */
+  serverNonce: string
+  nextMsgId: number
+  replies: Map<string, CachedReply>
+  lastBatch: OutCommand[]
+  sentCommands: { msgId: string; sent: SentCommand[] }[]
+  authRetries: number
+  plan: OutCommand[][] | undefined
+  forcedChallengeDone: boolean
+}
+
+export class Party {
+  readonly sessions: PartySession[] = []
+  /** Messages that could not be read as SyncML, with the reason. */
+  readonly malformed: { payload: Uint8Array; error: string }[] = []
+  /** The nonce the device must use at the start of its next session. */
+  clientNonce: string
+  /** The nonce we use at the start of our next session (and in DM Notifications). */
+  serverNonce: string
+  protected readonly opts: Required<Omit<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'serverNonce' | 'clientNonce'>> &
+    Pick<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus'>
+  private client: MqttClient | undefined
+  private readonly states = new Map<string, SessionState>()
+  private readonly plans: OutCommand[][][] = []
+  private scriptFn: Script | undefined
+  private readonly listeners = new Set<() => void>()
+  private chain: Promise<void> = Promise.resolve()
+  private challengedOnce = false
+  private nextPushId = 0x1000 + Math.floor(Math.random() * 0xd000)
+
+  constructor(options: PartyOptions) {
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as PartyOptions
+    this.opts = {
+      authType: 'md5',
+      encoding: 'xml',
+      challenge407: 'never',
+      sendCred: true,
+      credEveryMessage: false,
+      statusForResults: true,
+      maxAuthRetries: 2,
+      topicPrefix: 'omadm/v1',
+      ...given,
+    }
+    this.clientNonce = options.clientNonce ?? ''
+    this.serverNonce = options.serverNonce ?? ''
+  }
+
+  async start(): Promise<void> {
+    const client = await connectPeer(this.opts.brokerUrl, { clientId: `peer-${this.opts.partyId}-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, ...this.opts.mqtt })
+    this.client = client
+    client.on('message', (topic, payload, packet) => {
+      const props = packet.properties
+      this.chain = this.chain
+        .then(() => this.handle(topic, payload, props?.contentType, userProperties(props?.userProperties)))
+        .catch((err: unknown) => this.trace('in', topic, `error: ${(err as Error).message}`))
+    })
+    await subscribe(client, this.topic(this.opts.partyId, 'dm'))
+  }
+
+  async stop(): Promise<void> {
+    await this.chain
+    if (this.client) await disconnect(this.client)
+  }
+
+  /** Sets the function that gives each turn's commands, for sessions without a queued plan. */
+  script(fn: Script | undefined): void {
+    this.scriptFn = fn
+  }
+
+  /** The next session the device opens sends these batches, one a turn, then closes. */
+  queueSession(...batches: OutCommand[][]): void {
+    this.plans.push(batches)
+  }
+
+  /** Pushes a session (binding.md §3): a new SessionID on the device's `dm` topic, with Cred. */
+  async pushSession(commands: OutCommand[], options: { sessionId?: string; plan?: OutCommand[][] } = {}): Promise<PartySession> {
+    const sessionId = options.sessionId ?? this.newPushId()
+    const st = this.newState(sessionId, 'push')
+    st.plan = options.plan ? [...options.plan] : undefined
+    st.record.turn = 1
+    st.lastBatch = commands
+    await this.send(st, this.opts.deviceId, commands)
+    return st.record
+  }
+
+  /** Publishes anything on the device's `dm` topic (or another), for negative tests. */
+  async rawSend(payload: string | Uint8Array, options: { topic?: string; contentType?: string; userProperties?: Record<string, string> } = {}): Promise<void> {
+    const topic = options.topic ?? this.topic(this.opts.deviceId, 'dm')
+    this.trace('out', topic, `raw ${typeof payload === 'string' ? payload.length : payload.byteLength} bytes`)
+    await publish(this.mqtt(), topic, payload, {
+      contentType: options.contentType ?? (typeof payload === 'string' ? CONTENT_TYPE.xml : CONTENT_TYPE.wbxml),
+      userProperties: options.userProperties,
+    })
+  }
+
+  /** Resolves with the first session (already recorded or to come) that satisfies `predicate`; closed ones by default. */
+  waitForSession(predicate: (s: PartySession) => boolean = (s) => s.closed, timeoutMs = 10_000): Promise<PartySession> {
+    return this.waitFor(() => this.sessions.find(predicate), timeoutMs, 'session')
+  }
+
+  /** Resolves with the first Generic Alert of `type` received in any session. */
+  waitForGenericAlert(type: string, timeoutMs = 10_000): Promise<GenericAlert> {
+    return this.waitFor(() => this.sessions.flatMap((s) => s.genericAlerts).find((a) => a.type === type), timeoutMs, `Generic Alert ${type}`)
+  }
+
+  waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    const now = probe()
+    if (now !== undefined) return Promise.resolve(now)
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const value = probe()
+        if (value === undefined) return
+        cleanup()
+        resolve(value)
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new Error(`${this.opts.partyId}: no ${what} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const cleanup = () => {
+        clearTimeout(timer)
+        this.listeners.delete(check)
+      }
+      this.listeners.add(check)
+    })
+  }
+
+  protected topic(locUri: string, channel: 'dm' | 'notification' | 'bootstrap'): string {
+    return topicFor(locUri, channel, this.opts.topicPrefix)
+  }
+
+  protected mqtt(): MqttClient {
+    if (!this.client) throw new Error('peer not started')
+    return this.client
+  }
+
+  protected trace(direction: 'in' | 'out', topic: string, summary: string): void {
+    this.opts.onTraffic?.({ direction, topic, summary })
+  }
+
+  private changed(): void {
+    for (const listener of [...this.listeners]) listener()
+  }
+
+  private newPushId(): string {
+    do this.nextPushId = (this.nextPushId % 0xffff) + 1
+    while (this.states.has(this.nextPushId.toString(16).toUpperCase()))
+    return this.nextPushId.toString(16).toUpperCase()
+  }
+
+  private newState(sessionId: string, origin: 'device' | 'push'): SessionState {
+    const st: SessionState = {
+      record: newSessionRecord(sessionId, origin),
+      expectNonce: this.clientNonce,
+      serverNonce: this.serverNonce,
+      nextMsgId: 1,
+      replies: new Map(),
+      lastBatch: [],
+      sentCommands: [],
+      authRetries: 0,
+      plan: origin === 'device' ? this.plans.shift() : undefined,
+      forcedChallengeDone: false,
+    }
+    this.states.set(sessionId, st)
+    this.sessions.push(st.record)
+    return st
+  }
+
+  private decode(payload: Buffer, contentType: string | undefined): ParseOutcome {
+    if (looksLikeWbxml(payload, contentType)) return parseWbxmlMessage(payload)
+    return parseMessage(payload.toString('utf8'))
+  }
+
+  private async handle(topic: string, payload: Buffer, contentType: string | undefined, props: Record<string, string>): Promise<void> {
+    const outcome = this.decode(payload, contentType)
+    if (!outcome.ok) {
+      this.malformed.push({ payload: new Uint8Array(payload), error: outcome.error })
+      this.trace('in', topic, `malformed: ${outcome.error}`)
+      this.changed()
+      return
+    }
+    const msg = outcome.message
+    this.trace('in', topic, describeMessage(msg))
+    const opensSession = msg.commands.some((c) => c.name === 'Alert' && (c.data === '1200' || c.data === '1201'))
+    let st = this.states.get(msg.hdr.sessionId)
+    const cached = st?.replies.get(msg.hdr.msgId)
+    if (st && cached && sameBytes(cached.request, payload)) {
+      // At-least-once delivery (binding.md §3): answer a repeated message again, never act on it twice.
+      st.record.duplicates++
+      await this.publishReply(msg.hdr.source, cached.payload, cached.userProperties)
+      this.changed()
+      return
+    }
+    if (!st || (st.record.closed && opensSession)) st = this.newState(msg.hdr.sessionId, 'device')
+    const request = looksLikeWbxml(payload, contentType) ? new Uint8Array(payload) : payload.toString('utf8')
+    st.record.received.push({ msgId: msg.hdr.msgId, message: msg, payload: request, userProperties: props })
+    st.record.commands.push(...msg.commands)
+    await this.respond(st, msg, payload, props, request)
+    this.changed()
+  }
+
+  private verdict(st: SessionState, msg: ParsedMessage, payload: Uint8Array, props: Record<string, string>): AuthVerdict {
+    const mode = this.opts.challenge407
+    const firstOfDeviceSession = st.record.origin === 'device' && !st.forcedChallengeDone && !st.record.deviceAuthenticated
+    if (firstOfDeviceSession && (mode === 'every' || (mode === 'once' && !this.challengedOnce))) {
+      st.forcedChallengeDone = true
+      this.challengedOnce = true
+      return forcedChallenge(this.opts.authType)
+    }
+    if (st.record.deviceAuthenticated && this.opts.authType !== 'hmac') return { ok: true, code: '200' }
+    return judgeDevice(this.opts, msg, st.expectNonce, payload, props['x-syncml-hmac'])
+  }
+
+  private async respond(st: SessionState, msg: ParsedMessage, payload: Uint8Array, props: Record<string, string>, request: string | Uint8Array): Promise<void> {
+    const rec = st.record
+    const hdrStatus = msg.commands.find(isHdrStatus)?.data
+    const canResend = this.opts.sendCred && st.authRetries < this.opts.maxAuthRetries
+    if ((hdrStatus === '401' || hdrStatus === '407') && !canResend) {
+      // The device refuses us and we have nothing better to offer: the session ends here, unanswered.
+      this.readDeviceCommands(st, msg)
+      rec.closed = true
+      return
+    }
+    const auth = this.verdict(st, msg, payload, props)
+    if (auth.sessionNonce !== undefined) st.expectNonce = auth.sessionNonce
+    if (auth.storedNonce !== undefined) this.clientNonce = auth.storedNonce
+    const statuses: OutCommand[] = [
+      {
+        name: 'Status',
+        msgRef: msg.hdr.msgId,
+        cmdRef: '0',
+        cmd: 'SyncHdr',
+        targetRefs: [msg.hdr.target],
+        sourceRefs: [msg.hdr.source],
+        chal: auth.chal,
+        data: auth.code,
+      },
+    ]
+    let batch: OutCommand[] = []
+    if (!auth.ok) {
+      rec.deviceAuthFailures++
+      // Commands of an unauthenticated message are neither executed nor recorded as accepted (DM Protocol 1.2, 5.3).
+      if (rec.deviceAuthFailures > 3) rec.closed = true
+    } else {
+      rec.deviceAuthenticated = true
+      const ourCredRejected = this.readDeviceCommands(st, msg)
+      for (const c of msg.commands) {
+        if (c.name === 'Status' || c.noResp || (c.name === 'Results' && !this.opts.statusForResults)) continue
+        statuses.push({ name: 'Status', msgRef: msg.hdr.msgId, cmdRef: c.cmdId, cmd: c.name, data: this.statusCode(rec, c) })
+      }
+      if (rec.aborted) {
+        rec.closed = true
+        this.changed()
+        return
+      }
+      if (!msg.final) batch = [alert('1222')] // NEXT MESSAGE: the device's package continues (DM Protocol 1.2, 8.3)
+      else if (ourCredRejected) {
+        st.authRetries++
+        batch = st.lastBatch
+      } else {
+        batch = this.nextBatch(st) ?? []
+        if (batch.length) {
+          st.lastBatch = batch
+          rec.turn++
+        } else rec.closed = true
+      }
+    }
+    // A message holding only the Status for the SyncHdr is not sent (DM Protocol 1.2, 8.2.3), unless it challenges.
+    if (auth.ok && statuses.length === 1 && batch.length === 0) return
+    const reply = await this.send(st, msg.hdr.source, [...statuses, ...batch])
+    st.replies.set(msg.hdr.msgId, { ...reply, request })
+  }
+
+  /** Records the device's commands; returns whether it rejected our credentials (401/407 on our SyncHdr). */
+  private readDeviceCommands(st: SessionState, msg: ParsedMessage): boolean {
+    const rec = st.record
+    let rejected = false
+    for (const c of msg.commands) {
+      if (isHdrStatus(c)) {
+        const code = c.data ?? ''
+        rec.hdrStatuses.push(code)
+        const nonce = c.chal?.nextNonce
+        if (code === '200' || code === '212') {
+          rec.partyAccepted = true
+          // With md5 a nonce given on 212 serves from the next session; with MAC, from the next message.
+          if (nonce !== undefined) {
+            this.serverNonce = nonce
+            if (this.opts.authType === 'hmac') st.serverNonce = nonce
+          }
+        } else if (code === '401' || code === '407') {
+          rejected = true
+          if (nonce !== undefined) st.serverNonce = this.serverNonce = nonce
+        }
+      } else if (c.name === 'Status') {
+        const sent = this.findSent(st, c.msgRef, c.cmdRef)
+        const target = c.targetRefs?.[0] ?? firstTarget(sent)
+        rec.statuses.push({ msgRef: c.msgRef ?? '', cmdRef: c.cmdRef ?? '', cmd: c.cmd ?? '', code: c.data ?? '', command: sent, target })
+      } else if (c.name === 'Results') {
+        rec.results.push({ msgRef: c.msgRef ?? '', cmdRef: c.cmdRef ?? '', items: c.items, command: this.findSent(st, c.msgRef, c.cmdRef) })
+      } else if (c.name === 'Alert') {
+        this.readAlert(rec, c)
+      } else if (c.name === 'Replace') {
+        for (const item of c.items) {
+          const uri = item.source ?? item.target
+          if (uri?.startsWith('./DevInfo') && item.data !== undefined) rec.devInfo[uri] = item.data
+        }
+      }
+    }
+    return rejected
+  }
+
+  private readAlert(rec: PartySession, c: ParsedCommand): void {
+    if (c.data === '1200' || c.data === '1201') rec.initiation ??= c.data
+    else if (c.data === '1223') rec.aborted = true
+    else if (c.data === '1226') {
+      for (const item of c.items) {
+        rec.genericAlerts.push({
+          sessionId: rec.sessionId,
+          type: item.meta.type ?? '',
+          format: item.meta.format ?? '',
+          mark: item.meta.mark,
+          data: item.data ?? '',
+          source: item.source,
+          target: item.target,
+          correlator: c.correlator,
+        })
+      }
+    }
+  }
+
+  private statusCode(rec: PartySession, c: ParsedCommand): string {
+    if (c.name !== 'Alert' || c.data !== '1226' || !this.opts.genericAlertStatus) return '200'
+    const first = rec.genericAlerts.find((a) => a.type === (c.items[0]?.meta.type ?? ''))
+    return first ? this.opts.genericAlertStatus(first) : '200'
+  }
+
+  private findSent(st: SessionState, msgRef: string | undefined, cmdRef: string | undefined): OutCommand | undefined {
+    const message = msgRef === undefined ? st.sentCommands[st.sentCommands.length - 1] : st.sentCommands.find((m) => m.msgId === msgRef)
+    return message?.sent.find((s) => s.cmdId === cmdRef)?.command
+  }
+
+  private nextBatch(st: SessionState): OutCommand[] | undefined {
+    if (st.plan) return st.plan.shift()
+    return this.scriptFn?.(st.record, st.record.turn)
+  }
+
+  private credFor(st: SessionState): OutCred | undefined {
+    const { authType, sendCred, credEveryMessage, serverName, serverPassword } = this.opts
+    if (!sendCred || authType === 'hmac' || (st.record.partyAccepted && !credEveryMessage)) return undefined
+    const data = authType === 'basic' ? basicCred(serverName, serverPassword) : md5Digest(serverName, serverPassword, nonceBytes(st.serverNonce))
+    return { type: AUTH_TYPE_URI[authType], format: 'b64', data }
+  }
+
+  private async send(st: SessionState, to: string, commands: OutCommand[]): Promise<{ payload: string | Uint8Array; userProperties: Record<string, string> }> {
+    const msgId = String(st.nextMsgId++)
+    const hdr = { sessionId: st.record.sessionId, msgId, target: to, source: this.opts.partyId, locName: this.opts.serverName, cred: this.credFor(st) }
+    const built = buildMessage(hdr, commands)
+    st.sentCommands.push({ msgId, sent: built.sent })
+    st.record.sent.push({ msgId, xml: built.xml, commands })
+    const payload = this.opts.encoding === 'wbxml' ? xmlToWbxml(built.xml) : built.xml
+    const userProperties: Record<string, string> = {}
+    if (this.opts.authType === 'hmac' && this.opts.sendCred) {
+      const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload
+      userProperties['x-syncml-hmac'] = hmacHeader(this.opts.serverName, this.opts.serverPassword, nonceBytes(st.serverNonce), bytes)
+    }
+    const parsed = parseMessage(built.xml)
+    if (parsed.ok) this.trace('out', this.topic(to, 'dm'), describeMessage(parsed.message))
+    await this.publishReply(to, payload, userProperties)
+    return { payload, userProperties }
+  }
+
+  private async publishReply(to: string, payload: string | Uint8Array, props: Record<string, string>): Promise<void> {
+    const contentType = typeof payload === 'string' ? CONTENT_TYPE.xml : CONTENT_TYPE.wbxml
+    await publish(this.mqtt(), this.topic(to, 'dm'), payload, { contentType, userProperties: props })
+  }
+}
+
+function isHdrStatus(c: ParsedCommand): boolean {
+  return c.name === 'Status' && (c.cmdRef === '0' || c.cmd === 'SyncHdr')
+}
+
+function firstTarget(command: OutCommand | undefined): string | undefined {
+  return command && 'items' in command ? command.items?.[0]?.target : undefined
+}
+
+function sameBytes(a: string | Uint8Array, b: Buffer): boolean {
+  return typeof a === 'string' ? b.toString('utf8') === a : Buffer.compare(Buffer.from(a), b) === 0
+}
