@@ -1,0 +1,92 @@
+/**
+ * Protocol timings and limits of the session engine, in one place (node-coap `parameters.ts` style). Each engine
+ * instance takes its own copy (`sessionConstants(overrides)`), so thousands of engines in one process never share
+ * mutable settings and a test can shorten any of them.
+ */
+export interface SessionConstants {
+  /** SyncML DM version fields of every message we send (OMA DM Protocol 1.2, 8.1: VerDTD 1.2, VerProto DM/1.2). */
+  verDTD: string
+  verProto: string
+  /**
+   * How long we wait for the party's answer to a message we sent before sending it again with the same MsgID
+   * (binding.md §3: MQTT is at least once between a client and the broker only, not end to end).
+   */
+  sessionTimeoutMs: number
+  /** How many times a message is sent again after a timeout before the session fails. */
+  retransmitCount: number
+  /** A failed client-initiated session is retried after base · 2^n ms (n = failures so far), with jitter… */
+  retryBackoffBaseMs: number
+  /** …never more than this apart. */
+  retryBackoffCapMs: number
+  /**
+   * Answers to failed authentication per party: a token bucket refilled at this rate, holding at most
+   * `authFailureBurst` answers (binding.md §6: "a few per second; the rest is dropped and logged").
+   */
+  authFailureAnswersPerSecond: number
+  authFailureBurst: number
+  /** A failure rotates a party's nonce at most once in this many ms (binding.md §6). */
+  nonceRotationIntervalMs: number
+  /**
+   * Nonce counter values reserved (and persisted) ahead in one disk write (binding.md §6): a crash skips the
+   * rest of the block, so no nonce ever comes back, and only one session in this many costs a disk sync.
+   */
+  nonceReservationBlock: number
+  /** How often Package 1 is sent again with new credentials after the party challenged them (401/407). */
+  maxPackage1Resends: number
+  /** Our own MaxMsgSize (OMA DM RepPro 1.2, MetInf), announced in every SyncHdr; binding.md §2's 64 KiB default. */
+  maxMsgSize: number
+  /** Generic Alerts put in one Package 1; more stay queued for the next session. */
+  maxGenericAlertsPerPackage: number
+  /** Requests (opened sessions and pushed messages) that may wait behind a party's active session. */
+  maxQueuedPerParty: number
+  /**
+   * How long an ended session is remembered, so that a late duplicate of its messages is answered from it (or
+   * ignored) instead of starting a new session, and the same notification session id opens one session only
+   * (OMA DM Notification 1.2, 6.2.2.10).
+   */
+  endedSessionMemoryMs: number
+  /** Ended sessions and notification ids remembered per party (the oldest is forgotten first). */
+  endedSessionsPerParty: number
+  /** Parties tracked for rate limits and logs (least recently seen evicted), so a flood of names stays bounded. */
+  maxTrackedParties: number
+  /** A party with no account is logged at most once in this many ms (binding.md §4.1: logged, never answered). */
+  unknownPartyLogIntervalMs: number
+  /**
+   * When nonce bookkeeping alone dirtied the tree, it is flushed this long after, not before the reply: the
+   * counter reservation already guarantees that no nonce is issued twice (binding.md §6).
+   */
+  lazyFlushDelayMs: number
+}
+
+export const DEFAULT_SESSION_CONSTANTS: Readonly<SessionConstants> = Object.freeze({
+  verDTD: '1.2',
+  verProto: 'DM/1.2',
+  sessionTimeoutMs: 30_000,
+  retransmitCount: 3,
+  retryBackoffBaseMs: 5_000,
+  retryBackoffCapMs: 600_000,
+  authFailureAnswersPerSecond: 2,
+  authFailureBurst: 3,
+  nonceRotationIntervalMs: 1_000,
+  nonceReservationBlock: 64,
+  maxPackage1Resends: 2,
+  maxMsgSize: 65_536,
+  maxGenericAlertsPerPackage: 16,
+  maxQueuedPerParty: 8,
+  endedSessionMemoryMs: 600_000,
+  endedSessionsPerParty: 8,
+  maxTrackedParties: 1024,
+  unknownPartyLogIntervalMs: 60_000,
+  lazyFlushDelayMs: 30_000,
+})
+
+/** A private copy of the defaults with the given overrides applied; refuses values that cannot work. */
+export function sessionConstants(overrides: Partial<SessionConstants> = {}): SessionConstants {
+  const merged: SessionConstants = { ...DEFAULT_SESSION_CONSTANTS, ...overrides }
+  for (const [key, value] of Object.entries(merged)) {
+    if (typeof value === 'number' && !(value >= 0)) throw new RangeError(`session constant ${key} must be a number ≥ 0`)
+  }
+  if (merged.nonceReservationBlock < 1) throw new RangeError('session constant nonceReservationBlock must be ≥ 1')
+  if (merged.authFailureBurst < 1) throw new RangeError('session constant authFailureBurst must be ≥ 1')
+  return merged
+}

@@ -1,0 +1,148 @@
+import { basicCredential, parseBasicCredential } from '../auth/basic.ts'
+import { constantTimeEqual } from '../auth/compare.ts'
+import { computeHmacMac, formatHmacHeader, verifyHmac } from '../auth/hmac.ts'
+import { md5Digest, verifyMd5 } from '../auth/md5.ts'
+import { encodeNonce } from '../auth/nonce.ts'
+import { AUTH_TYPE } from '../codec/gwmo.ts'
+import type { Chal, Cred } from '../codec/syncml-model.ts'
+
+/**
+ * The device's credentials toward a party (its account's CLCRED) and the check of the party's credentials
+ * (its SRVCRED), as OMA DM Security 1.2 and dm-reference.md §2.6 define them. Pure: secrets and nonces are
+ * passed in; reading and storing them is the session's business.
+ */
+
+/** An `AppAuth/<y>` entry of an account (DMAcc, dm-reference.md §4.1). */
+export interface AuthEntry {
+  /** URI of the `AppAuth/<y>` node. */
+  uri: string
+  /** `CLCRED`, `SRVCRED`, … */
+  level: string
+  /** AAuthType: `DIGEST`, `BASIC`, `HMAC`, … */
+  type: string
+  name?: string
+}
+
+/** The three DM-level schemes (AAuthType ↔ Meta/Type of Cred and Chal). */
+export type AuthScheme = 'md5' | 'basic' | 'hmac'
+
+export function schemeOfAAuthType(type: string): AuthScheme | undefined {
+  switch (type.trim().toUpperCase()) {
+    case 'DIGEST':
+      return 'md5'
+    case 'BASIC':
+      return 'basic'
+    case 'HMAC':
+      return 'hmac'
+    default:
+      return undefined
+  }
+}
+
+export function schemeOfMetaType(type: string | undefined): AuthScheme | undefined {
+  // A Cred without Meta/Type is syncml:auth-basic (OMA DM RepPro 1.2, Cred: basic is the default type).
+  const t = (type ?? AUTH_TYPE.BASIC).trim().toLowerCase()
+  if (t === AUTH_TYPE.MD5.toLowerCase()) return 'md5'
+  if (t === AUTH_TYPE.BASIC.toLowerCase()) return 'basic'
+  if (t === AUTH_TYPE.HMAC.toLowerCase()) return 'hmac'
+  return undefined
+}
+
+const META_TYPE: Record<AuthScheme, string> = { md5: AUTH_TYPE.MD5, basic: AUTH_TYPE.BASIC, hmac: AUTH_TYPE.HMAC }
+
+/** Whether a scheme uses nonces (basic does not: its Chal carries none). */
+export function usesNonce(scheme: AuthScheme): boolean {
+  return scheme !== 'basic'
+}
+
+/**
+ * Which of an account's entries of one level to use: the one of the type asked for (a Chal's, or the type of
+ * the credentials the party sent), else
+ * the one AAuthPref names (dm-reference.md §2.6: it saves a round trip), else the first DM-level one.
+ */
+export function chooseEntry(entries: readonly AuthEntry[], options: { type?: string | undefined; pref?: string | undefined }): AuthEntry | undefined {
+  const usable = entries.filter((e) => schemeOfAAuthType(e.type) !== undefined)
+  const wanted = schemeOfMetaType(options.type)
+  if (options.type !== undefined && wanted !== undefined) {
+    const match = usable.find((e) => schemeOfAAuthType(e.type) === wanted)
+    if (match) return match
+  }
+  if (options.pref !== undefined) {
+    const match = usable.find((e) => e.type.trim().toUpperCase() === options.pref!.trim().toUpperCase())
+    if (match) return match
+  }
+  return usable[0]
+}
+
+/** What goes with a message we send: a Cred in the SyncHdr (md5, basic), or an HMAC over the bytes. */
+export type OutboundAuth =
+  | { scheme: 'md5' | 'basic'; username: string; cred: Cred }
+  | { scheme: 'hmac'; username: string; sign: (payload: Uint8Array) => Record<string, string> }
+
+/** Our credentials for one message, from the CLCRED entry, its secret and the nonce the party gave us. */
+export function outboundAuth(scheme: AuthScheme, username: string, secret: string, nonce: Uint8Array): OutboundAuth {
+  switch (scheme) {
+    case 'md5':
+      return { scheme, username, cred: { meta: { type: AUTH_TYPE.MD5, format: 'b64' }, data: md5Digest(username, secret, nonce) } }
+    case 'basic':
+      return { scheme, username, cred: { meta: { type: AUTH_TYPE.BASIC, format: 'b64' }, data: basicCredential(username, secret) } }
+    case 'hmac':
+      return {
+        scheme,
+        username,
+        sign: (payload) => ({
+          [HMAC_PROPERTY]: formatHmacHeader({ username, mac: computeHmacMac(username, secret, nonce, payload) }),
+        }),
+      }
+  }
+}
+
+/** The MQTT 5 user property that carries the `x-syncml-hmac` transport header (binding.md §2). */
+export const HMAC_PROPERTY = 'x-syncml-hmac'
+
+/** A challenge for the party (OMA DM Protocol 1.2, 9.3: a 401/407 MUST carry one; 212 MAY). */
+export function challenge(scheme: AuthScheme, nonce: Uint8Array | undefined): Chal {
+  const meta: Chal['meta'] = { type: META_TYPE[scheme], format: 'b64' }
+  if (nonce !== undefined && usesNonce(scheme)) meta.nextNonce = encodeNonce(nonce)
+  return { meta }
+}
+
+export type PartyCheck =
+  | { ok: true; scheme: AuthScheme }
+  /** 407: no credentials at all; 401: wrong ones, or of another type than the account's SRVCRED. */
+  | { ok: false; code: 401 | 407; scheme: AuthScheme; reason: string }
+
+/**
+ * Checks a party's credentials for one message against its SRVCRED: `Cred` in the SyncHdr for md5 and basic,
+ * the `x-syncml-hmac` property over the payload bytes for HMAC (DM Security 1.2, 5.1.3). `nonce` is the one
+ * the device gave that party.
+ */
+export function checkParty(input: {
+  scheme: AuthScheme
+  username: string
+  secret: string
+  nonce: Uint8Array
+  cred?: Cred
+  hmacHeader?: string
+  payload: Uint8Array
+}): PartyCheck {
+  const { scheme, username, secret, nonce } = input
+  if (scheme === 'hmac') {
+    if (input.hmacHeader === undefined) return { ok: false, code: 407, scheme, reason: 'no x-syncml-hmac' }
+    return verifyHmac(input.hmacHeader, secret, nonce, input.payload, username)
+      ? { ok: true, scheme }
+      : { ok: false, code: 401, scheme, reason: 'hmac mismatch' }
+  }
+  const cred = input.cred
+  if (cred === undefined) return { ok: false, code: 407, scheme, reason: 'no Cred' }
+  if (schemeOfMetaType(cred.meta?.type) !== scheme) return { ok: false, code: 401, scheme, reason: 'Cred of another type' }
+  if (scheme === 'md5') {
+    return verifyMd5(cred.data, username, secret, nonce) ? { ok: true, scheme } : { ok: false, code: 401, scheme, reason: 'digest mismatch' }
+  }
+  const basic = parseBasicCredential(cred.data)
+  // Both halves are compared whatever the first gives, so the time taken does not tell which one was wrong.
+  const nameOk = constantTimeEqual(basic?.username ?? '', username)
+  const passwordOk = constantTimeEqual(basic?.password ?? '', secret)
+  const good = basic !== undefined && nameOk && passwordOk
+  return good ? { ok: true, scheme } : { ok: false, code: 401, scheme, reason: 'basic credentials mismatch' }
+}

@@ -1,0 +1,21 @@
+import type { ItemCommand } from '../../codec/syncml-model.ts'
+import type { HandlerContext } from './context.ts'
+import { forEachItem } from './items.ts'
+
+/** 406 "Optional feature not supported": copying an interior node's subtree is not offered. */
+const SUBTREE_COPY = 406
+
+/**
+ * Copy (OMA DM Protocol 1.2, 6.6.3): the Source leaf's value goes to the Target, added when the Target does not
+ * exist and replaced when it does. The source is read with the party's own rights, so Copy never reveals what
+ * Get would not (AAuthSecret and AAuthData are unreadable to everyone).
+ */
+export function handleCopy(cmd: ItemCommand, ctx: HandlerContext): void {
+  forEachItem(cmd, ctx, { write: true, needsSource: true }, (item, target) => {
+    const source = ctx.ops.get(item.source!.locUri, ctx.principal)
+    if (source.status !== 200 || source.value === undefined) return source.status
+    if (source.value.format === 'node') return SUBTREE_COPY
+    const added = ctx.ops.add(target, source.value, ctx.principal)
+    return added === 418 ? ctx.ops.replace(target, source.value, ctx.principal) : added
+  })
+}

@@ -1,0 +1,49 @@
+import type { Item, ItemCommand } from '../../codec/syncml-model.ts'
+import type { NodeFormat, NodeValue } from '../../tree/types.ts'
+import type { HandlerContext } from './context.ts'
+
+/** DM TND 1.2 formats (`Meta/Format`). */
+const NODE_FORMATS: ReadonlySet<string> = new Set<NodeFormat>([
+  'b64', 'bin', 'bool', 'chr', 'int', 'node', 'null', 'xml', 'date', 'time', 'float',
+])
+
+/** Status 415 "Unsupported media type or format" (OMA DM RepPro 1.2, 10.3) for a format the tree does not know. */
+export const UNSUPPORTED_FORMAT = 415
+/** Status 400: a command whose Item lacks the Target (or Source) it needs. */
+export const BAD_REQUEST = 400
+
+/**
+ * The node value an Add/Replace item writes: Format and Type from the item's Meta, else the command's
+ * (RepPro 1.2, 5.4: an Item's Meta overrides the command's); `chr` when neither says.
+ */
+export function nodeValue(cmd: ItemCommand, item: Item): NodeValue | undefined {
+  const format = (item.meta?.format ?? cmd.meta?.format ?? 'chr').trim()
+  if (!NODE_FORMATS.has(format)) return undefined
+  const value: NodeValue = { format: format as NodeFormat }
+  const type = item.meta?.type ?? cmd.meta?.type
+  if (type !== undefined) value.type = type
+  if (item.data !== undefined && format !== 'node') value.data = item.data
+  return value
+}
+
+/**
+ * Runs one tree operation per Item and answers each with its own Status, naming the item by TargetRef (and
+ * SourceRef where it has a Source), as binding.md §3 asks: every command gets its tree's code.
+ */
+export function forEachItem(
+  cmd: ItemCommand,
+  ctx: HandlerContext,
+  options: { write: boolean; needsSource?: boolean },
+  run: (item: Item, target: string) => number,
+): void {
+  for (const item of cmd.items) {
+    const target = item.target?.locUri
+    const source = item.source?.locUri
+    const refs = { ...(target !== undefined && { targetRef: target }), ...(source !== undefined && { sourceRef: source }) }
+    if (target === undefined || (options.needsSource && source === undefined)) {
+      ctx.reply.status(cmd, BAD_REQUEST, refs)
+      continue
+    }
+    ctx.reply.status(cmd, run(item, target), { ...refs, write: options.write })
+  }
+}

@@ -1,0 +1,45 @@
+import { ALERT, buildGenericAlert } from '../codec/gwmo.ts'
+import type { Alert, Item, ItemCommand } from '../codec/syncml-model.ts'
+import type { TreeOps } from '../tree/types.ts'
+import type { PendingAlert } from './agent-state.ts'
+
+/**
+ * The device's own commands of Package 1 (OMA DM Protocol 1.2, 8.2; binding.md §3): the session Alert, the
+ * DevInfo Replace, and the Generic Alerts waiting for the party. CmdIDs are given when the message is built.
+ */
+
+const DEVINFO = './DevInfo'
+
+/** `Alert 1201` (client-initiated) or `Alert 1200` (answering a DM Notification, or a pushed session). */
+export function sessionAlert(code: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): Alert {
+  return { kind: 'Alert', cmdId: '', data: code, items: [] }
+}
+
+/**
+ * `Replace` of the DevInfo leaves, one Item per node with Source/LocURI = the node URI (DM Protocol 1.2, 8.2:
+ * "DevInfo sent with Replace, one Item per DevInfo node"), interior nodes (`Ext`, `Bearer`) walked through.
+ */
+export function devInfoReplace(tree: TreeOps): ItemCommand {
+  const items: Item[] = []
+  const walk = (uri: string, depth: number) => {
+    for (const name of tree.children(uri) ?? []) {
+      const child = `${uri}/${name}`
+      const got = tree.get(child, 'device')
+      if (got.status !== 200 || got.value === undefined) continue
+      if (got.value.format === 'node') {
+        if (depth < 8) walk(child, depth + 1)
+        continue
+      }
+      const meta: Item['meta'] = { format: got.value.format }
+      if (got.value.type !== undefined) meta.type = got.value.type
+      items.push({ source: { locUri: child }, meta, data: got.value.data ?? '' })
+    }
+  }
+  walk(DEVINFO, 0)
+  return { kind: 'Replace', cmdId: '', items }
+}
+
+/** A queued Generic Alert as an `Alert 1226` command (DM Protocol 1.2, 8.7). */
+export function genericAlertCommand(pending: PendingAlert): Alert {
+  return buildGenericAlert({ cmdId: '', ...pending.alert })
+}

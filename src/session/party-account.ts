@@ -1,0 +1,87 @@
+import type { TreeOps } from '../tree/types.ts'
+import type { AuthEntry } from './credentials.ts'
+
+/**
+ * The parts of a party's `./DMAcc/<x>` account a session needs (DMAcc MO, dm-reference.md §4.1): where to
+ * send, and every `AppAuth/<y>` entry (an account may hold several per level; AAuthPref and the party's
+ * Chal choose among them). Read as the device principal; secrets and nonces through `readSecret`.
+ */
+export interface PartyAccount {
+  serverId: string
+  /** `./DMAcc/<x>` */
+  uri: string
+  /** The first `mqtt://`/`mqtts://` AppAddr (binding.md §2), if any. */
+  address?: string
+  authPref?: string
+  /** CLCRED entries: the device's credentials toward the party. */
+  clientEntries: AuthEntry[]
+  /** SRVCRED entries: the party's credentials toward the device. */
+  serverEntries: AuthEntry[]
+}
+
+const DMACC = './DMAcc'
+const MQTT_URL = /^mqtts?:\/\//i
+
+function leaf(tree: TreeOps, uri: string): string | undefined {
+  const got = tree.get(uri, 'device')
+  if (got.status !== 200 || got.value === undefined || got.value.format === 'node') return undefined
+  const data = got.value.data
+  if (data === undefined) return ''
+  return typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
+}
+
+/** The account whose ServerID is `serverId`, or undefined. */
+export function findPartyAccount(tree: TreeOps, serverId: string): PartyAccount | undefined {
+  for (const x of tree.children(DMACC) ?? []) {
+    const uri = `${DMACC}/${x}`
+    if (leaf(tree, `${uri}/ServerID`) !== serverId) continue
+    const account: PartyAccount = { serverId, uri, clientEntries: [], serverEntries: [] }
+    for (const y of tree.children(`${uri}/AppAddr`) ?? []) {
+      const addr = leaf(tree, `${uri}/AppAddr/${y}/Addr`)
+      if (addr !== undefined && MQTT_URL.test(addr)) {
+        account.address = addr
+        break
+      }
+    }
+    const pref = leaf(tree, `${uri}/AAuthPref`)
+    if (pref !== undefined && pref !== '') account.authPref = pref
+    for (const y of tree.children(`${uri}/AppAuth`) ?? []) {
+      const entryUri = `${uri}/AppAuth/${y}`
+      const level = leaf(tree, `${entryUri}/AAuthLevel`)
+      const type = leaf(tree, `${entryUri}/AAuthType`)
+      if (level === undefined || type === undefined) continue
+      const entry: AuthEntry = { uri: entryUri, level, type }
+      const name = leaf(tree, `${entryUri}/AAuthName`)
+      if (name !== undefined) entry.name = name
+      if (level === 'CLCRED') account.clientEntries.push(entry)
+      else if (level === 'SRVCRED') account.serverEntries.push(entry)
+    }
+    return account
+  }
+  return undefined
+}
+
+/** An entry's AAuthSecret as text ('' when there is none). */
+export function readEntrySecret(tree: TreeOps, entry: AuthEntry): string {
+  const secret = tree.readSecret(`${entry.uri}/AAuthSecret`)
+  if (secret === undefined) return ''
+  return typeof secret === 'string' ? secret : Buffer.from(secret).toString('utf8')
+}
+
+/**
+ * An entry's AAuthData, the nonce (format `bin`: its octets; a `chr` value, as a bootstrap may write it, is
+ * taken as its UTF-8 octets). No nonce stored is the empty nonce, the factory default both sides start from.
+ */
+export function readEntryNonce(tree: TreeOps, entry: AuthEntry): Uint8Array {
+  const data = tree.readSecret(`${entry.uri}/AAuthData`)
+  if (data === undefined) return new Uint8Array(0)
+  return typeof data === 'string' ? new Uint8Array(Buffer.from(data, 'utf8')) : data
+}
+
+/** Stores a nonce in an entry's AAuthData as the device (binary, `bin`); the tree's status code. */
+export function storeEntryNonce(tree: TreeOps, entry: AuthEntry, nonce: Uint8Array): number {
+  const uri = `${entry.uri}/AAuthData`
+  const value = { format: 'bin' as const, data: nonce }
+  const replaced = tree.replace(uri, value, 'device')
+  return replaced === 404 ? tree.add(uri, value, 'device') : replaced
+}

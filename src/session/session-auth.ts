@@ -1,0 +1,191 @@
+import { decodeNonce } from '../auth/nonce.ts'
+import { AUTH_TYPE } from '../codec/gwmo.ts'
+import type { Chal, Status, SyncMLMessage } from '../codec/syncml-model.ts'
+import type { TreeOps } from '../tree/types.ts'
+import {
+  challenge,
+  checkParty,
+  chooseEntry,
+  HMAC_PROPERTY,
+  outboundAuth,
+  schemeOfAAuthType,
+  usesNonce,
+  type AuthEntry,
+  type AuthScheme,
+  type OutboundAuth,
+} from './credentials.ts'
+import type { NonceIssuer } from './nonces.ts'
+import { readEntryNonce, readEntrySecret, storeEntryNonce, type PartyAccount } from './party-account.ts'
+
+/**
+ * Authentication both ways within one session (OMA DM Protocol 1.2, 9; DM Security 1.2; binding.md §6).
+ * Credentials are read when the session starts: changed AAuthName or AAuthSecret apply from the next session.
+ */
+
+export type PartyVerdict =
+  | { ok: true; scheme: AuthScheme | undefined; already: boolean }
+  /** `challengeable` is false for an account without SRVCRED: nothing the party sends could authenticate it. */
+  | { ok: false; code: 401 | 407; scheme: AuthScheme; challengeable: boolean; reason: string }
+
+/** The party's side: checks its credentials against SRVCRED and hands out its nonces. */
+export class PartyAuthenticator {
+  authenticated = false
+  scheme: AuthScheme | undefined
+  /** The nonce the party authenticates with in this session (a 212 nonce serves from the next session on). */
+  #nonce: Uint8Array | undefined
+  #entry: AuthEntry | undefined
+  /** Whether a nonce was written to the tree (the manager flushes such bookkeeping lazily). */
+  nonceWritten = false
+
+  constructor(
+    private readonly tree: TreeOps,
+    private readonly nonces: NonceIssuer,
+    private readonly party: string,
+    private readonly account: PartyAccount | undefined,
+  ) {}
+
+  /** Checks one inbound message; no side effect (a failure is answered, and costs a nonce, only if the caller says). */
+  verify(msg: SyncMLMessage, payload: Uint8Array, properties: Record<string, string>): PartyVerdict {
+    if (this.authenticated && this.scheme !== 'hmac') return { ok: true, scheme: this.scheme, already: true }
+    const hmacHeader = properties[HMAC_PROPERTY]
+    const cred = msg.hdr.cred
+    // The entry the party's credentials are of (an account may hold several SRVCRED entries); HMAC, once in
+    // use, stays for the whole session (DM Security 1.2, 5.1.3).
+    const used = this.scheme === 'hmac' || hmacHeader !== undefined ? AUTH_TYPE.HMAC : cred ? (cred.meta?.type ?? AUTH_TYPE.BASIC) : undefined
+    const entry = this.scheme === 'hmac' ? this.#entry : chooseEntry(this.account?.serverEntries ?? [], { type: used })
+    if (entry === undefined) {
+      return { ok: false, code: cred || hmacHeader ? 401 : 407, scheme: 'md5', challengeable: false, reason: 'no SRVCRED for this party' }
+    }
+    const scheme = schemeOfAAuthType(entry.type)!
+    this.#entry = entry
+    this.#nonce ??= readEntryNonce(this.tree, entry)
+    const check = checkParty({
+      scheme,
+      username: entry.name ?? this.party,
+      secret: readEntrySecret(this.tree, entry),
+      nonce: this.#nonce,
+      ...(cred !== undefined && { cred }),
+      ...(hmacHeader !== undefined && { hmacHeader }),
+      payload,
+    })
+    if (check.ok) return { ok: true, scheme, already: false }
+    return { ok: false, code: check.code, scheme, challengeable: true, reason: check.reason }
+  }
+
+  /**
+   * After a successful check: the SyncHdr Status. The first time in a session, 212 with a fresh NextNonce for
+   * the next session (binding.md §6); with HMAC, 200 and a fresh nonce for every message (DM Security 1.2, 5.1.3).
+   */
+  async accept(verdict: Extract<PartyVerdict, { ok: true }>): Promise<{ code: number; chal?: Chal }> {
+    if (verdict.already || verdict.scheme === undefined) return { code: 200 }
+    const first = !this.authenticated
+    this.authenticated = true
+    this.scheme = verdict.scheme
+    if (verdict.scheme === 'hmac') {
+      const fresh = await this.#rotate()
+      this.#nonce = fresh
+      return { code: 200, chal: challenge('hmac', fresh) }
+    }
+    if (!first) return { code: 200 }
+    if (!usesNonce(verdict.scheme)) return { code: 212 }
+    return { code: 212, chal: challenge(verdict.scheme, await this.#rotate()) }
+  }
+
+  /**
+   * The Chal for a failure the device answers (OMA DM Protocol 1.2, 9.3: a 401/407 MUST carry one): with a
+   * new nonce when `mayRotate` allows it (at most once a second per party, binding.md §6), else the current one.
+   */
+  async failureChallenge(verdict: Extract<PartyVerdict, { ok: false }>, mayRotate: () => boolean): Promise<Chal | undefined> {
+    if (!verdict.challengeable) return undefined
+    if (!usesNonce(verdict.scheme)) return challenge(verdict.scheme, undefined)
+    if (mayRotate()) this.#nonce = await this.#rotate()
+    return challenge(verdict.scheme, this.#nonce)
+  }
+
+  async #rotate(): Promise<Uint8Array> {
+    const fresh = await this.nonces.issue()
+    if (this.#entry !== undefined) {
+      storeEntryNonce(this.tree, this.#entry, fresh)
+      this.nonceWritten = true
+    }
+    return fresh
+  }
+}
+
+export type HeaderStatusEffect = 'accepted' | 'challenged' | 'refused'
+
+/** The device's side: its credentials toward the party (CLCRED), and what the party's SyncHdr Status says. */
+export class DeviceCredentials {
+  authenticated = false
+  #entry: AuthEntry | undefined
+  #secret = ''
+  #nonce: Uint8Array = new Uint8Array(0)
+  /** Cred goes with every message until a 212 (DM Protocol 1.2, 9.3: after 200 the same credentials again). */
+  #sendCred = true
+  nonceWritten = false
+
+  constructor(
+    private readonly tree: TreeOps,
+    private readonly account: PartyAccount | undefined,
+    private readonly deviceId: string,
+  ) {
+    this.#select(undefined)
+  }
+
+  /** What our next message carries: a Cred, an HMAC signer, or nothing (no CLCRED, or no longer needed). */
+  outbound(): OutboundAuth | undefined {
+    const entry = this.#entry
+    if (entry === undefined) return undefined
+    const scheme = schemeOfAAuthType(entry.type)!
+    if (!this.#sendCred && scheme !== 'hmac') return undefined
+    return outboundAuth(scheme, entry.name ?? this.deviceId, this.#secret, this.#nonce)
+  }
+
+  /** The user name the device authenticates with (SyncHdr/Source/LocName), if it has credentials. */
+  get username(): string | undefined {
+    return this.#entry === undefined ? undefined : (this.#entry.name ?? this.deviceId)
+  }
+
+  /**
+   * Reads the party's Status for our SyncHdr. A NextNonce is used from then on within the session; it is
+   * stored for later sessions only when the party authenticated itself (dm-reference.md §2.6: a nonce from an
+   * unauthenticated peer is used, never stored).
+   */
+  onHeaderStatus(status: Status, partyAuthenticated: boolean): HeaderStatusEffect {
+    const code = status.data.trim()
+    const chal = status.chal?.meta
+    const nonce = chal?.nextNonce !== undefined ? decodeNonce(chal.nextNonce) : undefined
+    if (code === '401' || code === '407') {
+      this.#select(chal?.type)
+      if (nonce !== undefined) this.#useNonce(nonce, partyAuthenticated)
+      this.#sendCred = true
+      this.authenticated = false
+      return 'challenged'
+    }
+    if (code === '212' || code === '200') {
+      this.authenticated = true
+      if (code === '212') this.#sendCred = false
+      if (nonce !== undefined) this.#useNonce(nonce, partyAuthenticated)
+      return 'accepted'
+    }
+    return 'refused'
+  }
+
+  #select(chalType: string | undefined): void {
+    const entries = this.account?.clientEntries ?? []
+    const entry = chooseEntry(entries, { type: chalType, pref: this.account?.authPref }) ?? this.#entry
+    if (entry === this.#entry) return
+    this.#entry = entry
+    if (entry === undefined) return
+    this.#secret = readEntrySecret(this.tree, entry)
+    this.#nonce = readEntryNonce(this.tree, entry)
+  }
+
+  #useNonce(nonce: Uint8Array, store: boolean): void {
+    this.#nonce = nonce
+    if (store && this.#entry !== undefined) {
+      storeEntryNonce(this.tree, this.#entry, nonce)
+      this.nonceWritten = true
+    }
+  }
+}
