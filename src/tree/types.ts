@@ -54,6 +54,11 @@ export interface ValidationFailure {
  * Transactions nest: a commit of an inner one folds it into the outer one.
  */
 export interface Transaction extends TreeOps {
+  /**
+   * Opens a transaction nested in this one (DM `Atomic` inside a message). While it is open this one refuses
+   * writes (500); opening another rolls the open one back.
+   */
+  begin(): Transaction
   /** Validates every changed account; on failure nothing is applied and the failure says why. */
   commit(): { ok: true } | { ok: false; failure: ValidationFailure }
   rollback(): void

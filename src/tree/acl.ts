@@ -1,0 +1,62 @@
+/**
+ * Access control lists as OMA DM TND 1.2, 7.7.1 defines them: `Add=*&Get=srv1+srv2&Replace=srv1`, inherited
+ * from the nearest ancestor that has a value, `*` granting any server.
+ */
+import { parentPath, type NodeView } from './node.ts'
+import type { Principal } from './types.ts'
+
+export type AclCommand = 'Add' | 'Delete' | 'Exec' | 'Get' | 'Replace'
+
+const COMMANDS: ReadonlySet<string> = new Set(['Add', 'Delete', 'Exec', 'Get', 'Replace'])
+/** TND 1.2, 7.7.1.5: "All printable characters except '=', '&', '*', '+' or white-space characters". */
+const SERVER_ID = /^[\x21-\x7e\u00a1-\uffff]+$/
+const FORBIDDEN_IN_ID = /[=&*+]/
+
+/** Whether `value` follows the ACL grammar of TND 1.2, 7.7.1.5 (an empty value means "inherit"). */
+export function isValidAcl(value: string): boolean {
+  if (value === '') return true
+  for (const entry of value.split('&')) {
+    const eq = entry.indexOf('=')
+    if (eq < 0 || !COMMANDS.has(entry.slice(0, eq))) return false
+    for (const id of entry.slice(eq + 1).split('+')) {
+      if (id === '*') continue
+      if (!SERVER_ID.test(id) || FORBIDDEN_IN_ID.test(id)) return false
+    }
+  }
+  return true
+}
+
+/** Whether an ACL value grants `command` to `serverId` (a `*` entry overrides named ones, TND 7.7.1.5). */
+export function aclGrants(acl: string, command: AclCommand, serverId: string): boolean {
+  for (const entry of acl.split('&')) {
+    const eq = entry.indexOf('=')
+    if (eq < 0 || entry.slice(0, eq) !== command) continue
+    for (const id of entry.slice(eq + 1).split('+')) if (id === '*' || id === serverId) return true
+  }
+  return false
+}
+
+/**
+ * The ACL in force at `path`: its own, or that of the nearest ancestor with one. A path that does not exist
+ * yet inherits the same way, so a missing node answers as the node would once added.
+ */
+export function effectiveAcl(view: NodeView, path: string): string {
+  let p = path
+  for (;;) {
+    const acl = view.node(p)?.a
+    if (acl) return acl
+    if (p === '') return ''
+    p = parentPath(p)
+  }
+}
+
+/** Whether `principal` may perform `command` on `path`; the device itself is not held to ACLs. */
+export function allowed(view: NodeView, path: string, command: AclCommand, principal: Principal): boolean {
+  if (principal === 'device') return true
+  return aclGrants(effectiveAcl(view, path), command, principal.serverId)
+}
+
+/** The ACL a server gets on what it creates, so that it can manage the node afterwards. */
+export function creatorAcl(serverId: string): string {
+  return `Add=${serverId}&Delete=${serverId}&Get=${serverId}&Replace=${serverId}`
+}

@@ -1,0 +1,13 @@
+/** The management tree: its contract, the tree itself, accounts, bootstrap and persistence. */
+export type * from './types.ts'
+export { ManagementTree, type OpenOptions, type OpenResult, type RestoreResult, type TreeOptions } from './tree.ts'
+export type { ExecHandler } from './operations.ts'
+export { createStandardTree, type StandardTreeOptions } from './standard-tree.ts'
+export {
+  readAccounts, findAccount, markGateway, setNonce, type Account, type AccountAddress, type AccountRole, type AuthEntry,
+} from './accounts.ts'
+export { applyBootstrap, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
+export { serializeTree, restoreTree, TREE_FILE_VERSION } from './persistence.ts'
+export { AtomicFileStore } from './file-store.ts'
+export { MemoryStore } from './memory-store.ts'
+export { parseUri, type ParsedUri, type NodeProperty, type UriLimits } from './uri.ts'

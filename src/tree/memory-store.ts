@@ -1,0 +1,22 @@
+/** A `TreeStore` in memory, for tests and for trees that need not survive the process (a fleet simulator). */
+import type { TreeStore } from './types.ts'
+
+export class MemoryStore implements TreeStore {
+  private bytes: Uint8Array | undefined
+  /** How many saves completed; lets tests see that a flush coalesced or skipped. */
+  saves = 0
+
+  constructor(initial?: Uint8Array) {
+    this.bytes = initial?.slice()
+  }
+
+  load(): Promise<Uint8Array | undefined> {
+    return Promise.resolve(this.bytes?.slice())
+  }
+
+  save(bytes: Uint8Array): Promise<void> {
+    this.bytes = bytes.slice()
+    this.saves++
+    return Promise.resolve()
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The stored form of one node, and the read/write views the operations work on. Thousands of trees share one
+ * process, so a node is one small fixed-shape object (no closures, no child arrays): children are found from
+ * the paths themselves.
+ */
+import type { NodeFormat } from './types.ts'
+
+/**
+ * One node. `f` is `node` for an interior node; `t` its MIME type or DDF name (absent: `text/plain` for a
+ * leaf); `d` a leaf's data; `a` its ACL (absent: inherited from the nearest ancestor that has one, DM TND 1.2
+ * 7.7.1). Nodes are never mutated once stored: a change stores a new one.
+ */
+export class TreeNode {
+  constructor(
+    readonly f: NodeFormat,
+    readonly t: string | undefined,
+    readonly d: string | Uint8Array | undefined,
+    readonly a: string | undefined,
+  ) {}
+}
+
+/** Read access to a set of nodes keyed by path (`''` is the root, `DevInfo/DevId` a node below it). */
+export interface NodeView {
+  node(path: string): TreeNode | undefined
+  /** Names of the direct children of `path`, in creation order. */
+  childNames(path: string): string[]
+  /** How many nodes the view holds, the root included. */
+  size(): number
+}
+
+/** A view whose changes are recorded (a transaction's working copy). */
+export interface WritableView extends NodeView {
+  put(path: string, node: TreeNode): void
+  /** Removes one node; the caller removes the descendants first. */
+  remove(path: string): void
+}
+
+export function parentPath(path: string): string {
+  const slash = path.lastIndexOf('/')
+  return slash < 0 ? '' : path.slice(0, slash)
+}
+
+export function childPath(parent: string, name: string): string {
+  return parent === '' ? name : parent + '/' + name
+}
+
+/** The URI form of a path, as messages and reasons show it. */
+export function pathToUri(path: string): string {
+  return path === '' ? '.' : './' + path
+}
+
+export function depthOf(path: string): number {
+  if (path === '') return 0
+  let depth = 1
+  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 47) depth++
+  return depth
+}
+
+/** Whether `key` is a direct child of `parent` (given `prefix` = `parent` + `/`, or `''` for the root). */
+export function isDirectChild(key: string, prefix: string): boolean {
+  return key.length > prefix.length && key.startsWith(prefix) && key.indexOf('/', prefix.length) < 0
+}
+
+/** Every descendant of `path` in `view`, deepest first, so that removing them in order never orphans one. */
+export function descendantsDeepestFirst(view: NodeView, path: string): string[] {
+  const out: string[] = []
+  const walk = (p: string): void => {
+    for (const name of view.childNames(p)) {
+      const child = childPath(p, name)
+      walk(child)
+      out.push(child)
+    }
+  }
+  walk(path)
+  return out
+}
+
+/** The committed nodes of a tree: a Map of path → node, parents always inserted before their children. */
+export class MapView implements NodeView {
+  constructor(readonly nodes: Map<string, TreeNode>) {}
+
+  node(path: string): TreeNode | undefined {
+    return this.nodes.get(path)
+  }
+
+  childNames(path: string): string[] {
+    const prefix = path === '' ? '' : path + '/'
+    const names: string[] = []
+    for (const key of this.nodes.keys()) if (isDirectChild(key, prefix)) names.push(key.slice(prefix.length))
+    return names
+  }
+
+  size(): number {
+    return this.nodes.size
+  }
+}

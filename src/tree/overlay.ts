@@ -1,0 +1,52 @@
+/**
+ * A set of pending changes over another view: the working copy of a transaction. Reads fall through to the
+ * view below for any path the overlay has not changed; `null` marks a removed node.
+ */
+import { childPath, isDirectChild, type NodeView, type TreeNode, type WritableView } from './node.ts'
+
+export class Overlay implements WritableView {
+  /** Path → new node, or `null` when removed; in the order the paths were first changed. */
+  readonly changes = new Map<string, TreeNode | null>()
+  /** Nodes added minus nodes removed, relative to the view below. */
+  delta = 0
+
+  constructor(readonly below: NodeView) {}
+
+  node(path: string): TreeNode | undefined {
+    const changed = this.changes.get(path)
+    if (changed !== undefined) return changed ?? undefined
+    return this.below.node(path)
+  }
+
+  childNames(path: string): string[] {
+    if (this.changes.size === 0) return this.below.childNames(path)
+    const names = this.below.childNames(path).filter((name) => this.changes.get(childPath(path, name)) !== null)
+    const prefix = path === '' ? '' : path + '/'
+    for (const [key, value] of this.changes) {
+      if (value !== null && isDirectChild(key, prefix) && this.below.node(key) === undefined) {
+        names.push(key.slice(prefix.length))
+      }
+    }
+    return names
+  }
+
+  size(): number {
+    return this.below.size() + this.delta
+  }
+
+  put(path: string, node: TreeNode): void {
+    if (this.node(path) === undefined) this.delta++
+    this.changes.set(path, node)
+  }
+
+  remove(path: string): void {
+    if (this.node(path) !== undefined) this.delta--
+    this.changes.set(path, null)
+  }
+
+  /** Takes over the changes of an overlay stacked on this one (a nested transaction's commit). */
+  absorb(inner: Overlay): void {
+    for (const [key, value] of inner.changes) this.changes.set(key, value)
+    this.delta += inner.delta
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * The management tree (OMA DM TND 1.2): committed nodes in one Map, every write a transaction, and a dirty
+ * flag that says when the tree differs from what its store holds.
+ */
+import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
+import { depthOf, MapView, parentPath, pathToUri, TreeNode, type NodeView } from './node.ts'
+import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
+import { Overlay } from './overlay.ts'
+import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
+import { TreeTransaction, type CommitResult, type TransactionRoot } from './transaction.ts'
+import { NO_URI_LIMITS, parseUri, type UriLimits } from './uri.ts'
+import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, TreeOps, TreeStore } from './types.ts'
+
+export interface TreeOptions {
+  /** Most nodes the tree may hold; an Add past it answers 420 (Device full). Default 2000. */
+  maxNodes?: number
+  /** The root's ACL (TND 1.2, 7.7.1.1: the root always has one). Default `Get=*`. */
+  rootAcl?: string
+}
+
+export interface OpenOptions extends TreeOptions {
+  /** Builds the tree of a first start, when the store holds nothing yet. */
+  factory: () => ManagementTree | { error: string }
+}
+
+export type OpenResult = { ok: true; tree: ManagementTree; created: boolean } | { ok: false; error: string }
+export type RestoreResult = { ok: true; tree: ManagementTree } | { ok: false; error: string }
+
+const DEFAULT_MAX_NODES = 2000
+
+export class ManagementTree implements TreeOps, TransactionRoot {
+  /** @internal The committed nodes; read by the transactions and the persistence layer. */
+  readonly committed: MapView
+  readonly maxNodes: number
+  private store: TreeStore | undefined
+  /** Bumped by every commit that changed something; `durable` is the last one the store holds. */
+  private generation = 0
+  private durable = 0
+  private saving: Promise<void> | undefined
+  private savingGeneration = 0
+  private queued: Promise<void> | undefined
+  private execHandlers: Map<string, ExecHandler> | undefined
+
+  constructor(options: TreeOptions = {}, nodes?: Map<string, TreeNode>) {
+    this.maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES
+    this.committed = new MapView(nodes ?? new Map([['', new TreeNode('node', undefined, undefined, options.rootAcl ?? 'Get=*')]]))
+  }
+
+  /**
+   * Loads the tree from `store`, or builds the factory tree and stores it when the store is empty. A stored
+   * tree that is corrupt, of a newer version or invalid is refused (and left as it is) with a one-line reason.
+   */
+  static async open(store: TreeStore, options: OpenOptions): Promise<OpenResult> {
+    let bytes: Uint8Array | undefined
+    try {
+      bytes = await store.load()
+    } catch (err) {
+      return { ok: false, error: `cannot read the stored tree: ${(err as Error).message}` }
+    }
+    if (bytes !== undefined) {
+      const restored = ManagementTree.restore(bytes, options)
+      if (!restored.ok) return restored
+      restored.tree.store = store
+      return { ok: true, tree: restored.tree, created: false }
+    }
+    const built = options.factory()
+    if (!(built instanceof ManagementTree)) return { ok: false, error: `factory tree: ${built.error}` }
+    built.store = store
+    built.generation++ // a fresh tree is never in the store yet
+    try {
+      await built.flush()
+    } catch (err) {
+      return { ok: false, error: `cannot store the factory tree: ${(err as Error).message}` }
+    }
+    return { ok: true, tree: built, created: true }
+  }
+
+  /** Rebuilds a tree from its persisted form; the same account validator as every commit runs on it. */
+  static restore(bytes: Uint8Array, options: TreeOptions = {}): RestoreResult {
+    const decoded = decodeTreeFile(bytes)
+    if (!decoded.ok) return decoded
+    const tree = new ManagementTree(options, decoded.nodes)
+    const messages = validateAllAccounts(tree.committed)
+    if (messages.length > 0) return { ok: false, error: `invalid account: ${messages.join('; ')}` }
+    return { ok: true, tree }
+  }
+
+  /** The persisted form of the committed tree. */
+  serialize(): Uint8Array {
+    return encodeTreeFile(this.committed.nodes)
+  }
+
+  /** Where `flush` saves (`open` attaches its store). */
+  attachStore(store: TreeStore): void {
+    this.store = store
+  }
+
+  /** Whether a commit changed the tree since the store last took it. */
+  get dirty(): boolean {
+    return this.generation !== this.durable
+  }
+
+  /**
+   * Saves the tree when it is dirty and resolves once the bytes are durable. Calls made while a save runs
+   * share it if it already holds their changes, or else share one follow-up save. Rejects when the store does.
+   */
+  flush(): Promise<void> {
+    const store = this.store
+    if (store === undefined) return Promise.reject(new Error('the tree has no store to flush to'))
+    if (this.saving !== undefined) {
+      if (this.savingGeneration === this.generation) return this.saving
+      this.queued ??= this.saving.then(noop, noop).then(() => {
+        this.queued = undefined
+        return this.flush()
+      })
+      return this.queued
+    }
+    if (!this.dirty) return Promise.resolve()
+    const generation = this.generation
+    const bytes = this.serialize()
+    this.savingGeneration = generation
+    this.saving = store
+      .save(bytes)
+      .then(() => {
+        if (generation > this.durable) this.durable = generation
+      })
+      .finally(() => {
+        this.saving = undefined
+      })
+    return this.saving
+  }
+
+  begin(): Transaction {
+    return new TreeTransaction(this, undefined)
+  }
+
+  get(uri: string, principal: Principal): GetResult {
+    return getOp(this.committed, this, uri, principal)
+  }
+
+  add(uri: string, value: NodeValue, principal: Principal): SyncMLStatus {
+    return this.single((tx) => tx.add(uri, value, principal))
+  }
+
+  replace(uri: string, value: NodeValue, principal: Principal): SyncMLStatus {
+    return this.single((tx) => tx.replace(uri, value, principal))
+  }
+
+  delete(uri: string, principal: Principal): SyncMLStatus {
+    return this.single((tx) => tx.delete(uri, principal))
+  }
+
+  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal): SyncMLStatus {
+    return execOp(this.committed, this, uri, data, principal)
+  }
+
+  readSecret(uri: string): string | Uint8Array | undefined {
+    return readSecretOp(this.committed, uri)
+  }
+
+  children(uri: string): string[] | undefined {
+    return childrenOp(this.committed, uri)
+  }
+
+  /** Makes Exec on `uri` run `handler` (no handler ships; without one, Exec answers 405). */
+  registerExec(uri: string, handler: ExecHandler): boolean {
+    const parsed = parseUri(uri)
+    if (typeof parsed === 'number' || parsed.prop !== undefined) return false
+    ;(this.execHandlers ??= new Map()).set(parsed.path, handler)
+    return true
+  }
+
+  /** @internal */
+  execHandler(path: string): ExecHandler | undefined {
+    return this.execHandlers?.get(path)
+  }
+
+  /** @internal The limits in `./DevDetail/URI`, read where they live so that a Replace by the device applies. */
+  uriLimits(): UriLimits {
+    const nodes = this.committed.nodes
+    const read = (name: string): number => {
+      const d = nodes.get('DevDetail/URI/' + name)?.d
+      const n = typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : 0
+      return n
+    }
+    if (!nodes.has('DevDetail/URI')) return NO_URI_LIMITS
+    return { maxDepth: read('MaxDepth'), maxTotLen: read('MaxTotLen'), maxSegLen: read('MaxSegLen') }
+  }
+
+  /**
+   * @internal Merges a top-level transaction into the committed nodes. Other transactions may have committed
+   * since it began, so the result is rebuilt against the tree as it is now: a deleted node takes its current
+   * descendants along, every added node must still have an interior parent, and the accounts are validated on
+   * that result before anything is applied.
+   */
+  applyCommit(changes: Map<string, TreeNode | null>): CommitResult {
+    if (changes.size === 0) return { ok: true }
+    const nodes = this.committed.nodes
+    const merged = new Overlay(this.committed)
+    for (const [path, node] of changes) {
+      if (node === null) {
+        if (changes.get(parentPath(path)) === null) {
+          merged.remove(path) // its topmost deleted ancestor sweeps the subtree below
+          continue
+        }
+        const prefix = path + '/'
+        for (const key of nodes.keys()) {
+          if (key.startsWith(prefix) && !changes.get(key)) merged.remove(key)
+        }
+        merged.remove(path)
+      } else {
+        merged.put(path, node)
+      }
+    }
+    for (const [path, node] of merged.changes) {
+      if (node !== null && path !== '' && merged.node(parentPath(path))?.f !== 'node') {
+        return failure(500, `${pathToUri(path)}: its parent was removed by a concurrent change`)
+      }
+    }
+    if (merged.delta > 0 && merged.size() > this.maxNodes) return failure(420, `.: the tree is full (${this.maxNodes} nodes)`)
+    const messages = validateAccounts(merged, touchedAccounts(merged.changes.keys()))
+    if (messages.length > 0) return { ok: false, failure: { status: 500, messages } }
+    const additions: [string, TreeNode][] = []
+    for (const [path, node] of merged.changes) {
+      if (node === null) nodes.delete(path)
+      else additions.push([path, node])
+    }
+    // Parents before children, so that the Map's order (and the file's) always has a parent first.
+    additions.sort((a, b) => depthOf(a[0]) - depthOf(b[0]))
+    for (const [path, node] of additions) nodes.set(path, node)
+    this.generation++
+    return { ok: true }
+  }
+
+  private single(op: (tx: Transaction) => SyncMLStatus): SyncMLStatus {
+    const tx = this.begin()
+    const status = op(tx)
+    if (status < 200 || status > 299) {
+      tx.rollback()
+      return status
+    }
+    const result = tx.commit()
+    return result.ok ? status : result.failure.status
+  }
+}
+
+function noop(): void {}
+
+function failure(status: SyncMLStatus, message: string): CommitResult {
+  return { ok: false, failure: { status, messages: [message] } }
+}
+
+export type { NodeView }

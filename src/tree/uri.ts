@@ -1,0 +1,72 @@
+/**
+ * DM URIs (OMA DM TND 1.2, 6.2 and 7.7): `./DevInfo/DevId` and `DevInfo/DevId` name the same node, `.` is the
+ * root, and a property is addressed as `<uri>?prop=<name>`.
+ */
+import type { SyncMLStatus } from './types.ts'
+
+/** The properties this tree serves; other `?prop=` and `?list=` forms are answered 406. */
+export type NodeProperty = 'ACL' | 'Format' | 'Type'
+
+export interface ParsedUri {
+  /** `''` for the root, otherwise the segments joined by `/` without the leading `./`. */
+  path: string
+  prop?: NodeProperty
+}
+
+/** `./DevDetail/URI/MaxDepth`, `MaxTotLen`, `MaxSegLen`; 0 means no limit (DM StdObj 1.2, DevDetail). */
+export interface UriLimits {
+  maxDepth: number
+  maxTotLen: number
+  maxSegLen: number
+}
+
+export const NO_URI_LIMITS: UriLimits = Object.freeze({ maxDepth: 0, maxTotLen: 0, maxSegLen: 0 })
+
+const PROPERTIES: ReadonlySet<string> = new Set(['ACL', 'Format', 'Type'])
+
+/**
+ * Parses and normalises a URI, or gives the status that refuses it: 400 for a malformed URI (`..`, `.` past
+ * the start, an empty segment, a trailing `/`), 414 past a DevDetail/URI limit (DM TND 1.2, 6.2), 406 for a
+ * property or list query this tree does not serve.
+ */
+export function parseUri(uri: string, limits: UriLimits = NO_URI_LIMITS): ParsedUri | SyncMLStatus {
+  let rest = uri
+  let prop: NodeProperty | undefined
+  const question = uri.indexOf('?')
+  if (question >= 0) {
+    rest = uri.slice(0, question)
+    const query = uri.slice(question + 1)
+    if (query.startsWith('prop=')) {
+      const name = query.slice(5)
+      if (!PROPERTIES.has(name)) return 406
+      prop = name as NodeProperty
+    } else if (query.startsWith('list=')) {
+      return 406 // ?list=Struct / StructData / TNDS: optional in DM 1.2, not served here
+    } else {
+      return 400
+    }
+  }
+  let path: string
+  if (rest === '.') path = ''
+  else if (rest.startsWith('./')) path = rest.slice(2)
+  else path = rest
+  if (path === '' && rest !== '.') return 400 // '' or './'
+  if (path !== '') {
+    // TND 1.2, 6.2: "./" only at the start, no trailing "/", no empty, "." or ".." segment.
+    let segStart = 0
+    let depth = 0
+    for (let i = 0; i <= path.length; i++) {
+      if (i < path.length && path.charCodeAt(i) !== 47) continue
+      const segLen = i - segStart
+      if (segLen === 0) return 400
+      if (segLen <= 2 && (path.slice(segStart, i) === '.' || path.slice(segStart, i) === '..')) return 400
+      if (limits.maxSegLen > 0 && segLen > limits.maxSegLen) return 414
+      depth++
+      segStart = i + 1
+    }
+    if (limits.maxDepth > 0 && depth > limits.maxDepth) return 414
+    // Counted on the normalised form, so that both notations of one node meet the same limit.
+    if (limits.maxTotLen > 0 && path.length > limits.maxTotLen) return 414
+  }
+  return prop === undefined ? { path } : { path, prop }
+}
