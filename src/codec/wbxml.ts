@@ -249,7 +249,10 @@ function readBody(cur: Cursor, header: Header, limits: DecodeLimits): XmlElement
   return reject(`input ends inside <${stack[stack.length - 1]!.name}>`, cur.pos)
 }
 
-/** Decodes one SyncML WBXML document; bounded by `limits` and never throws. */
+/**
+ * Decodes one SyncML WBXML document; bounded by `limits` and never throws. A failure's `at` is the byte offset of
+ * the token or header field being read (for `TOO_LARGE`, the first byte past `maxBytes`).
+ */
 export function decodeWbxml(bytes: Uint8Array, limits?: Partial<DecodeLimits>): Decoded<XmlElement> {
   const bounds: DecodeLimits = {
     maxBytes: limits?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
