@@ -1,0 +1,394 @@
+/**
+ * XML 1.0 text to the neutral document form (`XmlElement`) and back. A small strict parser of our own: it decodes
+ * entities, keeps CDATA apart from text, never expands a DTD, and walks the input with an explicit stack under
+ * `DecodeLimits`, so that a hostile message can neither overflow the call stack nor exhaust memory.
+ */
+import type { DecodeLimits, XmlChild, XmlElement } from './element.ts'
+import { DEFAULT_DECODE_LIMITS, isElement, isText } from './element.ts'
+import type { Decoded, DecodeErrorCode } from './errors.ts'
+import { decoded, failed } from './errors.ts'
+import { encodeBase64, utf8Length } from './bytes.ts'
+
+export function resolveLimits(limits?: Partial<DecodeLimits>): DecodeLimits {
+  return {
+    maxBytes: limits?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
+    maxDepth: limits?.maxDepth ?? DEFAULT_DECODE_LIMITS.maxDepth,
+    maxElements: limits?.maxElements ?? DEFAULT_DECODE_LIMITS.maxElements,
+  }
+}
+
+/** Raised inside the parser only, and turned into a `Decoded` failure at its boundary. */
+class Fault {
+  constructor(
+    readonly code: DecodeErrorCode,
+    readonly message: string,
+    readonly at: number,
+  ) {}
+}
+
+function fault(message: string, at: number, code: DecodeErrorCode = 'XML_SYNTAX'): never {
+  throw new Fault(code, message, at)
+}
+
+// XML 1.0, 2.2 Char: controls other than tab, LF and CR, U+FFFE/U+FFFF and unpaired surrogates are not characters.
+const NOT_XML_CHAR = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+function isXmlCodePoint(cp: number): boolean {
+  return (
+    cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) ||
+    (cp >= 0x10000 && cp <= 0x10ffff)
+  )
+}
+
+// XML 1.0 (Fifth Edition), 2.3 NameStartChar; surrogates pass as halves of a supplementary character.
+function isNameStart(c: number): boolean {
+  return (
+    (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x3a ||
+    (c >= 0xc0 && c <= 0xd6) || (c >= 0xd8 && c <= 0xf6) || (c >= 0xf8 && c <= 0x2ff) ||
+    (c >= 0x370 && c <= 0x37d) || (c >= 0x37f && c <= 0x1fff) || c === 0x200c || c === 0x200d ||
+    (c >= 0x2070 && c <= 0x218f) || (c >= 0x2c00 && c <= 0x2fef) || (c >= 0x3001 && c <= 0xdfff) ||
+    (c >= 0xf900 && c <= 0xfdcf) || (c >= 0xfdf0 && c <= 0xfffd)
+  )
+}
+
+function isNameChar(c: number): boolean {
+  return (
+    isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0xb7 ||
+    (c >= 0x300 && c <= 0x36f) || c === 0x203f || c === 0x2040
+  )
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x9 || c === 0xa || c === 0xd
+}
+
+function readName(text: string, at: number): string {
+  if (at >= text.length || !isNameStart(text.charCodeAt(at))) return ''
+  let end = at + 1
+  while (end < text.length && isNameChar(text.charCodeAt(end))) end++
+  return text.slice(at, end)
+}
+
+function skipSpace(text: string, at: number): number {
+  while (at < text.length && isSpace(text.charCodeAt(at))) at++
+  return at
+}
+
+/** Longest reference we accept: `&#x10FFFF;` and `&#1114111;`, with room for leading zeros. */
+const MAX_REFERENCE = 16
+
+/** Decodes the predefined entities and character references in `raw`, which starts at `offset` of the input. */
+function decodeReferences(raw: string, offset: number): string {
+  let amp = raw.indexOf('&')
+  if (amp < 0) return raw
+  const parts: string[] = []
+  let from = 0
+  while (amp >= 0) {
+    parts.push(raw.slice(from, amp))
+    const semi = raw.indexOf(';', amp + 1)
+    if (semi < 0 || semi - amp > MAX_REFERENCE) fault('"&" that does not start an entity reference', offset + amp)
+    const ref = raw.slice(amp + 1, semi)
+    parts.push(resolveReference(ref, offset + amp))
+    from = semi + 1
+    amp = raw.indexOf('&', from)
+  }
+  parts.push(raw.slice(from))
+  return parts.join('')
+}
+
+function resolveReference(ref: string, at: number): string {
+  // A switch, not an object lookup, so that `&constructor;` is no entity (XML 1.0, 4.6 predefined entities).
+  switch (ref) {
+    case 'lt':
+      return '<'
+    case 'gt':
+      return '>'
+    case 'amp':
+      return '&'
+    case 'quot':
+      return '"'
+    case 'apos':
+      return "'"
+  }
+  let cp = NaN
+  if (/^#x[0-9A-Fa-f]+$/.test(ref)) cp = parseInt(ref.slice(2), 16)
+  else if (/^#[0-9]+$/.test(ref)) cp = parseInt(ref.slice(1), 10)
+  else fault(`unknown entity &${ref};`, at)
+  if (!isXmlCodePoint(cp)) fault(`character reference &${ref}; names no XML character`, at)
+  return String.fromCodePoint(cp)
+}
+
+interface Open {
+  element: XmlElement
+  qname: string
+  at: number
+  /** Prefix to namespace, inherited from the parent unless this element declares prefixes. */
+  scope: ReadonlyMap<string, string>
+}
+
+const NO_PREFIXES: ReadonlyMap<string, string> = new Map([['xml', 'http://www.w3.org/XML/1998/namespace']])
+
+function setAttr(attrs: Record<string, string>, name: string, value: string): void {
+  // defineProperty, so that an attribute called `__proto__` stays an attribute.
+  Object.defineProperty(attrs, name, { value, enumerable: true, writable: true, configurable: true })
+}
+
+function parseDocument(text: string, limits: DecodeLimits): XmlElement {
+  const n = text.length
+  const start = text.charCodeAt(0) === 0xfeff ? 1 : 0
+  const stack: Open[] = []
+  let root: XmlElement | undefined
+  let elements = 0
+  let pending: string[] = []
+  let i = start
+
+  const flushText = (): void => {
+    if (pending.length === 0) return
+    stack[stack.length - 1]!.element.children.push({ text: pending.join(''), cdata: false })
+    pending = []
+  }
+
+  const readText = (from: number, to: number): void => {
+    if (stack.length === 0) {
+      for (let k = from; k < to; k++) {
+        if (!isSpace(text.charCodeAt(k))) fault('text outside the root element', k)
+      }
+      return
+    }
+    const raw = text.slice(from, to)
+    const bad = raw.indexOf(']]>')
+    if (bad >= 0) fault('"]]>" in text', from + bad)
+    pending.push(decodeReferences(raw, from))
+  }
+
+  const readStartTag = (): void => {
+    const tagAt = i
+    if (root !== undefined && stack.length === 0) fault('a second root element', tagAt)
+    const qname = readName(text, i + 1)
+    if (qname === '') fault('expected an element name after "<"', i + 1)
+    let j = i + 1 + qname.length
+    let raw: [string, string, number][] | undefined
+    for (;;) {
+      const afterSpace = skipSpace(text, j)
+      if (afterSpace >= n) fault(`input ends inside the tag <${qname}>`, n)
+      const c = text.charCodeAt(afterSpace)
+      if (c === 0x3e /* > */ || (c === 0x2f /* / */ && text.charCodeAt(afterSpace + 1) === 0x3e)) {
+        j = afterSpace
+        break
+      }
+      if (afterSpace === j) fault(`expected whitespace, ">" or "/>" in the tag <${qname}>`, j)
+      const name = readName(text, afterSpace)
+      if (name === '') fault(`expected an attribute name in the tag <${qname}>`, afterSpace)
+      j = skipSpace(text, afterSpace + name.length)
+      if (text[j] !== '=') fault(`expected "=" after the attribute ${name}`, j)
+      j = skipSpace(text, j + 1)
+      const quote = text[j]
+      if (quote !== '"' && quote !== "'") fault(`expected a quoted value for the attribute ${name}`, j)
+      const close = text.indexOf(quote, j + 1)
+      if (close < 0) fault(`unclosed value of the attribute ${name}`, j)
+      const value = text.slice(j + 1, close)
+      const lt = value.indexOf('<')
+      if (lt >= 0) fault(`"<" in the value of the attribute ${name}`, j + 1 + lt)
+      raw ??= []
+      // Linear, but the tag's length bounds it and tags with many attributes are rare.
+      for (const [seen] of raw) if (seen === name) fault(`duplicate attribute ${name}`, afterSpace)
+      raw.push([name, decodeReferences(value, j + 1), afterSpace])
+      j = close + 1
+    }
+    const selfClosing = text.charCodeAt(j) === 0x2f
+    i = j + (selfClosing ? 2 : 1)
+
+    elements++
+    if (elements > limits.maxElements) fault(`more than ${limits.maxElements} elements`, tagAt, 'TOO_MANY_ELEMENTS')
+    if (stack.length + 1 > limits.maxDepth) fault(`elements nested deeper than ${limits.maxDepth}`, tagAt, 'TOO_DEEP')
+
+    // Namespaces in XML 1.0: prefixes are declared by xmlns:p attributes and resolved against the open elements.
+    const parentScope = stack.length > 0 ? stack[stack.length - 1]!.scope : NO_PREFIXES
+    let scope = parentScope
+    const attrs: Record<string, string> = {}
+    for (const [name, value, at] of raw ?? []) {
+      if (name.startsWith('xmlns:')) {
+        const prefix = name.slice(6)
+        if (prefix === '' || prefix.includes(':')) fault(`invalid namespace declaration ${name}`, at)
+        if (scope === parentScope) scope = new Map(parentScope)
+        ;(scope as Map<string, string>).set(prefix, value)
+      } else setAttr(attrs, name, value)
+    }
+    const colon = qname.indexOf(':')
+    let local = qname
+    if (colon >= 0) {
+      local = qname.slice(colon + 1)
+      if (colon === 0 || local === '' || local.includes(':')) fault(`invalid element name ${qname}`, tagAt + 1)
+      // The local name is what the SyncML DTD names; the prefix's namespace is kept as `xmlns`.
+      const namespace = scope.get(qname.slice(0, colon))
+      if (namespace !== undefined) setAttr(attrs, 'xmlns', namespace)
+    }
+    const element: XmlElement = { name: local, attrs, children: [] }
+    if (stack.length === 0) root = element
+    else {
+      flushText()
+      stack[stack.length - 1]!.element.children.push(element)
+    }
+    if (!selfClosing) stack.push({ element, qname, at: tagAt, scope })
+  }
+
+  const readEndTag = (): void => {
+    const tagAt = i
+    const qname = readName(text, i + 2)
+    if (qname === '') fault('expected an element name after "</"', i + 2)
+    const j = skipSpace(text, i + 2 + qname.length)
+    if (text[j] !== '>') fault(`expected ">" to end the closing tag </${qname}>`, j)
+    const open = stack[stack.length - 1]
+    if (open === undefined) fault(`closing tag </${qname}> without an open element`, tagAt)
+    if (open.qname !== qname) fault(`closing tag </${qname}> does not match <${open.qname}>`, tagAt)
+    flushText()
+    stack.pop()
+    i = j + 1
+  }
+
+  const skipDoctype = (): void => {
+    if (root !== undefined) fault('DOCTYPE after the root element', i)
+    let quote = ''
+    for (let j = i + 9; j < n; j++) {
+      const c = text[j]
+      if (quote !== '') {
+        if (c === quote) quote = ''
+      } else if (c === '"' || c === "'") quote = c
+      // An internal subset is where entities are declared: refused, so nothing is ever expanded.
+      else if (c === '[') fault('DOCTYPE with an internal subset (entity declarations) is refused', j)
+      else if (c === '>') {
+        i = j + 1
+        return
+      }
+    }
+    fault('unclosed DOCTYPE', i)
+  }
+
+  while (i < n) {
+    const lt = text.indexOf('<', i)
+    const end = lt < 0 ? n : lt
+    if (end > i) readText(i, end)
+    if (lt < 0) break
+    i = lt
+    if (text.startsWith('<!--', i)) {
+      const close = text.indexOf('-->', i + 4)
+      if (close < 0) fault('unclosed comment', i)
+      const dashes = text.indexOf('--', i + 4)
+      if (dashes < close) fault('"--" inside a comment', dashes)
+      i = close + 3
+    } else if (text.startsWith('<![CDATA[', i)) {
+      if (stack.length === 0) fault('CDATA section outside the root element', i)
+      const close = text.indexOf(']]>', i + 9)
+      if (close < 0) fault('unclosed CDATA section', i)
+      flushText()
+      stack[stack.length - 1]!.element.children.push({ text: text.slice(i + 9, close), cdata: true })
+      i = close + 3
+    } else if (text.startsWith('<?', i)) {
+      const target = readName(text, i + 2)
+      if (target === '') fault('expected a processing instruction target after "<?"', i + 2)
+      const close = text.indexOf('?>', i + 2)
+      if (close < 0) fault('unclosed processing instruction', i)
+      if (target.toLowerCase() === 'xml' && i !== start) fault('XML declaration not at the start of the input', i)
+      i = close + 2
+    } else if (text.startsWith('<!DOCTYPE', i)) {
+      skipDoctype()
+    } else if (text.startsWith('<!', i)) {
+      fault('unexpected markup declaration', i)
+    } else if (text.startsWith('</', i)) {
+      readEndTag()
+    } else {
+      readStartTag()
+    }
+  }
+  const open = stack[stack.length - 1]
+  if (open !== undefined) fault(`input ends inside <${open.qname}> (opened at ${open.at})`, n)
+  if (root === undefined) fault('no root element', n)
+  return root
+}
+
+/**
+ * Parses one XML document. Never throws: malformed input, and input over `limits`, come back as a failure whose
+ * `at` is the character offset where reading stopped.
+ */
+export function parseXml(text: string, limits?: Partial<DecodeLimits>): Decoded<XmlElement> {
+  const bounds = resolveLimits(limits)
+  if (text.length > bounds.maxBytes || utf8Length(text) > bounds.maxBytes) {
+    return failed('TOO_LARGE', `XML text over the ${bounds.maxBytes}-byte limit`, 0)
+  }
+  const bad = text.search(NOT_XML_CHAR)
+  if (bad >= 0) {
+    const code = text.charCodeAt(bad).toString(16).toUpperCase().padStart(4, '0')
+    return failed('XML_SYNTAX', `U+${code} is not an XML character`, bad)
+  }
+  try {
+    return decoded(parseDocument(text, bounds))
+  } catch (e) {
+    if (e instanceof Fault) return failed(e.code, e.message, e.at)
+    throw e
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** `\r` goes out as a reference so that a conforming parser at the other end keeps it (XML 1.0, 2.11). */
+function escapeText(text: string): string {
+  return text.replace(/[&<>\r]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&#13;'))
+}
+
+/** Tab, LF and CR go out as references, since attribute-value normalisation would turn them into spaces. */
+function escapeAttr(text: string): string {
+  return text.replace(/[&<"\t\n\r]/g, (c) =>
+    c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '"' ? '&quot;' : `&#${c.charCodeAt(0)};`,
+  )
+}
+
+/** CDATA cannot hold `]]>`: it is split across two sections, the one way XML allows it. */
+function cdataSection(text: string): string {
+  return `<![CDATA[${text.split(']]>').join(']]]]><![CDATA[>')}]]>`
+}
+
+function startTag(element: XmlElement, empty: boolean): string {
+  let tag = `<${element.name}`
+  for (const [name, value] of Object.entries(element.attrs)) tag += ` ${name}="${escapeAttr(value)}"`
+  return tag + (empty ? '/>' : '>')
+}
+
+function childMarkup(child: XmlChild): string {
+  if (isText(child)) return child.cdata ? cdataSection(child.text) : escapeText(child.text)
+  // XML has no opaque data: WBXML opaque travels as base64 text.
+  if (!isElement(child)) return encodeBase64(child.opaque)
+  return ''
+}
+
+/**
+ * Writes the element as compact XML (no indentation: whitespace inside `Data` is data). Iterative, like the
+ * parser, so that any tree the parser accepts can be written back.
+ */
+export function serializeXml(root: XmlElement, options?: { declaration?: boolean }): string {
+  const out: string[] = []
+  if (options?.declaration) out.push('<?xml version="1.0" encoding="UTF-8"?>')
+  const stack: { element: XmlElement; next: number }[] = []
+  const open = (element: XmlElement): void => {
+    const empty = element.children.length === 0
+    out.push(startTag(element, empty))
+    if (!empty) stack.push({ element, next: 0 })
+  }
+  open(root)
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]!
+    if (frame.next >= frame.element.children.length) {
+      out.push(`</${frame.element.name}>`)
+      stack.pop()
+      continue
+    }
+    const child = frame.element.children[frame.next++]!
+    if (isElement(child)) open(child)
+    else out.push(childMarkup(child))
+  }
+  return out.join('')
+}
+
+/** One child as markup: an element with its content, text escaped, CDATA as CDATA, opaque as base64. */
+export function serializeChild(child: XmlChild): string {
+  return isElement(child) ? serializeXml(child) : childMarkup(child)
+}
