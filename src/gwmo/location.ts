@@ -19,14 +19,8 @@
 import type { LocationUpdate } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
 import type { AgentState, JsonValue } from '../session/agent-state.ts'
+import type { Clock } from '../session/engine.ts'
 import { normalizeLocation, type LocationSource, type NetworkLocation } from './location-source.ts'
-
-/** Time as the agent's components take it injected (tests drive a fake one). */
-export interface Clock {
-  now(): number
-  setTimeout(callback: () => void, ms: number): unknown
-  clearTimeout(handle: unknown): void
-}
 
 /** The gateway that detected the device: its party (LocURI), the address it sent, and whether it may be shared. */
 export interface GatewaySighting {
