@@ -7,6 +7,11 @@ import { childPath, isDirectChild, type NodeView, type TreeNode, type WritableVi
 export class Overlay implements WritableView {
   /** Path → new node, or `null` when removed; in the order the paths were first changed. */
   readonly changes = new Map<string, TreeNode | null>()
+  /**
+   * What the view below held at each changed path when this overlay first changed it; a top-level commit
+   * refuses to overwrite a path that another commit has changed since (first committer wins).
+   */
+  readonly seen = new Map<string, TreeNode | undefined>()
   /** Nodes added minus nodes removed, relative to the view below. */
   delta = 0
 
@@ -35,18 +40,25 @@ export class Overlay implements WritableView {
   }
 
   put(path: string, node: TreeNode): void {
+    this.record(path)
     if (this.node(path) === undefined) this.delta++
     this.changes.set(path, node)
   }
 
   remove(path: string): void {
+    this.record(path)
     if (this.node(path) !== undefined) this.delta--
     this.changes.set(path, null)
   }
 
   /** Takes over the changes of an overlay stacked on this one (a nested transaction's commit). */
   absorb(inner: Overlay): void {
+    for (const [key, value] of inner.seen) if (!this.changes.has(key)) this.seen.set(key, value)
     for (const [key, value] of inner.changes) this.changes.set(key, value)
     this.delta += inner.delta
+  }
+
+  private record(path: string): void {
+    if (!this.changes.has(path)) this.seen.set(path, this.below.node(path))
   }
 }

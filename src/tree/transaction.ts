@@ -5,7 +5,7 @@
  * validate, commit or roll back).
  */
 import { touchedAccounts, validateAccounts } from './account-rules.ts'
-import type { NodeView, TreeNode } from './node.ts'
+import type { NodeView } from './node.ts'
 import { addOp, childrenOp, deleteOp, execOp, getOp, readSecretOp, replaceOp, type TreeContext } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, ValidationFailure } from './types.ts'
@@ -16,7 +16,7 @@ export type CommitResult = { ok: true } | { ok: false; failure: ValidationFailur
 export interface TransactionRoot extends TreeContext {
   readonly committed: NodeView
   /** Merges a top-level transaction's changes into the committed tree, validating the result first. */
-  applyCommit(changes: Map<string, TreeNode | null>): CommitResult
+  applyCommit(work: Overlay): CommitResult
 }
 
 /** The status of an operation on a transaction that can no longer take it (finished, or a nested one open). */
@@ -80,7 +80,7 @@ export class TreeTransaction implements Transaction {
     if (!this.open) return { ok: false, failure: { status: UNUSABLE, messages: ['.: the transaction is already finished'] } }
     this.inner?.rollback()
     this.finish()
-    if (this.outer === undefined) return this.root.applyCommit(this.work.changes)
+    if (this.outer === undefined) return this.root.applyCommit(this.work)
     const messages = validateAccounts(this.work, touchedAccounts(this.work.changes.keys()))
     if (messages.length > 0) return { ok: false, failure: { status: 500, messages } }
     this.outer.work.absorb(this.work)

@@ -189,13 +189,18 @@ export class ManagementTree implements TreeOps, TransactionRoot {
 
   /**
    * @internal Merges a top-level transaction into the committed nodes. Other transactions may have committed
-   * since it began, so the result is rebuilt against the tree as it is now: a deleted node takes its current
-   * descendants along, every added node must still have an interior parent, and the accounts are validated on
-   * that result before anything is applied.
+   * since it began: a path one of them changed since this one first touched it is a conflict (first committer
+   * wins); otherwise the result is rebuilt against the tree as it is now (a deleted node takes its current
+   * descendants along, every added node must still have an interior parent) and its accounts are validated
+   * before anything is applied.
    */
-  applyCommit(changes: Map<string, TreeNode | null>): CommitResult {
+  applyCommit(work: Overlay): CommitResult {
+    const changes = work.changes
     if (changes.size === 0) return { ok: true }
     const nodes = this.committed.nodes
+    for (const [path, seen] of work.seen) {
+      if (nodes.get(path) !== seen) return failure(500, `${pathToUri(path)}: changed by another transaction meanwhile`)
+    }
     const merged = new Overlay(this.committed)
     for (const [path, node] of changes) {
       if (node === null) {
