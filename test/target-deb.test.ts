@@ -104,7 +104,8 @@ t.test('md5sums cover every shipped file outside /etc', async (t) => {
 })
 
 t.test('lintian finds no error and no warning', async (t) => {
-  const r = run('lintian', ['--pedantic', '--show-overrides', '--fail-on', 'error,warning', deb])
+  // Overridden tags show as O: lines; any E: or W: line fails.
+  const r = run('lintian', ['--pedantic', '--show-overrides', deb])
   t.equal(r.status, 0, r.stdout + r.stderr)
   t.notMatch(r.stdout, /^[EW]: /m, r.stdout)
   // The accepted tags are overridden in the package itself, each with its reason.
