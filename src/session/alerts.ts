@@ -1,4 +1,4 @@
-import type { Alert } from '../codec/syncml-model.ts'
+import type { Alert, Command } from '../codec/syncml-model.ts'
 import type { Logger } from '../log.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
 import type { MessageOps, PartyInfo, SessionInfo } from './handlers/context.ts'
@@ -53,5 +53,14 @@ export class AlertRegistry {
   /** Whether an alert with this code may run for a party that has not authenticated. */
   admitsUnauthenticated(code: string, party: { serverId: string; hasAccount: boolean }): boolean {
     return this.lookup(code)?.acceptUnauthenticated?.(party) === true
+  }
+
+  /**
+   * Whether a message may run for a party that has not authenticated: it holds at least one alert, and every
+   * command other than Status is an alert whose registration admits the party.
+   */
+  admitsMessage(body: readonly Command[], party: { serverId: string; hasAccount: boolean }): boolean {
+    const commands = body.filter((c) => c.kind !== 'Status')
+    return commands.length > 0 && commands.every((c) => c.kind === 'Alert' && this.admitsUnauthenticated(c.data, party))
   }
 }

@@ -1,3 +1,4 @@
+import { findAccount, setNonce } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 import type { AuthEntry } from './credentials.ts'
 
@@ -30,35 +31,30 @@ function leaf(tree: TreeOps, uri: string): string | undefined {
   return typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
 }
 
-/** The account whose ServerID is `serverId`, or undefined. */
+/**
+ * The account whose ServerID is `serverId`, or undefined. The tree's account view finds it; every AppAuth
+ * entry is read here, since that view keeps only the first of each level and AAuthPref chooses among them.
+ */
 export function findPartyAccount(tree: TreeOps, serverId: string): PartyAccount | undefined {
-  for (const x of tree.children(DMACC) ?? []) {
-    const uri = `${DMACC}/${x}`
-    if (leaf(tree, `${uri}/ServerID`) !== serverId) continue
-    const account: PartyAccount = { serverId, uri, clientEntries: [], serverEntries: [] }
-    for (const y of tree.children(`${uri}/AppAddr`) ?? []) {
-      const addr = leaf(tree, `${uri}/AppAddr/${y}/Addr`)
-      if (addr !== undefined && MQTT_URL.test(addr)) {
-        account.address = addr
-        break
-      }
-    }
-    const pref = leaf(tree, `${uri}/AAuthPref`)
-    if (pref !== undefined && pref !== '') account.authPref = pref
-    for (const y of tree.children(`${uri}/AppAuth`) ?? []) {
-      const entryUri = `${uri}/AppAuth/${y}`
-      const level = leaf(tree, `${entryUri}/AAuthLevel`)
-      const type = leaf(tree, `${entryUri}/AAuthType`)
-      if (level === undefined || type === undefined) continue
-      const entry: AuthEntry = { uri: entryUri, level, type }
-      const name = leaf(tree, `${entryUri}/AAuthName`)
-      if (name !== undefined) entry.name = name
-      if (level === 'CLCRED') account.clientEntries.push(entry)
-      else if (level === 'SRVCRED') account.serverEntries.push(entry)
-    }
-    return account
+  const found = findAccount(tree, serverId)
+  if (found === undefined) return undefined
+  const uri = `${DMACC}/${found.node}`
+  const account: PartyAccount = { serverId, uri, clientEntries: [], serverEntries: [] }
+  const address = found.addresses.find((a) => MQTT_URL.test(a.addr))
+  if (address !== undefined) account.address = address.addr
+  if (found.authPref !== undefined && found.authPref !== '') account.authPref = found.authPref
+  for (const y of tree.children(`${uri}/AppAuth`) ?? []) {
+    const entryUri = `${uri}/AppAuth/${y}`
+    const level = leaf(tree, `${entryUri}/AAuthLevel`)
+    const type = leaf(tree, `${entryUri}/AAuthType`)
+    if (level === undefined || type === undefined) continue
+    const entry: AuthEntry = { uri: entryUri, level, type }
+    const name = leaf(tree, `${entryUri}/AAuthName`)
+    if (name !== undefined) entry.name = name
+    if (level === 'CLCRED') account.clientEntries.push(entry)
+    else if (level === 'SRVCRED') account.serverEntries.push(entry)
   }
-  return undefined
+  return account
 }
 
 /** An entry's AAuthSecret as text ('' when there is none). */
@@ -80,8 +76,5 @@ export function readEntryNonce(tree: TreeOps, entry: AuthEntry): Uint8Array {
 
 /** Stores a nonce in an entry's AAuthData as the device (binary, `bin`); the tree's status code. */
 export function storeEntryNonce(tree: TreeOps, entry: AuthEntry, nonce: Uint8Array): number {
-  const uri = `${entry.uri}/AAuthData`
-  const value = { format: 'bin' as const, data: nonce }
-  const replaced = tree.replace(uri, value, 'device')
-  return replaced === 404 ? tree.add(uri, value, 'device') : replaced
+  return setNonce(tree, entry, nonce)
 }

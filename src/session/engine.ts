@@ -1,0 +1,42 @@
+import type { Logger } from '../log.ts'
+import type { OutboundMessage } from '../transport/port.ts'
+import type { Transaction, TreeOps } from '../tree/types.ts'
+import type { AgentState } from './agent-state.ts'
+import type { AlertRegistry } from './alerts.ts'
+import type { SessionConstants } from './constants.ts'
+import type { NonceIssuer } from './nonces.ts'
+import type { PartyRateLimiter } from './rate-limit.ts'
+import type { Serial } from './serial.ts'
+
+/** Injected time (MQTT.js KeepaliveManager style), so tests drive the engine with a fake clock. */
+export interface Clock {
+  now(): number
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+/** What the engine needs of the management tree (`ManagementTree` has it all). */
+export interface SessionTree extends TreeOps {
+  begin(): Transaction
+  /** Resolves once every committed change is durable. */
+  flush(): Promise<void>
+}
+
+/** What every session of one engine shares. One object per engine: no module-level state. */
+export interface Engine {
+  deviceId: string
+  tree: SessionTree
+  state: AgentState
+  nonces: NonceIssuer
+  alerts: AlertRegistry
+  constants: SessionConstants
+  clock: Clock
+  logger: Logger
+  send(message: OutboundMessage): Promise<void>
+  /** Answers to failed authentication, per party (binding.md §6). */
+  authFailureAnswers: PartyRateLimiter
+  /** The tree work of inbound messages runs one message at a time. */
+  treeWork: Serial
+  /** Nonce bookkeeping dirtied the tree without a flush: have it flushed later (see `lazyFlushDelayMs`). */
+  nonceBookkeeping(): void
+}

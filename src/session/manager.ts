@@ -1,0 +1,329 @@
+import { ALERT } from '../codec/gwmo.ts'
+import type { Notification } from '../codec/notification.ts'
+import type { SyncMLMessage } from '../codec/syncml-model.ts'
+import { decodeMessage } from '../codec/syncml.ts'
+import type { Logger } from '../log.ts'
+import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
+import type { AgentState, GenericAlertSpec } from './agent-state.ts'
+import { AlertRegistry, type AlertHandler, type AlertRegistrationOptions } from './alerts.ts'
+import { sessionConstants, type SessionConstants } from './constants.ts'
+import type { Clock, Engine, SessionTree } from './engine.ts'
+import { NonceIssuer } from './nonces.ts'
+import { findPartyAccount, type PartyAccount } from './party-account.ts'
+import { PartyInterval, PartyRateLimiter } from './rate-limit.ts'
+import { Serial } from './serial.ts'
+import { Session, type EndedSession, type SessionOutcome } from './session.ts'
+
+export interface SessionManagerDeps {
+  deviceId: string
+  tree: SessionTree
+  state: AgentState
+  /** Hands a message to the transport; resolves once it is handed over (binding.md §2: QoS 1). */
+  send: (message: OutboundMessage) => Promise<void>
+  logger: Logger
+  clock: Clock
+  random: (n: number) => Uint8Array
+  constants?: Partial<SessionConstants>
+  /** Told of every session's end (the GwMO layer and tests listen). */
+  onSessionEnd?: (info: SessionEndInfo) => void
+}
+
+export interface SessionEndInfo {
+  serverId: string
+  sessionId: string
+  initiator: 'device' | 'party'
+  outcome: SessionOutcome
+}
+
+/** `Alert 1201`, or `Alert 1200` answering a DM Notification whose digest the caller has checked (binding.md §4.4). */
+export type OpenRequest = { alert: 1201 } | { alert: 1200; notification: Notification }
+
+export interface SessionManager {
+  /** An inbound message of channel `dm` (others are ignored). Never rejects. */
+  receive(inbound: InboundMessage): Promise<void>
+  /**
+   * Opens a session with a server (Package 1), or queues the request behind the party's active session.
+   * Resolves once Package 1 is handed over or the request is queued (or refused: no account, a repeated
+   * notification session id).
+   */
+  openSession(serverId: string, request: OpenRequest): Promise<void>
+  /** Persists a Generic Alert for a server; it goes out in the next Package 1 and stays until 200/202. */
+  queueGenericAlert(serverId: string, alert: GenericAlertSpec): Promise<string>
+  registerAlert(code: number | string, handler: AlertHandler, options?: AlertRegistrationOptions): void
+  /** Ends every session, cancels every timer, and leaves the tree and the state durable. */
+  stop(): Promise<void>
+}
+
+type QueuedRequest =
+  | { kind: 'open'; alert: '1200' | '1201'; sessionId?: string }
+  | { kind: 'push'; msg: SyncMLMessage; inbound: InboundMessage }
+
+/** Everything the manager keeps about one party. */
+interface PartySlot {
+  active: Session | undefined
+  queue: QueuedRequest[]
+  ended: EndedSession[]
+  notificationIds: { id: string; at: number }[]
+  retryTimer: unknown
+  failures: number
+}
+
+/**
+ * The session engine (binding.md §3, §6): routes inbound DM messages to their sessions, opens sessions, keeps
+ * one active session per party (further requests queue behind it; different parties run independently), and
+ * retries failed client-initiated sessions with capped exponential backoff and jitter. Transport-free: it
+ * takes payloads in and hands payloads to `send`. All state lives in the returned object.
+ */
+export function createSessionManager(deps: SessionManagerDeps): SessionManager {
+  const constants = sessionConstants(deps.constants)
+  const logger = deps.logger.child({ module: 'session' })
+  const parties = new Map<string, PartySlot>()
+  const inFlight = new Set<Promise<unknown>>()
+  const alerts = new AlertRegistry()
+  const unknownPartyLog = new PartyInterval(constants.unknownPartyLogIntervalMs, constants.maxTrackedParties)
+  let lazyFlush: unknown
+  let stopping = false
+
+  const engine: Engine = {
+    deviceId: deps.deviceId,
+    tree: deps.tree,
+    state: deps.state,
+    nonces: new NonceIssuer(deps.state, {
+      block: constants.nonceReservationBlock,
+      rotationIntervalMs: constants.nonceRotationIntervalMs,
+      maxParties: constants.maxTrackedParties,
+    }),
+    alerts,
+    constants,
+    clock: deps.clock,
+    logger,
+    send: deps.send,
+    authFailureAnswers: new PartyRateLimiter(constants.authFailureAnswersPerSecond, constants.authFailureBurst, constants.maxTrackedParties),
+    treeWork: new Serial(),
+    nonceBookkeeping: () => {
+      if (lazyFlush !== undefined || stopping) return
+      lazyFlush = deps.clock.setTimeout(() => {
+        lazyFlush = undefined
+        track(deps.tree.flush().catch((error: unknown) => logger.error('tree flush failed', { error })))
+      }, constants.lazyFlushDelayMs)
+    },
+  }
+
+  function track<T>(work: Promise<T>): Promise<T> {
+    inFlight.add(work)
+    void work.finally(() => inFlight.delete(work)).catch(() => undefined)
+    return work
+  }
+
+  function slotOf(party: string): PartySlot {
+    let slot = parties.get(party)
+    if (slot === undefined) {
+      slot = { active: undefined, queue: [], ended: [], notificationIds: [], retryTimer: undefined, failures: 0 }
+      parties.set(party, slot)
+    }
+    const horizon = deps.clock.now() - constants.endedSessionMemoryMs
+    slot.ended = slot.ended.filter((e) => e.endedAt >= horizon)
+    slot.notificationIds = slot.notificationIds.filter((n) => n.at >= horizon)
+    return slot
+  }
+
+  function forgetIfIdle(party: string, slot: PartySlot): void {
+    const idle = !slot.active && slot.queue.length === 0 && slot.retryTimer === undefined
+    if (idle && slot.ended.length === 0 && slot.notificationIds.length === 0 && slot.failures === 0) parties.delete(party)
+  }
+
+  function activate(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined): void {
+    slot.active = session
+    void session.done.then((outcome) => finished(party, slot, session, account, outcome))
+  }
+
+  function finished(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined, outcome: SessionOutcome): void {
+    if (slot.active === session) slot.active = undefined
+    if (outcome !== 'rejected' && outcome !== 'stopped') {
+      slot.ended.push(session.remains())
+      if (slot.ended.length > constants.endedSessionsPerParty) slot.ended.shift()
+    }
+    if (outcome === 'completed' && account !== undefined && deps.state.accountFlag(party, 'firstSessionDone') !== true) {
+      deps.state.setAccountFlag(party, 'firstSessionDone', true)
+      track(deps.state.save().catch((error: unknown) => logger.error('agent state save failed', { error })))
+    }
+    if (session.initiator === 'device' && outcome === 'completed') slot.failures = 0
+    if (session.initiator === 'device' && outcome === 'failed' && !stopping) scheduleRetry(party, slot)
+    try {
+      deps.onSessionEnd?.({ serverId: party, sessionId: session.sessionId, initiator: session.initiator, outcome })
+    } catch (error) {
+      logger.error('session end listener failed', { error })
+    }
+    next(party, slot)
+  }
+
+  function next(party: string, slot: PartySlot): void {
+    if (stopping || (slot.active && !slot.active.ended)) return
+    const request = slot.queue.shift()
+    if (request === undefined) return forgetIfIdle(party, slot)
+    if (request.kind === 'push') track(route(request.msg, request.inbound))
+    else track(startOpen(party, slot, request.alert, request.sessionId))
+  }
+
+  /** binding.md §3: a failed client-initiated session is retried later, with backoff and jitter, capped. */
+  function scheduleRetry(party: string, slot: PartySlot): void {
+    slot.failures += 1
+    const ceiling = Math.min(constants.retryBackoffCapMs, constants.retryBackoffBaseMs * 2 ** Math.min(slot.failures - 1, 30))
+    const bytes = deps.random(4)
+    const fraction = (((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0) / 2 ** 32
+    // "Equal jitter": at least half the ceiling, so retries never bunch up at zero.
+    const delay = Math.round(ceiling / 2 + (fraction * ceiling) / 2)
+    if (slot.retryTimer !== undefined) deps.clock.clearTimeout(slot.retryTimer)
+    logger.info('session retry scheduled', { party, delayMs: delay, failures: slot.failures })
+    slot.retryTimer = deps.clock.setTimeout(() => {
+      slot.retryTimer = undefined
+      track(openSession(party, { alert: 1201 }))
+    }, delay)
+  }
+
+  function newSessionId(slot: PartySlot): string {
+    const taken = new Set([...slot.ended.map((e) => e.sessionId), slot.active?.sessionId])
+    for (;;) {
+      const bytes = deps.random(2)
+      const id = ((bytes[0]! << 8) | bytes[1]!) & 0xffff
+      // Same form as a notification's (DM Notification 1.2, 6.2.2.10): 1..FFFF, upper-case hex, no leading zeros.
+      const hex = id.toString(16).toUpperCase()
+      if (id !== 0 && !taken.has(hex)) return hex
+    }
+  }
+
+  async function startOpen(party: string, slot: PartySlot, alert: '1200' | '1201', sessionId: string | undefined): Promise<void> {
+    const account = findPartyAccount(deps.tree, party)
+    if (account === undefined) {
+      logger.warn('no account for the party; session not opened', { party })
+      return next(party, slot)
+    }
+    const session = new Session(engine, { party, sessionId: sessionId ?? newSessionId(slot), initiator: 'device', account })
+    activate(party, slot, session, account)
+    await session.start(alert)
+  }
+
+  async function openSession(serverId: string, request: OpenRequest): Promise<void> {
+    if (stopping) return
+    if (findPartyAccount(deps.tree, serverId) === undefined) {
+      logger.warn('no account for the party; session not opened', { party: serverId })
+      return
+    }
+    const slot = slotOf(serverId)
+    const alert = request.alert === 1200 ? ALERT.SERVER_INITIATED_MGMT : ALERT.CLIENT_INITIATED_MGMT
+    let sessionId: string | undefined
+    if (request.alert === 1200) {
+      sessionId = request.notification.sessionIdHex
+      // OMA DM Notification 1.2: the same session id several times opens one session only.
+      const seen = slot.active?.sessionId === sessionId || slot.notificationIds.some((n) => n.id === sessionId)
+      if (seen) {
+        logger.info('notification session id already handled', { party: serverId, sessionId })
+        return
+      }
+      slot.notificationIds.push({ id: sessionId, at: deps.clock.now() })
+      if (slot.notificationIds.length > constants.endedSessionsPerParty) slot.notificationIds.shift()
+    }
+    if (slot.retryTimer !== undefined) {
+      // This session does what the scheduled retry would have done.
+      deps.clock.clearTimeout(slot.retryTimer)
+      slot.retryTimer = undefined
+    }
+    if (slot.active && !slot.active.ended) {
+      const duplicate = alert === ALERT.CLIENT_INITIATED_MGMT && slot.queue.some((q) => q.kind === 'open' && q.alert === alert)
+      if (!duplicate) enqueue(serverId, slot, sessionId === undefined ? { kind: 'open', alert } : { kind: 'open', alert, sessionId })
+      return
+    }
+    await startOpen(serverId, slot, alert, sessionId)
+  }
+
+  function enqueue(party: string, slot: PartySlot, request: QueuedRequest): void {
+    if (slot.queue.length >= constants.maxQueuedPerParty) {
+      logger.warn('request dropped: too many waiting for the party', { party })
+      return
+    }
+    slot.queue.push(request)
+  }
+
+  async function route(msg: SyncMLMessage, inbound: InboundMessage): Promise<void> {
+    if (stopping) return
+    if (msg.hdr.target.locUri !== deps.deviceId) {
+      logger.warn('message for another device dropped', { target: msg.hdr.target.locUri })
+      return
+    }
+    const party = msg.hdr.source.locUri
+    const existing = parties.get(party)
+    const current = existing?.active
+    if (current !== undefined && !current.ended && current.sessionId === msg.hdr.sessionId) {
+      if (await current.deliver(msg, inbound)) return
+      return route(msg, inbound)
+    }
+    const ended = existing === undefined ? undefined : slotOf(party).ended.find((e) => e.sessionId === msg.hdr.sessionId)
+    if (ended !== undefined) {
+      if (Number(msg.hdr.msgId) === ended.lastInbound && ended.lastReply !== undefined) {
+        logger.debug('duplicate of an ended session answered again', { party, sessionId: ended.sessionId })
+        await deps.send(ended.lastReply).catch((error: unknown) => logger.warn('send failed', { party, error }))
+      } else {
+        logger.info('message of an ended session ignored', { party, sessionId: ended.sessionId })
+      }
+      return
+    }
+    // A SessionID the device has no session for: the party pushes a new session (binding.md §3).
+    const account = findPartyAccount(deps.tree, party)
+    if (account === undefined && !alerts.admitsMessage(msg.body, { serverId: party, hasAccount: false })) {
+      // binding.md §4.1: a party with no account gets no answer at all; logged, rate-limited.
+      if (unknownPartyLog.allow(party, deps.clock.now())) logger.warn('message from a party without an account dropped', { party })
+      return
+    }
+    const slot = slotOf(party)
+    if (slot.active && !slot.active.ended) return enqueue(party, slot, { kind: 'push', msg, inbound })
+    const session = new Session(engine, { party, sessionId: msg.hdr.sessionId, initiator: 'party', account })
+    activate(party, slot, session, account)
+    await session.deliver(msg, inbound)
+  }
+
+  async function receive(inbound: InboundMessage): Promise<void> {
+    if (stopping) return
+    if (inbound.channel !== 'dm') {
+      logger.debug('non-DM message ignored by the session engine', { channel: inbound.channel })
+      return
+    }
+    const decoded = decodeMessage(inbound.payload, inbound.contentType)
+    if (!decoded.ok) {
+      // binding.md §3: a message that cannot be answered at all is logged and dropped.
+      if (unknownPartyLog.allow('\u0000undecodable', deps.clock.now())) {
+        logger.warn('undecodable message dropped', { code: decoded.error.code, at: decoded.error.at })
+      }
+      return
+    }
+    try {
+      await track(route(decoded.value, inbound))
+    } catch (error) {
+      logger.error('message handling failed', { error })
+    }
+  }
+
+  return {
+    receive,
+    openSession: (serverId, request) => track(openSession(serverId, request)),
+    async queueGenericAlert(serverId, alert) {
+      const pending = deps.state.enqueueAlert(serverId, alert, deps.clock.now())
+      await deps.state.save()
+      return pending.id
+    },
+    registerAlert: (code, handler, options) => alerts.register(code, handler, options),
+    async stop() {
+      stopping = true
+      if (lazyFlush !== undefined) deps.clock.clearTimeout(lazyFlush)
+      lazyFlush = undefined
+      for (const slot of parties.values()) {
+        if (slot.retryTimer !== undefined) deps.clock.clearTimeout(slot.retryTimer)
+        slot.retryTimer = undefined
+        slot.active?.stop()
+        slot.queue.length = 0
+      }
+      await Promise.allSettled([...inFlight])
+      await deps.tree.flush()
+      if (deps.state.dirty) await deps.state.save()
+    },
+  }
+}

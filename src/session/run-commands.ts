@@ -1,0 +1,95 @@
+import type { Command, Status } from '../codec/syncml-model.ts'
+import type { GenericAlertSpec } from './agent-state.ts'
+import type { Engine } from './engine.ts'
+import { dispatchCommand } from './handlers/index.ts'
+import type { HandlerContext, MessageOps, PartyInfo, SessionInfo } from './handlers/context.ts'
+import { messageOps, type WriteCounter } from './message-ops.ts'
+import type { ReplyBuilder, ReplyEntry } from './reply.ts'
+
+export interface RunOptions {
+  reply: ReplyBuilder
+  party: PartyInfo
+  session: SessionInfo
+  consumeStatus(status: Status): void
+  /** Adds a Generic Alert to `into` (the reply or the scope being built). */
+  sendGenericAlert(alert: GenericAlertSpec, into: ReplyBuilder): Promise<void>
+}
+
+export interface RunResult {
+  /** The tree changed and the change was committed: it must be flushed before the reply leaves. */
+  changed: boolean
+  /** The party sent Session Abort (1223). */
+  aborted: boolean
+}
+
+/**
+ * Runs the commands of one inbound message in one transaction (binding.md §3, durability), then commits. If
+ * the validator refuses the commit, nothing is applied and every tree-changing command's 2xx becomes 500,
+ * with the validator's messages logged (each names its tree path).
+ */
+export function runCommands(engine: Engine, body: Command[], options: RunOptions): Promise<RunResult> {
+  return engine.treeWork.run(async () => {
+    const counter: WriteCounter = { writes: 0 }
+    const tx = messageOps(engine.tree.begin(), counter, true)
+    let aborted = false
+    const logger = engine.logger.child({ party: options.party.serverId, sessionId: options.session.sessionId })
+    const contextFor = (reply: ReplyBuilder, ops: MessageOps): HandlerContext => ({
+      ops,
+      principal: { serverId: options.party.serverId },
+      reply,
+      alerts: engine.alerts,
+      party: options.party,
+      session: options.session,
+      logger,
+      consumeStatus: options.consumeStatus,
+      abortSession: () => {
+        aborted = true
+      },
+      get aborted() {
+        return aborted
+      },
+      sendGenericAlert: (alert) => options.sendGenericAlert(alert, reply),
+      dispatch: async (command, innerReply, innerOps) => {
+        await dispatchCommand(command, contextFor(innerReply, innerOps))
+      },
+    })
+    const ctx = contextFor(options.reply, tx)
+    try {
+      for (const command of body) {
+        if (aborted) break
+        await dispatchCommand(command, ctx)
+      }
+    } catch (error) {
+      tx.rollback()
+      throw error
+    }
+    const committed = tx.commit()
+    if (!committed.ok) {
+      logger.warn('commit refused by validation', { problems: committed.failure.messages })
+      failWrites(options.reply.entries)
+      return { changed: false, aborted }
+    }
+    return { changed: counter.writes > 0, aborted }
+  })
+}
+
+function failWrites(entries: ReplyEntry[]): void {
+  for (const entry of entries) {
+    if (entry.kind === 'status' && entry.write) {
+      entry.status.data = '500'
+      entry.write = false
+    }
+  }
+}
+
+/**
+ * The answer to a party that did not authenticate: a Status with the same code (401/407) for every command,
+ * none of them run (DM Protocol 1.2, 9.3: "the response contains only Status commands"). Its Statuses are
+ * still read: they may challenge our own credentials.
+ */
+export function denyCommands(body: Command[], reply: ReplyBuilder, code: number, consumeStatus: (status: Status) => void): void {
+  for (const command of body) {
+    if (command.kind === 'Status') consumeStatus(command)
+    else reply.status(command, code)
+  }
+}

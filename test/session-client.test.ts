@@ -1,0 +1,146 @@
+import t from 'tap'
+import { md5Digest } from '../src/auth/md5.ts'
+import { decodeNonce } from '../src/auth/nonce.ts'
+import type { Alert, ItemCommand } from '../src/codec/syncml-model.ts'
+import {
+  bytes, createHarness, DEVICE_ID, headerStatus, md5Chal, Party, SERVER, settle, status,
+} from './helpers/session-harness.ts'
+
+t.test('Package 1: Alert 1201, DevInfo Replace, md5 Cred, pending Generic Alerts, Final', async (t) => {
+  const h = await createHarness()
+  await h.manager.queueGenericAlert(SERVER.serverId, { type: 'urn:oma:gwmo:1.0:LocationUpdate', data: '<LocationUpdate/>' })
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  t.equal(h.sent.length, 1)
+  const out = h.sent[0]!
+  t.equal(out.to, SERVER.serverId)
+  t.equal(out.contentType, 'application/vnd.syncml.dm+xml')
+  const msg = h.decoded()
+  t.equal(msg.hdr.verDTD, '1.2')
+  t.equal(msg.hdr.verProto, 'DM/1.2')
+  t.equal(msg.hdr.msgId, '1')
+  t.match(msg.hdr.sessionId, /^[1-9A-F][0-9A-F]{0,3}$/)
+  t.equal(msg.hdr.target.locUri, SERVER.serverId)
+  t.equal(msg.hdr.source.locUri, DEVICE_ID)
+  t.equal(msg.hdr.source.locName, 'device-user')
+  t.equal(msg.hdr.meta?.maxMsgSize, 65536)
+  // OMA DM Security 1.2: B64(H(B64(H(user:password)):nonce)), computed here with the spec's formula.
+  const { createHash } = await import('node:crypto')
+  const h1 = createHash('md5').update('device-user:device-secret').digest('base64')
+  const expected = createHash('md5').update(Buffer.concat([Buffer.from(h1 + ':'), Buffer.from('client-nonce-0')])).digest('base64')
+  t.equal(msg.hdr.cred?.data, expected)
+  t.equal(msg.hdr.cred?.meta?.type, 'syncml:auth-md5')
+  t.ok(msg.final)
+  const [first, second, third] = msg.body as [Alert, ItemCommand, Alert]
+  t.equal(first.kind, 'Alert')
+  t.equal(first.data, '1201')
+  t.equal(second.kind, 'Replace')
+  const devInfo = Object.fromEntries(second.items.map((i) => [i.source?.locUri, i.data]))
+  t.same(devInfo, { './DevInfo/DevId': DEVICE_ID, './DevInfo/Man': 'Acme', './DevInfo/Mod': 'Pi-4', './DevInfo/DmV': '1.2', './DevInfo/Lang': 'en-US' })
+  t.equal(third.kind, 'Alert')
+  t.equal(third.data, '1226')
+  t.equal(third.items[0]?.meta?.type, 'urn:oma:gwmo:1.0:LocationUpdate')
+  t.equal(third.items[0]?.data, '<LocationUpdate/>')
+  t.same(msg.body.map((c) => c.cmdId), ['1', '2', '3'])
+})
+
+/** Opens a client session and returns its SessionID (from Package 1). */
+async function open(h: Awaited<ReturnType<typeof createHarness>>): Promise<string> {
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  return h.decoded().hdr.sessionId
+}
+
+t.test('401 + Chal on our SyncHdr: Package 1 again, new MsgID, Cred over the new nonce', async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  const sessionId = await open(h)
+  const challenge = bytes('fresh-from-server')
+  await h.manager.receive(
+    server.message({
+      sessionId,
+      msgId: 1,
+      body: [status('1', '0', 'SyncHdr', 401, md5Chal(challenge)), status('1', '1', 'Alert', 401), status('1', '2', 'Replace', 401)],
+    }),
+  )
+  t.equal(h.sent.length, 2, 'Package 1 sent again')
+  const again = h.decoded()
+  t.equal(again.hdr.msgId, '2')
+  t.equal(again.hdr.sessionId, sessionId)
+  t.equal(again.hdr.cred?.data, md5Digest('device-user', 'device-secret', challenge))
+  t.equal(headerStatus(again)?.data, '212', 'the server authenticated itself in that message')
+  t.same(
+    again.body.filter((c) => c.kind !== 'Status').map((c) => (c.kind === 'Alert' ? `Alert ${c.data}` : c.kind)),
+    ['Alert 1201', 'Replace'],
+  )
+  // The server accepts: the session ends with its status-only Final message, and nothing more is sent.
+  await h.manager.receive(server.message({ sessionId, msgId: 2, body: [status('2', '0', 'SyncHdr', 212)], cred: 'none' }))
+  await settle()
+  t.equal(h.sent.length, 2)
+  t.same(h.ended.map((e) => e.outcome), ['completed'])
+})
+
+t.test('a party that keeps challenging our credentials fails the session after the resend limit', async (t) => {
+  const h = await createHarness({ constants: { maxPackage1Resends: 1 } })
+  const server = new Party(SERVER)
+  const sessionId = await open(h)
+  for (let msgId = 1; msgId <= 2; msgId++) {
+    await h.manager.receive(server.message({ sessionId, msgId, body: [status(String(msgId), '0', 'SyncHdr', 401, md5Chal(bytes(`n${msgId}`)))] }))
+  }
+  await settle()
+  t.equal(h.sent.length, 2, 'one resend only')
+  t.same(h.ended.map((e) => e.outcome), ['failed'])
+})
+
+t.test('212 + Chal: the NextNonce is stored and the next session uses it', async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  const first = await open(h)
+  const next = bytes('next-session-nonce')
+  await h.manager.receive(server.message({ sessionId: first, msgId: 1, body: [status('1', '0', 'SyncHdr', 212, md5Chal(next))] }))
+  await settle()
+  t.same(h.ended.map((e) => e.outcome), ['completed'])
+  t.same(h.tree.readSecret('./DMAcc/dms/AppAuth/1/AAuthData'), next)
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  const second = h.decoded()
+  t.not(second.hdr.sessionId, first, 'a new SessionID')
+  t.equal(second.hdr.cred?.data, md5Digest('device-user', 'device-secret', next))
+})
+
+t.test('a NextNonce from a party that did not authenticate is used, never stored', async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  const sessionId = await open(h)
+  await h.manager.receive(
+    server.message({ sessionId, msgId: 1, cred: 'bad', body: [status('1', '0', 'SyncHdr', 401, md5Chal(bytes('from-an-impostor')))] }),
+  )
+  t.same(h.tree.readSecret('./DMAcc/dms/AppAuth/1/AAuthData'), bytes('client-nonce-0'))
+  t.equal(h.decoded().hdr.cred?.data, md5Digest('device-user', 'device-secret', bytes('from-an-impostor')))
+})
+
+t.test('Generic Alerts stay queued (persisted) until a 200/202 and go out again next session', async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  const id = await h.manager.queueGenericAlert(SERVER.serverId, { type: 'urn:x:test', data: 'payload' })
+  t.match(Buffer.from((await h.stateStore.load())!).toString(), /urn:x:test/, 'persisted before queueGenericAlert resolves')
+
+  let sessionId = await open(h)
+  t.equal(h.decoded().body[2]?.cmdId, '3')
+  // The server cannot take it now (500): it stays.
+  await h.manager.receive(
+    server.message({ sessionId, msgId: 1, body: [status('1', '0', 'SyncHdr', 212), status('1', '3', 'Alert', 500)] }),
+  )
+  await settle()
+  t.same(h.state.pendingAlerts(SERVER.serverId).map((a) => a.id), [id])
+
+  server.nonce = decodeNonce(Buffer.from(h.tree.readSecret('./DMAcc/dms/AppAuth/2/AAuthData') as Uint8Array).toString('base64'))!
+  sessionId = await open(h)
+  const again = h.decoded()
+  t.equal(again.body.filter((c) => c.kind === 'Alert' && c.data === '1226').length, 1, 'sent again')
+  await h.manager.receive(server.message({ sessionId, msgId: 1, body: [status('1', '0', 'SyncHdr', 212), status('1', '3', 'Alert', 202)] }))
+  await settle()
+  t.same(h.state.pendingAlerts(SERVER.serverId), [], 'dropped on 202')
+  t.notMatch(Buffer.from((await h.stateStore.load())!).toString(), /urn:x:test/, 'and the drop persisted')
+
+  server.nonce = h.tree.readSecret('./DMAcc/dms/AppAuth/2/AAuthData') as Uint8Array
+  await open(h)
+  t.equal(h.decoded().body.filter((c) => c.kind === 'Alert' && c.data === '1226').length, 0)
+})
