@@ -15,6 +15,7 @@ import { buildAccountCommands, sendBootstrap } from './bootstrap-server.ts'
 import { del, exec, get, replace, type OutCommand } from './commands.ts'
 import { startDmServer } from './dm-server.ts'
 import { startGateway, type DetectionForm } from './gateway.ts'
+import { topicFor } from './mqtt.ts'
 import type { TrafficEvent } from './party.ts'
 
 type Print = (line: string) => void
@@ -116,6 +117,7 @@ async function runDmServer(args: string[], print: Print): Promise<number> {
     onTraffic: traffic(print),
   })
   server.script((_session, turn) => (turn === 0 ? commands : undefined))
+  print(`listening on ${topicFor(server.serverId, 'dm', values.prefix)}`)
   if (values.push) await server.pushSession(commands)
   if (values.notify !== undefined) {
     const sessionId = parseInt(values.notify, 16)
