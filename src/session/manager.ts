@@ -149,12 +149,16 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     }
     if (session.initiator === 'device' && outcome === 'completed') slot.failures = 0
     if (session.initiator === 'device' && outcome === 'failed' && !stopping) scheduleRetry(party, slot)
+    if (outcome !== 'rejected') tellEnd({ serverId: party, sessionId: session.sessionId, initiator: session.initiator, outcome })
+    next(party, slot)
+  }
+
+  function tellEnd(info: SessionEndInfo): void {
     try {
-      deps.onSessionEnd?.({ serverId: party, sessionId: session.sessionId, initiator: session.initiator, outcome })
+      deps.onSessionEnd?.(info)
     } catch (error) {
       logger.error('session end listener failed', { error })
     }
-    next(party, slot)
   }
 
   function next(party: string, slot: PartySlot): void {

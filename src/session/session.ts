@@ -71,7 +71,8 @@ export class Session {
     this.#partyAuth = new PartyAuthenticator(engine.tree, engine.nonces, options.party, options.account)
     this.#device = new DeviceCredentials(engine.tree, options.account, engine.deviceId)
     this.done = new Promise((resolve) => (this.#resolveDone = resolve))
-    engine.logger.info('session started', { party: this.party, sessionId: this.sessionId, initiator: this.initiator })
+    // A pushed session exists only once a message of it is admitted: a flood of refused messages logs no sessions.
+    if (this.initiator === 'device') this.#logStart()
   }
 
   get ended(): boolean {
@@ -171,7 +172,10 @@ export class Session {
       header = chal ? { code: verdict.code, chal } : { code: verdict.code }
     }
 
-    if (admitted) this.#admittedOnce = true
+    if (admitted && !this.#admittedOnce) {
+      this.#admittedOnce = true
+      if (this.initiator === 'party') this.#logStart()
+    }
     const reply = new ReplyBuilder(msg.hdr.msgId)
     const session: SessionInfo = { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId }
     let changed = false
@@ -370,12 +374,17 @@ export class Session {
     if (wrote && !flushed) this.#engine.nonceBookkeeping()
   }
 
+  #logStart(): void {
+    this.#engine.logger.info('session started', { party: this.party, sessionId: this.sessionId, initiator: this.initiator })
+  }
+
   #end(outcome: SessionOutcome): void {
     if (this.#ended) return
     this.#ended = true
     this.#disarm()
     const fields = { party: this.party, sessionId: this.sessionId, outcome }
     if (outcome === 'failed') this.#engine.logger.warn('session failed', fields)
+    else if (outcome === 'rejected') this.#engine.logger.debug('pushed message refused; no session', fields)
     else this.#engine.logger.info('session ended', fields)
     this.#resolveDone(outcome)
   }
