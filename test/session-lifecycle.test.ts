@@ -1,0 +1,191 @@
+import t from 'tap'
+import { buildNotification, parseNotification, type Notification } from '../src/codec/notification.ts'
+import {
+  add, alert, createHarness, DEVICE_ID, GATEWAY, get, headerStatus, Party, replace, SERVER, settle, status, statusCodes,
+} from './helpers/session-harness.ts'
+
+const OPEN_ACL = 'Add=*&Delete=*&Exec=*&Get=*&Replace=*'
+
+t.test('a pushed session runs Package 2/3/4 with an authenticated party until a Final with only Status', async (t) => {
+  const h = await createHarness()
+  h.tree.add('./Vendor', { format: 'node' }, 'device')
+  h.tree.replace('./Vendor?prop=ACL', { format: 'chr', data: OPEN_ACL }, 'device')
+  const server = new Party(SERVER)
+  await h.manager.receive(server.message({ sessionId: 'ABC', msgId: 1, body: [get('./DevInfo/Mod')] }))
+  const first = h.decoded()
+  t.equal(first.hdr.sessionId, 'ABC')
+  t.equal(first.hdr.msgId, '1')
+  t.equal(first.hdr.target.locUri, SERVER.serverId)
+  t.ok(first.hdr.cred, 'the device authenticates in its first reply')
+  t.equal(headerStatus(first)?.msgRef, '1')
+  t.same(headerStatus(first)?.targetRefs, [DEVICE_ID])
+  t.same(headerStatus(first)?.sourceRefs, [SERVER.serverId])
+  server.learnNonce(first)
+
+  await h.manager.receive(
+    server.message({ sessionId: 'ABC', msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212), add('./Vendor/n', 'v')] }),
+  )
+  const second = h.decoded()
+  t.equal(second.hdr.msgId, '2')
+  t.equal(second.hdr.cred, undefined, 'no Cred after 212')
+  t.equal(headerStatus(second)?.data, '200', 'authenticated for the rest of the session')
+  t.same(statusCodes(second), { '0': '200', '2': '200' })
+  t.equal(second.body.find((c) => c.kind === 'Status' && c.cmdRef === '2')?.kind === 'Status' ? '2' : '', '2')
+
+  await h.manager.receive(server.message({ sessionId: 'ABC', msgId: 3, cred: 'none', body: [status('2', '0', 'SyncHdr', 200), status('2', '2', 'Status', 200)] }))
+  await settle()
+  t.equal(h.sent.length, 2, 'the closing message is not answered')
+  t.same(h.ended, [{ serverId: SERVER.serverId, sessionId: 'ABC', initiator: 'party', outcome: 'completed' }])
+  // Only the lazy flush of the nonce bookkeeping is left; it saves the tree later, without a session timer.
+  t.equal(h.clock.pending, 1)
+  h.clock.advance(30_000)
+  await settle()
+  t.equal(h.clock.pending, 0)
+  t.notOk(h.tree.dirty, 'nonce bookkeeping flushed lazily')
+})
+
+t.test('a party without an account gets no answer at all, logged once', async (t) => {
+  const h = await createHarness()
+  const stranger = new Party({ ...SERVER, serverId: 'http://stranger.example.com' })
+  for (let k = 1; k <= 5; k++) await h.manager.receive(stranger.message({ sessionId: String(k), msgId: 1, body: [get('./DevInfo/Mod')] }))
+  t.equal(h.sent.length, 0)
+  t.equal(h.log.lines.filter((l) => String(l.msg).includes('without an account')).length, 1)
+})
+
+t.test('an alert registered to accept unauthenticated parties runs for them; nothing else does', async (t) => {
+  const h = await createHarness({ accounts: [SERVER] })
+  const seen: Array<{ serverId: string; authenticated: boolean; hasAccount: boolean }> = []
+  h.manager.registerAlert(
+    '1230',
+    (ctx) => {
+      seen.push(ctx.party)
+      return 200
+    },
+    { acceptUnauthenticated: (party) => party.serverId === GATEWAY.serverId },
+  )
+  const gateway = new Party(GATEWAY)
+  await h.manager.receive(gateway.message({ sessionId: '1', msgId: 1, cred: 'none', body: [alert('1230'), get('./DevInfo/Mod')] }))
+  t.equal(h.sent.length, 0, 'a Get beside the alert: not admitted, and no account: no answer')
+  await h.manager.receive(gateway.message({ sessionId: '2', msgId: 1, cred: 'none', body: [alert('1230')] }))
+  t.equal(h.sent.length, 1)
+  t.same(statusCodes(h.decoded()), { '0': '200', '1': '200' })
+  t.same(seen, [{ serverId: GATEWAY.serverId, hasAccount: false, authenticated: false }])
+  const other = new Party({ ...GATEWAY, serverId: 'http://other-gw.local' })
+  await h.manager.receive(other.message({ sessionId: '3', msgId: 1, cred: 'none', body: [alert('1230')] }))
+  t.equal(h.sent.length, 1, 'the policy said no for that party')
+})
+
+t.test('a duplicate delivery gets the same reply again and runs nothing twice; older MsgIDs are ignored', async (t) => {
+  const h = await createHarness()
+  h.tree.add('./Vendor', { format: 'node' }, 'device')
+  h.tree.replace('./Vendor?prop=ACL', { format: 'chr', data: OPEN_ACL }, 'device')
+  const server = new Party(SERVER)
+  const message = server.message({ sessionId: 'D1', msgId: 1, body: [add('./Vendor/once', 'x')] })
+  await h.manager.receive(message)
+  await h.manager.receive(message)
+  t.equal(h.sent.length, 2)
+  t.same(h.sent[1]!.payload, h.sent[0]!.payload, 'byte for byte the same reply')
+  t.same(statusCodes(h.decoded(1)), { '0': '212', '1': '200' }, 'not 418: the Add ran once')
+  server.learnNonce(h.decoded(0))
+
+  await h.manager.receive(server.message({ sessionId: 'D1', msgId: 3, cred: 'none', body: [get('./Vendor/once')] }))
+  t.equal(h.sent.length, 3)
+  await h.manager.receive(server.message({ sessionId: 'D1', msgId: 2, cred: 'none', body: [add('./Vendor/late', 'x')] }))
+  t.equal(h.sent.length, 3, 'an older message is not answered')
+  t.equal(h.tree.get('./Vendor/late', 'device').status, 404, 'nor run')
+  t.ok(h.log.lines.some((l) => l.msg === 'old message ignored'))
+
+  // After the session ends, a duplicate of its last answered message is answered from what remains of it.
+  const closing = server.message({ sessionId: 'D1', msgId: 4, cred: 'none', body: [status('2', '0', 'SyncHdr', 200)] })
+  await h.manager.receive(closing)
+  await settle()
+  t.equal(h.ended.length, 1)
+  await h.manager.receive(closing)
+  await h.manager.receive(server.message({ sessionId: 'D1', msgId: 1, body: [add('./Vendor/once', 'x')] }))
+  t.equal(h.sent.length, 3, 'nothing answered, no new session from an ended one')
+})
+
+t.test('Session Abort: the session ends, no reply', async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  await h.manager.receive(server.message({ sessionId: 'AB', msgId: 1, body: [get('./DevInfo/Mod')] }))
+  await h.manager.receive(server.message({ sessionId: 'AB', msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212), alert('1223')] }))
+  await settle()
+  t.equal(h.sent.length, 1)
+  t.same(h.ended.map((e) => e.outcome), ['aborted'])
+})
+
+t.test('no answer: the same message again (same MsgID) after each timeout, then failure and a backoff retry', async (t) => {
+  const h = await createHarness({ constants: { sessionTimeoutMs: 1000, retransmitCount: 2, retryBackoffBaseMs: 10_000, retryBackoffCapMs: 60_000 } })
+  await h.manager.queueGenericAlert(SERVER.serverId, { type: 'urn:x:kept', data: 'd' })
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  const first = h.sent[0]!
+  h.clock.advance(1000)
+  await settle()
+  h.clock.advance(1000)
+  await settle()
+  t.equal(h.sent.length, 3)
+  t.same(h.sent[1]!.payload, first.payload, 'sent again unchanged')
+  t.same(h.sent[2]!.payload, first.payload)
+  h.clock.advance(1000)
+  await settle()
+  t.same(h.ended.map((e) => e.outcome), ['failed'])
+  t.equal(h.sent.length, 3)
+  h.clock.advance(4999)
+  await settle()
+  t.equal(h.sent.length, 3, 'not before half the backoff')
+  h.clock.advance(5001)
+  await settle()
+  t.equal(h.sent.length, 4, 'retried within the backoff window')
+  const retry = h.decoded()
+  t.not(retry.hdr.sessionId, h.decoded(0).hdr.sessionId)
+  t.ok(retry.body.some((c) => c.kind === 'Alert' && c.data === '1226'), 'the pending alert goes with it')
+  await h.manager.stop()
+  t.equal(h.clock.pending, 0, 'stop leaves no timer')
+})
+
+t.test('the same notification session id twice opens one session', async (t) => {
+  const h = await createHarness()
+  const bytesOf = buildNotification({ sessionId: 0x2a, serverId: SERVER.serverId }, () => new Uint8Array(16))
+  const parsed = parseNotification(bytesOf)
+  t.ok(parsed.ok)
+  const notification = (parsed as { value: Notification }).value
+  await h.manager.openSession(SERVER.serverId, { alert: 1200, notification })
+  await h.manager.openSession(SERVER.serverId, { alert: 1200, notification })
+  t.equal(h.sent.length, 1)
+  const msg = h.decoded()
+  t.equal(msg.hdr.sessionId, '2A')
+  t.equal(msg.body[0]?.kind === 'Alert' && msg.body[0].data, '1200')
+})
+
+t.test('one session per party at a time; a party waiting does not hold up another', async (t) => {
+  const h = await createHarness({ accounts: [SERVER, GATEWAY] })
+  const server = new Party(SERVER)
+  const gateway = new Party(GATEWAY)
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  const first = h.decoded().hdr.sessionId
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  t.equal(h.sent.length, 1, 'the second request waits behind the first')
+  // A push from the server with another SessionID also waits.
+  await h.manager.receive(server.message({ sessionId: 'F00', msgId: 1, body: [get('./DevInfo/Mod')] }))
+  t.equal(h.sent.length, 1)
+
+  // The gateway is another party: answered at once.
+  await h.manager.receive(gateway.message({ sessionId: '9', msgId: 1, body: [replace('./DevInfo/Lang', 'x')] }))
+  t.equal(h.sent.length, 2)
+  t.equal(h.sent[1]!.to, GATEWAY.serverId)
+
+  // The server ends its first session; the queued requests run in turn: the open, then the push.
+  await h.manager.receive(server.message({ sessionId: first, msgId: 1, body: [status('1', '0', 'SyncHdr', 212)] }))
+  await settle()
+  t.equal(h.sent.length, 3)
+  const second = h.decoded()
+  t.not(second.hdr.sessionId, first)
+  t.equal(second.body[0]?.kind === 'Alert' && second.body[0].data, '1201')
+  server.nonce = h.tree.readSecret('./DMAcc/dms/AppAuth/2/AAuthData') as Uint8Array
+  await h.manager.receive(server.message({ sessionId: second.hdr.sessionId, msgId: 1, body: [status('1', '0', 'SyncHdr', 212)] }))
+  await settle()
+  t.equal(h.sent.length, 4)
+  t.equal(h.decoded().hdr.sessionId, 'F00')
+  t.equal(headerStatus(h.decoded())?.data, '401', 'the push was made with a nonce a session has consumed since')
+})
