@@ -1,4 +1,48 @@
-// Command-line entry of the bundle; the runtime wiring arrives with the agent runtime.
-const version = process.env.GWMO_AGENT_VERSION ?? 'dev'
-if (process.argv.includes('--version')) console.log(version)
-else console.log('usage: gwmo-agent --config FILE')
+// The bundle's entry: runs the command line, then stops cleanly on SIGTERM/SIGINT (systemd's stop) within 5 s.
+import { runCli, EXIT } from './runtime/cli.ts'
+
+/** systemd's default stop timeout is longer; the agent promises to be done within this. */
+const STOP_DEADLINE_MS = 5000
+
+async function main(): Promise<void> {
+  const started = await runCli({
+    argv: process.argv.slice(2),
+    env: process.env,
+    stdout: (line) => process.stdout.write(line + '\n'),
+    stderr: (line) => process.stderr.write(line + '\n'),
+    version: process.env.GWMO_AGENT_VERSION ?? 'dev',
+  })
+  if (started.kind === 'exit') {
+    process.exitCode = started.code
+    return
+  }
+  const { agent, logger } = started
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info('stopping', { signal })
+    const deadline = setTimeout(() => {
+      logger.error('stop deadline passed; exiting')
+      process.exit(EXIT.failure)
+    }, STOP_DEADLINE_MS)
+    deadline.unref()
+    agent.stop().then(
+      () => {
+        logger.info('stopped')
+        process.exit(EXIT.ok)
+      },
+      (error: unknown) => {
+        logger.error('stop failed', { error })
+        process.exit(EXIT.failure)
+      },
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+void main().catch((error: unknown) => {
+  process.stderr.write(`gwmo-agent: ${(error as Error).stack ?? String(error)}\n`)
+  process.exit(EXIT.failure)
+})

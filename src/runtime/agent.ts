@@ -1,0 +1,206 @@
+/**
+ * The runtime: wires configuration, persistent state, the session engine, the GwMO behaviours and the MQTT
+ * binding into one agent. Everything it builds belongs to the returned instance, so one process can hold many.
+ */
+import { mkdir, chmod } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { readBrokerTls, type AgentConfig } from '../config.ts'
+import { installGwmo, type Gwmo, type LocationSource } from '../gwmo/index.ts'
+import type { Logger } from '../log.ts'
+import { AgentState, type StateStore } from '../session/agent-state.ts'
+import type { Clock } from '../session/engine.ts'
+import { createSessionManager, type SessionManager } from '../session/manager.ts'
+import { createMqttTransport } from '../transport/mqtt.ts'
+import type { InboundMessage, Transport } from '../transport/port.ts'
+import { AtomicFileStore, ManagementTree, readAccounts, type TreeStore } from '../tree/index.ts'
+import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
+
+/** File names under `stateDir`: the management tree and the agent's own state, each written atomically. */
+export const STATE_FILES = Object.freeze({ tree: 'tree.dat', state: 'agent-state.dat' })
+
+export interface AgentOptions {
+  config: AgentConfig
+  logger: Logger
+  /** Replaces the MQTT binding (tests, the fleet simulator). */
+  transport?: Transport
+  /** Replace the on-disk stores (tests, in-memory fleets). */
+  stores?: { tree: TreeStore; state: StateStore }
+  location?: LocationSource
+  clock?: Clock
+  random?: (n: number) => Uint8Array
+}
+
+export interface Agent {
+  readonly sessions: SessionManager
+  readonly gwmo: Gwmo
+  readonly tree: ManagementTree
+  /** Ends sessions, flushes the tree and state, publishes `offline` and disconnects. */
+  stop(): Promise<void>
+}
+
+export type StartResult = { ok: true; agent: Agent } | { ok: false; error: string }
+
+const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+}
+
+const systemRandom = (n: number): Uint8Array => new Uint8Array(randomBytes(n))
+
+async function openStores(config: AgentConfig): Promise<{ ok: true; tree: TreeStore; state: StateStore } | { ok: false; error: string }> {
+  try {
+    // binding.md §6: the state files are readable by the agent's user alone.
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
+    await chmod(config.stateDir, 0o700)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error'
+    return { ok: false, error: `stateDir: cannot use ${config.stateDir} (${code})` }
+  }
+  return {
+    ok: true,
+    tree: new AtomicFileStore(join(config.stateDir, STATE_FILES.tree)),
+    state: new AtomicFileStore(join(config.stateDir, STATE_FILES.state)),
+  }
+}
+
+export async function startAgent(options: AgentOptions): Promise<StartResult> {
+  const { config } = options
+  const logger = options.logger
+  const clock = options.clock ?? systemClock
+  const random = options.random ?? systemRandom
+
+  let stores = options.stores
+  if (stores === undefined) {
+    const opened = await openStores(config)
+    if (!opened.ok) return opened
+    stores = opened
+  }
+
+  // The factory document is read only when the store is empty: a device that has run once never needs it again.
+  let factoryServers: string[] = []
+  let factoryDocument: FactoryDocument | undefined
+  if ((await stores.tree.load()) === undefined) {
+    const read = await readFactoryDocument(config.factoryBootstrap)
+    if (!read.ok) return read
+    factoryDocument = read.document
+  }
+  const opened = await ManagementTree.open(stores.tree, {
+    factory: () => {
+      if (factoryDocument === undefined) return { error: 'the stored tree disappeared while starting' }
+      const built = buildFactoryTree(config, factoryDocument)
+      if ('error' in built) return built
+      factoryServers = built.serverIds
+      return built.tree
+    },
+  })
+  if (!opened.ok) return { ok: false, error: `tree: ${opened.error}` }
+  const tree = opened.tree
+
+  const stateOpened = await AgentState.open(stores.state, random)
+  if (!stateOpened.ok) return { ok: false, error: stateOpened.error }
+  const state = stateOpened.state
+
+  let transport = options.transport
+  if (transport === undefined) {
+    const tls = await readBrokerTls(config.broker)
+    if (!tls.ok) return tls
+    transport = createMqttTransport({
+      url: config.broker.url,
+      ...(config.broker.username !== undefined && { username: config.broker.username }),
+      ...(config.broker.password !== undefined && { password: config.broker.password }),
+      ...tls.tls,
+      clientId: config.broker.clientId,
+      keepaliveSeconds: config.broker.keepaliveSeconds,
+      prefix: config.topicPrefix,
+      deviceId: config.deviceId,
+      maxPacketSize: config.maxPacketSize,
+      logger,
+    })
+  }
+  const link = transport
+
+  const sessions = createSessionManager({
+    deviceId: config.deviceId,
+    tree,
+    state,
+    send: (message) => link.send(message),
+    logger,
+    clock,
+    random,
+    constants: {
+      sessionTimeoutMs: config.session.timeoutSeconds * 1000,
+      retransmitCount: config.session.retries,
+      retryBackoffBaseMs: config.session.retryBackoffSeconds * 1000,
+      retryBackoffCapMs: config.session.maxBackoffSeconds * 1000,
+      maxMsgSize: config.maxPacketSize,
+    },
+  })
+
+  const gwmo = installGwmo({
+    sessions,
+    tree,
+    state,
+    deviceId: config.deviceId,
+    config: {
+      acceptDetectionFrom: config.acceptDetectionFrom,
+      ...(config.userPin !== undefined && { userPin: config.userPin }),
+      ...(config.networkId !== undefined && { networkId: config.networkId }),
+      location: config.location,
+    },
+    ...(options.location !== undefined && { location: options.location }),
+    clock,
+    logger,
+  })
+
+  if (config.acceptDetectionFrom === 'any') {
+    logger.warn('accepting Device Detection Alerts from any party, authenticated or not (acceptDetectionFrom: "any")')
+  }
+
+  const route = (message: InboundMessage): void => {
+    const work =
+      message.channel === 'dm' ? sessions.receive(message)
+      : message.channel === 'notification' ? gwmo.onNotification(message)
+      : gwmo.onBootstrap(message)
+    void work.catch((error: unknown) => logger.error('inbound message handling failed', { channel: message.channel, error }))
+  }
+
+  try {
+    await link.start({
+      message: route,
+      online: () => logger.debug('online', { broker: config.broker.url }),
+      offline: () => logger.debug('offline', { broker: config.broker.url }),
+    })
+  } catch (error) {
+    return { ok: false, error: `broker: ${(error as Error).message}` }
+  }
+
+  // After a factory bootstrap, a session with every server it configured (OMA DM Bootstrap 1.2: "at the next
+  // practical opportunity"); on every start, a session with each server that still has alerts to deliver.
+  const servers = new Set([...factoryServers, ...state.serversWithPendingAlerts()])
+  const known = new Set(readAccounts(tree).map((account) => account.serverId))
+  for (const serverId of servers) {
+    if (known.has(serverId)) void sessions.openSession(serverId, { alert: 1201 })
+  }
+  gwmo.start()
+  logger.info('started', { deviceId: config.deviceId, firstStart: opened.created })
+
+  let stopping: Promise<void> | undefined
+  return {
+    ok: true,
+    agent: {
+      sessions,
+      gwmo,
+      tree,
+      stop: () =>
+        (stopping ??= (async () => {
+          await gwmo.stop()
+          await sessions.stop()
+          await tree.flush()
+          await state.save()
+          await link.stop()
+        })()),
+    },
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The command line (binding.md §7): `gwmo-agent --config FILE [--log-level LEVEL]`, plus `--help` and `--version`.
+ * Everything is checked before anything starts: a bad argument or configuration is one line on stderr and a
+ * non-zero exit, never a half-started agent.
+ */
+import { parseArgs } from 'node:util'
+import { loadConfigFile, type AgentConfig } from '../config.ts'
+import { createLogger, type LogLevel, type Logger } from '../log.ts'
+import { startAgent, type Agent } from './agent.ts'
+
+export const USAGE = `usage: gwmo-agent --config FILE [--log-level debug|info|warn|error]
+       gwmo-agent --help | --version
+
+Runs the OMA DM GwMO End Device agent. FILE is the JSON configuration (see README).
+Secrets may come from GWMO_BROKER_PASSWORD, GWMO_USER_PIN and GWMO_NETWORK_ID instead.`
+
+const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
+
+/** Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or configuration. */
+export const EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2 })
+
+export interface CliIo {
+  argv: string[]
+  env: Record<string, string | undefined>
+  stdout: (line: string) => void
+  stderr: (line: string) => void
+  version: string
+}
+
+export type CliStart =
+  | { kind: 'exit'; code: number }
+  | { kind: 'running'; agent: Agent; logger: Logger; config: AgentConfig }
+
+export async function runCli(io: CliIo): Promise<CliStart> {
+  let values: { config?: string; 'log-level'?: string; help?: boolean; version?: boolean }
+  try {
+    ;({ values } = parseArgs({
+      args: io.argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }))
+  } catch (error) {
+    io.stderr(`gwmo-agent: ${(error as Error).message}`)
+    return { kind: 'exit', code: EXIT.usage }
+  }
+  if (values.help) {
+    io.stdout(USAGE)
+    return { kind: 'exit', code: EXIT.ok }
+  }
+  if (values.version) {
+    io.stdout(io.version)
+    return { kind: 'exit', code: EXIT.ok }
+  }
+  const level = values['log-level']
+  if (level !== undefined && !LOG_LEVELS.has(level)) {
+    io.stderr(`gwmo-agent: --log-level: must be one of debug, info, warn, error`)
+    return { kind: 'exit', code: EXIT.usage }
+  }
+  if (values.config === undefined) {
+    io.stderr('gwmo-agent: --config FILE is required')
+    return { kind: 'exit', code: EXIT.usage }
+  }
+  const loaded = await loadConfigFile(values.config, io.env)
+  if (!loaded.ok) {
+    io.stderr(`gwmo-agent: ${loaded.error}`)
+    return { kind: 'exit', code: EXIT.usage }
+  }
+  const config = loaded.config
+  const logger = createLogger({ level: (level ?? config.logLevel) as LogLevel, write: io.stdout }, { deviceId: config.deviceId })
+  const started = await startAgent({ config, logger })
+  if (!started.ok) {
+    io.stderr(`gwmo-agent: ${started.error}`)
+    return { kind: 'exit', code: EXIT.failure }
+  }
+  return { kind: 'running', agent: started.agent, logger, config }
+}

@@ -1,0 +1,48 @@
+/**
+ * The first start's tree (binding.md §5): the standard objects, then the factory bootstrap document applied as
+ * OMA DM Bootstrap's customized bootstrap, all or nothing. Later starts restore the persisted tree instead.
+ */
+import { readFile } from 'node:fs/promises'
+import { decodeMessage } from '../codec/syncml.ts'
+import type { AgentConfig } from '../config.ts'
+import { applyBootstrap, createStandardTree, ManagementTree } from '../tree/index.ts'
+
+export interface FactoryDocument {
+  bytes: Uint8Array
+  /** From the file name: `.wbxml` is WBXML, anything else is sniffed (XML or WBXML by its first byte). */
+  contentType?: string
+}
+
+export async function readFactoryDocument(path: string): Promise<{ ok: true; document: FactoryDocument } | { ok: false; error: string }> {
+  try {
+    const bytes = new Uint8Array(await readFile(path))
+    return { ok: true, document: path.endsWith('.wbxml') ? { bytes, contentType: 'application/vnd.syncml.dm+wbxml' } : { bytes } }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error'
+    return { ok: false, error: `factoryBootstrap: cannot read ${path} (${code})` }
+  }
+}
+
+/** Builds the factory tree; the ServerIDs the document configured are the servers to open sessions with. */
+export function buildFactoryTree(config: AgentConfig, document: FactoryDocument): { tree: ManagementTree; serverIds: string[] } | { error: string } {
+  const decoded = decodeMessage(document.bytes, document.contentType)
+  if (!decoded.ok) {
+    const at = decoded.error.at === undefined ? '' : ` at ${decoded.error.at}`
+    return { error: `factoryBootstrap: ${decoded.error.code}${at}: ${decoded.error.message}` }
+  }
+  const { devInfo } = config
+  const tree = createStandardTree({
+    devId: config.deviceId,
+    man: devInfo.man,
+    mod: devInfo.mod,
+    lang: devInfo.lang,
+    devTyp: devInfo.devTyp,
+    ...(devInfo.fwV !== undefined && { fwV: devInfo.fwV }),
+    ...(devInfo.swV !== undefined && { swV: devInfo.swV }),
+    ...(devInfo.hwV !== undefined && { hwV: devInfo.hwV }),
+    ...(devInfo.oem !== undefined && { oem: devInfo.oem }),
+  })
+  const applied = applyBootstrap(tree, decoded.value)
+  if (!applied.ok) return { error: `factoryBootstrap: ${applied.reason}` }
+  return { tree, serverIds: applied.serverIds }
+}
