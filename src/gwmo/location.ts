@@ -70,10 +70,12 @@ export class LocationMonitor {
     this.#tick()
   }
 
-  stop(): void {
+  /** Stops polling; resolves once the check or detection under way (if any) has ended. */
+  async stop(): Promise<void> {
     this.#running = false
     if (this.#timer !== undefined) this.#options.clock.clearTimeout(this.#timer)
     this.#timer = undefined
+    await this.#queue
   }
 
   /** One look at the location, compared with the recorded one. */

@@ -1,0 +1,124 @@
+/**
+ * Device Detection Alert (GwMO seed 000, 8.6.1.2 and 8.6.1.3; binding.md §4.1–4.3): the gateway tells the device
+ * its address and whether that address may be shared with the device's DM Servers. The device answers in the
+ * same reply with the Bootstrapped DMS List (every DM Server it holds an account for) and, only when sharing is
+ * allowed, tells each of those servers the gateway's address (Associated Gateway) in a session with it.
+ *
+ * Who may send it is decided before this handler runs: the session engine runs it only for a party that
+ * authenticated against its account, or, with `acceptDetectionFrom: "any"` (a trusted LAN), for a party the
+ * device holds no account for. A party that has an account is always held to its credentials (401/407 from the
+ * engine): an account names credentials, and "any" must not let a stranger speak for a known gateway without
+ * them.
+ *
+ * With `Share` false the gateway's address stays on the device: it is in no alert, and in no log line (the
+ * location record in the agent state, a local file, keeps it to recognise the gateway).
+ */
+import {
+  ALERT,
+  buildGwAddress,
+  buildServerList,
+  GWMO_ALERT_TYPE,
+  GWMO_PAYLOAD_FORMAT,
+  parseDeviceDetection,
+} from '../codec/gwmo.ts'
+import type { Logger } from '../log.ts'
+import type { GenericAlertSpec } from '../session/agent-state.ts'
+import type { AlertContext, AlertRegistrationOptions, AlertHandler } from '../session/alerts.ts'
+import { findAccount, markGateway, readAccounts } from '../tree/accounts.ts'
+
+export type AcceptDetectionFrom = 'bootstrapped' | 'any'
+
+/** An accepted detection, handed on once the reply (with the DMS list) is built. */
+export interface AcceptedDetection {
+  /** The gateway's LocURI (the party that sent the alert). */
+  gatewayId: string
+  gwAddress: string
+  share: boolean
+  /** The DM Servers listed in the Bootstrapped DMS List. */
+  servers: string[]
+  /** Whether the gateway authenticated (false only when `acceptDetectionFrom` is `any`). */
+  authenticated: boolean
+}
+
+export interface DetectionOptions {
+  deviceId: string
+  acceptDetectionFrom: AcceptDetectionFrom
+  /** Runs after the alert is answered: Associated Gateway alerts and sessions, the location monitor. */
+  onAccepted(detection: AcceptedDetection): void
+  logger: Logger
+}
+
+const BAD_REQUEST = 400
+const OK = 200
+const FAILED = 500
+
+/** The registration of Alert 1230 on the session engine's alert registry. */
+export function detectionRegistration(options: DetectionOptions): {
+  code: string
+  handler: AlertHandler
+  options: AlertRegistrationOptions
+} {
+  return {
+    code: ALERT.DEVICE_DETECTION,
+    handler: (ctx) => handleDetection(ctx, options),
+    options: {
+      acceptUnauthenticated: (party) => options.acceptDetectionFrom === 'any' && !party.hasAccount,
+    },
+  }
+}
+
+async function handleDetection(ctx: AlertContext, options: DetectionOptions): Promise<number> {
+  const { party } = ctx
+  const logger = options.logger
+  const parsed = parseDeviceDetection(ctx.alert)
+  if (!parsed.ok) {
+    // The payload's text is not logged: it may hold the address of a gateway that does not allow sharing it.
+    logger.warn('device detection refused: bad payload', { gateway: party.serverId, code: parsed.error.code, error: parsed.error.message })
+    return BAD_REQUEST
+  }
+  const { gwAddress, share } = parsed.value
+
+  // binding.md §1: the account of a party whose detection the device accepts is a gateway's, persisted with the
+  // message's transaction (and so flushed before the reply's 200 leaves).
+  if (party.hasAccount) {
+    const account = findAccount(ctx.ops, party.serverId)
+    if (account !== undefined && account.role !== 'gateway') {
+      const status = markGateway(ctx.ops, account)
+      if (status < 200 || status > 299) {
+        logger.error('device detection: cannot mark the account as a gateway', { gateway: party.serverId, status })
+        return FAILED
+      }
+    }
+  }
+
+  const servers = readAccounts(ctx.ops)
+    .filter((a) => a.role !== 'gateway' && a.serverId !== party.serverId)
+    .map((a) => a.serverId)
+  await ctx.sendGenericAlert({
+    type: GWMO_ALERT_TYPE.BOOTSTRAPPED_DMS_LIST,
+    format: GWMO_PAYLOAD_FORMAT,
+    data: buildServerList(servers),
+    source: options.deviceId,
+    target: party.serverId,
+  })
+  logger.info('device detection accepted', {
+    gateway: party.serverId,
+    authenticated: party.authenticated,
+    share,
+    ...(share && { gwAddress }),
+    servers: servers.length,
+  })
+  options.onAccepted({ gatewayId: party.serverId, gwAddress, share, servers, authenticated: party.authenticated })
+  return OK
+}
+
+/** The Associated Gateway alert for one DM Server (seed 000, 8.6.1.3 step 3, Appendix Y). */
+export function associatedGatewayAlert(deviceId: string, serverId: string, gwAddress: string): GenericAlertSpec {
+  return {
+    type: GWMO_ALERT_TYPE.ASSOCIATED_GATEWAY,
+    format: GWMO_PAYLOAD_FORMAT,
+    data: buildGwAddress(gwAddress),
+    source: deviceId,
+    target: serverId,
+  }
+}

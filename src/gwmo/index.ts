@@ -1,0 +1,183 @@
+/**
+ * The GwMO 1.0 End Device behaviours (binding.md §4), installed on a session manager: the single entry the
+ * runtime calls. The DM channel goes to the session manager itself; this layer takes the `notification` and
+ * `bootstrap` channels, registers the Device Detection Alert, and watches the network location.
+ *
+ * Gateway bootstrap by a DM Server (seed 001, 8.4.1; binding.md §4.5) needs no code of its own: the seed says when
+ * a server *may* add the gateway's account (in its first session with the device, or in a session reporting a
+ * Location Update), and the device lets the tree's ACLs decide whether it can, as DM 1.2 does for every write.
+ * The standard tree gives every server `Add` on `./DMAcc` (a factory bootstrap may narrow it); refusing such an
+ * Add in other sessions would break a server whose first session failed half-way and that sends the account
+ * again later, and would gate the tree by session history, which no DM 1.2 server expects. Once stored, the
+ * account is a party like any other: its detections are accepted when it authenticates.
+ */
+import { buildLocationUpdate, GWMO_ALERT_TYPE, GWMO_PAYLOAD_FORMAT, type LocationUpdate } from '../codec/gwmo.ts'
+import type { Logger } from '../log.ts'
+import type { AgentState, GenericAlertSpec } from '../session/agent-state.ts'
+import type { Clock } from '../session/engine.ts'
+import type { SessionManager } from '../session/manager.ts'
+import type { InboundMessage } from '../transport/port.ts'
+import { readAccounts } from '../tree/accounts.ts'
+import type { BootstrapTarget } from '../tree/bootstrap.ts'
+import type { TreeOps } from '../tree/types.ts'
+import { associatedGatewayAlert, detectionRegistration, type AcceptDetectionFrom, type AcceptedDetection } from './detection.ts'
+import { handleLocalBootstrap, type LocalBootstrapOutcome } from './local-bootstrap.ts'
+import { fileLocationSource, osLocationSource, type LocationSource } from './location-source.ts'
+import { LocationMonitor } from './location.ts'
+import { NotificationHandler, type NotificationOutcome } from './transparent.ts'
+
+export interface GwmoLocationConfig {
+  /** Seconds between two looks at the network location. */
+  pollSeconds: number
+  /** False: no polling (a detection by another gateway is still reported). Default true. */
+  enabled?: boolean
+  /** A JSON file `{ "addresses": [...], "defaultGateway": "…" }` to read instead of the OS. */
+  sourceFile?: string
+}
+
+export interface GwmoConfig {
+  acceptDetectionFrom: AcceptDetectionFrom
+  userPin?: string
+  networkId?: string
+  location: GwmoLocationConfig
+}
+
+export interface GwmoDeps {
+  sessions: Pick<SessionManager, 'openSession' | 'queueGenericAlert' | 'registerAlert'>
+  tree: TreeOps & BootstrapTarget & { flush(): Promise<void> }
+  state: AgentState
+  deviceId: string
+  config: GwmoConfig
+  /** Overrides the source the configuration names (tests). */
+  location?: LocationSource
+  clock: Clock
+  logger: Logger
+}
+
+export interface Gwmo {
+  /** A message of the `notification` channel (transparent mode). Never rejects. */
+  onNotification(inbound: InboundMessage): Promise<NotificationOutcome>
+  /** A message of the `bootstrap` channel (local DM Bootstrap Server). Never rejects; nothing is ever answered. */
+  onBootstrap(inbound: InboundMessage): Promise<LocalBootstrapOutcome>
+  /** Starts watching the network location. */
+  start(): void
+  /** Stops watching, and waits for the work already begun (alerts being queued, sessions being opened). */
+  stop(): Promise<void>
+  /** The location monitor (its record, a check on demand). */
+  readonly location: LocationMonitor
+}
+
+export function installGwmo(deps: GwmoDeps): Gwmo {
+  const { sessions, tree, deviceId, config } = deps
+  const logger = deps.logger.child({ module: 'gwmo' })
+  const inFlight = new Set<Promise<unknown>>()
+  let stopped = false
+
+  function track(work: Promise<unknown>, what: string): void {
+    const guarded = work.catch((error: unknown) => logger.error(`${what} failed`, { error }))
+    inFlight.add(guarded)
+    void guarded.finally(() => inFlight.delete(guarded))
+  }
+
+  function dmServers(): string[] {
+    return readAccounts(tree).filter((a) => a.role !== 'gateway').map((a) => a.serverId)
+  }
+
+  /** Queues (persisted) every alert first, then opens the sessions that carry them. */
+  async function reportTo(servers: string[], alertFor: (serverId: string) => GenericAlertSpec): Promise<void> {
+    for (const serverId of servers) {
+      const alert = alertFor(serverId)
+      const pending = deps.state.pendingAlerts(serverId)
+      // A detection repeated before the server answered must not pile up the same alert.
+      if (pending.some((p) => p.alert.type === alert.type && p.alert.data === alert.data)) continue
+      await sessions.queueGenericAlert(serverId, alert)
+    }
+    for (const serverId of servers) track(sessions.openSession(serverId, { alert: 1201 }), 'session open')
+  }
+
+  const source = deps.location ??
+    (config.location.sourceFile !== undefined ? fileLocationSource(config.location.sourceFile) : osLocationSource())
+  const monitor = new LocationMonitor({
+    source,
+    state: deps.state,
+    clock: deps.clock,
+    pollSeconds: config.location.pollSeconds,
+    logger: logger.child({ behaviour: 'location' }),
+    report: (update: LocationUpdate) =>
+      reportTo(dmServers(), (serverId) => ({
+        type: GWMO_ALERT_TYPE.LOCATION_UPDATE,
+        format: GWMO_PAYLOAD_FORMAT,
+        data: buildLocationUpdate(update),
+        source: deviceId,
+        target: serverId,
+      })),
+  })
+
+  const detection = detectionRegistration({
+    deviceId,
+    acceptDetectionFrom: config.acceptDetectionFrom,
+    logger: logger.child({ behaviour: 'detection' }),
+    onAccepted: (accepted: AcceptedDetection) => {
+      if (stopped) return
+      // binding.md §4.3: only with Share true does the address go to each listed server.
+      if (accepted.share) {
+        track(reportTo(accepted.servers, (serverId) => associatedGatewayAlert(deviceId, serverId, accepted.gwAddress)), 'associated gateway')
+      }
+      track(monitor.gatewayDetected({ id: accepted.gatewayId, address: accepted.gwAddress, share: accepted.share }), 'location update')
+    },
+  })
+  sessions.registerAlert(detection.code, detection.handler, detection.options)
+
+  const notifications = new NotificationHandler({
+    tree,
+    openSession: (serverId, request) => sessions.openSession(serverId, request),
+    now: () => deps.clock.now(),
+    logger: logger.child({ behaviour: 'transparent' }),
+  })
+
+  const bootstrapSecrets = {
+    ...(config.userPin !== undefined && { userPin: config.userPin }),
+    ...(config.networkId !== undefined && { networkId: config.networkId }),
+  }
+
+  return {
+    location: monitor,
+    async onNotification(inbound) {
+      try {
+        return await notifications.handle(inbound)
+      } catch (error) {
+        logger.error('notification handling failed', { error })
+        return { ok: false, reason: 'malformed' }
+      }
+    },
+    async onBootstrap(inbound) {
+      try {
+        return await handleLocalBootstrap(inbound, {
+          tree,
+          deviceId,
+          secrets: bootstrapSecrets,
+          openSession: (serverId) => sessions.openSession(serverId, { alert: 1201 }),
+          logger: logger.child({ behaviour: 'bootstrap' }),
+        })
+      } catch (error) {
+        logger.error('bootstrap handling failed', { error })
+        return { ok: false, stage: 'apply', reason: 'internal error' }
+      }
+    },
+    start() {
+      if (stopped || config.location.enabled === false) return
+      monitor.start()
+    },
+    async stop() {
+      stopped = true
+      await monitor.stop()
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight])
+    },
+  }
+}
+
+export type { AcceptDetectionFrom, AcceptedDetection } from './detection.ts'
+export type { LocalBootstrapOutcome } from './local-bootstrap.ts'
+export type { LocationSource, NetworkLocation } from './location-source.ts'
+export { fileLocationSource, osLocationSource } from './location-source.ts'
+export type { NotificationOutcome } from './transparent.ts'
