@@ -53,6 +53,11 @@ export interface LocationConfig {
   /** How often the network location is looked at (binding.md §4.6). */
   readonly pollSeconds: number
   readonly enabled: boolean
+  /**
+   * A JSON file `{ "addresses": [...], "defaultGateway": "…" }` read instead of the OS's interfaces and routes:
+   * for devices whose location is known to another program, and for tests.
+   */
+  readonly sourceFile?: string
 }
 
 export interface AgentConfig {
@@ -122,7 +127,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   broker: ['url', 'username', 'password', 'ca', 'cert', 'key', 'clientId', 'keepaliveSeconds'],
   devInfo: ['man', 'mod', 'lang', 'devTyp', 'fwV', 'swV', 'hwV', 'oem'],
   session: ['timeoutSeconds', 'retries', 'retryBackoffSeconds', 'maxBackoffSeconds'],
-  location: ['pollSeconds', 'enabled'],
+  location: ['pollSeconds', 'enabled', 'sourceFile'],
 }
 
 const isObject = (value: unknown): value is Json =>
@@ -281,13 +286,14 @@ function parseSession(raw: Json): SessionConfig {
   return parsed
 }
 
-function parseLocation(raw: Json): LocationConfig {
+function parseLocation(raw: Json, baseDir?: string): LocationConfig {
   const location = section(raw, 'location', false)
   const enabled = location.enabled ?? CONFIG_DEFAULTS.location.enabled
   if (typeof enabled !== 'boolean') fail('location.enabled', 'must be true or false')
   return {
     pollSeconds: integer(location, 'pollSeconds', 'location.pollSeconds', CONFIG_DEFAULTS.location.pollSeconds, 1, 86400),
     enabled: enabled as boolean,
+    ...optional('sourceFile', path(location, 'sourceFile', 'location.sourceFile', false, baseDir)),
   }
 }
 
@@ -323,7 +329,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
       acceptDetectionFrom: oneOf(raw, 'acceptDetectionFrom', ['bootstrapped', 'any'], CONFIG_DEFAULTS.acceptDetectionFrom),
       logLevel: oneOf(raw, 'logLevel', ['debug', 'info', 'warn', 'error'], CONFIG_DEFAULTS.logLevel),
       session: parseSession(raw),
-      location: parseLocation(raw),
+      location: parseLocation(raw, options.baseDir),
     }
     return { ok: true, config: deepFreeze(config) }
   } catch (error) {
