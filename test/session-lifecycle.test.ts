@@ -189,3 +189,34 @@ t.test('one session per party at a time; a party waiting does not hold up anothe
   t.equal(h.decoded().hdr.sessionId, 'F00')
   t.equal(headerStatus(h.decoded())?.data, '401', 'the push was made with a nonce a session has consumed since')
 })
+
+t.test('after a reply of nothing but Status the session waits only in case the party goes on; no resend', async (t) => {
+  const h = await createHarness({ constants: { sessionTimeoutMs: 1000 } })
+  const server = new Party(SERVER)
+  await h.manager.receive(server.message({ sessionId: 'C1', msgId: 1, body: [replace('./DevInfo/Lang', 'fr')] }))
+  t.same(statusCodes(h.decoded()), { '0': '212', '1': '405' })
+  server.learnNonce(h.decoded())
+  // The party goes on in the same session.
+  await h.manager.receive(server.message({ sessionId: 'C1', msgId: 2, cred: 'none', body: [get('./DevInfo/Lang')] }))
+  t.equal(h.sent.length, 2)
+  t.equal(h.decoded().hdr.sessionId, 'C1')
+  // Our message held Results: the party owes an answer, so this one is sent again on timeout.
+  h.clock.advance(1000)
+  await settle()
+  t.equal(h.sent.length, 3)
+  await h.manager.receive(server.message({ sessionId: 'C1', msgId: 3, cred: 'none', body: [replace('./DevInfo/Lang', 'x')] }))
+  t.equal(h.sent.length, 4)
+  // A status-only reply: nothing is sent again, and the session ends quietly at the timeout.
+  h.clock.advance(1000)
+  await settle()
+  t.equal(h.sent.length, 4)
+  t.same(h.ended.map((e) => e.outcome), ['completed'])
+
+  // A new request ends such a lingering session at once.
+  await h.manager.receive(server.message({ sessionId: 'C2', msgId: 1, body: [replace('./DevInfo/Lang', 'fr')] }))
+  server.learnNonce(h.decoded())
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  await settle()
+  t.same(h.ended.map((e) => e.outcome), ['completed', 'completed'])
+  t.equal(h.decoded().body[0]?.kind === 'Alert' && h.decoded().body[0].data, '1201', 'Package 1 went out without waiting')
+})

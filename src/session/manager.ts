@@ -246,6 +246,8 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       return
     }
     slot.queue.push(request)
+    // A session that only lingers after our status-only message gives way to the next request at once.
+    slot.active?.finishIfClosing()
   }
 
   async function route(msg: SyncMLMessage, inbound: InboundMessage): Promise<void> {

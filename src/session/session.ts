@@ -51,6 +51,7 @@ export class Session {
   #lastSentAnswers: number | undefined
   #timer: unknown
   #retransmits = 0
+  #closing = false
   #package1Resends = 0
   #challenged = false
   #encoding: MessageEncoding = 'xml'
@@ -144,6 +145,7 @@ export class Session {
     }
     this.#lastInbound = msgId
     this.#disarm()
+    this.#closing = false
     this.#encoding = isWbxmlPayload(inbound.payload, inbound.contentType) ? 'wbxml' : 'xml'
     if (msg.hdr.meta?.maxMsgSize !== undefined) this.#partyMaxMsgSize = msg.hdr.meta.maxMsgSize
 
@@ -238,7 +240,9 @@ export class Session {
     // binding.md §3: a 200 for a change leaves only once the change is durable.
     if (changed) await this.#engine.tree.flush()
     this.#afterNonces(changed)
-    await this.#transmit(out, msgId)
+    // binding.md §3: our message holding nothing but Status (with Final) may end the session; the party still
+    // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
+    await this.#transmit(out, msgId, reply.onlyStatuses && own.length === 0)
     if (!admitted && !this.#partyAuth.authenticated && this.initiator === 'party') {
       // A pushed message that did not authenticate starts no session: its answer was all it gets.
       this.#end('rejected')
@@ -319,13 +323,26 @@ export class Session {
     return out
   }
 
-  async #transmit(out: OutboundMessage, answers: number | undefined): Promise<void> {
+  async #transmit(out: OutboundMessage, answers: number | undefined, closing = false): Promise<void> {
     this.#sentMsgId += 1
     this.#lastSent = out
     this.#lastSentAnswers = answers
     this.#retransmits = 0
+    this.#closing = closing
     await this.#handOver(out)
     this.#arm()
+  }
+
+  /**
+   * Whether our last message held nothing but Status: the session may be over, and waits only in case the
+   * party goes on. A new request for the party ends it at once (`finishIfClosing`).
+   */
+  get closing(): boolean {
+    return this.#closing && !this.#ended
+  }
+
+  finishIfClosing(): void {
+    if (this.closing) this.#end('completed')
   }
 
   async #resend(out: OutboundMessage): Promise<void> {
@@ -349,6 +366,10 @@ export class Session {
     this.#timer = clock.setTimeout(() => {
       this.#timer = undefined
       void this.#serially(async () => {
+        if (this.#closing) {
+          this.#end('completed')
+          return
+        }
         if (this.#retransmits >= constants.retransmitCount || this.#lastSent === undefined) {
           this.#engine.logger.warn('session timed out', { party: this.party, sessionId: this.sessionId })
           this.#end('failed')
