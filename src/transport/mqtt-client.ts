@@ -75,7 +75,8 @@ function streamBuilder(endpoint: Endpoint, tls: TlsMaterial | undefined) {
 }
 
 /**
- * Creates the client and starts connecting. Reconnection stays MQTT.js's (its queued publishes and their
+ * Creates the client and starts connecting (the socket opens now; the caller adds its listeners in the same
+ * tick, before any of its events can fire). Reconnection stays MQTT.js's (its queued publishes and their
  * callbacks survive a lost connection that way), but the delay before each attempt is ours: exponential
  * with full jitter, set just before MQTT.js arms its timer on `close`. `connected()` must be called once
  * the connection is fully usable (subscriptions granted), which resets the backoff.
@@ -95,7 +96,8 @@ export function openConnection(options: ConnectionOptions): { client: MqttClient
     // A refused CONNECT (say, credentials not provisioned yet) is retried with the same backoff.
     reconnectOnConnackError: true,
     queueQoSZero: false,
-    manualConnect: true,
+    // Not `manualConnect`: with it, MQTT.js forgets on `end()` that it is shutting down, and a socket that
+    // closes after that arms a reconnection of a stopped client.
     log: () => {},
     ...(options.username !== undefined && { username: options.username }),
     ...(options.password !== undefined && { password: options.password }),
@@ -110,6 +112,5 @@ export function openConnection(options: ConnectionOptions): { client: MqttClient
   client.on('error', (error) => {
     options.logger.warn('mqtt connection error', { error: error.message, code: (error as { code?: unknown }).code })
   })
-  client.connect()
   return { client, connected: () => backoff.reset() }
 }
