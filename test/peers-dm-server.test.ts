@@ -89,6 +89,36 @@ t.test('a client-initiated session: 212 + Chal, scripted commands, results recor
   t.equal(server.serverNonce, 'RGV2Tm9uY2U=', 'the nonce the device gave us serves next time')
 })
 
+t.test('a scripted plan of two turns, the second decided from the first one\'s results', async (t) => {
+  const { server, device } = await setup(t)
+  server.script(() => [[get('./DevInfo/Mod')], (s) => [replace('./Vendor/Model', resultFor(s, './DevInfo/Mod') ?? '?')]])
+  await device.send(SERVER, package1('11', '1', ''))
+  const { message: p2 } = await device.nextMessage()
+  const getCmd = p2.commands.find((c) => c.name === 'Get')!
+  await device.send(
+    SERVER,
+    buildMessage({ sessionId: '11', msgId: '2', target: SERVER, source: DEVICE }, [
+      { name: 'Status', msgRef: '1', cmdRef: '0', cmd: 'SyncHdr', data: '212' },
+      { name: 'Status', msgRef: '1', cmdRef: getCmd.cmdId, cmd: 'Get', data: '200' },
+      { name: 'Results', msgRef: '1', cmdRef: getCmd.cmdId, items: [{ source: './DevInfo/Mod', data: 'Pi4' }] },
+    ]).xml,
+  )
+  const { message: p4 } = await device.nextMessage()
+  const replaceCmd = p4.commands.find((c) => c.name === 'Replace')!
+  t.equal(replaceCmd.items[0]!.data, 'Pi4')
+  await device.send(
+    SERVER,
+    buildMessage({ sessionId: '11', msgId: '3', target: SERVER, source: DEVICE }, [
+      { name: 'Status', msgRef: '2', cmdRef: replaceCmd.cmdId, cmd: 'Replace', data: '200' },
+    ]).xml,
+  )
+  const s = await server.waitForSession((x) => x.sessionId === '11' && x.closed)
+  t.equal(s.turn, 2)
+  t.equal(s.sent.length, 2, 'a message of Statuses alone gets no answer')
+  t.equal(statusFor(s, './Vendor/Model'), '200')
+  t.ok(await device.quietFor(300))
+})
+
 t.test('wrong and missing credentials get 401/407 + Chal and nothing else; the resend with the new nonce passes', async (t) => {
   const { server, device } = await setup(t, { clientNonce: 'AAAA' })
   await device.send(SERVER, package1('2', '1', 'QkFE', [alert('1226')]))

@@ -116,7 +116,7 @@ async function runDmServer(args: string[], print: Print): Promise<number> {
     topicPrefix: values.prefix,
     onTraffic: traffic(print),
   })
-  server.script((_session, turn) => (turn === 0 ? commands : undefined))
+  server.script(() => commands)
   print(`listening on ${topicFor(server.serverId, 'dm', values.prefix)}`)
   if (values.push) await server.pushSession(commands)
   if (values.notify !== undefined) {

@@ -52,8 +52,17 @@ export interface PartyOptions {
   onTraffic?: (event: TrafficEvent) => void
 }
 
-/** Returns the commands for one turn of a session (turn 0 answers Package 1); nothing closes the session. */
-export type Script = (session: PartySession, turn: number) => OutCommand[] | undefined
+/**
+ * One turn's commands, or a function that decides them when the turn comes (from what the session recorded so
+ * far); an empty batch or `undefined` closes the session.
+ */
+export type Batch = OutCommand[] | ((session: PartySession) => OutCommand[] | undefined)
+
+/**
+ * Called once when a device opens a session that has no queued plan: returns one batch (the commands of
+ * Package 2, after which the session closes) or a list of batches (one a turn).
+ */
+export type Script = (session: PartySession) => OutCommand[] | Batch[] | undefined
 
 interface CachedReply {
   payload: string | Uint8Array
@@ -72,7 +81,8 @@ interface SessionState {
   lastBatch: OutCommand[]
   sentCommands: { msgId: string; sent: SentCommand[] }[]
   authRetries: number
-  plan: OutCommand[][] | undefined
+  /** Batches still to send; undefined until the script was asked. */
+  plan: Batch[] | undefined
   forcedChallengeDone: boolean
 }
 
@@ -88,7 +98,7 @@ export class Party {
     Pick<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus'>
   private client: MqttClient | undefined
   private readonly states = new Map<string, SessionState>()
-  private readonly plans: OutCommand[][][] = []
+  private readonly plans: Batch[][] = []
   private scriptFn: Script | undefined
   private readonly listeners = new Set<() => void>()
   private chain: Promise<void> = Promise.resolve()
@@ -129,21 +139,21 @@ export class Party {
     if (this.client) await disconnect(this.client)
   }
 
-  /** Sets the function that gives each turn's commands, for sessions without a queued plan. */
+  /** Sets the script for device-opened sessions without a queued plan (none: such sessions close at once). */
   script(fn: Script | undefined): void {
     this.scriptFn = fn
   }
 
   /** The next session the device opens sends these batches, one a turn, then closes. */
-  queueSession(...batches: OutCommand[][]): void {
+  queueSession(...batches: Batch[]): void {
     this.plans.push(batches)
   }
 
   /** Pushes a session (binding.md §3): a new SessionID on the device's `dm` topic, with Cred. */
-  async pushSession(commands: OutCommand[], options: { sessionId?: string; plan?: OutCommand[][] } = {}): Promise<PartySession> {
+  async pushSession(commands: OutCommand[], options: { sessionId?: string; plan?: Batch[] } = {}): Promise<PartySession> {
     const sessionId = options.sessionId ?? this.newPushId()
     const st = this.newState(sessionId, 'push')
-    st.plan = options.plan ? [...options.plan] : undefined
+    st.plan = options.plan ? [...options.plan] : []
     st.record.turn = 1
     st.lastBatch = commands
     await this.send(st, this.opts.deviceId, commands)
@@ -407,8 +417,9 @@ export class Party {
   }
 
   private nextBatch(st: SessionState): OutCommand[] | undefined {
-    if (st.plan) return st.plan.shift()
-    return this.scriptFn?.(st.record, st.record.turn)
+    st.plan ??= asBatches(this.scriptFn?.(st.record))
+    const batch = st.plan.shift()
+    return typeof batch === 'function' ? batch(st.record) : batch
   }
 
   private credFor(st: SessionState): OutCred | undefined {
@@ -440,6 +451,12 @@ export class Party {
     const contentType = typeof payload === 'string' ? CONTENT_TYPE.xml : CONTENT_TYPE.wbxml
     await publish(this.mqtt(), this.topic(to, 'dm'), payload, { contentType, userProperties: props })
   }
+}
+
+function asBatches(planned: OutCommand[] | Batch[] | undefined): Batch[] {
+  if (!planned || planned.length === 0) return []
+  const first = planned[0]
+  return Array.isArray(first) || typeof first === 'function' ? (planned as Batch[]) : [planned as OutCommand[]]
 }
 
 function isHdrStatus(c: ParsedCommand): boolean {
