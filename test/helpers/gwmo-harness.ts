@@ -152,6 +152,8 @@ export interface PartyDriver {
    * 212 for its SyncHdr, 200 for each command, Final, good credentials.
    */
   closeSession(answering?: SentMessage): Promise<SentMessage[]>
+  /** Answers a message of the device (its last one by default): Statuses as `closeSession`, then `commands`. */
+  respond(commands: OutCommand[], answering?: SentMessage): Promise<SentMessage[]>
   /** Closes every session the device opened with this party, the ones it opens next included, until it stops. */
   closeAll(): Promise<void>
 }
@@ -332,6 +334,9 @@ function partyDriver(world: World, serverId: string): PartyDriver {
       throw new Error(`the device keeps opening sessions with ${serverId}`)
     },
     closeSession(answering) {
+      return driver.respond([], answering)
+    },
+    respond(commands, answering) {
       const last = answering ?? world.to(serverId).at(-1)
       if (last === undefined) throw new Error(`nothing was sent to ${serverId}`)
       answered.add(last)
@@ -345,7 +350,7 @@ function partyDriver(world: World, serverId: string): PartyDriver {
       const msgId = (msgIds.get(m.hdr.sessionId) ?? 0) + 1
       msgIds.set(m.hdr.sessionId, msgId)
       const hdr = { sessionId: m.hdr.sessionId, msgId: String(msgId), target: DEVICE, source: serverId, locName: serverId, cred: cred('good') }
-      return send(buildMessage(hdr, statuses).xml)
+      return send(buildMessage(hdr, [...statuses, ...commands]).xml)
     },
   }
   return driver
