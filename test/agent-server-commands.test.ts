@@ -1,0 +1,128 @@
+// A DM Server's commands against the real agent (OMA DM Protocol 1.2, 6; binding.md §3): every command gets
+// the right Status, every Get its Results, refused and malformed commands change nothing, and everything
+// acknowledged with 200 survives a SIGKILL (a 200 for a change leaves only once the change is durable).
+import t from 'tap'
+import { AgentProcess, FACTORY, factoryServer } from './helpers/agent-process.ts'
+import { startMosquitto } from './helpers/mosquitto.ts'
+import { startDmServer } from './peers/dm-server.ts'
+import { resultFor, statusFor, type PartySession } from './peers/session-record.ts'
+import { add, addNode, atomic, del, get, raw, replace, sequence, type OutCommand } from './peers/syncml.ts'
+
+const broker = await startMosquitto()
+t.teardown(() => broker.stop())
+
+const EXT = './DMAcc/dms/Ext'
+
+/** The code the device gave for one of our commands, found by the command object we sent. */
+function statusOf(session: PartySession, command: OutCommand): string | undefined {
+  return session.statuses.find((s) => s.command === command)?.code
+}
+
+function statusByCmdRef(session: PartySession, cmdRef: string): { cmd: string; code: string } | undefined {
+  return session.statuses.find((s) => s.cmdRef === cmdRef)
+}
+
+/** Every payload the device sent in a session, as text. */
+function deviceText(session: PartySession): string {
+  return session.received.map((m) => (typeof m.payload === 'string' ? m.payload : Buffer.from(m.payload).toString('latin1'))).join('\n')
+}
+
+t.test('statuses and results of a management session, and what survives a SIGKILL right after it', async (t) => {
+  const server = await startDmServer(factoryServer(broker.url))
+  t.teardown(() => server.stop())
+
+  // Turn 1: build a subtree the server may manage (it holds Add/Delete/Get/Replace on its own account).
+  const addExt = addNode(EXT)
+  const addTmp = add(`${EXT}/Tmp`, 'temporary')
+  const addNote = add(`${EXT}/Note`, 'added by the server')
+  // Turn 2: everything else.
+  const getDevInfo = get('./DevInfo/Man')
+  const getDevDetail = get('./DevDetail')
+  const getDevTyp = get('./DevDetail/DevTyp')
+  const replaceName = replace('./DMAcc/dms/Name', 'Renamed')
+  const deleteTmp = del(`${EXT}/Tmp`)
+  const atomicAdd = add(`${EXT}/AtomicA`, 'never')
+  const atomicBad = replace('./DevInfo/Mod', 'hacked')
+  const atomicAfter = add(`${EXT}/AtomicB`, 'never either')
+  const failingAtomic = atomic(atomicAdd, atomicBad, atomicAfter)
+  const seqAdd = add(`${EXT}/Seq`, 'first')
+  const seqReplace = replace(`${EXT}/Seq`, 'second')
+  const seq = sequence(seqAdd, seqReplace)
+  const unknown = raw('<Sync><CmdID>90</CmdID></Sync>')
+  const getSecret = get('./DMAcc/dms/AppAuth/2/AAuthSecret')
+  const getClientSecret = get('./DMAcc/dms/AppAuth/1/AAuthSecret')
+  // Malformed: b64 data that is not base64 (it would have added a node), and a Replace without an Item.
+  const malformedAdd = raw(`<Add><CmdID>91</CmdID><Item><Target><LocURI>${EXT}/Bad</LocURI></Target><Meta><Format xmlns="syncml:metinf">b64</Format></Meta><Data>!!not base64!!</Data></Item></Add>`)
+  const malformedReplace = raw('<Replace><CmdID>92</CmdID></Replace>')
+  const replaceDevInfo = replace('./DevInfo/Mod', 'hacked')
+  const addDevInfo = add('./DevInfo/Extra', 'x')
+  server.queueSession(
+    [addExt, addTmp, addNote],
+    [getDevInfo, getDevDetail, getDevTyp, replaceName, deleteTmp, failingAtomic, seq, unknown, getSecret, getClientSecret,
+      malformedAdd, malformedReplace, replaceDevInfo, addDevInfo],
+  )
+
+  const agent = AgentProcess.start({ brokerUrl: broker.url, config: { devInfo: { man: 'Acme', mod: 'M1' } } })
+  t.teardown(() => agent.remove())
+  const session = await server.waitForSession((s) => s.closed, 25_000)
+  t.equal(session.initiation, '1201')
+
+  t.equal(statusOf(session, addExt), '200', 'Add of an interior node under the account')
+  t.equal(statusOf(session, addTmp), '200')
+  t.equal(statusOf(session, addNote), '200')
+
+  t.equal(statusOf(session, getDevInfo), '200')
+  t.equal(resultFor(session, './DevInfo/Man'), 'Acme')
+  t.equal(statusOf(session, getDevDetail), '200')
+  t.same(resultFor(session, './DevDetail')?.split('/').sort(), ['DevTyp', 'FwV', 'HwV', 'LrgObj', 'OEM', 'SwV', 'URI'],
+    'an interior node answers with its children (TND 1.2, 7.4)')
+  t.equal(resultFor(session, './DevDetail/DevTyp'), 'gateway-end-device')
+  t.equal(statusOf(session, replaceName), '200')
+  t.equal(statusOf(session, deleteTmp), '200')
+
+  t.equal(statusOf(session, failingAtomic), '507', 'Atomic with a failing command: 507')
+  t.equal(statusOf(session, atomicAdd), '216', 'what had succeeded is rolled back')
+  t.match(statusOf(session, atomicBad), /^4\d\d$/, 'the failing command keeps its own code')
+  t.equal(statusOf(session, atomicAfter), '215', 'what was not reached is not executed')
+
+  t.equal(statusOf(session, seq), '200')
+  t.equal(statusOf(session, seqAdd), '200')
+  t.equal(statusOf(session, seqReplace), '200')
+
+  t.match(statusByCmdRef(session, '90'), { cmd: 'Sync', code: '406' }, 'an unknown command: 406')
+  t.equal(statusOf(session, getSecret), '405', 'no Get of AAuthSecret')
+  t.equal(statusOf(session, getClientSecret), '405')
+  t.equal(resultFor(session, './DMAcc/dms/AppAuth/2/AAuthSecret'), undefined, 'and no Results for it')
+  t.match(statusByCmdRef(session, '91'), { cmd: 'Add', code: '400' }, 'malformed Add: 400')
+  t.match(statusByCmdRef(session, '92'), { cmd: 'Replace', code: '400' }, 'malformed Replace: 400')
+  t.match(statusOf(session, replaceDevInfo), /^(405|425)$/, 'DevInfo is not the server\'s to change')
+  t.match(statusOf(session, addDevInfo), /^(405|425)$/)
+  const text = deviceText(session)
+  t.notMatch(text, FACTORY.serverPassword, 'no secret in anything the device sent')
+  t.notMatch(text, FACTORY.clientPassword)
+
+  // Everything acknowledged with 200 is durable now: kill the agent without a chance to flush.
+  await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === session.sessionId, 15_000)
+  const killed = await agent.kill()
+  t.equal(killed.signal, 'SIGKILL')
+
+  const again = agent.restart()
+  t.teardown(() => again.remove())
+  await again.online()
+  const check = [
+    get('./DMAcc/dms/Name'), get(`${EXT}/Note`), get(`${EXT}/Tmp`), get(`${EXT}/AtomicA`), get(`${EXT}/AtomicB`),
+    get(`${EXT}/Seq`), get(`${EXT}/Bad`), get('./DevInfo/Mod'), get('./DevInfo/Extra'), get(EXT),
+  ]
+  const pushed = await server.pushSession(check)
+  const after = await server.waitForSession((s) => s === pushed && s.closed, 20_000)
+  t.equal(resultFor(after, './DMAcc/dms/Name'), 'Renamed', 'Replace survived')
+  t.equal(resultFor(after, `${EXT}/Note`), 'added by the server', 'Add survived')
+  t.equal(statusFor(after, `${EXT}/Tmp`), '404', 'Delete survived')
+  t.equal(statusFor(after, `${EXT}/AtomicA`), '404', 'nothing of the failed Atomic')
+  t.equal(statusFor(after, `${EXT}/AtomicB`), '404')
+  t.equal(resultFor(after, `${EXT}/Seq`), 'second', 'the Sequence ran in order')
+  t.equal(statusFor(after, `${EXT}/Bad`), '404', 'nothing of the malformed Add')
+  t.equal(resultFor(after, './DevInfo/Mod'), 'M1', 'the refused Replace changed nothing')
+  t.match(statusFor(after, './DevInfo/Extra'), /^(404|425)$/, 'the refused Add changed nothing')
+  t.same(resultFor(after, EXT)?.split('/').sort(), ['Note', 'Seq'])
+})
