@@ -31,7 +31,7 @@ export function freshNonce(): string {
 }
 
 /**
- * syncml:auth-md5 (OMA DM Protocol 1.2, 5.3.1; DM Security 1.2, 5.1.2.1):
+ * syncml:auth-md5 (OMA DM Protocol 1.2 and DM Security 1.2, authentication):
  * B64(H(B64(H(user:password)):nonce)), H = MD5. Vector: Bruce2 / OhBehave / "Nonce" → `Zz6EivR3yeaaENcRN6lpAQ==`.
  */
 export function md5Digest(user: string, password: string, nonce: Uint8Array): string {
@@ -44,7 +44,7 @@ export function basicCred(user: string, password: string): string {
   return Buffer.from(`${user}:${password}`, 'utf8').toString('base64')
 }
 
-/** syncml:auth-MAC (DM Security 1.2, 5.1.2.2): B64(H(B64(H(user:password)):nonce:B64(H(body)))). */
+/** syncml:auth-MAC (OMA DM Security 1.2, HMAC integrity): B64(H(B64(H(user:password)):nonce:B64(H(body)))). */
 export function hmacMac(user: string, password: string, nonce: Uint8Array, body: Uint8Array): string {
   const prefix = Buffer.from(`${b64md5(`${user}:${password}`)}:`, 'utf8')
   const suffix = Buffer.from(`:${b64md5(body)}`, 'utf8')
@@ -77,7 +77,7 @@ export function parseHmacHeader(value: string): HmacParams {
 }
 
 /**
- * DM Notification digest (OMA DM Notification 1.2, 6.2.2.2): H(B64(H(server-id:password)):nonce:B64(H(trigger))),
+ * DM Notification digest (OMA DM Notification 1.2, 6.2): H(B64(H(server-id:password)):nonce:B64(H(trigger))),
  * the 16 raw bytes that open Package 0; `trigger` is everything after them.
  */
 export function notificationDigest(serverId: string, password: string, nonce: Uint8Array, trigger: Uint8Array): Buffer {

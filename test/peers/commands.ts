@@ -87,7 +87,7 @@ export function alert(code: string, items: OutItem[] = [], inline?: OutData): Ou
   return { name: 'Alert', data: code, items, inline }
 }
 
-/** Alert 1223: SESSION ABORT (OMA DM Protocol 1.2, 8.3); the device should not answer it. */
+/** Alert 1223: SESSION ABORT (OMA DM Protocol 1.2, alert codes); the device should not answer it. */
 export function sessionAbort(): OutCommand {
   return alert('1223')
 }

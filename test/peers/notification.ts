@@ -17,7 +17,7 @@ const UI_MODE_BITS: Record<UiMode, bigint> = {
 export interface NotificationFields {
   serverId: string
   sessionId: number
-  /** 10-bit version; DM Notification 1.2 requires 11 ("1.1"), 6.2.2.3. */
+  /** 10-bit version; DM Notification 1.2 requires 11 ("1.1"). */
   version?: number
   uiMode?: UiMode
   /** `server` (bit set) unless told; `client` marks a user-initiated trigger. */

@@ -1,6 +1,6 @@
 /**
  * How a scripted DM party judges the device's credentials and what it answers on its Status for the SyncHdr
- * (OMA DM Protocol 1.2, 5.3; DM Security 1.2, 5.1): 212 + Chal when right (the nonce serves from the next
+ * (OMA DM Protocol 1.2, authentication): 212 + Chal when right (the nonce serves from the next
  * session), 401 + Chal when wrong and 407 + Chal when missing (the nonce serves at once, for the resend). With
  * syncml:auth-MAC every message is checked and answered 200 with a nonce for the next message.
  */

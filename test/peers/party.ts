@@ -4,65 +4,18 @@
  * credentials, sends the commands a test scripted, records everything, and can push a session (binding.md §3).
  */
 import type { MqttClient } from 'mqtt'
-import { hmacHeader, md5Digest, basicCred, nonceBytes, AUTH_TYPE_URI, type AuthType } from './auth.ts'
-import { connectPeer, CONTENT_TYPE, publish, subscribe, topicFor, userProperties, disconnect, type ConnectOptions } from './mqtt.ts'
+import { hmacHeader, md5Digest, basicCred, nonceBytes, AUTH_TYPE_URI } from './auth.ts'
+import { connectPeer, CONTENT_TYPE, publish, subscribe, topicFor, userProperties, disconnect } from './mqtt.ts'
 import { forcedChallenge, judgeDevice, type AuthVerdict } from './party-auth.ts'
 import { newSessionRecord, type GenericAlert, type PartySession } from './session-record.ts'
+import { isHdrStatus, recordDeviceCommands, type HeaderAnswer, type SentLog } from './session-reader.ts'
 import { describeMessage } from './summary.ts'
-import { alert, buildMessage, parseMessage, type OutCommand, type OutCred, type ParsedCommand, type ParsedMessage, type ParseOutcome, type SentCommand } from './syncml.ts'
+import { alert, buildMessage, parseMessage, type OutCommand, type OutCred, type ParsedCommand, type ParsedMessage, type ParseOutcome } from './syncml.ts'
+import { resolveOptions, type Batch, type PartyOptions, type ResolvedOptions, type Script } from './party-options.ts'
+import { Waiters } from './waiters.ts'
 import { looksLikeWbxml, parseWbxmlMessage, xmlToWbxml } from './wbxml.ts'
 
-export interface TrafficEvent {
-  direction: 'in' | 'out'
-  topic: string
-  summary: string
-}
-
-export interface PartyOptions {
-  brokerUrl: string
-  /** The party's LocURI: the ServerID of the device's account for it. */
-  partyId: string
-  deviceId: string
-  /** SRVCRED: how the party authenticates itself to the device. */
-  serverName: string
-  serverPassword: string
-  /** CLCRED: what the party expects from the device. */
-  clientName: string
-  clientPassword: string
-  /** b64 nonce the device gave the party (SRVCRED AAuthData); the factory nonce by default, empty. */
-  serverNonce?: string
-  /** b64 nonce the party gave the device (CLCRED AAuthData); the factory nonce by default, empty. */
-  clientNonce?: string
-  authType?: AuthType
-  encoding?: 'xml' | 'wbxml'
-  /** Answer the first message of a device-opened session 407 + Chal whatever it carries: `once` or in `every` session. */
-  challenge407?: 'never' | 'once' | 'every'
-  /** Send `Cred` at all (false: the `--no-auth` mode, to see the device refuse). */
-  sendCred?: boolean
-  /** Send `Cred` on every message, not only until the device accepted it. */
-  credEveryMessage?: boolean
-  /** Status code for a Generic Alert received (200 by default; OMA DM Protocol 1.2, 2.3.7 allows 202). */
-  genericAlertStatus?: (alert: GenericAlert) => string
-  /** Send a Status for the device's Results (on by default). */
-  statusForResults?: boolean
-  /** How many times to resend a batch after the device rejected our credentials. */
-  maxAuthRetries?: number
-  topicPrefix?: string
-  mqtt?: ConnectOptions
-  onTraffic?: (event: TrafficEvent) => void
-}
-
-/**
- * One turn's commands, or a function that decides them when the turn comes (from what the session recorded so
- * far); an empty batch or `undefined` closes the session.
- */
-export type Batch = OutCommand[] | ((session: PartySession) => OutCommand[] | undefined)
-
-/**
- * Called once when a device opens a session that has no queued plan: returns one batch (the commands of
- * Package 2, after which the session closes) or a list of batches (one a turn).
- */
-export type Script = (session: PartySession) => OutCommand[] | Batch[] | undefined
+export type { Batch, PartyOptions, Script, TrafficEvent } from './party-options.ts'
 
 interface CachedReply {
   payload: string | Uint8Array
@@ -79,7 +32,7 @@ interface SessionState {
   nextMsgId: number
   replies: Map<string, CachedReply>
   lastBatch: OutCommand[]
-  sentCommands: { msgId: string; sent: SentCommand[] }[]
+  sentCommands: SentLog[]
   authRetries: number
   /** Batches still to send; undefined until the script was asked. */
   plan: Batch[] | undefined
@@ -94,30 +47,18 @@ export class Party {
   clientNonce: string
   /** The nonce we use at the start of our next session (and in DM Notifications). */
   serverNonce: string
-  protected readonly opts: Required<Omit<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'serverNonce' | 'clientNonce'>> &
-    Pick<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus'>
+  protected readonly opts: ResolvedOptions
   private client: MqttClient | undefined
   private readonly states = new Map<string, SessionState>()
   private readonly plans: Batch[][] = []
   private scriptFn: Script | undefined
-  private readonly listeners = new Set<() => void>()
+  private readonly waiters = new Waiters()
   private chain: Promise<void> = Promise.resolve()
   private challengedOnce = false
   private nextPushId = 0x1000 + Math.floor(Math.random() * 0xd000)
 
   constructor(options: PartyOptions) {
-    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as PartyOptions
-    this.opts = {
-      authType: 'md5',
-      encoding: 'xml',
-      challenge407: 'never',
-      sendCred: true,
-      credEveryMessage: false,
-      statusForResults: true,
-      maxAuthRetries: 2,
-      topicPrefix: 'omadm/v1',
-      ...given,
-    }
+    this.opts = resolveOptions(options)
     this.clientNonce = options.clientNonce ?? ''
     this.serverNonce = options.serverNonce ?? ''
   }
@@ -181,25 +122,7 @@ export class Party {
   }
 
   waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-    const now = probe()
-    if (now !== undefined) return Promise.resolve(now)
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const value = probe()
-        if (value === undefined) return
-        cleanup()
-        resolve(value)
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(new Error(`${this.opts.partyId}: no ${what} within ${timeoutMs} ms`))
-      }, timeoutMs)
-      const cleanup = () => {
-        clearTimeout(timer)
-        this.listeners.delete(check)
-      }
-      this.listeners.add(check)
-    })
+    return this.waiters.waitFor(probe, timeoutMs, `${this.opts.partyId}: ${what}`)
   }
 
   protected topic(locUri: string, channel: 'dm' | 'notification' | 'bootstrap'): string {
@@ -216,7 +139,7 @@ export class Party {
   }
 
   private changed(): void {
-    for (const listener of [...this.listeners]) listener()
+    this.waiters.notify()
   }
 
   private newPushId(): string {
@@ -294,7 +217,7 @@ export class Party {
     const canResend = this.opts.sendCred && st.authRetries < this.opts.maxAuthRetries
     if ((hdrStatus === '401' || hdrStatus === '407') && !canResend) {
       // The device refuses us and we have nothing better to offer: the session ends here, unanswered.
-      this.readDeviceCommands(st, msg)
+      recordDeviceCommands(rec, msg, st.sentCommands)
       rec.closed = true
       return
     }
@@ -316,11 +239,12 @@ export class Party {
     let batch: OutCommand[] = []
     if (!auth.ok) {
       rec.deviceAuthFailures++
-      // Commands of an unauthenticated message are neither executed nor recorded as accepted (DM Protocol 1.2, 5.3).
+      // Commands of an unauthenticated message are neither executed nor recorded as accepted (OMA DM Protocol 1.2:
+      // on authentication failure the answer holds only Status).
       if (rec.deviceAuthFailures > 3) rec.closed = true
     } else {
       rec.deviceAuthenticated = true
-      const ourCredRejected = this.readDeviceCommands(st, msg)
+      const ourCredRejected = this.applyHeaderAnswer(st, recordDeviceCommands(rec, msg, st.sentCommands))
       for (const c of msg.commands) {
         if (c.name === 'Status' || c.noResp || (c.name === 'Results' && !this.opts.statusForResults)) continue
         statuses.push({ name: 'Status', msgRef: msg.hdr.msgId, cmdRef: c.cmdId, cmd: c.name, data: this.statusCode(rec, c) })
@@ -330,7 +254,7 @@ export class Party {
         this.changed()
         return
       }
-      if (!msg.final) batch = [alert('1222')] // NEXT MESSAGE: the device's package continues (DM Protocol 1.2, 8.3)
+      if (!msg.final) batch = [alert('1222')] // NEXT MESSAGE: the device's package continues in another message
       else if (ourCredRejected) {
         st.authRetries++
         batch = st.lastBatch
@@ -342,78 +266,29 @@ export class Party {
         } else rec.closed = true
       }
     }
-    // A message holding only the Status for the SyncHdr is not sent (DM Protocol 1.2, 8.2.3), unless it challenges.
+    // A message holding only the Status for the SyncHdr is not sent (OMA DM Protocol 1.2,
+    // packages: "the entire response package MUST NOT be sent"), unless it challenges.
     if (auth.ok && statuses.length === 1 && batch.length === 0) return
     const reply = await this.send(st, msg.hdr.source, [...statuses, ...batch])
     st.replies.set(msg.hdr.msgId, { ...reply, request })
   }
 
-  /** Records the device's commands; returns whether it rejected our credentials (401/407 on our SyncHdr). */
-  private readDeviceCommands(st: SessionState, msg: ParsedMessage): boolean {
-    const rec = st.record
-    let rejected = false
-    for (const c of msg.commands) {
-      if (isHdrStatus(c)) {
-        const code = c.data ?? ''
-        rec.hdrStatuses.push(code)
-        const nonce = c.chal?.nextNonce
-        if (code === '200' || code === '212') {
-          rec.partyAccepted = true
-          // With md5 a nonce given on 212 serves from the next session; with MAC, from the next message.
-          if (nonce !== undefined) {
-            this.serverNonce = nonce
-            if (this.opts.authType === 'hmac') st.serverNonce = nonce
-          }
-        } else if (code === '401' || code === '407') {
-          rejected = true
-          if (nonce !== undefined) st.serverNonce = this.serverNonce = nonce
-        }
-      } else if (c.name === 'Status') {
-        const sent = this.findSent(st, c.msgRef, c.cmdRef)
-        const target = c.targetRefs?.[0] ?? firstTarget(sent)
-        rec.statuses.push({ msgRef: c.msgRef ?? '', cmdRef: c.cmdRef ?? '', cmd: c.cmd ?? '', code: c.data ?? '', command: sent, target })
-      } else if (c.name === 'Results') {
-        rec.results.push({ msgRef: c.msgRef ?? '', cmdRef: c.cmdRef ?? '', items: c.items, command: this.findSent(st, c.msgRef, c.cmdRef) })
-      } else if (c.name === 'Alert') {
-        this.readAlert(rec, c)
-      } else if (c.name === 'Replace') {
-        for (const item of c.items) {
-          const uri = item.source ?? item.target
-          if (uri?.startsWith('./DevInfo') && item.data !== undefined) rec.devInfo[uri] = item.data
-        }
-      }
-    }
+  /**
+   * Takes the nonce the device gave us; returns whether it rejected our credentials (401/407). With md5 a nonce
+   * given on 212 serves from the next session, with MAC from the next message; after 401/407, at once.
+   */
+  private applyHeaderAnswer(st: SessionState, answer: HeaderAnswer): boolean {
+    const rejected = answer.code === '401' || answer.code === '407'
+    if (answer.nextNonce === undefined) return rejected
+    this.serverNonce = answer.nextNonce
+    if (rejected || this.opts.authType === 'hmac') st.serverNonce = answer.nextNonce
     return rejected
-  }
-
-  private readAlert(rec: PartySession, c: ParsedCommand): void {
-    if (c.data === '1200' || c.data === '1201') rec.initiation ??= c.data
-    else if (c.data === '1223') rec.aborted = true
-    else if (c.data === '1226') {
-      for (const item of c.items) {
-        rec.genericAlerts.push({
-          sessionId: rec.sessionId,
-          type: item.meta.type ?? '',
-          format: item.meta.format ?? '',
-          mark: item.meta.mark,
-          data: item.data ?? '',
-          source: item.source,
-          target: item.target,
-          correlator: c.correlator,
-        })
-      }
-    }
   }
 
   private statusCode(rec: PartySession, c: ParsedCommand): string {
     if (c.name !== 'Alert' || c.data !== '1226' || !this.opts.genericAlertStatus) return '200'
     const first = rec.genericAlerts.find((a) => a.type === (c.items[0]?.meta.type ?? ''))
     return first ? this.opts.genericAlertStatus(first) : '200'
-  }
-
-  private findSent(st: SessionState, msgRef: string | undefined, cmdRef: string | undefined): OutCommand | undefined {
-    const message = msgRef === undefined ? st.sentCommands[st.sentCommands.length - 1] : st.sentCommands.find((m) => m.msgId === msgRef)
-    return message?.sent.find((s) => s.cmdId === cmdRef)?.command
   }
 
   private nextBatch(st: SessionState): OutCommand[] | undefined {
@@ -457,14 +332,6 @@ function asBatches(planned: OutCommand[] | Batch[] | undefined): Batch[] {
   if (!planned || planned.length === 0) return []
   const first = planned[0]
   return Array.isArray(first) || typeof first === 'function' ? (planned as Batch[]) : [planned as OutCommand[]]
-}
-
-function isHdrStatus(c: ParsedCommand): boolean {
-  return c.name === 'Status' && (c.cmdRef === '0' || c.cmd === 'SyncHdr')
-}
-
-function firstTarget(command: OutCommand | undefined): string | undefined {
-  return command && 'items' in command ? command.items?.[0]?.target : undefined
 }
 
 function sameBytes(a: string | Uint8Array, b: Buffer): boolean {
