@@ -9,7 +9,8 @@ import type { ManagementTree } from '../src/tree/tree.ts'
 import { buildAccountCommands, buildBootstrap, type AccountSpec } from './peers/bootstrap-server.ts'
 import { add, alert, del, type OutCommand } from './peers/commands.ts'
 import { buildMessage } from './peers/syncml.ts'
-import { captureLog } from './helpers/gwmo-harness.ts'
+import { captureLog, gwmoWorld } from './helpers/gwmo-harness.ts'
+import { detectionAlert } from './peers/gateway.ts'
 
 const DEVICE = 'mac:01-ab-34-ef-69-0c'
 const SECRETS = { userPin: '1234', networkId: 'net-secret-9f' }
@@ -212,4 +213,28 @@ t.test('a failing session open is logged, not thrown', async (t) => {
   t.ok(outcome.ok)
   await new Promise((r) => setImmediate(r))
   t.match(f.log.text(), /session after bootstrap failed/)
+})
+
+t.test('through the device: a bootstrap opens a 1201 session with each server, and the gateway is accepted after', async (t) => {
+  const w = await gwmoWorld({ config: { userPin: SECRETS.userPin, networkId: SECRETS.networkId } })
+  const gateway = { ...GATEWAY, serverName: GATEWAY.serverId, serverPassword: 'server-secret', serverNonce: undefined }
+  const message = buildBootstrap({
+    deviceId: DEVICE, encoding: 'wbxml', sec: 'USERPIN_NETWORKID', ...SECRETS,
+    commands: [...buildAccountCommands(SERVER), ...buildAccountCommands(gateway)],
+  })
+  const outcome = await w.gwmo.onBootstrap(inbound(message))
+  t.same(outcome, { ok: true, serverIds: [SERVER.serverId, GATEWAY.serverId] })
+  await w.settle()
+  for (const party of [SERVER.serverId, GATEWAY.serverId]) {
+    const [p1] = w.to(party)
+    t.equal(p1?.message.commands.find((c) => c.name === 'Alert')?.data, '1201', `Package 1 to ${party}`)
+    t.equal(p1?.out.address, party === GATEWAY.serverId ? GATEWAY.addr : SERVER.addr, 'to the AppAddr the bootstrap gave')
+  }
+  t.same(w.sent.filter((s) => s.to !== SERVER.serverId && s.to !== GATEWAY.serverId), [], 'nothing answers the bootstrap itself')
+  await w.party(GATEWAY.serverId).closeAll()
+  const replies = await w.party(GATEWAY.serverId).push([detectionAlert({ gwAddress: '192.168.4.1', share: false })])
+  t.equal(replies[0]?.message.commands.find((c) => c.name === 'Status' && c.cmdRef === '1')?.data, '200', 'detection accepted')
+
+  t.match(await w.gwmo.onBootstrap(inbound(message)), { ok: false, stage: 'apply' }, 'the duplicate is refused')
+  await w.stop()
 })

@@ -9,7 +9,7 @@ import {
   type NetworkLocation,
 } from '../src/gwmo/location-source.ts'
 import { LOCATION_SLOT, LocationMonitor } from '../src/gwmo/location.ts'
-import { captureLog, fakeClock, memoryState, settle } from './helpers/gwmo-harness.ts'
+import { captureLog, DEVICE, fakeClock, genericAlerts, gwmoWorld, memoryState, settle, type PartySpec, type World } from './helpers/gwmo-harness.ts'
 
 const ROUTE = [
   'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT',
@@ -283,4 +283,81 @@ t.test('a failing report is logged and polling goes on', async (t) => {
   t.equal(clock.pending, 1)
   t.same(monitor.recorded().location, { addresses: ['10.1.1.1'] }, 'the location stays recorded')
   await monitor.stop()
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Through the whole device: the session engine carries the Location Update to each DM Server.
+
+const SRV1 = 'http://www.someDMServer.com'
+const SRV2 = 'http://www.nextDMServer.com'
+const GW = 'http://gw.local'
+const WORLD_ACCOUNTS: PartySpec[] = [
+  { x: 'srv1', serverId: SRV1 },
+  { x: 'srv2', serverId: SRV2 },
+  { x: 'gw', serverId: GW, role: 'gateway' },
+]
+
+function locationUpdates(w: World, server: string) {
+  return w.to(server).flatMap((m) => genericAlerts(m.message)).filter((a) => a.type === 'urn:oma:gwmo:1.0:LocationUpdate')
+}
+
+t.test('a location change: a Location Update to each DM Server (not the gateway), in a 1201 session with each', async (t) => {
+  const w = await gwmoWorld({ accounts: WORLD_ACCOUNTS, location: HOME })
+  w.gwmo.start()
+  await w.settle()
+  t.same(w.sent, [], 'the first reading is only recorded')
+  w.source.set({ addresses: ['198.51.100.7'], defaultGateway: '198.51.100.1' })
+  w.clock.advance(30_000)
+  await w.settle()
+  for (const server of [SRV1, SRV2]) {
+    const [p1] = w.to(server)
+    t.equal(p1?.message.commands.find((c) => c.name === 'Alert' && c.data !== '1226')?.data, '1201', `session with ${server}`)
+    const updates = locationUpdates(w, server)
+    t.equal(updates.length, 1)
+    t.match(updates[0], { format: 'text/plain', source: DEVICE, target: server })
+    t.equal(updates[0]!.data, '<LocationUpdate><DevAddress>198.51.100.7</DevAddress></LocationUpdate>')
+  }
+  t.same(w.to(GW), [], 'the gateway is not a DM Server')
+  for (const server of [SRV1, SRV2]) await w.party(server).closeAll()
+  t.same([w.state.pendingAlerts(SRV1), w.state.pendingAlerts(SRV2)], [[], []], 'acknowledged: no longer queued')
+  await w.stop()
+})
+
+t.test('same place after a restart: nothing reported; moved while off: reported once', async (t) => {
+  const w = await gwmoWorld({ accounts: WORLD_ACCOUNTS, location: HOME })
+  w.gwmo.start()
+  await w.settle()
+  const again = await w.restart({ location: { ...HOME, addresses: [...HOME.addresses].reverse() } })
+  again.gwmo.start()
+  await again.settle()
+  again.clock.advance(300_000)
+  await again.settle()
+  t.same(again.sent, [], 'same place: no session, no alert')
+
+  const moved = await again.restart({ location: { addresses: ['10.9.9.9'], defaultGateway: '10.9.9.1' } })
+  moved.gwmo.start()
+  await moved.settle()
+  t.equal(locationUpdates(moved, SRV1).length, 1)
+  t.equal(locationUpdates(moved, SRV2).length, 1)
+  for (const server of [SRV1, SRV2]) await moved.party(server).closeAll()
+  const sent = moved.sent.length
+  moved.clock.advance(300_000)
+  await moved.settle()
+  t.equal(moved.sent.length, sent, 'reported once, not at every poll')
+  await moved.stop()
+})
+
+t.test('an unacknowledged Location Update stays queued and goes out again after a restart', async (t) => {
+  const w = await gwmoWorld({ accounts: WORLD_ACCOUNTS, location: HOME })
+  await w.gwmo.location.check()
+  w.source.set({ addresses: ['10.9.9.9'] })
+  await w.gwmo.location.check()
+  await w.settle()
+  t.equal(w.state.pendingAlerts(SRV1).length, 1)
+  const again = await w.restart({ location: { addresses: ['10.9.9.9'] } })
+  t.equal(again.state.pendingAlerts(SRV1).length, 1, 'persisted')
+  await again.sessions.openSession(SRV1, { alert: 1201 })
+  await again.settle()
+  t.equal(locationUpdates(again, SRV1).length, 1, 'in the next session')
+  await again.stop()
 })

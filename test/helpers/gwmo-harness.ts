@@ -1,10 +1,22 @@
 /**
- * Small pieces the GwMO tests share: a fake clock driven by hand, a logger that keeps its lines, and a
- * memory-backed agent state.
+ * What the GwMO tests share: a fake clock driven by hand, a logger that keeps its lines, a memory-backed agent
+ * state, and a whole device in memory (`gwmoWorld`): the real session engine, tree and codec with GwMO
+ * installed, a captured `send`, and parties driven from the test, whose messages and credentials are built by
+ * the peers' own code (test/peers), not the agent's.
  */
+import { installGwmo, type Gwmo, type GwmoConfig } from '../../src/gwmo/index.ts'
+import type { LocationSource, NetworkLocation } from '../../src/gwmo/location-source.ts'
 import { createLogger, type Logger } from '../../src/log.ts'
 import { AgentState } from '../../src/session/agent-state.ts'
+import { createSessionManager, type SessionManager } from '../../src/session/manager.ts'
+import type { InboundMessage, OutboundMessage } from '../../src/transport/port.ts'
 import { MemoryStore } from '../../src/tree/memory-store.ts'
+import { createStandardTree } from '../../src/tree/standard-tree.ts'
+import { ManagementTree } from '../../src/tree/tree.ts'
+import type { NodeValue } from '../../src/tree/types.ts'
+import { accountNodes } from '../fixtures/tree/trees.ts'
+import { md5Digest, AUTH_MD5 } from '../peers/auth.ts'
+import { buildMessage, parseMessage, type OutCommand, type ParsedCommand, type ParsedMessage } from '../peers/syncml.ts'
 
 export interface FakeClock {
   now(): number
@@ -75,16 +87,6 @@ export async function settle(rounds = 20): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // A whole device in memory: the real session engine, tree and codec, GwMO installed, a captured `send`.
 
-import { installGwmo, type Gwmo, type GwmoConfig } from '../../src/gwmo/index.ts'
-import type { LocationSource, NetworkLocation } from '../../src/gwmo/location-source.ts'
-import { createSessionManager, type SessionManager } from '../../src/session/manager.ts'
-import type { InboundMessage, OutboundMessage } from '../../src/transport/port.ts'
-import { createStandardTree } from '../../src/tree/standard-tree.ts'
-import type { ManagementTree } from '../../src/tree/tree.ts'
-import type { NodeValue } from '../../src/tree/types.ts'
-import { accountNodes } from '../fixtures/tree/trees.ts'
-import { md5Digest, AUTH_MD5 } from '../peers/auth.ts'
-import { buildMessage, parseMessage, type OutCommand, type ParsedCommand, type ParsedMessage } from '../peers/syncml.ts'
 
 export const DEVICE = 'mac:01-ab-34-ef-69-0c'
 /** The SRVCRED secret of every account of `accountNodes` (test/fixtures/tree/trees.ts). */
@@ -182,7 +184,7 @@ function counterRandom(): (n: number) => Uint8Array {
 
 export async function gwmoWorld(options: WorldOptions = {}): Promise<World> {
   const stores = options.stores ?? { tree: new MemoryStore(), state: new MemoryStore() }
-  const opened = await ManagementTreeOpen(stores.tree, options.accounts ?? [])
+  const opened = await openTree(stores.tree, options.accounts ?? [])
   const { state } = await memoryState(stores.state)
   const clock = fakeClock()
   const log = captureLog('debug')
@@ -250,8 +252,7 @@ export async function gwmoWorld(options: WorldOptions = {}): Promise<World> {
   return world
 }
 
-async function ManagementTreeOpen(store: MemoryStore, accounts: PartySpec[]): Promise<ManagementTree> {
-  const { ManagementTree } = await import('../../src/tree/tree.ts')
+async function openTree(store: MemoryStore, accounts: PartySpec[]): Promise<ManagementTree> {
   const opened = await ManagementTree.open(store, {
     factory: () => {
       const tree = createStandardTree({ devId: DEVICE, man: 'Acme', mod: 'Sensor 1', lang: 'en-US' })
