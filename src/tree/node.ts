@@ -11,12 +11,35 @@ import type { NodeFormat } from './types.ts'
  * 7.7.1). Nodes are never mutated once stored: a change stores a new one.
  */
 export class TreeNode {
+  readonly t: string | undefined
+  readonly d: string | Uint8Array | undefined
+  readonly a: string | undefined
+
   constructor(
     readonly f: NodeFormat,
-    readonly t: string | undefined,
-    readonly d: string | Uint8Array | undefined,
-    readonly a: string | undefined,
-  ) {}
+    t: string | undefined,
+    d: string | Uint8Array | undefined,
+    a: string | undefined,
+  ) {
+    this.t = t === undefined ? t : shared(t)
+    this.d = typeof d === 'string' ? shared(d) : d
+    this.a = a === undefined ? a : shared(a)
+  }
+}
+
+/** Longest string worth sharing; longer data is rarely identical from tree to tree. */
+const SHARED_MAX_LENGTH = 96
+
+/**
+ * The engine's one shared copy of a short string. Trees of a fleet hold the same paths, types, ACLs and most of
+ * the same values, and V8 keeps a single copy of each string used as a property name (its string table, which
+ * the garbage collector prunes), so a path stored in a thousand trees takes its memory once.
+ */
+export function shared(s: string): string {
+  if (s.length > SHARED_MAX_LENGTH) return s
+  const holder: Record<string, 0> = { [s]: 0 }
+  for (const key in holder) return key
+  return s
 }
 
 /** Read access to a set of nodes keyed by path (`''` is the root, `DevInfo/DevId` a node below it). */

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto'
 import { FORMATS } from './formats.ts'
-import { parentPath, pathToUri, TreeNode } from './node.ts'
+import { parentPath, pathToUri, shared, TreeNode } from './node.ts'
 
 export const TREE_FILE_VERSION = 1
 const MAGIC = 'GWMOTREE'
@@ -95,7 +95,7 @@ function decodeBodyV1(body: Uint8Array): DecodedNodes {
     if (format === 'node' ? data !== undefined : binary ? typeof data === 'string' : typeof data === 'object') {
       return fail(`${where}: data does not fit format ${format}`)
     }
-    nodes.set(path, new TreeNode(format, type, data, acl))
+    nodes.set(shared(path), new TreeNode(format, type, data, acl))
   }
   if (nodes.size === 0) return fail('no root node')
   return { ok: true, nodes }

@@ -3,7 +3,7 @@
  * flag that says when the tree differs from what its store holds.
  */
 import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
-import { depthOf, MapView, parentPath, pathToUri, TreeNode, type NodeView } from './node.ts'
+import { depthOf, MapView, parentPath, pathToUri, shared, TreeNode, type NodeView } from './node.ts'
 import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
@@ -232,7 +232,7 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     }
     // Parents before children, so that the Map's order (and the file's) always has a parent first.
     additions.sort((a, b) => depthOf(a[0]) - depthOf(b[0]))
-    for (const [path, node] of additions) nodes.set(path, node)
+    for (const [path, node] of additions) nodes.set(shared(path), node)
     this.generation++
     return { ok: true }
   }
