@@ -3,11 +3,14 @@
  * entities, keeps CDATA apart from text, never expands a DTD, and walks the input with an explicit stack under
  * `DecodeLimits`, so that a hostile message can neither overflow the call stack nor exhaust memory.
  */
-import type { DecodeLimits, XmlChild, XmlElement } from './element.ts'
-import { DEFAULT_DECODE_LIMITS, isElement, isText } from './element.ts'
-import type { Decoded, DecodeErrorCode } from './errors.ts'
+import type { DecodeLimits, XmlElement } from './element.ts'
+import { DEFAULT_DECODE_LIMITS } from './element.ts'
+import type { Decoded } from './errors.ts'
 import { decoded, failed } from './errors.ts'
-import { encodeBase64, utf8Length } from './bytes.ts'
+import { utf8Length } from './bytes.ts'
+import { decodeReferences, Fault, fault, isSpace, NOT_XML_CHAR, readName, skipSpace } from './xml-lexical.ts'
+
+export { serializeChild, serializeXml } from './xml-write.ts'
 
 export function resolveLimits(limits?: Partial<DecodeLimits>): DecodeLimits {
   return {
@@ -15,107 +18,6 @@ export function resolveLimits(limits?: Partial<DecodeLimits>): DecodeLimits {
     maxDepth: limits?.maxDepth ?? DEFAULT_DECODE_LIMITS.maxDepth,
     maxElements: limits?.maxElements ?? DEFAULT_DECODE_LIMITS.maxElements,
   }
-}
-
-/** Raised inside the parser only, and turned into a `Decoded` failure at its boundary. */
-class Fault {
-  constructor(
-    readonly code: DecodeErrorCode,
-    readonly message: string,
-    readonly at: number,
-  ) {}
-}
-
-function fault(message: string, at: number, code: DecodeErrorCode = 'XML_SYNTAX'): never {
-  throw new Fault(code, message, at)
-}
-
-// XML 1.0, 2.2 Char: controls other than tab, LF and CR, U+FFFE/U+FFFF and unpaired surrogates are not characters.
-const NOT_XML_CHAR = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
-function isXmlCodePoint(cp: number): boolean {
-  return (
-    cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) ||
-    (cp >= 0x10000 && cp <= 0x10ffff)
-  )
-}
-
-// XML 1.0 (Fifth Edition), 2.3 NameStartChar; surrogates pass as halves of a supplementary character.
-function isNameStart(c: number): boolean {
-  return (
-    (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x3a ||
-    (c >= 0xc0 && c <= 0xd6) || (c >= 0xd8 && c <= 0xf6) || (c >= 0xf8 && c <= 0x2ff) ||
-    (c >= 0x370 && c <= 0x37d) || (c >= 0x37f && c <= 0x1fff) || c === 0x200c || c === 0x200d ||
-    (c >= 0x2070 && c <= 0x218f) || (c >= 0x2c00 && c <= 0x2fef) || (c >= 0x3001 && c <= 0xdfff) ||
-    (c >= 0xf900 && c <= 0xfdcf) || (c >= 0xfdf0 && c <= 0xfffd)
-  )
-}
-
-function isNameChar(c: number): boolean {
-  return (
-    isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0xb7 ||
-    (c >= 0x300 && c <= 0x36f) || c === 0x203f || c === 0x2040
-  )
-}
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || c === 0x9 || c === 0xa || c === 0xd
-}
-
-function readName(text: string, at: number): string {
-  if (at >= text.length || !isNameStart(text.charCodeAt(at))) return ''
-  let end = at + 1
-  while (end < text.length && isNameChar(text.charCodeAt(end))) end++
-  return text.slice(at, end)
-}
-
-function skipSpace(text: string, at: number): number {
-  while (at < text.length && isSpace(text.charCodeAt(at))) at++
-  return at
-}
-
-/** Longest reference we accept: `&#x10FFFF;` and `&#1114111;`, with room for leading zeros. */
-const MAX_REFERENCE = 16
-
-/** Decodes the predefined entities and character references in `raw`, which starts at `offset` of the input. */
-function decodeReferences(raw: string, offset: number): string {
-  let amp = raw.indexOf('&')
-  if (amp < 0) return raw
-  const parts: string[] = []
-  let from = 0
-  while (amp >= 0) {
-    parts.push(raw.slice(from, amp))
-    const semi = raw.indexOf(';', amp + 1)
-    if (semi < 0 || semi - amp > MAX_REFERENCE) fault('"&" that does not start an entity reference', offset + amp)
-    const ref = raw.slice(amp + 1, semi)
-    parts.push(resolveReference(ref, offset + amp))
-    from = semi + 1
-    amp = raw.indexOf('&', from)
-  }
-  parts.push(raw.slice(from))
-  return parts.join('')
-}
-
-function resolveReference(ref: string, at: number): string {
-  // A switch, not an object lookup, so that `&constructor;` is no entity (XML 1.0, 4.6 predefined entities).
-  switch (ref) {
-    case 'lt':
-      return '<'
-    case 'gt':
-      return '>'
-    case 'amp':
-      return '&'
-    case 'quot':
-      return '"'
-    case 'apos':
-      return "'"
-  }
-  let cp = NaN
-  if (/^#x[0-9A-Fa-f]+$/.test(ref)) cp = parseInt(ref.slice(2), 16)
-  else if (/^#[0-9]+$/.test(ref)) cp = parseInt(ref.slice(1), 10)
-  else fault(`unknown entity &${ref};`, at)
-  if (!isXmlCodePoint(cp)) fault(`character reference &${ref}; names no XML character`, at)
-  return String.fromCodePoint(cp)
 }
 
 interface Open {
@@ -326,69 +228,4 @@ export function parseXml(text: string, limits?: Partial<DecodeLimits>): Decoded<
     if (e instanceof Fault) return failed(e.code, e.message, e.at)
     throw e
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-
-/** `\r` goes out as a reference so that a conforming parser at the other end keeps it (XML 1.0, 2.11). */
-function escapeText(text: string): string {
-  return text.replace(/[&<>\r]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&#13;'))
-}
-
-/** Tab, LF and CR go out as references, since attribute-value normalisation would turn them into spaces. */
-function escapeAttr(text: string): string {
-  return text.replace(/[&<"\t\n\r]/g, (c) =>
-    c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '"' ? '&quot;' : `&#${c.charCodeAt(0)};`,
-  )
-}
-
-/** CDATA cannot hold `]]>`: it is split across two sections, the one way XML allows it. */
-function cdataSection(text: string): string {
-  return `<![CDATA[${text.split(']]>').join(']]]]><![CDATA[>')}]]>`
-}
-
-function startTag(element: XmlElement, empty: boolean): string {
-  let tag = `<${element.name}`
-  for (const [name, value] of Object.entries(element.attrs)) tag += ` ${name}="${escapeAttr(value)}"`
-  return tag + (empty ? '/>' : '>')
-}
-
-function childMarkup(child: XmlChild): string {
-  if (isText(child)) return child.cdata ? cdataSection(child.text) : escapeText(child.text)
-  // XML has no opaque data: WBXML opaque travels as base64 text.
-  if (!isElement(child)) return encodeBase64(child.opaque)
-  return ''
-}
-
-/**
- * Writes the element as compact XML (no indentation: whitespace inside `Data` is data). Iterative, like the
- * parser, so that any tree the parser accepts can be written back.
- */
-export function serializeXml(root: XmlElement, options?: { declaration?: boolean }): string {
-  const out: string[] = []
-  if (options?.declaration) out.push('<?xml version="1.0" encoding="UTF-8"?>')
-  const stack: { element: XmlElement; next: number }[] = []
-  const open = (element: XmlElement): void => {
-    const empty = element.children.length === 0
-    out.push(startTag(element, empty))
-    if (!empty) stack.push({ element, next: 0 })
-  }
-  open(root)
-  while (stack.length > 0) {
-    const frame = stack[stack.length - 1]!
-    if (frame.next >= frame.element.children.length) {
-      out.push(`</${frame.element.name}>`)
-      stack.pop()
-      continue
-    }
-    const child = frame.element.children[frame.next++]!
-    if (isElement(child)) open(child)
-    else out.push(childMarkup(child))
-  }
-  return out.join('')
-}
-
-/** One child as markup: an element with its content, text escaped, CDATA as CDATA, opaque as base64. */
-export function serializeChild(child: XmlChild): string {
-  return isElement(child) ? serializeXml(child) : childMarkup(child)
 }
