@@ -249,6 +249,25 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     return connection
   }
 
+  async function stopConnections(): Promise<void> {
+    if (state !== 'started' || !main) {
+      state = 'stopped'
+      return
+    }
+    state = 'stopping'
+    const connection = main
+    if (connection.client.connected) {
+      // Retained, so anyone who subscribes later still learns the device is gone (binding.md §2).
+      await within(publish(connection, statusTopic, 'offline', { retain: true }), TRANSPORT_TIMINGS.stopTimeoutMs, timers)
+    }
+    const connections = [connection, ...extra.values()]
+    extra.clear()
+    await Promise.all(connections.map((c) => close(c, TRANSPORT_TIMINGS.stopTimeoutMs, timers)))
+    onClose()
+    state = 'stopped'
+    log.info('stopped')
+  }
+
   return {
     async start(handlers: TransportEvents): Promise<void> {
       if (state !== 'idle') throw new Error(`mqtt: cannot start a transport that is ${state}`)
@@ -294,24 +313,5 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       stopping = stopConnections()
       return stopping
     },
-  }
-
-  async function stopConnections(): Promise<void> {
-    if (state !== 'started' || !main) {
-      state = 'stopped'
-      return
-    }
-    state = 'stopping'
-    const connection = main
-    if (connection.client.connected) {
-      // Retained, so anyone who subscribes later still learns the device is gone (binding.md §2).
-      await within(publish(connection, statusTopic, 'offline', { retain: true }), TRANSPORT_TIMINGS.stopTimeoutMs, timers)
-    }
-    const connections = [connection, ...extra.values()]
-    extra.clear()
-    await Promise.all(connections.map((c) => close(c, TRANSPORT_TIMINGS.stopTimeoutMs, timers)))
-    onClose()
-    state = 'stopped'
-    log.info('stopped')
   }
 }
