@@ -144,3 +144,47 @@ t.test('Generic Alerts stay queued (persisted) until a 200/202 and go out again 
   await open(h)
   t.equal(h.decoded().body.filter((c) => c.kind === 'Alert' && c.data === '1226').length, 0)
 })
+
+t.test('AAuthPref picks among CLCRED entries; a Chal of another type switches to that entry', async (t) => {
+  const spec = {
+    ...SERVER,
+    authPref: 'DIGEST',
+    clientAuth: [
+      { type: 'BASIC' as const, name: 'basic-user', secret: 'basic-secret' },
+      { type: 'DIGEST' as const, name: 'device-user', secret: 'device-secret', nonce: bytes('client-nonce-0') },
+    ],
+  }
+  const h = await createHarness({ accounts: [spec] })
+  const server = new Party(spec)
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  const first = h.decoded()
+  t.equal(first.hdr.cred?.meta?.type, 'syncml:auth-md5')
+  t.equal(first.hdr.source.locName, 'device-user')
+  await h.manager.receive(
+    server.message({
+      sessionId: first.hdr.sessionId,
+      msgId: 1,
+      body: [status('1', '0', 'SyncHdr', 401, { meta: { type: 'syncml:auth-basic', format: 'b64' } })],
+    }),
+  )
+  const again = h.decoded()
+  t.equal(again.hdr.cred?.meta?.type, 'syncml:auth-basic')
+  t.equal(again.hdr.cred?.data, Buffer.from('basic-user:basic-secret').toString('base64'))
+  t.equal(again.hdr.source.locName, 'basic-user')
+})
+
+t.test("replies fit the party's MaxMsgSize: the largest Results give way, their Get answered 413", async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  t.equal(h.tree.add('./Big', { format: 'chr', data: 'x'.repeat(3000) }, 'device'), 200)
+  t.equal(h.tree.replace('./Big?prop=ACL', { format: 'chr', data: 'Get=*' }, 'device'), 200)
+  const inbound = server.message({ sessionId: 'M1', msgId: 1, body: [{ kind: 'Get', cmdId: '', items: [{ target: { locUri: './Big' } }] }, { kind: 'Get', cmdId: '', items: [{ target: { locUri: './DevInfo/Man' } }] }] })
+  const text = Buffer.from(inbound.payload).toString('utf8').replace('<MaxMsgSize xmlns="syncml:metinf">65536</MaxMsgSize>', '<MaxMsgSize xmlns="syncml:metinf">2000</MaxMsgSize>')
+  t.match(text, /MaxMsgSize xmlns="syncml:metinf">2000/)
+  await h.manager.receive({ ...inbound, payload: new Uint8Array(Buffer.from(text)) })
+  t.ok(h.sent[0]!.payload.length <= 2000)
+  const reply = h.decoded()
+  const codes = reply.body.filter((c) => c.kind === 'Status').map((c) => c.kind === 'Status' && `${c.cmdRef}:${c.data}`)
+  t.same(codes, ['0:212', '1:413', '2:200'])
+  t.same(reply.body.filter((c) => c.kind === 'Results').map((c) => c.kind === 'Results' && c.cmdRef), ['2'])
+})

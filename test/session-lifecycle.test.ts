@@ -218,5 +218,6 @@ t.test('after a reply of nothing but Status the session waits only in case the p
   await h.manager.openSession(SERVER.serverId, { alert: 1201 })
   await settle()
   t.same(h.ended.map((e) => e.outcome), ['completed', 'completed'])
-  t.equal(h.decoded().body[0]?.kind === 'Alert' && h.decoded().body[0].data, '1201', 'Package 1 went out without waiting')
+  const opened = h.decoded().body[0]
+  t.equal(opened?.kind === 'Alert' && opened.data, '1201', 'Package 1 went out without waiting')
 })

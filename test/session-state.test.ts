@@ -3,7 +3,7 @@ import { encodeNonce } from '../src/auth/nonce.ts'
 import { AgentState } from '../src/session/agent-state.ts'
 import { NonceIssuer } from '../src/session/nonces.ts'
 import { MemoryStore } from '../src/tree/memory-store.ts'
-import { createHarness, get, headerStatus, Party, replace, SERVER, settle, status } from './helpers/session-harness.ts'
+import { alert, createHarness, get, headerStatus, Party, replace, SERVER, settle, status } from './helpers/session-harness.ts'
 
 const random = (n: number) => new Uint8Array(n).map((_, k) => (k * 13 + 5) & 0xff)
 
@@ -117,6 +117,15 @@ t.test('firstSessionDone is set (and persisted) when the first session with a se
   await h.manager.receive(server.message({ sessionId: '1', msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212)] }))
   await settle()
   t.equal(h.state.accountFlag(SERVER.serverId, 'firstSessionDone'), true)
+  // Handlers learn whether a session is the first one (GwMO 1.0, 8.4.1).
+  const firsts: boolean[] = []
+  h.manager.registerAlert(1299, (ctx) => {
+    firsts.push(ctx.session.first)
+    return 200
+  })
+  server.learnNonce(h.decoded())
+  await h.manager.receive(server.message({ sessionId: '2', msgId: 1, body: [alert('1299')] }))
+  t.same(firsts, [false])
   await h.manager.stop()
   const reopened = await openState(h.stateStore)
   t.equal(reopened.accountFlag(SERVER.serverId, 'firstSessionDone'), true)

@@ -5,7 +5,7 @@ import type { AgentState } from './agent-state.ts'
 import type { AlertRegistry } from './alerts.ts'
 import type { SessionConstants } from './constants.ts'
 import type { NonceIssuer } from './nonces.ts'
-import type { PartyRateLimiter } from './rate-limit.ts'
+import type { PartyInterval, PartyRateLimiter } from './rate-limit.ts'
 import type { Serial } from './serial.ts'
 
 /** Injected time (MQTT.js KeepaliveManager style), so tests drive the engine with a fake clock. */
@@ -35,6 +35,8 @@ export interface Engine {
   send(message: OutboundMessage): Promise<void>
   /** Answers to failed authentication, per party (binding.md §6). */
   authFailureAnswers: PartyRateLimiter
+  /** Repeated warnings (per party and kind) are logged at most once an interval, so floods do not flood logs. */
+  quietLog: PartyInterval
   /** The tree work of inbound messages runs one message at a time. */
   treeWork: Serial
   /** Nonce bookkeeping dirtied the tree without a flush: have it flushed later (see `lazyFlushDelayMs`). */

@@ -99,6 +99,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     logger,
     send: deps.send,
     authFailureAnswers: new PartyRateLimiter(constants.authFailureAnswersPerSecond, constants.authFailureBurst, constants.maxTrackedParties),
+    quietLog: new PartyInterval(1000, constants.maxTrackedParties),
     treeWork: new Serial(),
     nonceBookkeeping: () => {
       if (lazyFlush !== undefined || stopping) return
@@ -185,6 +186,10 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     }, delay)
   }
 
+  function isFirst(party: string): boolean {
+    return deps.state.accountFlag(party, 'firstSessionDone') !== true
+  }
+
   function newSessionId(slot: PartySlot): string {
     const taken = new Set([...slot.ended.map((e) => e.sessionId), slot.active?.sessionId])
     for (;;) {
@@ -202,7 +207,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       logger.warn('no account for the party; session not opened', { party })
       return next(party, slot)
     }
-    const session = new Session(engine, { party, sessionId: sessionId ?? newSessionId(slot), initiator: 'device', account })
+    const session = new Session(engine, { party, sessionId: sessionId ?? newSessionId(slot), initiator: 'device', account, first: isFirst(party) })
     activate(party, slot, session, account)
     await session.start(alert)
   }
@@ -282,7 +287,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     }
     const slot = slotOf(party)
     if (slot.active && !slot.active.ended) return enqueue(party, slot, { kind: 'push', msg, inbound })
-    const session = new Session(engine, { party, sessionId: msg.hdr.sessionId, initiator: 'party', account })
+    const session = new Session(engine, { party, sessionId: msg.hdr.sessionId, initiator: 'party', account, first: isFirst(party) })
     activate(party, slot, session, account)
     await session.deliver(msg, inbound)
   }

@@ -2,6 +2,7 @@ import { ALERT, buildGenericAlert } from '../codec/gwmo.ts'
 import type { Alert, Item, ItemCommand } from '../codec/syncml-model.ts'
 import type { TreeOps } from '../tree/types.ts'
 import type { PendingAlert } from './agent-state.ts'
+import type { ReplyEntry } from './reply.ts'
 
 /**
  * The device's own commands of Package 1 (OMA DM Protocol 1.2, 8.2; binding.md §3): the session Alert, the
@@ -42,4 +43,17 @@ export function devInfoReplace(tree: TreeOps): ItemCommand {
 /** A queued Generic Alert as an `Alert 1226` command (DM Protocol 1.2, 8.7). */
 export function genericAlertCommand(pending: PendingAlert): Alert {
   return buildGenericAlert({ cmdId: '', ...pending.alert })
+}
+
+/** The whole of our Package 1 content (also sent again after a challenge, DM Protocol 1.2, 9.3). */
+export function package1(
+  code: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT,
+  tree: TreeOps,
+  pending: readonly PendingAlert[],
+): ReplyEntry[] {
+  return [
+    { kind: 'command', command: sessionAlert(code) },
+    { kind: 'command', command: devInfoReplace(tree) },
+    ...pending.map((alert): ReplyEntry => ({ kind: 'command', command: genericAlertCommand(alert), alertId: alert.id })),
+  ]
 }

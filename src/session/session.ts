@@ -1,15 +1,16 @@
-import { ALERT, CONTENT_TYPE } from '../codec/gwmo.ts'
-import type { Chal, Command, Status, SyncHdr, SyncMLMessage } from '../codec/syncml-model.ts'
-import { encodeMessage, isWbxmlPayload, type MessageEncoding } from '../codec/syncml.ts'
+import { ALERT } from '../codec/gwmo.ts'
+import type { Chal, Status, SyncMLMessage } from '../codec/syncml-model.ts'
+import { isWbxmlPayload, type MessageEncoding } from '../codec/syncml.ts'
 import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { Engine } from './engine.ts'
-import type { PartyInfo, SessionInfo } from './handlers/context.ts'
-import { runCommands, denyCommands } from './run-commands.ts'
-import { devInfoReplace, genericAlertCommand, sessionAlert } from './package1.ts'
+import type { GenericAlertSpec } from './agent-state.ts'
+import { genericAlertCommand, package1 } from './package1.ts'
 import type { PartyAccount } from './party-account.ts'
-import { assignCmdIds, makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
+import { denyCommands, runCommands } from './run-commands.ts'
+import { composeMessage } from './outbound.ts'
+import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
+import { Retransmitter, type TimeoutAction } from './retransmit.ts'
 import { DeviceCredentials, PartyAuthenticator } from './session-auth.ts'
-import { fitToSize } from './size.ts'
 
 export type SessionOutcome = 'completed' | 'aborted' | 'failed' | 'rejected' | 'stopped'
 
@@ -19,6 +20,8 @@ export interface SessionOptions {
   initiator: 'device' | 'party'
   /** The account the device holds for the party; a party without one only runs alerts admitted unauthenticated. */
   account: PartyAccount | undefined
+  /** No session with this party has completed before. */
+  first: boolean
 }
 
 /** What an ended session leaves behind, so a late duplicate is answered from it (binding.md §3). */
@@ -42,6 +45,7 @@ export class Session {
   #resolveDone!: (outcome: SessionOutcome) => void
   readonly #engine: Engine
   readonly #account: PartyAccount | undefined
+  readonly #first: boolean
   readonly #partyAuth: PartyAuthenticator
   readonly #device: DeviceCredentials
   #sentMsgId = 0
@@ -49,9 +53,7 @@ export class Session {
   #lastSent: OutboundMessage | undefined
   /** The inbound MsgID that `#lastSent` answers. */
   #lastSentAnswers: number | undefined
-  #timer: unknown
-  #retransmits = 0
-  #closing = false
+  readonly #retransmit: Retransmitter
   #package1Resends = 0
   #challenged = false
   #encoding: MessageEncoding = 'xml'
@@ -69,9 +71,14 @@ export class Session {
     this.sessionId = options.sessionId
     this.initiator = options.initiator
     this.#account = options.account
+    this.#first = options.first
     this.#partyAuth = new PartyAuthenticator(engine.tree, engine.nonces, options.party, options.account)
     this.#device = new DeviceCredentials(engine.tree, options.account, engine.deviceId)
     this.done = new Promise((resolve) => (this.#resolveDone = resolve))
+    const { clock, constants } = engine
+    this.#retransmit = new Retransmitter(clock, constants.sessionTimeoutMs, constants.retransmitCount, (action) => {
+      void this.#serially(() => this.#timedOut(action))
+    })
     // A pushed session exists only once a message of it is admitted: a flood of refused messages logs no sessions.
     if (this.initiator === 'device') this.#logStart()
   }
@@ -137,63 +144,37 @@ export class Session {
       // message arriving late has been superseded.
       if (msgId === this.#lastInbound && this.#lastSentAnswers === msgId && this.#lastSent) {
         log.debug('duplicate message answered again', { party: this.party, sessionId: this.sessionId, msgId })
-        await this.#resend(this.#lastSent)
+        await this.#handOver(this.#lastSent)
       } else {
         log.info('old message ignored', { party: this.party, sessionId: this.sessionId, msgId })
       }
       return
     }
     this.#lastInbound = msgId
-    this.#disarm()
-    this.#closing = false
+    this.#retransmit.cancel()
     this.#encoding = isWbxmlPayload(inbound.payload, inbound.contentType) ? 'wbxml' : 'xml'
     if (msg.hdr.meta?.maxMsgSize !== undefined) this.#partyMaxMsgSize = msg.hdr.meta.maxMsgSize
 
     // Authentication of the party comes first: nothing of an unauthenticated party runs (binding.md §6).
-    const partyInfo = (): PartyInfo => ({
-      serverId: this.party,
-      hasAccount: this.#account !== undefined,
-      authenticated: this.#partyAuth.authenticated,
-    })
-    const verdict = this.#partyAuth.verify(msg, inbound.payload, inbound.properties)
-    let header: { code: number; chal?: Chal }
-    let admitted = verdict.ok
-    if (verdict.ok) header = await this.#partyAuth.accept(verdict)
-    else if (this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })) {
-      header = { code: 200 }
-      admitted = true
-    } else {
-      const now = this.#engine.clock.now()
-      log.warn('authentication failed', { party: this.party, sessionId: this.sessionId, code: verdict.code, reason: verdict.reason })
-      if (!this.#engine.authFailureAnswers.take(this.party, now)) {
-        log.warn('answer to failed authentication dropped (rate limit)', { party: this.party, sessionId: this.sessionId })
-        if (!this.#partyAuth.authenticated && this.initiator === 'party') this.#end('rejected')
-        return
-      }
-      const chal = await this.#partyAuth.failureChallenge(verdict, () => this.#engine.nonces.mayRotateOnFailure(this.party, now))
-      header = chal ? { code: verdict.code, chal } : { code: verdict.code }
+    const admission = await this.#admit(msg, inbound)
+    if (admission === undefined) {
+      if (!this.#partyAuth.authenticated && this.initiator === 'party') this.#end('rejected')
+      return
     }
-
+    const { header, admitted } = admission
     if (admitted && !this.#admittedOnce) {
       this.#admittedOnce = true
       if (this.initiator === 'party') this.#logStart()
     }
     const reply = new ReplyBuilder(msg.hdr.msgId)
-    const session: SessionInfo = { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId }
     let changed = false
     if (admitted) {
       const ran = await runCommands(this.#engine, msg.body, {
         reply,
-        party: partyInfo(),
-        session,
+        party: { serverId: this.party, hasAccount: this.#account !== undefined, authenticated: this.#partyAuth.authenticated },
+        session: { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId, first: this.#first },
         consumeStatus: (status) => this.#consumeStatus(status),
-        sendGenericAlert: async (spec, into) => {
-          const command = genericAlertCommand({ id: '', alert: spec, queuedAt: 0 })
-          if (this.#account === undefined) return into.command(command)
-          const pending = this.#engine.state.enqueueAlert(this.party, spec, this.#engine.clock.now())
-          await this.#engine.state.save()
-          into.command(command, pending.id)
-        },
+        sendGenericAlert: (spec, into) => this.#sendGenericAlert(spec, into),
       })
       changed = ran.changed
       if (ran.aborted) {
@@ -249,6 +230,38 @@ export class Session {
     }
   }
 
+  /**
+   * Whether the message's commands may run, and the Status for its SyncHdr: the party authenticated; or every
+   * command is an alert admitted for unauthenticated parties; or not, answered 401/407 with a Chal, unless the
+   * party's answers are over their rate (then undefined: nothing is answered).
+   */
+  async #admit(msg: SyncMLMessage, inbound: InboundMessage): Promise<{ header: { code: number; chal?: Chal }; admitted: boolean } | undefined> {
+    const verdict = this.#partyAuth.verify(msg, inbound.payload, inbound.properties)
+    if (verdict.ok) return { header: await this.#partyAuth.accept(verdict), admitted: true }
+    if (this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })) {
+      return { header: { code: 200 }, admitted: true }
+    }
+    const { clock, authFailureAnswers, nonces, quietLog, logger } = this.#engine
+    const now = clock.now()
+    const fields = { party: this.party, sessionId: this.sessionId, code: verdict.code, reason: verdict.reason }
+    if (!authFailureAnswers.take(this.party, now)) {
+      // binding.md §6: the rest is dropped and logged (the log itself at most once a second per party).
+      if (quietLog.allow(`${this.party}\u0000drop`, now)) logger.warn('answers to failed authentication dropped (rate limit)', fields)
+      return undefined
+    }
+    logger.warn('authentication failed', fields)
+    const chal = await this.#partyAuth.failureChallenge(verdict, () => nonces.mayRotateOnFailure(this.party, now))
+    return { header: chal ? { code: verdict.code, chal } : { code: verdict.code }, admitted: false }
+  }
+
+  async #sendGenericAlert(spec: GenericAlertSpec, into: ReplyBuilder): Promise<void> {
+    const command = genericAlertCommand({ id: '', alert: spec, queuedAt: 0 })
+    if (this.#account === undefined) return into.command(command)
+    const pending = this.#engine.state.enqueueAlert(this.party, spec, this.#engine.clock.now())
+    await this.#engine.state.save()
+    into.command(command, pending.id)
+  }
+
   #consumeStatus(status: Status): void {
     if (status.cmdRef === '0' || status.cmd === 'SyncHdr') {
       if (status.msgRef !== String(this.#sentMsgId)) return
@@ -275,62 +288,39 @@ export class Session {
   }
 
   #package1(code: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): ReplyEntry[] {
-    const entries: ReplyEntry[] = [
-      { kind: 'command', command: sessionAlert(code) },
-      { kind: 'command', command: devInfoReplace(this.#engine.tree) },
-    ]
-    if (this.#account !== undefined) {
-      const pending = this.#engine.state.pendingAlerts(this.party).slice(0, this.#engine.constants.maxGenericAlertsPerPackage)
-      for (const alert of pending) entries.push({ kind: 'command', command: genericAlertCommand(alert), alertId: alert.id })
-    }
-    return entries
+    const { tree, state, constants } = this.#engine
+    const pending = this.#account === undefined ? [] : state.pendingAlerts(this.party).slice(0, constants.maxGenericAlertsPerPackage)
+    return package1(code, tree, pending)
   }
 
   /** Builds our next message (MsgID = last + 1) with its credentials, fitted to the party's MaxMsgSize. */
   #compose(headerStatus: Status | undefined, entries: ReplyEntry[]): OutboundMessage {
-    const msgId = this.#sentMsgId + 1
-    const { constants, deviceId } = this.#engine
-    const auth = this.#device.outbound()
-    const hdr: SyncHdr = {
-      verDTD: constants.verDTD,
-      verProto: constants.verProto,
+    const composed = composeMessage({
+      constants: this.#engine.constants,
+      deviceId: this.#engine.deviceId,
+      party: this.party,
+      address: this.#account?.address,
       sessionId: this.sessionId,
-      msgId: String(msgId),
-      target: { locUri: this.party },
-      source: auth ? { locUri: deviceId, locName: auth.username } : { locUri: deviceId },
-      meta: { maxMsgSize: constants.maxMsgSize },
+      msgId: this.#sentMsgId + 1,
+      encoding: this.#encoding,
+      auth: this.#device.outbound(),
+      headerStatus,
+      entries,
+      partyMaxMsgSize: this.#partyMaxMsgSize,
+    })
+    if (composed.oversize) {
+      this.#engine.logger.warn('reply exceeds the party MaxMsgSize', { party: this.party, size: composed.message.payload.length })
     }
-    if (auth && auth.scheme !== 'hmac') hdr.cred = auth.cred
-    const encode = (list: ReplyEntry[]) => {
-      const refs: [string, string][] = []
-      const body: Command[] = assignCmdIds(headerStatus ? [{ kind: 'status', status: headerStatus, write: false }, ...list] : list, (cmdId, alertId) =>
-        refs.push([`${msgId}:${cmdId}`, alertId]),
-      )
-      return { payload: encodeMessage({ hdr, body, final: true }, this.#encoding), refs }
-    }
-    const fitted = fitToSize(entries, this.#partyMaxMsgSize, encode)
-    if (fitted.oversize) {
-      this.#engine.logger.warn('reply exceeds the party MaxMsgSize', { party: this.party, size: fitted.payload.length })
-    }
-    for (const [key, alertId] of fitted.refs) this.#alertRefs.set(key, alertId)
-    const out: OutboundMessage = {
-      to: this.party,
-      payload: fitted.payload,
-      contentType: this.#encoding === 'wbxml' ? CONTENT_TYPE.WBXML : CONTENT_TYPE.XML,
-    }
-    if (this.#account?.address !== undefined) out.address = this.#account.address
-    if (auth?.scheme === 'hmac') out.properties = auth.sign(fitted.payload)
-    return out
+    for (const [key, alertId] of composed.alertRefs) this.#alertRefs.set(key, alertId)
+    return composed.message
   }
 
   async #transmit(out: OutboundMessage, answers: number | undefined, closing = false): Promise<void> {
     this.#sentMsgId += 1
     this.#lastSent = out
     this.#lastSentAnswers = answers
-    this.#retransmits = 0
-    this.#closing = closing
     await this.#handOver(out)
-    this.#arm()
+    if (!this.#ended) this.#retransmit.sent(out, closing)
   }
 
   /**
@@ -338,15 +328,23 @@ export class Session {
    * party goes on. A new request for the party ends it at once (`finishIfClosing`).
    */
   get closing(): boolean {
-    return this.#closing && !this.#ended
+    return this.#retransmit.closing && !this.#ended
   }
 
   finishIfClosing(): void {
     if (this.closing) this.#end('completed')
   }
 
-  async #resend(out: OutboundMessage): Promise<void> {
-    await this.#handOver(out)
+  async #timedOut(action: TimeoutAction): Promise<void> {
+    const fields = { party: this.party, sessionId: this.sessionId, msgId: this.#sentMsgId }
+    if (action.kind === 'close') return this.#end('completed')
+    if (action.kind === 'give-up') {
+      this.#engine.logger.warn('session timed out', fields)
+      return this.#end('failed')
+    }
+    this.#engine.logger.info('message sent again', fields)
+    await this.#handOver(action.message)
+    if (!this.#ended) this.#retransmit.resent()
   }
 
   async #handOver(out: OutboundMessage): Promise<void> {
@@ -356,36 +354,6 @@ export class Session {
       // Not handed over: the session timeout sends it again.
       this.#engine.logger.warn('send failed', { party: this.party, sessionId: this.sessionId, error })
     }
-  }
-
-  /** binding.md §3: no answer within the session timeout → the same message again, a bounded number of times. */
-  #arm(): void {
-    this.#disarm()
-    if (this.#ended) return
-    const { clock, constants } = this.#engine
-    this.#timer = clock.setTimeout(() => {
-      this.#timer = undefined
-      void this.#serially(async () => {
-        if (this.#closing) {
-          this.#end('completed')
-          return
-        }
-        if (this.#retransmits >= constants.retransmitCount || this.#lastSent === undefined) {
-          this.#engine.logger.warn('session timed out', { party: this.party, sessionId: this.sessionId })
-          this.#end('failed')
-          return
-        }
-        this.#retransmits += 1
-        this.#engine.logger.info('message sent again', { party: this.party, sessionId: this.sessionId, msgId: this.#sentMsgId })
-        await this.#resend(this.#lastSent)
-        this.#arm()
-      })
-    }, constants.sessionTimeoutMs)
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) this.#engine.clock.clearTimeout(this.#timer)
-    this.#timer = undefined
   }
 
   #afterNonces(flushed: boolean): void {
@@ -402,7 +370,7 @@ export class Session {
   #end(outcome: SessionOutcome): void {
     if (this.#ended) return
     this.#ended = true
-    this.#disarm()
+    this.#retransmit.cancel()
     const fields = { party: this.party, sessionId: this.sessionId, outcome }
     if (outcome === 'failed') this.#engine.logger.warn('session failed', fields)
     else if (outcome === 'rejected') this.#engine.logger.debug('pushed message refused; no session', fields)

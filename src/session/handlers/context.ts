@@ -29,6 +29,11 @@ export interface SessionInfo {
   initiator: 'device' | 'party'
   /** The MsgID of the inbound message being answered. */
   msgId: string
+  /**
+   * No session with this party has completed before (the account flag `firstSessionDone` is unset): GwMO 1.0,
+   * 8.4.1 lets a DM Server bootstrap the gateway account in the device's first session with it.
+   */
+  first: boolean
 }
 
 /**
