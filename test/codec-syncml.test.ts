@@ -1,5 +1,7 @@
 import t from 'tap'
-import { readFileSync, readdirSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import type { DecodeErrorCode } from '../src/codec/errors.ts'
 import type { Command, SyncHdr, SyncMLMessage } from '../src/codec/syncml-model.ts'
@@ -656,9 +658,6 @@ t.test('WBXML: opaque data', async (t) => {
 // data out raw rather than as base64, so only the fixtures without binary data can be compared this way.
 const libwbxml = spawnSync('wbxml2xml', ['--help']).error === undefined
 t.test('WBXML: libwbxml reads what we write', { skip: libwbxml ? false : 'wbxml2xml (libwbxml2-utils) not installed' }, async (t) => {
-  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
-  const { join } = await import('node:path')
-  const { tmpdir } = await import('node:os')
   const dir = mkdtempSync(join(tmpdir(), 'codec-syncml-'))
   try {
     const textual = readdirSync(FIXTURES).filter((f) => f.endsWith('.xml') && !/package[23]/.test(f))
