@@ -1,6 +1,5 @@
 import t from 'tap'
 import { md5Digest } from '../src/auth/md5.ts'
-import { decodeNonce } from '../src/auth/nonce.ts'
 import type { Alert, ItemCommand } from '../src/codec/syncml-model.ts'
 import {
   bytes, createHarness, DEVICE_ID, headerStatus, md5Chal, Party, SERVER, settle, status,
@@ -131,7 +130,8 @@ t.test('Generic Alerts stay queued (persisted) until a 200/202 and go out again 
   await settle()
   t.same(h.state.pendingAlerts(SERVER.serverId).map((a) => a.id), [id])
 
-  server.nonce = decodeNonce(Buffer.from(h.tree.readSecret('./DMAcc/dms/AppAuth/2/AAuthData') as Uint8Array).toString('base64'))!
+  // Package 2 held only Statuses, so no reply carried the server's next nonce: it reads it from the device here.
+  server.nonce = h.tree.readSecret('./DMAcc/dms/AppAuth/2/AAuthData') as Uint8Array
   sessionId = await open(h)
   const again = h.decoded()
   t.equal(again.body.filter((c) => c.kind === 'Alert' && c.data === '1226').length, 1, 'sent again')
@@ -187,4 +187,35 @@ t.test("replies fit the party's MaxMsgSize: the largest Results give way, their 
   const codes = reply.body.filter((c) => c.kind === 'Status').map((c) => c.kind === 'Status' && `${c.cmdRef}:${c.data}`)
   t.same(codes, ['0:212', '1:413', '2:200'])
   t.same(reply.body.filter((c) => c.kind === 'Results').map((c) => c.kind === 'Results' && c.cmdRef), ['2'])
+})
+
+t.test('HMAC toward the party: no Cred, an x-syncml-hmac over the bytes, a new nonce from each Status', async (t) => {
+  const { computeHmacMac, parseHmacHeader } = await import('../src/auth/hmac.ts')
+  const spec = {
+    ...SERVER,
+    clientAuth: { type: 'HMAC' as const, name: 'device-user', secret: 'device-secret', nonce: bytes('c0') },
+  }
+  const h = await createHarness({ accounts: [spec] })
+  const server = new Party(spec)
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  const first = h.sent[0]!
+  const p1 = h.decoded()
+  t.equal(p1.hdr.cred, undefined)
+  t.equal(p1.hdr.source.locName, 'device-user')
+  const header = parseHmacHeader(first.properties!['x-syncml-hmac']!)
+  t.ok(header.ok)
+  if (header.ok) t.equal(header.value.mac, computeHmacMac('device-user', 'device-secret', bytes('c0'), first.payload))
+  const n1 = bytes('per-message-1')
+  await h.manager.receive(
+    server.message({
+      sessionId: p1.hdr.sessionId,
+      msgId: 1,
+      body: [status('1', '0', 'SyncHdr', 200, { meta: { type: 'syncml:auth-MAC', format: 'b64', nextNonce: Buffer.from(n1).toString('base64') } }), { kind: 'Get', cmdId: '', items: [{ target: { locUri: './DevInfo/Man' } }] }],
+    }),
+  )
+  const second = h.sent[1]!
+  const mac = parseHmacHeader(second.properties!['x-syncml-hmac']!)
+  t.ok(mac.ok)
+  if (mac.ok) t.equal(mac.value.mac, computeHmacMac('device-user', 'device-secret', n1, second.payload), 'signed over the new nonce')
+  t.same(h.tree.readSecret('./DMAcc/dms/AppAuth/1/AAuthData'), n1, 'kept for later: the party authenticated')
 })
