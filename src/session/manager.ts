@@ -121,11 +121,20 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     if (slot === undefined) {
       slot = { active: undefined, queue: [], ended: [], notificationIds: [], retryTimer: undefined, failures: 0 }
       parties.set(party, slot)
+      if (parties.size > constants.maxTrackedParties) forgetIdleParties(party)
     }
     const horizon = deps.clock.now() - constants.endedSessionMemoryMs
     slot.ended = slot.ended.filter((e) => e.endedAt >= horizon)
     slot.notificationIds = slot.notificationIds.filter((n) => n.at >= horizon)
     return slot
+  }
+
+  /** Bounds the memory kept for parties: the oldest idle ones (only remembered sessions) are forgotten first. */
+  function forgetIdleParties(keep: string): void {
+    for (const [party, slot] of parties) {
+      if (parties.size <= constants.maxTrackedParties) return
+      if (party !== keep && !slot.active && slot.queue.length === 0 && slot.retryTimer === undefined) parties.delete(party)
+    }
   }
 
   function forgetIfIdle(party: string, slot: PartySlot): void {
