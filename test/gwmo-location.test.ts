@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import type { LocationUpdate } from '../src/codec/gwmo.ts'
 import {
@@ -8,6 +11,7 @@ import {
   type LocationSource,
   type NetworkLocation,
 } from '../src/gwmo/location-source.ts'
+import { installGwmo } from '../src/gwmo/index.ts'
 import { LOCATION_SLOT, LocationMonitor } from '../src/gwmo/location.ts'
 import { captureLog, DEVICE, fakeClock, genericAlerts, gwmoWorld, memoryState, settle, type PartySpec, type World } from './helpers/gwmo-harness.ts'
 
@@ -360,4 +364,34 @@ t.test('an unacknowledged Location Update stays queued and goes out again after 
   await again.settle()
   t.equal(locationUpdates(again, SRV1).length, 1, 'in the next session')
   await again.stop()
+})
+
+t.test('installGwmo: location.sourceFile is read; enabled false means no polling', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gwmo-location-'))
+  const file = join(dir, 'location.json')
+  writeFileSync(file, JSON.stringify({ addresses: ['192.0.2.70'], defaultGateway: '192.0.2.1' }))
+  const w = await gwmoWorld({ accounts: WORLD_ACCOUNTS })
+  const registered: string[] = []
+  const make = (enabled: boolean) =>
+    installGwmo({
+      sessions: { ...w.sessions, registerAlert: (code) => void registered.push(String(code)) },
+      tree: w.tree,
+      state: w.state,
+      deviceId: DEVICE,
+      config: { acceptDetectionFrom: 'bootstrapped', location: { pollSeconds: 5, enabled, sourceFile: file } },
+      clock: w.clock,
+      logger: w.log.logger,
+    })
+  const off = make(false)
+  off.start()
+  await off.stop() // waits for a check under way, had start() begun one
+  t.same(off.location.recorded(), {}, 'no reading taken')
+
+  const on = make(true)
+  on.start()
+  t.equal(await on.location.check(), 'unchanged', 'queued behind the check start() made, which recorded the place')
+  t.same(on.location.recorded().location, { addresses: ['192.0.2.70'], defaultGateway: '192.0.2.1' }, 'read from the file')
+  t.same(registered, ['1230', '1230'], 'the Device Detection Alert is registered')
+  await on.stop()
+  await w.stop()
 })
