@@ -268,6 +268,22 @@ t.test('polling: at start, then every pollSeconds; stop ends it', async (t) => {
   f.clock.advance(300_000)
   await settle()
   t.equal(f.source.reads, 2)
+
+  f.monitor.start()
+  void f.monitor.stop()
+  f.monitor.start()
+  await settle()
+  t.equal(f.clock.pending, 1, 'a stop and start in a row leave one poll loop')
+  await f.monitor.stop()
+})
+
+t.test('a source that stays unavailable warns once, then says when it is back', async (t) => {
+  const f = await monitorFixture(new Error('ENOENT'))
+  for (let k = 0; k < 5; k++) t.equal(await f.monitor.check(), 'skipped')
+  t.equal(f.log.lines.filter((l) => l.level === 'warn').length, 1)
+  f.source.set(HOME)
+  t.equal(await f.monitor.check(), 'recorded')
+  t.ok(f.log.lines.some((l) => l.msg === 'network location available again'))
 })
 
 t.test('a failing report is logged and polling goes on', async (t) => {

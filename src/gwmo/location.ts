@@ -57,6 +57,10 @@ export class LocationMonitor {
   #queue: Promise<unknown> = Promise.resolve()
   #timer: unknown
   #running = false
+  /** Bumped by every start and stop, so that a poll loop from before a restart never schedules itself again. */
+  #generation = 0
+  /** The source failed at the last look: the next failure is not worth another warning. */
+  #unavailable = false
 
   constructor(options: LocationMonitorOptions) {
     this.#options = options
@@ -67,12 +71,13 @@ export class LocationMonitor {
   start(): void {
     if (this.#running) return
     this.#running = true
-    this.#tick()
+    this.#tick(++this.#generation)
   }
 
   /** Stops polling; resolves once the check or detection under way (if any) has ended. */
   async stop(): Promise<void> {
     this.#running = false
+    this.#generation++
     if (this.#timer !== undefined) this.#options.clock.clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#queue
@@ -93,14 +98,14 @@ export class LocationMonitor {
     return readRecord(this.#options.state.slot(LOCATION_SLOT))
   }
 
-  #tick(): void {
+  #tick(generation: number): void {
     this.check()
       .catch((error: unknown) => this.#logger.error('location check failed', { error }))
       .finally(() => {
-        if (!this.#running) return
+        if (generation !== this.#generation) return
         this.#timer = this.#options.clock.setTimeout(() => {
           this.#timer = undefined
-          if (this.#running) this.#tick()
+          if (generation === this.#generation) this.#tick(generation)
         }, this.#options.pollSeconds * 1000)
       })
   }
@@ -116,9 +121,13 @@ export class LocationMonitor {
     try {
       reading = normalizeLocation(await this.#options.source.read())
     } catch (error) {
-      this.#logger.warn('network location unavailable', { error })
+      if (this.#unavailable) this.#logger.debug('network location still unavailable', { error })
+      else this.#logger.warn('network location unavailable', { error })
+      this.#unavailable = true
       return undefined
     }
+    if (this.#unavailable) this.#logger.info('network location available again')
+    this.#unavailable = false
     if (reading.addresses.length === 0) {
       this.#logger.debug('no network address: location check waits for one')
       return undefined
