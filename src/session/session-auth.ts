@@ -73,22 +73,31 @@ export class PartyAuthenticator {
   }
 
   /**
-   * After a successful check: the SyncHdr Status. The first time in a session, 212 with a fresh NextNonce for
-   * the next session (binding.md §6); with HMAC, 200 and a fresh nonce for every message (DM Security 1.2, 5.1.3).
+   * After a successful check: the SyncHdr Status code, and whether a fresh nonce is due with it. The first time
+   * in a session, 212 with a fresh NextNonce for the next session (binding.md §6); with HMAC, 200 and a fresh
+   * nonce for every message (DM Security 1.2, 5.1.3). The nonce itself comes from `freshChallenge`, once the
+   * reply that carries it is sure to leave.
    */
-  async accept(verdict: Extract<PartyVerdict, { ok: true }>): Promise<{ code: number; chal?: Chal }> {
-    if (verdict.already || verdict.scheme === undefined) return { code: 200 }
+  accept(verdict: Extract<PartyVerdict, { ok: true }>): { code: number; nonceDue: boolean } {
+    if (verdict.already || verdict.scheme === undefined) return { code: 200, nonceDue: false }
     const first = !this.authenticated
     this.authenticated = true
     this.scheme = verdict.scheme
-    if (verdict.scheme === 'hmac') {
-      const fresh = await this.#rotate()
-      this.#nonce = fresh
-      return { code: 200, chal: challenge('hmac', fresh) }
-    }
-    if (!first) return { code: 200 }
-    if (!usesNonce(verdict.scheme)) return { code: 212 }
-    return { code: 212, chal: challenge(verdict.scheme, await this.#rotate()) }
+    if (verdict.scheme === 'hmac') return { code: 200, nonceDue: true }
+    if (!first) return { code: 200, nonceDue: false }
+    return { code: 212, nonceDue: usesNonce(verdict.scheme) }
+  }
+
+  /**
+   * The Chal with the fresh nonce `accept` said is due, issued and stored now. Only a reply that leaves may carry
+   * it: a nonce stored but never handed out leaves the party holding one the device no longer expects.
+   */
+  async freshChallenge(): Promise<Chal> {
+    const scheme = this.scheme ?? 'md5'
+    const fresh = await this.#rotate()
+    // HMAC: the party's next message of this session already uses it; md5: it serves from the next session on.
+    if (scheme === 'hmac') this.#nonce = fresh
+    return challenge(scheme, fresh)
   }
 
   /**

@@ -12,6 +12,13 @@ import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 import { Retransmitter, type TimeoutAction } from './retransmit.ts'
 import { DeviceCredentials, PartyAuthenticator } from './session-auth.ts'
 
+/** The device's Status for the party's SyncHdr: its code, and a Chal or a fresh nonce still to issue. */
+interface HeaderAnswer {
+  code: number
+  chal?: Chal
+  nonceDue?: boolean
+}
+
 export type SessionOutcome = 'completed' | 'aborted' | 'failed' | 'rejected' | 'stopped'
 
 export interface SessionOptions {
@@ -201,21 +208,24 @@ export class Session {
       own.push(...this.#package1(this.initiator === 'device' ? ALERT.CLIENT_INITIATED_MGMT : ALERT.SERVER_INITIATED_MGMT))
     }
 
-    // binding.md §3: a message with Final that holds nothing but Status ends the session; no reply is sent.
+    // binding.md §3: a message with Final that holds nothing but Status ends the session; no reply is sent. Unless
+    // the party failed to authenticate: it gets its 401/407 and Chal, or it would never learn the nonce to use.
     const holdsCommands = msg.body.some((c) => c.kind !== 'Status')
-    if (msg.final && !holdsCommands && own.length === 0) {
+    if (msg.final && !holdsCommands && own.length === 0 && admitted) {
       if (changed) await this.#engine.tree.flush()
       this.#afterNonces(changed)
-      this.#end(this.#admittedOnce ? 'completed' : 'failed')
+      this.#end('completed')
       return
     }
     // A message without Final is one of several in its package: ask for the next one (DM Protocol 1.2, 8.6).
     if (!msg.final) own.push({ kind: 'command', command: { kind: 'Alert', cmdId: '', data: ALERT.NEXT_MESSAGE, items: [] } })
 
+    // The fresh nonce is issued only now that a reply carries it (binding.md §6).
+    const chal = header.nonceDue === true ? await this.#partyAuth.freshChallenge() : header.chal
     const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', header.code, {
       targetRef: msg.hdr.target.locUri,
       sourceRef: msg.hdr.source.locUri,
-      ...(header.chal !== undefined && { chal: header.chal }),
+      ...(chal !== undefined && { chal }),
     })
     const out = this.#compose(headerStatus, [...reply.entries, ...own])
     // binding.md §3: a 200 for a change leaves only once the change is durable.
@@ -235,9 +245,12 @@ export class Session {
    * command is an alert admitted for unauthenticated parties; or not, answered 401/407 with a Chal, unless the
    * party's answers are over their rate (then undefined: nothing is answered).
    */
-  async #admit(msg: SyncMLMessage, inbound: InboundMessage): Promise<{ header: { code: number; chal?: Chal }; admitted: boolean } | undefined> {
+  async #admit(msg: SyncMLMessage, inbound: InboundMessage): Promise<{ header: HeaderAnswer; admitted: boolean } | undefined> {
     const verdict = this.#partyAuth.verify(msg, inbound.payload, inbound.properties)
-    if (verdict.ok) return { header: await this.#partyAuth.accept(verdict), admitted: true }
+    if (verdict.ok) {
+      const { code, nonceDue } = this.#partyAuth.accept(verdict)
+      return { header: { code, nonceDue }, admitted: true }
+    }
     if (this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })) {
       return { header: { code: 200 }, admitted: true }
     }
@@ -337,7 +350,8 @@ export class Session {
 
   async #timedOut(action: TimeoutAction): Promise<void> {
     const fields = { party: this.party, sessionId: this.sessionId, msgId: this.#sentMsgId }
-    if (action.kind === 'close') return this.#end('completed')
+    // A party that never authenticated did not complete anything: the session is tried again later.
+    if (action.kind === 'close') return this.#end(this.#admittedOnce ? 'completed' : 'failed')
     if (action.kind === 'give-up') {
       this.#engine.logger.warn('session timed out', fields)
       return this.#end('failed')
