@@ -66,6 +66,12 @@ interface PartySlot {
   notificationIds: { id: string; at: number }[]
   retryTimer: unknown
   failures: number
+  /**
+   * The last pushed session whose message was refused (401/407): the party answers the challenge in the same
+   * session, so the device's MsgIDs continue after the one it refused with, and the party's Status for it is
+   * read (OMA DM Protocol 1.2, 9.3). One per party, so refusals keep no more state than that.
+   */
+  refused: { sessionId: string; lastMsgId: number; at: number } | undefined
 }
 
 /**
@@ -119,13 +125,14 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   function slotOf(party: string): PartySlot {
     let slot = parties.get(party)
     if (slot === undefined) {
-      slot = { active: undefined, queue: [], ended: [], notificationIds: [], retryTimer: undefined, failures: 0 }
+      slot = { active: undefined, queue: [], ended: [], notificationIds: [], retryTimer: undefined, failures: 0, refused: undefined }
       parties.set(party, slot)
       if (parties.size > constants.maxTrackedParties) forgetIdleParties(party)
     }
     const horizon = deps.clock.now() - constants.endedSessionMemoryMs
     slot.ended = slot.ended.filter((e) => e.endedAt >= horizon)
     slot.notificationIds = slot.notificationIds.filter((n) => n.at >= horizon)
+    if (slot.refused !== undefined && slot.refused.at < horizon) slot.refused = undefined
     return slot
   }
 
@@ -139,7 +146,8 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
 
   function forgetIfIdle(party: string, slot: PartySlot): void {
     const idle = !slot.active && slot.queue.length === 0 && slot.retryTimer === undefined
-    if (idle && slot.ended.length === 0 && slot.notificationIds.length === 0 && slot.failures === 0) parties.delete(party)
+    const remembers = slot.ended.length > 0 || slot.notificationIds.length > 0 || slot.failures > 0 || slot.refused !== undefined
+    if (idle && !remembers) parties.delete(party)
   }
 
   function activate(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined): void {
@@ -149,6 +157,9 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
 
   function finished(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined, outcome: SessionOutcome): void {
     if (slot.active === session) slot.active = undefined
+    if (outcome === 'rejected' && session.lastMsgId > 0) {
+      slot.refused = { sessionId: session.sessionId, lastMsgId: session.lastMsgId, at: deps.clock.now() }
+    }
     if (outcome !== 'rejected' && outcome !== 'stopped') {
       slot.ended.push(session.remains())
       if (slot.ended.length > constants.endedSessionsPerParty) slot.ended.shift()
@@ -296,7 +307,12 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     }
     const slot = slotOf(party)
     if (slot.active && !slot.active.ended) return enqueue(party, slot, { kind: 'push', msg, inbound })
-    const session = new Session(engine, { party, sessionId: msg.hdr.sessionId, initiator: 'party', account, first: isFirst(party) })
+    const refused = slot.refused?.sessionId === msg.hdr.sessionId ? slot.refused : undefined
+    slot.refused = undefined
+    const session = new Session(engine, {
+      party, sessionId: msg.hdr.sessionId, initiator: 'party', account, first: isFirst(party),
+      ...(refused !== undefined && { continuesAfter: refused.lastMsgId }),
+    })
     activate(party, slot, session, account)
     await session.deliver(msg, inbound)
   }

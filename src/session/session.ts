@@ -29,6 +29,8 @@ export interface SessionOptions {
   account: PartyAccount | undefined
   /** No session with this party has completed before. */
   first: boolean
+  /** Our last MsgID in this SessionID so far: the party goes on after a message the device refused. */
+  continuesAfter?: number
 }
 
 /** What an ended session leaves behind, so a late duplicate is answered from it (binding.md §3). */
@@ -79,6 +81,7 @@ export class Session {
     this.initiator = options.initiator
     this.#account = options.account
     this.#first = options.first
+    this.#sentMsgId = options.continuesAfter ?? 0
     this.#partyAuth = new PartyAuthenticator(engine.tree, engine.nonces, options.party, options.account)
     this.#device = new DeviceCredentials(engine.tree, options.account, engine.deviceId)
     this.done = new Promise((resolve) => (this.#resolveDone = resolve))
@@ -92,6 +95,11 @@ export class Session {
 
   get ended(): boolean {
     return this.#ended
+  }
+
+  /** The MsgID of the last message we sent in this session (0 before the first). */
+  get lastMsgId(): number {
+    return this.#sentMsgId
   }
 
   /** Package 1 of a session the device opens: Alert 1201 or 1200, DevInfo, pending Generic Alerts, Final. */
