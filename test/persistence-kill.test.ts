@@ -12,9 +12,11 @@ import { restoreTree } from '../src/tree/persistence.ts'
 
 const KILLS = 200
 /** Writers killed side by side, each on its own file: most of a kill's cost is starting node. */
-const LANES = 2
+const LANES = 4
 
 interface LaneResult {
+  /** Running estimate of one save cycle of the writer, in milliseconds. */
+  cycleMs: number
   problems: string[]
   generation: number
   old: number
@@ -26,20 +28,22 @@ async function killOnce(writer: string, file: string, env: NodeJS.ProcessEnv, ac
   const child = spawn(process.execPath, [writer, file], { stdio: ['ignore', 'pipe', 'pipe'], env })
   let out = ''
   let err = ''
-  // Kill after 0–2 acknowledged saves (0: while starting or during the first save), plus a random delay, so
+  // Kill after 1–3 acknowledged saves, plus a random part of one save cycle (as the lane last measured it), so
   // that kills land at varied points of the write, fsync and rename sequence.
-  const wantLines = Math.floor(Math.random() * 3)
-  const delay = Math.random() * 4
+  const wantLines = 1 + Math.floor(Math.random() * 3)
   let fired = false
-  const fire = () => {
-    if (fired) return
-    fired = true
-    setTimeout(() => child.kill('SIGKILL'), delay)
-  }
-  if (wantLines === 0) fire()
+  let lastLineAt = 0
   child.stdout.on('data', (chunk: Buffer) => {
+    const now = performance.now()
+    const before = out.split('\n').length - 1
     out += chunk.toString()
-    if (out.split('\n').length - 1 >= wantLines) fire()
+    const lines = out.split('\n').length - 1
+    if (before > 0 && lines > before) lane.cycleMs = (lane.cycleMs * 3 + (now - lastLineAt) / (lines - before)) / 4
+    lastLineAt = now
+    if (!fired && lines >= wantLines) {
+      fired = true
+      setTimeout(() => child.kill('SIGKILL'), Math.random() * lane.cycleMs * 1.2)
+    }
   })
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()))
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
@@ -87,7 +91,7 @@ t.test('SIGKILL during saves: every restore gives a whole old or new tree', asyn
   delete env.NODE_OPTIONS
 
   const lanes = await Promise.all(Array.from({ length: LANES }, async (_, index): Promise<LaneResult> => {
-    const lane: LaneResult = { problems: [], generation: 0, old: 0, inFlight: 0 }
+    const lane: LaneResult = { cycleMs: 10, problems: [], generation: 0, old: 0, inFlight: 0 }
     const file = join(dir, `tree-${index}.bin`)
     for (let kill = 0; kill < KILLS / LANES && lane.problems.length === 0; kill++) {
       const generation = await killOnce(writer, file, env, lane.generation, lane, `lane ${index} kill ${kill}`)
