@@ -149,6 +149,15 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   /** Brokers named by parties' AppAddr, least recently used first. */
   const extra = new Map<string, Connection>()
   let online = false
+  /**
+   * Whether the device's own topics are subscribed on the current connection, and the sends waiting for that:
+   * MQTT.js flushes its offline queue before the `connect` event that subscribes, so a message queued before
+   * (Package 1 of the first session) would leave first and its answer arrive while the device hears nothing.
+   */
+  let subscribed = false
+  const waitingForSubscription = new Set<{ resolve: () => void; reject: (error: Error) => void }>()
+  const whenSubscribed = (): Promise<void> =>
+    subscribed ? Promise.resolve() : new Promise((resolve, reject) => waitingForSubscription.add({ resolve, reject }))
   let stopping: Promise<void> | undefined
   /** Bumped on every connect and close, so a late callback of an older connection does nothing. */
   let generation = 0
@@ -193,6 +202,9 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
         client.stream.destroy()
         return
       }
+      subscribed = true
+      for (const waiter of waitingForSubscription) waiter.resolve()
+      waitingForSubscription.clear()
       publish(connection, statusTopic, 'online', { retain: true }).then(
         () => {
           if (current !== generation || state !== 'started') return
@@ -207,6 +219,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
 
   const onClose = () => {
     generation++
+    subscribed = false
     if (!online) return
     online = false
     if (state === 'started') log.warn('disconnected', { broker: mainOrigin })
@@ -255,6 +268,8 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       return
     }
     state = 'stopping'
+    for (const waiter of waitingForSubscription) waiter.reject(new Error('mqtt: connection closed'))
+    waitingForSubscription.clear()
     const connection = main
     if (connection.client.connected) {
       // Retained, so anyone who subscribes later still learns the device is gone (binding.md §2).
@@ -305,7 +320,8 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
         ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
       }
       log.debug('publishing', { topic, bytes: message.payload.length })
-      return publish(connection, topic, asBuffer(message.payload), { properties })
+      if (connection !== main || subscribed) return publish(connection, topic, asBuffer(message.payload), { properties })
+      return whenSubscribed().then(() => publish(connection, topic, asBuffer(message.payload), { properties }))
     },
 
     stop(): Promise<void> {
