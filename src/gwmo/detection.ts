@@ -22,8 +22,7 @@ import {
   parseDeviceDetection,
 } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
-import type { GenericAlertSpec } from '../session/agent-state.ts'
-import type { AlertContext, AlertRegistrationOptions, AlertHandler } from '../session/alerts.ts'
+import type { AlertContext, AlertHandler, AlertRegistrationOptions, GenericAlertSpec } from '../session/index.ts'
 import { findAccount, markGateway, readAccounts } from '../tree/accounts.ts'
 
 export type AcceptDetectionFrom = 'bootstrapped' | 'any'

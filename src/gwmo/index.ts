@@ -13,9 +13,7 @@
  */
 import { buildLocationUpdate, GWMO_ALERT_TYPE, GWMO_PAYLOAD_FORMAT, type LocationUpdate } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
-import type { AgentState, GenericAlertSpec } from '../session/agent-state.ts'
-import type { Clock } from '../session/engine.ts'
-import type { SessionManager } from '../session/manager.ts'
+import type { AgentState, Clock, GenericAlertSpec, SessionManager } from '../session/index.ts'
 import type { InboundMessage } from '../transport/port.ts'
 import { readAccounts } from '../tree/accounts.ts'
 import type { BootstrapTarget } from '../tree/bootstrap.ts'

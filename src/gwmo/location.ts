@@ -18,8 +18,7 @@
  */
 import type { LocationUpdate } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
-import type { AgentState, JsonValue } from '../session/agent-state.ts'
-import type { Clock } from '../session/engine.ts'
+import type { AgentState, Clock, JsonValue } from '../session/index.ts'
 import { normalizeLocation, type LocationSource, type NetworkLocation } from './location-source.ts'
 
 /** The gateway that detected the device: its party (LocURI), the address it sent, and whether it may be shared. */
