@@ -150,3 +150,32 @@ t.test('logs never carry a secret, a nonce or a credential', async (t) => {
   }
   t.ok(h.log.lines.some((l) => l.msg === 'session started' && l.party === SERVER.serverId))
 })
+
+t.test('a party answering the refusal of its pushed message goes on in the same session', async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  await h.manager.receive(server.message({ sessionId: 'R1', msgId: 1, cred: 'bad', body: [get('./DevInfo/Mod')] }))
+  const refused = h.decoded()
+  t.equal(refused.hdr.msgId, '1')
+  t.equal(headerStatus(refused)?.data, '401')
+  server.learnNonce(refused)
+  await h.manager.receive(
+    server.message({ sessionId: 'R1', msgId: 2, cred: 'good', body: [status('1', '0', 'SyncHdr', 212), get('./DevInfo/Mod')] }),
+  )
+  const accepted = h.decoded()
+  t.equal(accepted.hdr.sessionId, 'R1')
+  t.equal(accepted.hdr.msgId, '2', 'our MsgIDs go on from the refused one')
+  t.equal(headerStatus(accepted)?.data, '212')
+  t.equal(statusCodes(accepted)['2'], '200')
+})
+
+t.test('a status-only message that fails authentication still gets its 401 and Chal', async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  const sessionId = h.decoded().hdr.sessionId
+  await h.manager.receive(server.message({ sessionId, msgId: 1, cred: 'bad', body: [status('1', '0', 'SyncHdr', 212)] }))
+  t.equal(h.sent.length, 2)
+  t.equal(headerStatus(h.decoded())?.data, '401')
+  t.ok(chalNonce(h.decoded()), 'the party learns the nonce to use')
+})
