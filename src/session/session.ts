@@ -64,6 +64,8 @@ export class Session {
   #lastSentAnswers: number | undefined
   readonly #retransmit: Retransmitter
   #package1Resends = 0
+  /** The Alert of our Package 1, when the device opened the session. */
+  #openedWith: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT | undefined
   #challenged = false
   #encoding: MessageEncoding = 'xml'
   #partyMaxMsgSize: number | undefined
@@ -104,6 +106,7 @@ export class Session {
 
   /** Package 1 of a session the device opens: Alert 1201 or 1200, DevInfo, pending Generic Alerts, Final. */
   start(alert: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): Promise<void> {
+    this.#openedWith = alert
     return this.#serially(async () => {
       const out = this.#compose(undefined, this.#package1(alert))
       await this.#transmit(out, undefined)
@@ -213,7 +216,8 @@ export class Session {
         this.#end('failed')
         return
       }
-      own.push(...this.#package1(this.initiator === 'device' ? ALERT.CLIENT_INITIATED_MGMT : ALERT.SERVER_INITIATED_MGMT))
+      // The same Alert as the first time: a session that answers a notification stays a 1200 session.
+      own.push(...this.#package1(this.#openedWith ?? ALERT.SERVER_INITIATED_MGMT))
     }
 
     // binding.md §3: a message with Final that holds nothing but Status ends the session; no reply is sent. Unless
