@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseConfig } from '../src/config.ts'
+import { buildFactoryTree, readFactoryDocument } from '../src/runtime/factory.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const { version: upstreamVersion } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -148,7 +149,14 @@ t.test('the shipped example and the emulated device\'s config are accepted by th
   const device = JSON.parse(readFileSync(join(qemuDir, 'device-config.json'), 'utf8')) as unknown
   const parsedDevice = parseConfig(device, {}, { baseDir: qemuDir })
   t.equal(parsedDevice.ok, true, parsedDevice.ok ? 'accepted' : parsedDevice.error)
-  if (parsedDevice.ok) t.ok(existsSync(parsedDevice.config.factoryBootstrap), 'its factory bootstrap is there')
+  if (!parsedDevice.ok) return
+  // The emulated device's first start must get past its factory bootstrap (one DM Server account).
+  const read = await readFactoryDocument(parsedDevice.config.factoryBootstrap)
+  t.equal(read.ok, true, read.ok ? 'readable' : read.error)
+  if (!read.ok) return
+  const built = buildFactoryTree(parsedDevice.config, read.document)
+  t.notOk('error' in built, 'error' in built ? built.error : 'applies')
+  if (!('error' in built)) t.same(built.serverIds, ['qemu-dm-server'])
 })
 
 // Maintainer scripts run against stub tools that log their calls; /run and /var/lib are private tmpfs.

@@ -131,7 +131,7 @@ run_arch() {
     > "$log" 2>&1 &
   agent_pid=$!
   pids+=("$agent_pid")
-  # Wait for the retained online, or for the agent to exit first (a crash, a config error, or the stub).
+  # Wait for the retained online, or for the agent to exit first (a crash or a configuration error).
   node "$QEMU_DIR/await-status.mjs" "$broker" "$device_id" online $((10 * SCALE)) "$prefix" > "$work/$arch-online" 2>&1 &
   local waiter=$!
   pids+=("$waiter")
@@ -140,13 +140,7 @@ run_arch() {
     kill "$waiter" 2>/dev/null || true
     status=0
     wait "$agent_pid" || status=$?
-    if [ "$status" = 0 ] && grep -q '^usage: gwmo-agent --config FILE' "$log"; then
-      # The bundle is still the command-line stub: there is no agent to connect yet.
-      say "NOTE $arch: the bundle has no agent runtime yet (it printed its usage); device checks not run"
-      summary+=("$arch  rootfs ${rootfs_s}s ($cold)  unpack ${unpack_s}s  --version ${version_s}s  online -")
-    else
-      fail "$arch" "agent exited $status before going online; log: $(tail -n 5 "$log" | tr '\n' ' ')"
-    fi
+    fail "$arch" "agent exited $status before going online; log: $(tail -n 5 "$log" | tr '\n' ' ')"
     return
   fi
   if wait "$waiter"; then
