@@ -36,3 +36,31 @@ await build({
 
 const bytes = readFileSync(outfile)
 console.log(`dist/gwmo-agent.js: ${(bytes.length / 1024).toFixed(1)} KB raw, ${(gzipSync(bytes).length / 1024).toFixed(1)} KB gzip`)
+
+// The demo (`npm run demo`) and the peers' command line: test programs, bundled the same way (CommonJS for
+// Node 18, Node's own streams) so that they run from dist/ on a fresh clone with nothing but `npm ci`. Not
+// minified: their stack traces are read by people trying the project.
+const programs = [
+  { entry: join(root, 'test', 'peers', 'demo.ts'), out: join(root, 'dist', 'demo.js') },
+  { entry: join(root, 'test', 'peers', 'cli.ts'), out: join(root, 'dist', 'peers.js') },
+]
+await Promise.all(
+  programs.map(({ entry, out }) =>
+    build({
+      entryPoints: [entry],
+      outfile: out,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node18',
+      legalComments: 'none',
+      banner: { js: '#!/usr/bin/env node' },
+      alias: {
+        'readable-stream': 'node:stream',
+        'worker-timers': join(root, 'build', 'shims', 'worker-timers.cjs'),
+        debug: join(root, 'build', 'shims', 'debug.cjs'),
+      },
+      logLevel: 'warning',
+    }),
+  ),
+)

@@ -1,0 +1,192 @@
+/**
+ * Everything the demo runs: a broker (embedded, or the one `--broker` names), the watcher of every topic, the
+ * DM Server, the DM Gateway and a second DM Server as scripted peers, and the real bundled agent as a child
+ * process on a temporary directory (its configuration, factory bootstrap, state and location file).
+ *
+ * `breakStep` plants one fault so that the demo can show (and its test can check) a step that does not happen.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildAccountCommands, type AccountSpec } from './bootstrap-server.ts'
+import { AgentChild, type AgentLogLine } from './demo-agent.ts'
+import type { Names } from './demo-report.ts'
+import { WireWatch } from './demo-wire.ts'
+import { startDmServer, type DmServer } from './dm-server.ts'
+import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts'
+import { ASSOCIATED_GATEWAY, startGateway, type Gateway } from './gateway.ts'
+import { DEFAULT_PREFIX } from './mqtt.ts'
+import type { TrafficEvent } from './party.ts'
+import { buildMessage } from './syncml.ts'
+
+/** The device, its parties and their credentials: the demo's whole cast. */
+/** A party as the device's account describes it (the demo's peers use the same credentials). */
+const party = (spec: AccountSpec): Readonly<AccountSpec> => Object.freeze(spec)
+
+export const CAST = Object.freeze({
+  deviceId: 'mac:01-ab-34-ef-69-0c',
+  /** The factory-bootstrapped DM Server (its account `./DMAcc/dms`). */
+  server: party({
+    id: 'dms', serverId: 'http://dms.example.com', addr: 'http://dms.example.com',
+    clientName: 'device-user', clientPassword: 'device-secret', serverName: 'dms-user', serverPassword: 'dms-secret',
+  }),
+  /** The DM Gateway, whose account the DM Server adds in the first session (`./DMAcc/gw`). */
+  gateway: party({
+    id: 'gw', serverId: 'http://gw.example.net', addr: 'http://gw.example.net', role: 'gateway',
+    clientName: 'device-at-gw', clientPassword: 'gw-client-secret', serverName: 'gw-user', serverPassword: 'gw-secret',
+  }),
+  /** The DM Server a local DM Bootstrap Server adds (`./DMAcc/dms2`). */
+  server2: party({
+    id: 'dms2', serverId: 'http://dms2.example.org', addr: 'http://dms2.example.org',
+    clientName: 'device-at-dms2', clientPassword: 'dms2-client-secret', serverName: 'dms2-user', serverPassword: 'dms2-secret',
+  }),
+  /** The bootstrap secret for SEC NETWORKID (OMA DM Security 1.2, 5.1.7.2). */
+  networkId: 'demo-network-secret',
+  /** What the gateway tells the device about itself (GwMO Device Detection Alert). */
+  gwAddress: '192.168.1.254',
+  locationBefore: { addresses: ['192.168.1.23'], defaultGateway: '192.168.1.1' },
+  locationAfter: { addresses: ['192.168.1.57'], defaultGateway: '192.168.1.1' },
+})
+
+export const NAMES: Names = new Map([
+  [CAST.deviceId, 'device'],
+  [CAST.server.serverId, 'DM Server'],
+  [CAST.gateway.serverId, 'gateway'],
+  [CAST.server2.serverId, 'DM Server 2'],
+])
+
+export interface WorldOptions {
+  /** An external broker; an embedded one when absent. */
+  brokerUrl?: string
+  agentBundle: string
+  verbose: boolean
+  breakStep?: number
+  print: (line: string) => void
+}
+
+export interface World {
+  brokerUrl: string
+  embedded: boolean
+  dir: string
+  locationFile: string
+  server: DmServer
+  gateway: Gateway
+  server2: DmServer
+  agent: AgentChild
+  wire: WireWatch
+  breakStep?: number
+  print: (line: string) => void
+  /** Stops the agent (SIGTERM), the peers and the broker, and removes the temporary directory. */
+  close(): Promise<void>
+}
+
+function peerCredentials(spec: AccountSpec) {
+  return { clientName: spec.clientName, clientPassword: spec.clientPassword, serverName: spec.serverName, serverPassword: spec.serverPassword }
+}
+
+/** The first session's plan: the DM Server adds the gateway's account (GwMO seed 001, 8.4.1). */
+function gatewayAccountCommands(breakStep: number | undefined) {
+  // The planted fault of step 2: the account names the DM Server's own ServerID, which the device refuses.
+  return buildAccountCommands(breakStep === 2 ? { ...CAST.gateway, serverId: CAST.server.serverId } : CAST.gateway)
+}
+
+function formatLog(line: AgentLogLine): string {
+  const { time: _t, level, msg, deviceId: _d, ...rest } = line
+  const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+  return `      agent ${String(level).padEnd(5)} ${msg}${fields.length ? ` ${fields.join(' ')}` : ''}`
+}
+
+export async function startWorld(options: WorldOptions): Promise<World> {
+  const { breakStep, print } = options
+  const cleanups: Array<() => Promise<unknown> | unknown> = []
+  const close = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await Promise.resolve(cleanup()).catch(() => undefined)
+  }
+  try {
+    const dir = mkdtempSync(join(tmpdir(), 'gwmo-demo-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+
+    let broker: EmbeddedBroker | undefined
+    if (options.brokerUrl === undefined) {
+      broker = await startEmbeddedBroker()
+      cleanups.push(() => broker?.close())
+    }
+    const brokerUrl = options.brokerUrl ?? broker!.url
+
+    const wire = await WireWatch.start(brokerUrl, CAST.deviceId, DEFAULT_PREFIX)
+    cleanups.push(() => wire.stop())
+
+    const traffic = (who: string) => (e: TrafficEvent) => {
+      if (options.verbose) print(`      ${who} ${e.direction === 'in' ? '<' : '>'} ${e.summary}`)
+    }
+    const server = await startDmServer({
+      brokerUrl,
+      serverId: CAST.server.serverId,
+      deviceId: CAST.deviceId,
+      ...peerCredentials(CAST.server),
+      // The planted fault of step 1: the server expects another password from the device.
+      ...(breakStep === 1 && { clientPassword: 'not-the-device-password' }),
+      // The planted fault of step 4: the server does not acknowledge the Associated Gateway alert.
+      ...(breakStep === 4 && { genericAlertStatus: (a) => (a.type === ASSOCIATED_GATEWAY ? '500' : '200') }),
+      onTraffic: traffic('DM Server'),
+    })
+    cleanups.push(() => server.stop())
+    server.queueSession(gatewayAccountCommands(breakStep))
+
+    const gateway = await startGateway({
+      brokerUrl,
+      gatewayId: CAST.gateway.serverId,
+      deviceId: CAST.deviceId,
+      ...peerCredentials(CAST.gateway),
+      // The planted fault of step 3: the gateway signs with a password the device does not hold.
+      ...(breakStep === 3 && { serverPassword: 'not-the-gateway-password' }),
+      onTraffic: traffic('gateway'),
+    })
+    cleanups.push(() => gateway.stop())
+
+    const server2 = await startDmServer({
+      brokerUrl,
+      serverId: CAST.server2.serverId,
+      deviceId: CAST.deviceId,
+      ...peerCredentials(CAST.server2),
+      onTraffic: traffic('DM Server 2'),
+    })
+    cleanups.push(() => server2.stop())
+
+    const locationFile = join(dir, 'location.json')
+    writeFileSync(locationFile, JSON.stringify(CAST.locationBefore) + '\n')
+    const factory = buildMessage(
+      { sessionId: '0', msgId: '1', target: CAST.deviceId, source: 'factory' },
+      buildAccountCommands(CAST.server),
+    ).xml
+    writeFileSync(join(dir, 'factory-bootstrap.xml'), factory)
+    const config = {
+      deviceId: CAST.deviceId,
+      broker: { url: brokerUrl },
+      stateDir: join(dir, 'state'),
+      factoryBootstrap: join(dir, 'factory-bootstrap.xml'),
+      networkId: CAST.networkId,
+      devInfo: { man: 'Example Devices Ltd', mod: 'GwMO demo end device', lang: 'en-US' },
+      // Short timers: on a local broker an answer takes milliseconds, and a failure should show within a step.
+      session: { timeoutSeconds: 5, retries: 2, retryBackoffSeconds: 1, maxBackoffSeconds: 4 },
+      location: { pollSeconds: 1, sourceFile: locationFile },
+    }
+    const configFile = join(dir, 'config.json')
+    writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
+
+    const agent = new AgentChild({
+      bundle: options.agentBundle,
+      configFile,
+      logLevel: options.verbose ? 'debug' : 'info',
+      onLog: (line) => {
+        if (options.verbose) print(formatLog(line))
+      },
+    })
+    cleanups.push(() => agent.stop())
+
+    return { brokerUrl, embedded: broker !== undefined, dir, locationFile, server, gateway, server2, agent, wire, breakStep, print, close }
+  } catch (error) {
+    await close()
+    throw error
+  }
+}
