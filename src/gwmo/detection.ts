@@ -72,7 +72,8 @@ async function handleDetection(ctx: AlertContext, options: DetectionOptions): Pr
   const parsed = parseDeviceDetection(ctx.alert)
   if (!parsed.ok) {
     // The payload's text is not logged: it may hold the address of a gateway that does not allow sharing it.
-    logger.warn('device detection refused: bad payload', { gateway: party.serverId, code: parsed.error.code, error: parsed.error.message })
+    const { code, message } = parsed.error
+    logger.warn('device detection refused: bad payload', { gateway: party.serverId, code, error: message })
     return BAD_REQUEST
   }
   const { gwAddress, share } = parsed.value

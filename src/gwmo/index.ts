@@ -118,10 +118,9 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     onAccepted: (accepted: AcceptedDetection) => {
       if (stopped) return
       // binding.md §4.3: only with Share true does the address go to each listed server.
-      if (accepted.share) {
-        track(reportTo(accepted.servers, (serverId) => associatedGatewayAlert(deviceId, serverId, accepted.gwAddress)), 'associated gateway')
-      }
-      track(monitor.gatewayDetected({ id: accepted.gatewayId, address: accepted.gwAddress, share: accepted.share }), 'location update')
+      const { gatewayId, gwAddress, share, servers } = accepted
+      if (share) track(reportTo(servers, (serverId) => associatedGatewayAlert(deviceId, serverId, gwAddress)), 'associated gateway')
+      track(monitor.gatewayDetected({ id: gatewayId, address: gwAddress, share }), 'location update')
     },
   })
   sessions.registerAlert(detection.code, detection.handler, detection.options)

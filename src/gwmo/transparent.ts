@@ -48,24 +48,28 @@ export class NotificationHandler {
   async handle(message: InboundMessage): Promise<NotificationOutcome> {
     const { logger } = this.#options
     const parsed = parseNotification(message.payload)
-    if (!parsed.ok) return this.#drop({ ok: false, reason: 'malformed' }, { code: parsed.error.code, error: parsed.error.message })
+    if (!parsed.ok) {
+      return this.#drop({ ok: false, reason: 'malformed' }, { code: parsed.error.code, error: parsed.error.message })
+    }
     const n = parsed.value
     const serverId = n.serverId
-    if (n.version !== NOTIFICATION_VERSION_DM12) {
-      logger.info('notification with an unusual version accepted', { server: serverId, version: n.version })
-    }
-    const account = findAccount(this.#options.tree, serverId)
+    const tree = this.#options.tree
+    const account = findAccount(tree, serverId)
     if (account === undefined) return this.#drop({ ok: false, reason: 'unknown-server', serverId })
     if (account.role === 'gateway') return this.#drop({ ok: false, reason: 'gateway', serverId })
-    const entries = findPartyAccount(this.#options.tree, serverId)?.serverEntries ?? []
+    const entries = findPartyAccount(tree, serverId)?.serverEntries ?? []
     if (entries.length === 0) return this.#drop({ ok: false, reason: 'no-credentials', serverId })
 
     // An account may hold several SRVCRED entries (one per AAuthType); the notification digest is MD5 whatever
     // the session's scheme, so any of their secrets may have made it.
     for (const entry of entries) {
-      const check = verifyNotificationDigest(n, readEntrySecret(this.#options.tree, entry), readEntryNonce(this.#options.tree, entry))
+      const check = verifyNotificationDigest(n, readEntrySecret(tree, entry), readEntryNonce(tree, entry))
       if (!check.ok) continue
-            logger.info('notification accepted', { server: serverId, sessionId: n.sessionIdHex, uiMode: n.uiMode, matched: check.nonce })
+      // Logged once the digest holds, so that forged packets cannot fill the log with this line.
+      if (n.version !== NOTIFICATION_VERSION_DM12) {
+        logger.info('notification with an unusual version accepted', { server: serverId, version: n.version })
+      }
+      logger.info('notification accepted', { server: serverId, sessionId: n.sessionIdHex, uiMode: n.uiMode, matched: check.nonce })
       await this.#options.openSession(serverId, { alert: 1200, notification: n }).catch((error: unknown) => {
         logger.warn('session for a notification failed to open', { server: serverId, error })
       })
@@ -77,7 +81,8 @@ export class NotificationHandler {
   #drop(outcome: Extract<NotificationOutcome, { ok: false }>, fields: Record<string, unknown> = {}): NotificationOutcome {
     this.#dropped += 1
     if (this.#dropLog.allow(outcome.serverId ?? '\u0000malformed', this.#options.now())) {
-      this.#options.logger.warn('notification dropped', { reason: outcome.reason, server: outcome.serverId, dropped: this.#dropped, ...fields })
+      const { reason, serverId } = outcome
+      this.#options.logger.warn('notification dropped', { reason, server: serverId, dropped: this.#dropped, ...fields })
       this.#dropped = 0
     }
     return outcome
