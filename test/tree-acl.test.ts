@@ -84,6 +84,13 @@ t.test('what a server adds it may manage; other servers may not see it', async (
   t.equal(tree.get('./DMAcc', s2).value?.data, 'gw9', 'the account list itself is Get=*')
   t.equal(tree.delete('./DMAcc/gw9', s2), 425)
   t.equal(tree.delete('./DMAcc/gw9', s1), 200)
+  t.equal(tree.add('./DMAcc/odd/Name', chr('n'), { serverId: 'has space' }), 500)
+  const odd = tree.begin()
+  for (const [rel, value] of [['AppID', 'w7'], ['ServerID', 'odd'], ['AppAddr/1/Addr', 'mqtt://odd']] as const) {
+    odd.add(`./DMAcc/odd/${rel}`, chr(value), { serverId: 'has space' })
+  }
+  t.same(odd.commit(), { ok: true })
+  t.equal(tree.get('./DMAcc/odd?prop=ACL', dev).value?.data, '', 'a ServerID no ACL can name gets no ACL')
   // Where the inherited ACL already lets the creator manage the node, no ACL is added.
   const vendor = populatedTree()
   t.equal(vendor.add('./Vendor/mine', chr('v'), s1), 200)

@@ -116,7 +116,8 @@ export function addOp(view: WritableView, ctx: TreeContext, uri: string, value: 
     const inherited = effectiveAcl(view, anchor)
     const id = principal.serverId
     const manages = (['Add', 'Delete', 'Get', 'Replace'] as const).every((c) => aclGrants(inherited, c, id))
-    if (!manages) topAcl = creatorAcl(id)
+    // A ServerID the ACL grammar cannot name (TND 7.7.1.5) leaves the node to its inherited ACL.
+    if (!manages && isValidAcl(creatorAcl(id))) topAcl = creatorAcl(id)
   }
   for (const p of created) {
     if (p === path) view.put(p, p === top && topAcl ? new TreeNode(node.f, node.t, node.d, topAcl) : node)

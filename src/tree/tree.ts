@@ -3,7 +3,7 @@
  * flag that says when the tree differs from what its store holds.
  */
 import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
-import { depthOf, MapView, parentPath, pathToUri, shared, TreeNode, type NodeView } from './node.ts'
+import { depthOf, MapView, parentPath, pathToUri, shared, TreeNode } from './node.ts'
 import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
@@ -254,5 +254,3 @@ function noop(): void {}
 function failure(status: SyncMLStatus, message: string): CommitResult {
   return { ok: false, failure: { status, messages: [message] } }
 }
-
-export type { NodeView }
