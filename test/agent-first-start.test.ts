@@ -3,7 +3,7 @@
 import t from 'tap'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { AgentProcess, FACTORY, factoryServer, StatusWatcher } from './helpers/agent-process.ts'
+import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, StatusWatcher } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { md5Digest } from './peers/auth.ts'
 import { startDmServer } from './peers/dm-server.ts'
@@ -16,7 +16,7 @@ t.teardown(() => broker.stop())
 const DEV_INFO = { man: 'Acme Devices', mod: 'EndPoint 7', lang: 'fr-FR' }
 
 t.test('first start: factory bootstrap, Package 1 with DevInfo and a verified Cred, then a restart keeps the tree', async (t) => {
-  const server = await startDmServer(factoryServer(broker.url))
+  const server = await startDmServer(factoryServer(broker.url, t))
   const status = await StatusWatcher.start(broker.url)
   t.teardown(async () => {
     await server.stop()
@@ -24,8 +24,7 @@ t.test('first start: factory bootstrap, Package 1 with DevInfo and a verified Cr
   })
   server.queueSession([replace('./DMAcc/dms/Name', 'Renamed by the server'), get('./DevInfo/DevId')])
 
-  const agent = AgentProcess.start({ brokerUrl: broker.url, config: { devInfo: DEV_INFO } })
-  t.teardown(() => agent.remove())
+  const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, config: { devInfo: DEV_INFO } }))
   const started = await agent.waitForLog((l) => l.msg === 'started')
   t.equal(started.firstStart, true, 'the first start says so')
 
@@ -75,7 +74,7 @@ t.test('first start: factory bootstrap, Package 1 with DevInfo and a verified Cr
   // The second start must not need the factory document: make it unusable to prove it is not read.
   writeFileSync(join(agent.dir, 'factory.xml'), 'not a bootstrap at all')
   const sessionsBefore = server.sessions.length
-  const again = agent.restart()
+  const again = cleanUpAgent(t, agent.restart())
   const restarted = await again.waitForLog((l) => l.msg === 'started')
   t.equal(restarted.firstStart, false, 'a second start restores the tree')
   await again.online()
@@ -94,8 +93,7 @@ t.test('first start: factory bootstrap, Package 1 with DevInfo and a verified Cr
 })
 
 t.test('a first start with a factory document that does not apply creates nothing and exits non-zero', async (t) => {
-  const agent = AgentProcess.start({ brokerUrl: broker.url, factoryBootstrap: 'factory-bootstrap-no-final.xml' })
-  t.teardown(() => agent.remove())
+  const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, factoryBootstrap: 'factory-bootstrap-no-final.xml' }))
   const exit = await agent.waitForExit()
   t.not(exit.code, 0)
   t.match(agent.stderr.trim(), /^gwmo-agent: .*factoryBootstrap/, 'the line names the factory bootstrap')

@@ -2,7 +2,7 @@
 // the right Status, every Get its Results, refused and malformed commands change nothing, and everything
 // acknowledged with 200 survives a SIGKILL (a 200 for a change leaves only once the change is durable).
 import t from 'tap'
-import { AgentProcess, FACTORY, factoryServer } from './helpers/agent-process.ts'
+import { AgentProcess, cleanUpAgent, FACTORY, factoryServer } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import { resultFor, statusFor, type PartySession } from './peers/session-record.ts'
@@ -28,7 +28,7 @@ function deviceText(session: PartySession): string {
 }
 
 t.test('statuses and results of a management session, and what survives a SIGKILL right after it', async (t) => {
-  const server = await startDmServer(factoryServer(broker.url))
+  const server = await startDmServer(factoryServer(broker.url, t))
   t.teardown(() => server.stop())
 
   // Turn 1: build a subtree the server may manage (it holds Add/Delete/Get/Replace on its own account).
@@ -62,8 +62,7 @@ t.test('statuses and results of a management session, and what survives a SIGKIL
       malformedAdd, malformedReplace, replaceDevInfo, addDevInfo],
   )
 
-  const agent = AgentProcess.start({ brokerUrl: broker.url, config: { devInfo: { man: 'Acme', mod: 'M1' } } })
-  t.teardown(() => agent.remove())
+  const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, config: { devInfo: { man: 'Acme', mod: 'M1' } } }))
   const session = await server.waitForSession((s) => s.closed, 25_000)
   t.equal(session.initiation, '1201')
 
@@ -106,8 +105,7 @@ t.test('statuses and results of a management session, and what survives a SIGKIL
   const killed = await agent.kill()
   t.equal(killed.signal, 'SIGKILL')
 
-  const again = agent.restart()
-  t.teardown(() => again.remove())
+  const again = cleanUpAgent(t, agent.restart())
   await again.online()
   const check = [
     get('./DMAcc/dms/Name'), get(`${EXT}/Note`), get(`${EXT}/Tmp`), get(`${EXT}/AtomicA`), get(`${EXT}/AtomicB`),

@@ -29,9 +29,13 @@ export const FACTORY = Object.freeze({
   serverPassword: 'dms-secret',
 })
 
-/** The DM Server peer options that match `FACTORY` (both nonces start as the factory's empty nonce). */
-export function factoryServer(brokerUrl: string) {
+/**
+ * The DM Server peer options that match `FACTORY` (both nonces start as the factory's empty nonce). Given the
+ * test, the peer's traffic is recorded and shown when the test fails.
+ */
+export function factoryServer(brokerUrl: string, t?: TeardownHost) {
   return {
+    ...(t !== undefined && { onTraffic: recordTraffic(t, FACTORY.serverId) }),
     brokerUrl,
     serverId: FACTORY.serverId,
     deviceId: FACTORY.deviceId,
@@ -222,6 +226,11 @@ export class AgentProcess {
     rmSync(this.dir, { recursive: true, force: true })
   }
 
+  /** The last `lines` lines of stdout and all of stderr. */
+  tail(lines: number): string {
+    return `${this.stdout.split('\n').slice(-lines).join('\n')}${this.stderr === '' ? '' : `\n--- stderr ---\n${this.stderr}`}`
+  }
+
   /** Everything the agent wrote so far, for failure messages. */
   transcript(): string {
     return `--- stdout ---\n${this.stdout}\n--- stderr ---\n${this.stderr}`
@@ -278,6 +287,36 @@ export class AgentProcess {
       this.#listeners.add(check)
     })
   }
+}
+
+/** A peer's `onTraffic` that keeps every line, shown in the TAP stream when the test fails. */
+export function recordTraffic(t: TeardownHost, who: string): (event: { direction: 'in' | 'out'; topic: string; summary: string }) => void {
+  const started = Date.now()
+  const lines: string[] = []
+  t.teardown(() => {
+    if (!t.passing() && lines.length > 0) t.comment(`${who} traffic:\n${lines.join('\n')}`)
+  })
+  return (event) => lines.push(`+${Date.now() - started}ms ${event.direction} ${event.summary}`)
+}
+
+/** The little of a tap test that `cleanUpAgent` needs. */
+export interface TeardownHost {
+  teardown(fn: () => unknown): void
+  passing(): boolean
+  comment(...message: unknown[]): void
+}
+
+/**
+ * Registers the agent's teardown: when the test failed, the end of the agent's output goes into the TAP stream
+ * (what the agent said is most of a diagnosis); then the agent is killed if still running and its directory
+ * removed. Returns the agent, so that `const agent = cleanUpAgent(t, AgentProcess.start(…))` reads well.
+ */
+export function cleanUpAgent(t: TeardownHost, agent: AgentProcess): AgentProcess {
+  t.teardown(async () => {
+    if (!t.passing()) t.comment(`agent ${agent.pid ?? '?'} in ${agent.dir}:\n${agent.tail(60)}`)
+    await agent.remove()
+  })
+  return agent
 }
 
 /** A plain MQTT 5 client that watches the device's retained status topic and records every value. */
