@@ -151,9 +151,14 @@ export class AgentProcess {
     void this.exited.then(() => process.removeListener('exit', killOnExit))
   }
 
+  /** A fresh temporary directory for an agent (to put files there before it starts). */
+  static makeDir(): string {
+    return mkdtempSync(join(tmpdir(), 'gwmo-agent-'))
+  }
+
   /** Writes the configuration into a temporary directory (or `options.dir`) and starts the agent on it. */
   static start(options: AgentProcessOptions): AgentProcess {
-    const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gwmo-agent-'))
+    const dir = options.dir ?? AgentProcess.makeDir()
     const config = writeAgentConfig(dir, options)
     return new AgentProcess(dir, options, config, ['--config', join(dir, 'config.json'), '--log-level', options.logLevel ?? 'debug'])
   }
