@@ -3,6 +3,8 @@ import { runCli, EXIT } from './runtime/cli.ts'
 
 /** systemd's default stop timeout is longer; the agent promises to be done within this. */
 const STOP_DEADLINE_MS = 5000
+/** A simulated fleet stops thousands of engines and publishes each one's `offline`. */
+const FLEET_STOP_DEADLINE_MS = 60_000
 
 async function main(): Promise<void> {
   const started = await runCli({
@@ -16,7 +18,9 @@ async function main(): Promise<void> {
     process.exitCode = started.code
     return
   }
-  const { agent, logger } = started
+  const { logger } = started
+  const running = started.kind === 'running' ? started.agent : started.fleet
+  const deadlineMs = started.kind === 'running' ? STOP_DEADLINE_MS : FLEET_STOP_DEADLINE_MS
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
@@ -25,9 +29,9 @@ async function main(): Promise<void> {
     const deadline = setTimeout(() => {
       logger.error('stop deadline passed; exiting')
       process.exit(EXIT.failure)
-    }, STOP_DEADLINE_MS)
+    }, deadlineMs)
     deadline.unref()
-    agent.stop().then(
+    running.stop().then(
       () => {
         logger.info('stopped')
         process.exit(EXIT.ok)

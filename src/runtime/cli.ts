@@ -1,5 +1,6 @@
 /**
- * The command line (binding.md §7): `gwmo-agent --config FILE [--log-level LEVEL]`, plus `--help` and `--version`.
+ * The command line (binding.md §7): `gwmo-agent --config FILE [--log-level LEVEL]`, plus `--help` and `--version`,
+ * and `gwmo-agent simulate …`, the fleet simulator (simulate-cli.ts).
  * Everything is checked before anything starts: a bad argument or configuration is one line on stderr and a
  * non-zero exit, never a half-started agent.
  */
@@ -7,8 +8,11 @@ import { parseArgs } from 'node:util'
 import { loadConfigFile, type AgentConfig } from '../config.ts'
 import { createLogger, type LogLevel, type Logger } from '../log.ts'
 import { startAgent, type Agent } from './agent.ts'
+import { runSimulateCli } from './simulate-cli.ts'
+import type { Fleet } from './simulate.ts'
 
 export const USAGE = `usage: gwmo-agent --config FILE [--log-level debug|info|warn|error]
+       gwmo-agent simulate --devices N --broker URL --config FILE [...]   (see simulate --help)
        gwmo-agent --help | --version
 
 Runs the OMA DM GwMO End Device agent. FILE is the JSON configuration (see README).
@@ -30,8 +34,10 @@ export interface CliIo {
 export type CliStart =
   | { kind: 'exit'; code: number }
   | { kind: 'running'; agent: Agent; logger: Logger; config: AgentConfig }
+  | { kind: 'simulating'; fleet: Fleet; logger: Logger; config: AgentConfig }
 
 export async function runCli(io: CliIo): Promise<CliStart> {
+  if (io.argv[0] === 'simulate') return runSimulateCli({ ...io, argv: io.argv.slice(1) }, EXIT)
   let values: { config?: string; 'log-level'?: string; help?: boolean; version?: boolean }
   try {
     ;({ values } = parseArgs({

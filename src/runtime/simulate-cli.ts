@@ -1,0 +1,104 @@
+/**
+ * `gwmo-agent simulate`: the command line of the fleet simulator (`simulate.ts`). Like the agent's own command
+ * line, everything is checked before anything starts.
+ */
+import { parseArgs } from 'node:util'
+import { loadConfigFile, type AgentConfig } from '../config.ts'
+import { createLogger, type LogLevel, type Logger } from '../log.ts'
+import { brokerOrigin } from '../transport/topics.ts'
+import { DEFAULT_ID_PREFIX, startFleet, type Fleet } from './simulate.ts'
+
+export const SIMULATE_USAGE = `usage: gwmo-agent simulate --devices N --broker URL --config FILE
+         [--state-dir DIR] [--id-prefix ${DEFAULT_ID_PREFIX}] [--connections K] [--topic-plan each|wildcard]
+         [--log-level debug|info|warn|error]
+
+Runs N virtual End Devices in one process, each a whole agent with its own DevId, tree and sessions, sharing
+K MQTT connections (default 1) to URL. FILE is an agent configuration: every device applies its
+factoryBootstrap and its settings; its deviceId and stateDir are replaced per device. Trees live in memory
+unless --state-dir is given (one folder per device under it). Runs until SIGINT or SIGTERM.`
+
+const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
+const MAX_DEVICES = 1_000_000
+const MAX_CONNECTIONS = 64
+
+export interface SimulateIo {
+  argv: string[]
+  env: Record<string, string | undefined>
+  stdout: (line: string) => void
+  stderr: (line: string) => void
+}
+
+export type SimulateStart =
+  | { kind: 'exit'; code: number }
+  | { kind: 'simulating'; fleet: Fleet; logger: Logger; config: AgentConfig }
+
+const wholeNumber = (text: string | undefined, min: number, max: number): number | undefined => {
+  if (text === undefined || !/^\d+$/.test(text)) return undefined
+  const n = Number(text)
+  return n >= min && n <= max ? n : undefined
+}
+
+/** Exit codes as the agent's (cli.ts): 1 runtime failure, 2 bad usage or configuration. */
+export async function runSimulateCli(io: SimulateIo, exit: { ok: number; failure: number; usage: number }): Promise<SimulateStart> {
+  let values: Record<string, string | boolean | undefined>
+  try {
+    ;({ values } = parseArgs({
+      args: io.argv,
+      options: {
+        devices: { type: 'string', short: 'n' },
+        broker: { type: 'string' },
+        config: { type: 'string', short: 'c' },
+        'state-dir': { type: 'string' },
+        'id-prefix': { type: 'string' },
+        connections: { type: 'string' },
+        'topic-plan': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }))
+  } catch (error) {
+    io.stderr(`gwmo-agent simulate: ${(error as Error).message}`)
+    return { kind: 'exit', code: exit.usage }
+  }
+  const usage = (problem: string): SimulateStart => {
+    io.stderr(`gwmo-agent simulate: ${problem}`)
+    return { kind: 'exit', code: exit.usage }
+  }
+  if (values.help) {
+    io.stdout(SIMULATE_USAGE)
+    return { kind: 'exit', code: exit.ok }
+  }
+  const devices = wholeNumber(values.devices as string | undefined, 1, MAX_DEVICES)
+  if (devices === undefined) return usage(`--devices N is required, a whole number from 1 to ${MAX_DEVICES}`)
+  const connections = values.connections === undefined ? 1 : wholeNumber(values.connections as string, 1, MAX_CONNECTIONS)
+  if (connections === undefined) return usage(`--connections: a whole number from 1 to ${MAX_CONNECTIONS}`)
+  const plan = (values['topic-plan'] as string | undefined) ?? 'each'
+  if (plan !== 'each' && plan !== 'wildcard') return usage('--topic-plan: must be each or wildcard')
+  const level = values['log-level'] as string | undefined
+  if (level !== undefined && !LOG_LEVELS.has(level)) return usage('--log-level: must be one of debug, info, warn, error')
+  const broker = values.broker as string | undefined
+  if (broker === undefined) return usage('--broker URL is required')
+  if (brokerOrigin(broker) === undefined) return usage('--broker: must be an mqtt:// or mqtts:// URL')
+  if (values.config === undefined) return usage('--config FILE is required (it names the factory bootstrap every device applies)')
+
+  const loaded = await loadConfigFile(values.config as string, io.env)
+  if (!loaded.ok) return usage(loaded.error)
+  const config: AgentConfig = { ...loaded.config, broker: { ...loaded.config.broker, url: broker } }
+  const logger = createLogger({ level: (level ?? config.logLevel) as LogLevel, write: io.stdout })
+  const started = await startFleet({
+    config,
+    devices,
+    logger,
+    connections,
+    topicPlan: plan,
+    ...(values['id-prefix'] !== undefined && { idPrefix: values['id-prefix'] as string }),
+    ...(values['state-dir'] !== undefined && { stateDir: values['state-dir'] as string }),
+  })
+  if (!started.ok) {
+    io.stderr(`gwmo-agent simulate: ${started.error}`)
+    return { kind: 'exit', code: started.error.startsWith('--') ? exit.usage : exit.failure }
+  }
+  return { kind: 'simulating', fleet: started.fleet, logger, config }
+}

@@ -1,0 +1,300 @@
+/**
+ * One MQTT 5 connection (or a small pool) carrying many devices' topics (binding.md §2), for a fleet of agent
+ * engines in one process. Each device gets its own `Transport` port; inbound PUBLISHes are dispatched by the
+ * device LocURI in the topic, so the engines never see each other's traffic.
+ *
+ * Two topic plans: `each` subscribes to every device's three inbound topics (batched into few SUBSCRIBE
+ * packets), so the broker delivers only what is for a simulated device; `wildcard` subscribes to
+ * `<prefix>/+/dm`, `/+/notification` and `/+/bootstrap` once, which is cheaper to set up but also brings in
+ * every party's traffic on that broker, dropped here.
+ *
+ * What one shared connection cannot do per device: a will. Each device's retained `online` is published once
+ * its topics are subscribed, and `offline` on a clean stop; after a crash the broker announces nothing for
+ * the devices. Parties reached through another broker (an `mqtt://` AppAddr elsewhere) are not supported.
+ */
+import type { Logger } from '../log.ts'
+import { classifyInbound } from './inbound.ts'
+import { openConnection, type MqttClient, type TlsMaterial } from './mqtt-client.ts'
+import { TRANSPORT_TIMINGS } from './backoff.ts'
+import type { OutboundMessage, Transport, TransportEvents } from './port.ts'
+import { brokerOrigin, deviceTopics, INBOUND_CHANNELS, routeFor, STATUS_CHANNEL, topicFor } from './topics.ts'
+
+export type TopicPlan = 'each' | 'wildcard'
+
+export interface SharedMqttOptions extends TlsMaterial {
+  url: string
+  username?: string
+  password?: string
+  /** Connection `k` of the pool uses `<clientIdPrefix><k>`. */
+  clientIdPrefix: string
+  keepaliveSeconds: number
+  prefix: string
+  maxPacketSize: number
+  /** Pool size; device `i` (in order of `port()` calls) rides connection `i mod connections`. */
+  connections?: number
+  topicPlan?: TopicPlan
+  logger: Logger
+}
+
+export interface SharedMqtt {
+  /** The transport port of one device; call once per device. */
+  port(deviceId: string): Transport
+  /** Publishes every started device's `offline` and closes the pool. */
+  stop(): Promise<void>
+}
+
+/** Topic filters per SUBSCRIBE packet: keeps each packet well under any broker's packet limit. */
+const FILTERS_PER_SUBSCRIBE = 600
+/** Retained status publishes in flight per connection at once, so a fleet's `online` burst stays paced. */
+const STATUS_BATCH = 500
+
+interface DeviceEntry {
+  readonly deviceId: string
+  readonly pool: Pool
+  events: TransportEvents | undefined
+  subscribed: boolean
+  /** Sends waiting for this device's subscriptions (see mqtt.ts: Package 1 must not leave before them). */
+  waiting: Array<() => void> | undefined
+}
+
+interface Pool {
+  readonly client: MqttClient
+  readonly devices: DeviceEntry[]
+  /** Devices added since the last subscription round; subscribed together on the next turn. */
+  pending: DeviceEntry[]
+  flushQueued: boolean
+  connected: boolean
+  generation: number
+}
+
+function publishQos1(client: MqttClient, topic: string, payload: Buffer | string, options: object): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.publish(topic, payload, { qos: 1, ...options }, (error) => (error ? reject(error) : resolve()))
+  })
+}
+
+function subscribeAll(client: MqttClient, filters: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.subscribe(filters, { qos: 1 }, (error, granted) => {
+      if (error) return reject(error)
+      const refused = (granted ?? []).filter((grant) => grant.qos !== 0 && grant.qos !== 1)
+      if (refused.length > 0) return reject(new Error(`mqtt: ${refused.length} subscriptions refused`))
+      resolve()
+    })
+  })
+}
+
+async function inBatches<T>(items: T[], size: number, run: (batch: T[]) => Promise<unknown>): Promise<void> {
+  for (let start = 0; start < items.length; start += size) await run(items.slice(start, start + size))
+}
+
+export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
+  const mainOrigin = brokerOrigin(options.url)
+  if (mainOrigin === undefined) throw new TypeError('mqtt: url must be an mqtt:// or mqtts:// URL')
+  const log = options.logger.child({ module: 'shared-mqtt' })
+  const plan = options.topicPlan ?? 'each'
+  const size = Math.max(1, Math.floor(options.connections ?? 1))
+  const tls: TlsMaterial = {
+    ...(options.ca !== undefined && { ca: options.ca }),
+    ...(options.cert !== undefined && { cert: options.cert }),
+    ...(options.key !== undefined && { key: options.key }),
+  }
+  /** By `encodeURIComponent(DevId)`, the form it has in a topic level. */
+  const byTopicLevel = new Map<string, DeviceEntry>()
+  const pools: Pool[] = []
+  let added = 0
+  let stopping: Promise<void> | undefined
+
+  const markSubscribed = (entries: DeviceEntry[]) => {
+    for (const entry of entries) {
+      entry.subscribed = true
+      const waiting = entry.waiting
+      entry.waiting = undefined
+      if (waiting) for (const resume of waiting) resume()
+    }
+  }
+
+  const announce = async (pool: Pool, entries: DeviceEntry[], generation: number) => {
+    await inBatches(entries, STATUS_BATCH, (batch) =>
+      Promise.all(
+        batch.map((entry) =>
+          publishQos1(pool.client, topicFor(options.prefix, entry.deviceId, STATUS_CHANNEL), 'online', { retain: true }).then(
+            () => {
+              if (generation === pool.generation && !stopping) entry.events?.online()
+            },
+            (error: Error) => log.warn('could not publish online status', { deviceId: entry.deviceId, error: error.message }),
+          ),
+        ),
+      ),
+    )
+  }
+
+  /** Subscribes the given devices on the pool's current connection, then tells each it is online. */
+  const subscribeDevices = async (pool: Pool, entries: DeviceEntry[]) => {
+    const generation = pool.generation
+    try {
+      if (plan === 'each') {
+        const filters = entries.flatMap((entry) => deviceTopics(options.prefix, entry.deviceId))
+        await inBatches(filters, FILTERS_PER_SUBSCRIBE, (batch) => subscribeAll(pool.client, batch))
+      }
+    } catch (error) {
+      // A pool that cannot hear its devices is not online: drop the connection and try again later.
+      log.error('subscription refused', { error: (error as Error).message })
+      pool.client.stream.destroy()
+      return
+    }
+    if (generation !== pool.generation) return
+    markSubscribed(entries)
+    await announce(pool, entries, generation)
+  }
+
+  const flush = (pool: Pool) => {
+    pool.flushQueued = false
+    if (!pool.connected || pool.pending.length === 0) return
+    const entries = pool.pending
+    pool.pending = []
+    void subscribeDevices(pool, entries)
+  }
+
+  const queueFlush = (pool: Pool) => {
+    if (pool.flushQueued) return
+    pool.flushQueued = true
+    // One turn later, so that devices started in the same burst share SUBSCRIBE packets.
+    setImmediate(() => flush(pool))
+  }
+
+  const dispatch = (topic: string, payload: Buffer, packet: Parameters<typeof classifyInbound>[3]) => {
+    if (stopping) return
+    const rest = topic.startsWith(options.prefix + '/') ? topic.slice(options.prefix.length + 1) : undefined
+    const level = rest?.slice(0, rest.lastIndexOf('/'))
+    const entry = level === undefined ? undefined : byTopicLevel.get(level)
+    if (entry === undefined || entry.events === undefined) {
+      // Expected under the wildcard plan (parties' traffic); a stray topic otherwise.
+      if (plan === 'each') log.warn('dropped inbound message on an unknown topic', { topic })
+      return
+    }
+    const result = classifyInbound({ prefix: options.prefix, deviceId: entry.deviceId, maxPacketSize: options.maxPacketSize }, topic, payload, packet)
+    if (!result.ok) {
+      if (result.reason === 'too-large') log.warn('dropped inbound message over the maximum packet size', { topic, bytes: result.bytes })
+      return
+    }
+    try {
+      entry.events.message(result.message)
+    } catch (error) {
+      log.error('message handler failed', { deviceId: entry.deviceId, error })
+    }
+  }
+
+  const openPool = (k: number): Pool => {
+    const { client, connected } = openConnection({
+      url: options.url,
+      ...(options.username !== undefined && { username: options.username }),
+      ...(options.password !== undefined && { password: options.password }),
+      tls,
+      clientId: `${options.clientIdPrefix}${k}`,
+      keepaliveSeconds: options.keepaliveSeconds,
+      maxPacketSize: options.maxPacketSize,
+      reconnect: { baseMs: TRANSPORT_TIMINGS.reconnectBaseMs, capMs: TRANSPORT_TIMINGS.reconnectCapMs },
+      logger: log,
+    })
+    const pool: Pool = { client, devices: [], pending: [], flushQueued: false, connected: false, generation: 0 }
+    client.on('connect', () => {
+      pool.generation++
+      pool.connected = true
+      connected()
+      log.info('connected', { broker: mainOrigin, connection: k, devices: pool.devices.length })
+      const wildcard = plan === 'wildcard' ? subscribeAll(client, INBOUND_CHANNELS.map((c) => `${options.prefix}/+/${c}`)) : Promise.resolve()
+      wildcard.then(
+        () => {
+          // Every device of this pool, again on a reconnection (clean start: the broker forgot them).
+          pool.pending = [...pool.devices]
+          flush(pool)
+        },
+        (error: Error) => {
+          log.error('subscription refused', { error: error.message })
+          client.stream.destroy()
+        },
+      )
+    })
+    client.on('close', () => {
+      if (!pool.connected) return
+      pool.connected = false
+      pool.generation++
+      for (const entry of pool.devices) {
+        if (!entry.subscribed) continue
+        entry.subscribed = false
+        if (!stopping) entry.events?.offline()
+      }
+    })
+    client.on('message', dispatch)
+    return pool
+  }
+
+  const poolFor = (index: number): Pool => {
+    const k = index % size
+    return (pools[k] ??= openPool(k))
+  }
+
+  return {
+    port(deviceId: string): Transport {
+      const level = encodeURIComponent(deviceId)
+      if (byTopicLevel.has(level)) throw new Error(`mqtt: device ${deviceId} already has a port`)
+      const entry: DeviceEntry = { deviceId, pool: poolFor(added++), events: undefined, subscribed: false, waiting: undefined }
+      byTopicLevel.set(level, entry)
+      const whenSubscribed = () =>
+        entry.subscribed ? Promise.resolve() : new Promise<void>((resolve) => (entry.waiting ??= []).push(resolve))
+      return {
+        async start(events: TransportEvents): Promise<void> {
+          if (entry.events !== undefined) throw new Error('mqtt: transport already started')
+          entry.events = events
+          entry.pool.devices.push(entry)
+          entry.pool.pending.push(entry)
+          queueFlush(entry.pool)
+        },
+        send(message: OutboundMessage): Promise<void> {
+          if (stopping || entry.events === undefined) return Promise.reject(new Error('mqtt: cannot send, transport is not started'))
+          const routed = routeFor({ prefix: options.prefix, mainOrigin, to: message.to, ...(message.address !== undefined && { address: message.address }) })
+          if (!routed.ok) return Promise.reject(new Error(`mqtt: cannot route to ${message.to}: ${routed.reason}`))
+          if (routed.route.origin !== mainOrigin) {
+            return Promise.reject(new Error(`mqtt: ${message.to} is on another broker, which a shared connection does not reach`))
+          }
+          const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength)
+          const properties = {
+            contentType: message.contentType,
+            ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
+          }
+          const { topic } = routed.route
+          const send = () => publishQos1(entry.pool.client, topic, payload, { properties })
+          return entry.subscribed ? send() : whenSubscribed().then(send)
+        },
+        // One device leaving the fleet: its status goes `offline`; the shared connection stays.
+        async stop(): Promise<void> {
+          if (entry.events === undefined) return
+          entry.events = undefined
+          byTopicLevel.delete(level)
+          if (entry.pool.connected && !stopping) {
+            await publishQos1(entry.pool.client, topicFor(options.prefix, deviceId, STATUS_CHANNEL), 'offline', { retain: true }).catch(() => {})
+          }
+        },
+      }
+    },
+
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        await Promise.all(
+          pools.map(async (pool) => {
+            if (pool.connected) {
+              const started = pool.devices.filter((entry) => entry.events !== undefined)
+              await inBatches(started, STATUS_BATCH, (batch) =>
+                Promise.all(batch.map((entry) => publishQos1(pool.client, topicFor(options.prefix, entry.deviceId, STATUS_CHANNEL), 'offline', { retain: true }).catch(() => {}))),
+              )
+            }
+            await new Promise<void>((resolve) => pool.client.end(false, () => resolve()))
+          }),
+        )
+        log.info('stopped', { devices: byTopicLevel.size })
+      })()
+      return stopping
+    },
+  }
+}
