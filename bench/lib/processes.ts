@@ -1,0 +1,44 @@
+/**
+ * Child processes of the bench: the agent and the floor client, under `/usr/bin/time -v` when their peak RSS
+ * is wanted. GNU time ignores SIGINT while it waits, so SIGINT to the process group stops the program cleanly
+ * and time still reports.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+
+export const TIME = '/usr/bin/time'
+
+export interface Running {
+  child: ChildProcess
+  /** Resolves on exit with the peak RSS in KiB when run under time, and stderr. */
+  exited: Promise<{ code: number | null; peakRssKb?: number; stderr: string }>
+  /** SIGINT to the whole group; resolves on exit. */
+  stop(): Promise<{ code: number | null; peakRssKb?: number; stderr: string }>
+}
+
+export function run(command: string, args: string[], options: { timed?: boolean; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
+  const [file, argv] = options.timed ? [TIME, ['-v', command, ...args]] : [command, args]
+  const child = spawn(file, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+  let stderr = ''
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const exited = new Promise<{ code: number | null; peakRssKb?: number; stderr: string }>((resolve) => {
+    child.on('exit', (code) => {
+      const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)
+      resolve({ code, ...(rss && { peakRssKb: Number(rss[1]) }), stderr })
+    })
+  })
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGINT')
+      } catch {
+        // already gone
+      }
+      const force = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 10_000)
+      void exited.then(() => clearTimeout(force))
+    }
+    return exited
+  }
+  return { child, exited, stop }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -1,0 +1,168 @@
+/**
+ * The benchmarks (`npm run bench`, see README.md): every figure against a floor measured in the same run, on
+ * the same private mosquitto; median of the runs after a warm-up, min and max shown. Prints one Markdown table
+ * and writes it to bench/results/latest.md. Figures, never pass/fail.
+ *
+ * Options: --runs N (default 5), --devices N (fleet, default 10000), --snapshot-devices N (heap summary by
+ * constructor, default 1000, 0 for none), --connections K (fleet, default 1), --skip-fleet, --skip-bun.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadavg, cpus } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { gzipSync } from 'node:zlib'
+import { startMosquitto } from '../test/helpers/mosquitto.ts'
+import { startDmServer } from '../test/peers/dm-server.ts'
+import { startGateway } from '../test/peers/gateway.ts'
+import { gatewayOptions, serverOptions } from '../test/fixtures/gwmo/parties.ts'
+import { agentSetup, BENCH_PARTIES } from './lib/agent-setup.ts'
+import { run } from './lib/processes.ts'
+import type { Summary } from './lib/stats.ts'
+import { Watcher } from './lib/watch.ts'
+import { codecThroughput } from './figures/codec.ts'
+import { measureFleet, type FleetFigures } from './figures/fleet.ts'
+import { detectionRoundTrips, echoRoundTrips } from './figures/roundtrip.ts'
+import { echoSessionsPerSecond, sessionsPerSecond } from './figures/sessions.ts'
+import { measureStart } from './figures/start.ts'
+
+const { values } = parseArgs({
+  options: {
+    root: { type: 'string' },
+    out: { type: 'string' },
+    runs: { type: 'string', default: '5' },
+    devices: { type: 'string', default: '10000' },
+    'snapshot-devices': { type: 'string', default: '1000' },
+    connections: { type: 'string', default: '1' },
+    'skip-fleet': { type: 'boolean', default: false },
+    'skip-bun': { type: 'boolean', default: false },
+  },
+})
+const root = values.root!
+const out = values.out!
+const runs = Math.max(5, Number(values.runs))
+const rows: string[][] = []
+const notes: string[] = []
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`)
+
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
+const cell = (s: Summary, digits = 1, unit = '') => `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
+const row = (figure: string, agent: string, floor: string, result: string, target: string) => rows.push([figure, agent, floor, result, target])
+
+async function sizes(): Promise<void> {
+  const agent = readFileSync(join(root, 'dist', 'gwmo-agent.js'))
+  const floor = readFileSync(join(out, 'floor.js'))
+  const kb = (n: number) => n / 1024
+  const [agentGz, floorGz] = [gzipSync(agent).length, gzipSync(floor).length]
+  row('Bundle, raw', `${fmt(kb(agent.length))} KB`, `${fmt(kb(floor.length))} KB`, `+${fmt(kb(agent.length - floor.length))} KB (×${fmt(agent.length / floor.length, 2)})`, '')
+  row('Bundle, gzip', `${fmt(kb(agentGz))} KB`, `${fmt(kb(floorGz))} KB`, `+${fmt(kb(agentGz - floorGz))} KB`, '≤ floor + 20 KB')
+}
+
+async function starts(brokerUrl: string, watcher: Watcher): Promise<void> {
+  const runtimes: Array<[string, string]> = [['Node', process.execPath]]
+  if (!values['skip-bun']) runtimes.push(['Bun', join(root, 'node_modules', 'bun', 'bin', 'bun.exe')])
+  for (const [name, binary] of runtimes) {
+    const setup = agentSetup(brokerUrl, `mac:02-be-00-00-00-0${name === 'Node' ? 1 : 2}`, { location: { enabled: true } })
+    log(`start and RSS on ${name}`)
+    // The warm-up run is the first start (factory bootstrap); the measured ones are restarts, as a device lives.
+    const agent = await measureStart(watcher, setup.statusTopic, binary, [join(root, 'dist', 'gwmo-agent.js'), '--config', setup.configPath], { runs, warmup: 1 })
+    const floorId = `start-${name.toLowerCase()}`
+    const floor = await measureStart(watcher, `floor/${floorId}/status`, binary, [join(out, 'floor.js'), brokerUrl, floorId], { runs, warmup: 1 })
+    row(`Start → subscribed, ${name}`, cell(agent.startMs, 0, ' ms'), cell(floor.startMs, 0, ' ms'), `×${fmt(agent.startMs.median / floor.startMs.median, 2)}`, '≤ 1.1× floor')
+    const mb = (s: Summary) => ({ ...s, median: s.median / 1024, min: s.min / 1024, max: s.max / 1024 })
+    row(`Peak RSS, ${name}`, cell(mb(agent.peakRssKb), 1, ' MB'), cell(mb(floor.peakRssKb), 1, ' MB'), `+${fmt((agent.peakRssKb.median - floor.peakRssKb.median) / 1024)} MB`, '≤ floor + 5 MB')
+  }
+}
+
+async function exchanges(brokerUrl: string, watcher: Watcher): Promise<void> {
+  const setup = agentSetup(brokerUrl, 'mac:02-be-00-00-00-10', { location: { enabled: false } })
+  const server = await startDmServer(serverOptions(brokerUrl, setup.deviceId, BENCH_PARTIES.server))
+  const gateway = await startGateway(gatewayOptions(brokerUrl, setup.deviceId, BENCH_PARTIES.gateway))
+  const agent = run(process.execPath, [join(root, 'dist', 'gwmo-agent.js'), '--config', setup.configPath])
+  const floor = run(process.execPath, [join(out, 'floor.js'), brokerUrl, 'echo'])
+  try {
+    for (const party of [server, gateway]) await party.waitForSession((s) => s.origin === 'device' && s.closed, 60_000)
+    log('detection round trip')
+    const samples = { runs: Math.max(20, runs), warmup: 5 }
+    const detection = await detectionRoundTrips(gateway, samples)
+    await watcher.subscribe('floor/echo/status')
+    const echo = await echoRoundTrips(watcher, 'echo', detection.bytes, samples)
+    row('DDA → Bootstrapped DMS List, Node', cell(detection.ms, 2, ' ms'), cell(echo, 2, ' ms'), `×${fmt(detection.ms.median / echo.median, 2)}`, '≤ 1.2× echo floor')
+    notes.push(`Detection round trip: ${samples.runs} samples after ${samples.warmup} warm-up; Device Detection Alert of ${detection.bytes} bytes, echoed at that size by the floor.`)
+    log('DM sessions per second')
+    const sessionRuns = { runs, warmup: 1, durationMs: 2000 }
+    const sessions = await sessionsPerSecond(server, sessionRuns)
+    const echoSessions = await echoSessionsPerSecond(watcher, 'echo', sessions.package1Bytes, sessionRuns)
+    row('DM sessions/s (P0→P4, auth-md5), Node', cell(sessions.rate, 1, '/s'), cell(echoSessions, 1, '/s'), `×${fmt(sessions.rate.median / echoSessions.median, 2)}`, '')
+    notes.push(`DM sessions: one after another, ${sessionRuns.durationMs / 1000} s per run; floor = two echoed round trips of Package 1's size (${sessions.package1Bytes} bytes) per session.`)
+  } finally {
+    await Promise.all([agent.stop(), floor.stop()])
+    await Promise.all([server.stop(), gateway.stop()])
+  }
+}
+
+async function codec(): Promise<void> {
+  log('codec throughput')
+  const figures = await codecThroughput(root, { runs, warmup: 1, durationMs: 1000 })
+  row(`Codec XML decode+encode, Package 2 (${figures.xmlBytes} B)`, cell(figures.xml, 0, '/s'), cell(figures.floor, 0, '/s'), `×${fmt(figures.xml.median / figures.floor.median, 2)}`, '')
+  row(`Codec WBXML decode+encode, Package 2 (${figures.wbxmlBytes} B)`, cell(figures.wbxml, 0, '/s'), cell(figures.floor, 0, '/s'), `×${fmt(figures.wbxml.median / figures.floor.median, 2)}`, '')
+}
+
+function fleetRows(f: FleetFigures): void {
+  const complete = f.complete === f.devices ? '' : ` (only ${f.complete} of ${f.devices} completed)`
+  row(`Fleet: ${f.devices} devices, heap per device`, `${fmt(f.heapPerDevice / 1024, 2)} KB`, '—', `+${fmt(f.externalPerDevice / 1024, 2)} KB external; RSS ${fmt(f.rss / 2 ** 20, 0)} MB`, '≤ 8 KB')
+  row(`Fleet: ${f.devices} devices, detection flow for all`, `${fmt(f.detectMs / 1000, 1)} s${complete}`, '—', `start ${fmt(f.startMs / 1000, 1)} s, factory sessions ${fmt(f.initialMs / 1000, 1)} s`, '≤ 20 s (2 cores)')
+}
+
+async function fleet(brokerUrl: string): Promise<void> {
+  const setup = agentSetup(brokerUrl, 'mac:02-00-00-00-00-00', {
+    location: { enabled: true, pollSeconds: 300 },
+    session: { timeoutSeconds: 120, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 60 },
+  })
+  const connections = Number(values.connections)
+  const snapshotDevices = Number(values['snapshot-devices'])
+  if (snapshotDevices > 0) {
+    log(`fleet of ${snapshotDevices} with a heap snapshot`)
+    const f = await measureFleet(out, brokerUrl, setup.configPath, { devices: snapshotDevices, connections, snapshot: true, idPrefix: 'mac:02-00' })
+    fleetRows(f)
+    notes.push(
+      `Heap per device by constructor (${snapshotDevices} devices, snapshot after the detection flow minus before the first device):`,
+      '',
+      '| constructor | objects/device | bytes/device |',
+      '| --- | ---: | ---: |',
+      ...(f.constructors ?? []).map((c) => `| ${c.name.replace(/\|/g, '\\|')} | ${fmt(c.count, 1)} | ${fmt(c.bytes, 0)} |`),
+      '',
+    )
+  }
+  const devices = Number(values.devices)
+  log(`fleet of ${devices}`)
+  fleetRows(await measureFleet(out, brokerUrl, setup.configPath, { devices, connections, snapshot: false, idPrefix: 'mac:02-01' }))
+}
+
+async function main(): Promise<void> {
+  const started = Date.now()
+  const load = loadavg().map((l) => l.toFixed(1)).join(' ')
+  const broker = await startMosquitto()
+  const watcher = await Watcher.start(broker.url)
+  try {
+    await sizes()
+    await starts(broker.url, watcher)
+    await exchanges(broker.url, watcher)
+    await codec()
+    if (!values['skip-fleet']) await fleet(broker.url)
+  } finally {
+    await watcher.stop()
+    await broker.stop()
+  }
+  const header = ['Figure', 'gwmo-agent median (min–max)', 'floor median (min–max)', 'vs floor', 'target']
+  const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n')
+  const context = `${new Date(started).toISOString()}, Node ${process.version}, ${cpus().length} CPUs, load average at start ${load}, ${runs} runs after a warm-up, whole run ${fmt((Date.now() - started) / 1000, 0)} s.`
+  const text = `# gwmo-agent bench\n\n${context}\n\n${table}\n\n${notes.join('\n')}\n`
+  process.stdout.write(text)
+  mkdirSync(join(root, 'bench', 'results'), { recursive: true })
+  writeFileSync(join(root, 'bench', 'results', 'latest.md'), text)
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,53 @@
+// `npm run bench`: builds the agent bundle (build/bundle.mjs), bundles the floor client with the same esbuild
+// options and aliases, bundles the bench programs, and runs them. Arguments are passed on (see bench/README.md).
+import { build } from 'esbuild'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const out = mkdtempSync(join(tmpdir(), 'gwmo-bench-build-'))
+const alias = {
+  'readable-stream': 'node:stream',
+  'worker-timers': join(root, 'build', 'shims', 'worker-timers.cjs'),
+  debug: join(root, 'build', 'shims', 'debug.cjs'),
+}
+
+execFileSync(process.execPath, [join(root, 'build', 'bundle.mjs')], { stdio: 'inherit' })
+// The floor: exactly the agent bundle's options (build/bundle.mjs), on its own entry.
+await build({
+  entryPoints: [join(root, 'bench', 'floor', 'client.ts')],
+  outfile: join(out, 'floor.js'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node18',
+  minify: true,
+  legalComments: 'none',
+  banner: { js: '#!/usr/bin/env node' },
+  alias,
+  logLevel: 'warning',
+})
+// The bench programs: not minified, CommonJS for the same reason as the agent's bundle. Test helpers they
+// import read `import.meta.url`, which CommonJS lacks: it becomes the bundle's own file URL.
+const programs = { 'main.cjs': 'main.ts', 'fleet-runner.cjs': 'fleet/runner.ts', 'fleet-peers.cjs': 'fleet/peers-main.ts' }
+await Promise.all(
+  Object.entries(programs).map(([file, entry]) =>
+    build({
+      entryPoints: [join(root, 'bench', entry)],
+      outfile: join(out, file),
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node18',
+      alias,
+      define: { 'import.meta.url': '__benchFileUrl' },
+      banner: { js: "const __benchFileUrl = require('node:url').pathToFileURL(__filename).href;" },
+      logLevel: 'warning',
+    }),
+  ),
+)
+const result = spawnSync(process.execPath, [join(out, 'main.cjs'), '--root', root, '--out', out, ...process.argv.slice(2)], { stdio: 'inherit' })
+process.exitCode = result.status ?? 1
