@@ -4,7 +4,8 @@
  * and writes it to bench/results/latest.md. Figures, never pass/fail.
  *
  * Options: --runs N (default 5), --devices N (fleet, default 10000), --snapshot-devices N (heap summary by
- * constructor, default 1000, 0 for none), --connections K (fleet, default 1), --skip-fleet, --skip-bun.
+ * constructor, default 1000, 0 for none), --connections K (fleet, default 1), --skip-fleet, --skip-bun,
+ * --fleet-only.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg, cpus } from 'node:os'
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '1' },
     'skip-fleet': { type: 'boolean', default: false },
     'skip-bun': { type: 'boolean', default: false },
+    'fleet-only': { type: 'boolean', default: false },
   },
 })
 const root = values.root!
@@ -144,10 +146,12 @@ async function main(): Promise<void> {
   const broker = await startMosquitto()
   const watcher = await Watcher.start(broker.url)
   try {
-    await sizes()
-    await starts(broker.url, watcher)
-    await exchanges(broker.url, watcher)
-    await codec()
+    if (!values['fleet-only']) {
+      await sizes()
+      await starts(broker.url, watcher)
+      await exchanges(broker.url, watcher)
+      await codec()
+    }
     if (!values['skip-fleet']) await fleet(broker.url)
   } finally {
     await watcher.stop()

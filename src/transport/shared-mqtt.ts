@@ -138,6 +138,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
         await inBatches(filters, FILTERS_PER_SUBSCRIBE, (batch) => subscribeAll(pool.client, batch))
       }
     } catch (error) {
+      if (stopping || generation !== pool.generation) return
       // A pool that cannot hear its devices is not online: drop the connection and try again later.
       log.error('subscription refused', { error: (error as Error).message })
       pool.client.stream.destroy()
