@@ -30,10 +30,15 @@ function nonces(server: DmServer) {
   return { serverNonce: server.serverNonce, clientNonce: server.clientNonce }
 }
 
-/** A pushed session of `commands`, waited for until the peer has closed it. */
-async function push(server: DmServer, commands: OutCommand[]): Promise<PartySession> {
+/**
+ * A pushed session of `commands`, waited for until the peer has closed it and the agent has ended it too (the
+ * peer's last message may still be on its way when the peer closes its record).
+ */
+async function push(server: DmServer, commands: OutCommand[], agent: AgentProcess): Promise<PartySession> {
   const pushed = await server.pushSession(commands)
-  return server.waitForSession((s) => s === pushed && s.closed, 20_000)
+  const done = await server.waitForSession((s) => s === pushed && s.closed, 20_000)
+  await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === done.sessionId, 20_000, `end of session ${done.sessionId}`)
+  return done
 }
 
 async function startAgent(t: Test, server: DmServer): Promise<AgentProcess> {
@@ -85,7 +90,7 @@ t.test('wrong or missing server credentials: 401/407 with a Chal, nothing execut
   // The real server, back: its nonce may have moved with the refusals (a challenge it answers), and the tree
   // shows that nothing of the impostors ran.
   server = await startDmServer({ ...factoryServer(broker.url, t), ...saved })
-  const check = await push(server, [get('./DMAcc/dms/Name'), get('./DevInfo/DevId')])
+  const check = await push(server, [get('./DMAcc/dms/Name'), get('./DevInfo/DevId')], agent)
   t.equal(check.hdrStatuses.at(-1), '212', 'the real server authenticates (after a challenge if need be)')
   t.equal(resultFor(check, './DMAcc/dms/Name'), 'Example DM Server', 'nothing of the refused commands ran')
   t.equal(resultFor(check, './DevInfo/DevId'), FACTORY.deviceId)
@@ -102,14 +107,14 @@ t.test('the device\'s nonces: rotated every session, expected next, kept across 
   // Regression: a session whose server message held nothing but Status got no reply, yet the device had
   // stored a fresh nonce for the server, which then started every next session with a 401.
   t.equal(server.serverNonce, '', 'a session without a reply hands out no nonce')
-  const factoryNonce = await push(server, [get('./DevInfo/Man')])
+  const factoryNonce = await push(server, [get('./DevInfo/Man')], agent)
   t.same(factoryNonce.hdrStatuses, ['212'], 'and the nonce the server holds is still the one expected')
   all.push(factoryNonce)
   const first = server.serverNonce
   t.not(first, '', 'a reply carries a fresh nonce')
 
   // The next session authenticates with it at the first try, and gets a new one.
-  const second = await push(server, [get('./DevInfo/Mod')])
+  const second = await push(server, [get('./DevInfo/Mod')], agent)
   t.equal(second.sent[0]!.xml.includes(md5Digest(FACTORY.serverName, FACTORY.serverPassword, nonceBytes(first))), true,
     'the server used the nonce of the last session')
   t.same(second.hdrStatuses, ['212'], 'accepted at the first try')
@@ -120,20 +125,20 @@ t.test('the device\'s nonces: rotated every session, expected next, kept across 
   t.equal((await agent.stop()).code, 0)
   agent = cleanUpAgent(t, agent.restart())
   await agent.online()
-  const afterRestart = await push(server, [get('./DevInfo/Mod')])
+  const afterRestart = await push(server, [get('./DevInfo/Mod')], agent)
   t.same(afterRestart.hdrStatuses, ['212'], 'after SIGTERM and a start: accepted at the first try')
   all.push(afterRestart)
 
   // A session that changes nothing leaves its new nonce in memory for a while (the counter reservation keeps
   // it unique); a SIGKILL then loses it. The server may need one more challenge, and the session completes.
-  const beforeKill = await push(server, [get('./DevInfo/Lang')])
+  const beforeKill = await push(server, [get('./DevInfo/Lang')], agent)
   t.same(beforeKill.hdrStatuses, ['212'])
   all.push(beforeKill)
   const givenBeforeKill = server.serverNonce
   await agent.kill()
   agent = cleanUpAgent(t, agent.restart())
   await agent.online()
-  const afterKill = await push(server, [get('./DevInfo/Lang'), replace('./DMAcc/dms/Name', 'after the kill')])
+  const afterKill = await push(server, [get('./DevInfo/Lang'), replace('./DMAcc/dms/Name', 'after the kill')], agent)
   all.push(afterKill)
   t.equal(afterKill.hdrStatuses.at(-1), '212', 'the protocol recovers: authenticated at last')
   t.ok(afterKill.hdrStatuses.length <= 2, 'with one challenge at most')
@@ -159,7 +164,10 @@ t.test('the device\'s Cred follows the nonce the server gives it, with 212 and w
   const triggered = async (): Promise<PartySession> => {
     const id = ++sessionId
     await server.sendNotification({ sessionId: id })
-    return server.waitForSession((s) => s.sessionId === id.toString(16).toUpperCase() && s.closed, 20_000)
+    const hex = id.toString(16).toUpperCase()
+    const done = await server.waitForSession((s) => s.sessionId === hex && s.closed, 20_000)
+    await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === hex, 20_000, `end of session ${hex}`)
+    return done
   }
   const cred = (nonce: string) => md5Digest(FACTORY.clientName, FACTORY.clientPassword, nonceBytes(nonce))
 

@@ -18,7 +18,8 @@ async function run(args: string[], prepare?: (dir: string) => void) {
   const dir = AgentProcess.makeDir()
   prepare?.(dir)
   const agent = AgentProcess.run(args.map((a) => a.replaceAll('$DIR', dir)), { dir })
-  const exit = await agent.waitForExit(20_000)
+  // Generous: these runs start side by side on a busy machine.
+  const exit = await agent.waitForExit(60_000)
   return { dir, exit, stdout: agent.stdout, stderr: agent.stderr, agent }
 }
 

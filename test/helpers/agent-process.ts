@@ -109,6 +109,12 @@ export function writeAgentConfig(dir: string, options: AgentProcessOptions): Rec
   return config
 }
 
+/** Agents still running in this test process (one `exit` listener for all of them). */
+const running = new Set<ChildProcess>()
+const killRunning = () => {
+  for (const child of running) child.kill('SIGKILL')
+}
+
 export class AgentProcess {
   readonly logs: LogLine[] = []
   /** stdout lines that were not JSON (there should be none once running). */
@@ -146,9 +152,9 @@ export class AgentProcess {
       })
     })
     // An agent must not outlive the test process, even when a test forgets its teardown.
-    const killOnExit = () => this.#child.kill('SIGKILL')
-    process.once('exit', killOnExit)
-    void this.exited.then(() => process.removeListener('exit', killOnExit))
+    running.add(this.#child)
+    if (process.listeners('exit').indexOf(killRunning) < 0) process.on('exit', killRunning)
+    void this.exited.then(() => running.delete(this.#child))
   }
 
   /** A fresh temporary directory for an agent (to put files there before it starts). */
