@@ -2,7 +2,7 @@
  * DM TND 1.2 node formats (7.7.2, formats from SyncML Meta Information 1.2) and the check a value passes before
  * it is stored. Text formats keep a string, binary formats (`bin`, `b64`) keep bytes.
  */
-import type { NodeFormat, NodeValue, SyncMLStatus } from './types.ts'
+import type { NodeFormat, SyncMLStatus } from './types.ts'
 
 /** Every format, in the order the persisted form numbers them (never reorder: it is the file format). */
 export const FORMATS: readonly NodeFormat[] = Object.freeze([
@@ -55,11 +55,6 @@ export function checkLeafData(format: NodeFormat, data: string | Uint8Array | un
       return textMatches(format, text) ? { ok: true, data: format === 'bool' ? text.toLowerCase() : text } : { ok: false, status: 415 }
     }
   }
-}
-
-/** Whether `value` may become an interior node: format `node` and no data. */
-export function isInteriorValue(value: NodeValue): boolean {
-  return value.format === 'node'
 }
 
 export function isEmpty(data: string | Uint8Array | undefined): boolean {
