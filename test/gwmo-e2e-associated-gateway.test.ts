@@ -34,7 +34,7 @@ const b = await startDmServer(serverOptions(broker.url, DEVICE, SERVER_B))
 const gateway = await startGateway(gatewayOptions(broker.url, DEVICE, GATEWAY))
 const servers = [a, b]
 const dir = mkdtempSync(join(tmpdir(), 'gwmo-e2e-'))
-const feed = LocationFeed.start(dir, HOME)
+const feed = LocationFeed.start(dir, HOME, () => agent.pid)
 let agent = startGwmoAgent({
   brokerUrl: broker.url,
   deviceId: DEVICE,

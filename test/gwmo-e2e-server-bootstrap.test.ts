@@ -50,7 +50,7 @@ function allOk(session: PartySession): boolean {
 
 t.test('added in the first session and in a Location Update session, accepted from then on, across a restart', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gwmo-e2e-'))
-  const feed = LocationFeed.start(dir, HOME)
+  const feed = LocationFeed.start(dir, HOME, () => agent.pid)
   const agent = startGwmoAgent({
     brokerUrl: broker.url,
     deviceId: DEVICE,
