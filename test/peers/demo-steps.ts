@@ -75,7 +75,7 @@ function recipients(messages: WireMessage[]): string {
 const factorySession: Step = {
   title: 'Factory bootstrap, then the first session with the DM Server (Alert 1201, DevInfo, syncml:auth-md5 both ways)',
   async run({ world: w, timeoutMs }) {
-    await w.agent.waitForLog((l) => l.msg === 'started', timeoutMs, 'the agent to start')
+    await w.agent.waitForLog((l) => l.msg === 'started', timeoutMs, 'it started')
     w.print(`   factory bootstrap: ./DMAcc/${CAST.server.id} for ${CAST.server.serverId}, credentials both ways (AAuthType DIGEST)`)
     const session = await w.server.waitForSession((s) => s.origin === 'device' && (s.closed || s.deviceAuthFailures > 0), timeoutMs)
     printTranscript(w, session)
