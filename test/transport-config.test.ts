@@ -1,7 +1,7 @@
 import t from 'tap'
 import { parseConfig } from '../src/config.ts'
 import { silentLogger } from '../src/log.ts'
-import { mqttOptionsFromConfig } from '../src/transport/mqtt.ts'
+import { mqttOptionsFromConfig } from '../src/runtime/transport-options.ts'
 
 t.test('the transport takes its broker, identity and limits from the configuration', async (t) => {
   const parsed = parseConfig({

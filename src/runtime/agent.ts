@@ -15,6 +15,7 @@ import { createMqttTransport } from '../transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../transport/port.ts'
 import { AtomicFileStore, ManagementTree, readAccounts, type TreeStore } from '../tree/index.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
+import { mqttOptionsFromConfig } from './transport-options.ts'
 
 /** File names under `stateDir`: the management tree and the agent's own state, each written atomically. */
 export const STATE_FILES = Object.freeze({ tree: 'tree.dat', state: 'agent-state.dat' })
@@ -106,18 +107,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   if (transport === undefined) {
     const tls = await readBrokerTls(config.broker)
     if (!tls.ok) return tls
-    transport = createMqttTransport({
-      url: config.broker.url,
-      ...(config.broker.username !== undefined && { username: config.broker.username }),
-      ...(config.broker.password !== undefined && { password: config.broker.password }),
-      ...tls.tls,
-      clientId: config.broker.clientId,
-      keepaliveSeconds: config.broker.keepaliveSeconds,
-      prefix: config.topicPrefix,
-      deviceId: config.deviceId,
-      maxPacketSize: config.maxPacketSize,
-      logger,
-    })
+    transport = createMqttTransport(mqttOptionsFromConfig(config, tls.tls, logger))
   }
   const link = transport
 

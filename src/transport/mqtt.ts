@@ -8,7 +8,6 @@
  * every connection is exactly what this module asked for: no subscriptions left over from an older
  * configuration, no backlog of stale notifications replayed long after a long outage.
  */
-import type { AgentConfig, BrokerTls } from '../config.ts'
 import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage, Transport, TransportEvents } from './port.ts'
 import { TRANSPORT_TIMINGS } from './backoff.ts'
@@ -40,23 +39,6 @@ export interface MqttTransportOptions extends TlsMaterial {
   reconnect?: { baseMs?: number; capMs?: number }
   /** How many brokers other than the agent's own (from parties' AppAddr) stay connected at once. */
   maxExtraBrokers?: number
-}
-
-/** The transport options of an agent configuration; `tls` is the PEM material that `readBrokerTls` read. */
-export function mqttOptionsFromConfig(config: AgentConfig, tls: BrokerTls, logger: Logger): MqttTransportOptions {
-  const { broker } = config
-  return {
-    url: broker.url,
-    ...(broker.username !== undefined && { username: broker.username }),
-    ...(broker.password !== undefined && { password: broker.password }),
-    ...tls,
-    clientId: broker.clientId,
-    keepaliveSeconds: broker.keepaliveSeconds,
-    prefix: config.topicPrefix,
-    deviceId: config.deviceId,
-    maxPacketSize: config.maxPacketSize,
-    logger,
-  }
 }
 
 const DEFAULT_MAX_EXTRA_BROKERS = 4
