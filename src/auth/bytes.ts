@@ -11,15 +11,14 @@ export function concatBytes(...parts: (Uint8Array | string)[]): Uint8Array {
   return Buffer.concat(parts.map((part) => (typeof part === 'string' ? utf8(part) : part)))
 }
 
-export function encodeBase64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
-}
+export { encodeBase64 } from '../codec/bytes.ts'
 
 // Standard alphabet (RFC 4648, 4), optional padding; whitespace is allowed because XML content may wrap it.
 const BASE64_BODY = /^[A-Za-z0-9+/]*$/
 
 /**
- * Decodes standard base64 (RFC 4648, 4). Padding may be present or left off, and ASCII whitespace is ignored;
+ * Decodes standard base64 (RFC 4648, 4). Unlike the codec's strict decoder, padding may be present or left off
+ * (nonces and credentials from peers that drop it still verify), and ASCII whitespace is ignored;
  * any other character, misplaced padding or an impossible length gives `undefined`.
  */
 export function decodeBase64(text: string): Uint8Array | undefined {
