@@ -115,7 +115,7 @@ function fleetRows(f: FleetFigures): void {
   row(`Fleet: ${f.devices} devices, detection flow for all`, `${fmt(f.detectMs / 1000, 1)} s${complete}`, '—', `start ${fmt(f.startMs / 1000, 1)} s, factory sessions ${fmt(f.initialMs / 1000, 1)} s`, '≤ 20 s (2 cores)')
 }
 
-async function fleet(brokerUrl: string): Promise<void> {
+async function fleet(brokerUrl: string, written: () => void): Promise<void> {
   const setup = agentSetup(brokerUrl, 'mac:02-00-00-00-00-00', {
     location: { enabled: true, pollSeconds: 300 },
     session: { timeoutSeconds: 120, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 60 },
@@ -134,10 +134,23 @@ async function fleet(brokerUrl: string): Promise<void> {
       ...(f.constructors ?? []).map((c) => `| ${c.name.replace(/\|/g, '\\|')} | ${fmt(c.count, 1)} | ${fmt(c.bytes, 0)} |`),
       '',
     )
+    written()
   }
   const devices = Number(values.devices)
   log(`fleet of ${devices}`)
   fleetRows(await measureFleet(out, brokerUrl, setup.configPath, { devices, connections, snapshot: false, idPrefix: 'mac:02-01' }))
+  written()
+}
+
+/** The table so far; written after every section, so a run cut short still leaves what it measured. */
+function writeResults(started: number, load: string, complete: boolean): string {
+  const header = ['Figure', 'gwmo-agent median (min–max)', 'floor median (min–max)', 'vs floor', 'target']
+  const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n')
+  const context = `${new Date(started).toISOString()}, Node ${process.version}, ${cpus().length} CPUs, load average at start ${load}, ${runs} runs after a warm-up, ${complete ? 'whole run' : 'INCOMPLETE run so far'} ${fmt((Date.now() - started) / 1000, 0)} s.`
+  const text = `# gwmo-agent bench\n\n${context}\n\n${table}\n\n${notes.join('\n')}\n`
+  mkdirSync(join(root, 'bench', 'results'), { recursive: true })
+  writeFileSync(join(root, 'bench', 'results', 'latest.md'), text)
+  return text
 }
 
 async function main(): Promise<void> {
@@ -145,25 +158,23 @@ async function main(): Promise<void> {
   const load = loadavg().map((l) => l.toFixed(1)).join(' ')
   const broker = await startMosquitto()
   const watcher = await Watcher.start(broker.url)
+  const section = async (work: () => Promise<void>) => {
+    await work()
+    writeResults(started, load, false)
+  }
   try {
     if (!values['fleet-only']) {
-      await sizes()
-      await starts(broker.url, watcher)
-      await exchanges(broker.url, watcher)
-      await codec()
+      await section(sizes)
+      await section(() => starts(broker.url, watcher))
+      await section(() => exchanges(broker.url, watcher))
+      await section(codec)
     }
-    if (!values['skip-fleet']) await fleet(broker.url)
+    if (!values['skip-fleet']) await fleet(broker.url, () => writeResults(started, load, false))
   } finally {
     await watcher.stop()
     await broker.stop()
   }
-  const header = ['Figure', 'gwmo-agent median (min–max)', 'floor median (min–max)', 'vs floor', 'target']
-  const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n')
-  const context = `${new Date(started).toISOString()}, Node ${process.version}, ${cpus().length} CPUs, load average at start ${load}, ${runs} runs after a warm-up, whole run ${fmt((Date.now() - started) / 1000, 0)} s.`
-  const text = `# gwmo-agent bench\n\n${context}\n\n${table}\n\n${notes.join('\n')}\n`
-  process.stdout.write(text)
-  mkdirSync(join(root, 'bench', 'results'), { recursive: true })
-  writeFileSync(join(root, 'bench', 'results', 'latest.md'), text)
+  process.stdout.write(writeResults(started, load, true))
 }
 
 main().catch((error: unknown) => {
