@@ -10,9 +10,10 @@ const outfile = join(root, 'dist', 'gwmo-agent.js')
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 
 /**
- * The agent ships to constrained devices: past this many gzip bytes the build fails. It is the floor (a minimal
- * MQTT.js client on `mqtt/lib/client` + `net`, about 72 KB gzip built without these aliases) plus 20 KB for the
- * agent's own code; `npm run bench` measures the floor built exactly like the agent.
+ * The agent ships to constrained devices: past this many gzip bytes the build fails. 92 KB is a minimal MQTT.js
+ * client on `mqtt/lib/client` + `net` built without the aliases below (about 72 KB gzip) plus 20 KB for the
+ * agent's own code. With the aliases that floor is far smaller; `npm run bench` measures it built exactly like
+ * the agent and prints how far above it the agent is.
  */
 const GZIP_BUDGET_BYTES = 92 * 1024
 
