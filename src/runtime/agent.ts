@@ -15,6 +15,7 @@ import { createMqttTransport } from '../transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../transport/port.ts'
 import { AtomicFileStore, ManagementTree, readAccounts, type TreeStore } from '../tree/index.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
+import { beginRun, endRun } from './unclean-stop.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
 
 /** File names under `stateDir`: the management tree and the agent's own state, each written atomically. */
@@ -102,6 +103,11 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   const stateOpened = await AgentState.open(stores.state, random)
   if (!stateOpened.ok) return { ok: false, error: stateOpened.error }
   const state = stateOpened.state
+  try {
+    await beginRun(tree, state, random, logger)
+  } catch (error) {
+    return { ok: false, error: `stateDir: cannot write the agent state (${(error as NodeJS.ErrnoException).code ?? 'error'})` }
+  }
 
   let transport = options.transport
   if (transport === undefined) {
@@ -188,7 +194,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
           await gwmo.stop()
           await sessions.stop()
           await tree.flush()
-          await state.save()
+          await endRun(state)
           await link.stop()
         })()),
     },

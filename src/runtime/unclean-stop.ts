@@ -1,0 +1,47 @@
+/**
+ * binding.md §6: "a crash never brings an older [nonce] back". The nonces the device hands out come from a
+ * counter reserved ahead, so none is handed out twice; but the nonce a party must use next is written to the
+ * tree lazily (the counter keeps it unique, not durable). After a crash the tree may hold an older nonce, one
+ * the party already used, and a recorded message of that party would then authenticate again. So the agent
+ * notes in its state that it runs, and a start that finds the note of a run that never stopped cleanly gives
+ * every party a stored nonce that was never handed out: a party then needs one challenge (401 with a Chal).
+ */
+import type { Logger } from '../log.ts'
+import type { AgentState } from '../session/agent-state.ts'
+import { findPartyAccount, storeEntryNonce } from '../session/party-account.ts'
+import { readAccounts } from '../tree/accounts.ts'
+import type { TreeOps } from '../tree/types.ts'
+
+const RUNNING_SLOT = 'runtime.running'
+/** As long as the nonces the device hands out (auth/nonce.ts), so that it cannot be guessed either. */
+const NONCE_BYTES = 16
+
+/**
+ * Called once the tree and the state are open, before any message is handled: replaces the stored nonces if
+ * the last run ended uncleanly, makes that durable, then notes that this run has begun.
+ */
+export async function beginRun(
+  tree: TreeOps & { flush(): Promise<void> },
+  state: AgentState,
+  random: (n: number) => Uint8Array,
+  logger: Logger,
+): Promise<void> {
+  if (state.slot(RUNNING_SLOT) === true) {
+    let parties = 0
+    for (const { serverId } of readAccounts(tree)) {
+      const entries = findPartyAccount(tree, serverId)?.serverEntries ?? []
+      for (const entry of entries) storeEntryNonce(tree, entry, random(NONCE_BYTES))
+      if (entries.length > 0) parties += 1
+    }
+    await tree.flush()
+    logger.warn('the last run did not stop cleanly: parties will be challenged for a new nonce', { parties })
+  }
+  state.setSlot(RUNNING_SLOT, true)
+  await state.save()
+}
+
+/** Called at a clean stop, once the tree is flushed: the next start trusts the stored nonces. */
+export async function endRun(state: AgentState): Promise<void> {
+  state.setSlot(RUNNING_SLOT, undefined)
+  await state.save()
+}
