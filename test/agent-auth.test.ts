@@ -5,8 +5,10 @@
 import t, { type Test } from 'tap'
 import { AgentProcess, cleanUpAgent, FACTORY, factoryServer } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
+import mqtt from 'mqtt'
 import { md5Digest, nonceBytes } from './peers/auth.ts'
 import { startDmServer, type DmServer } from './peers/dm-server.ts'
+import { CONTENT_TYPE, topicFor } from './peers/mqtt.ts'
 import { Party } from './peers/party.ts'
 import { resultFor, statusFor, type PartySession } from './peers/session-record.ts'
 import { get, replace, type OutCommand, type ParsedCommand, type ParsedMessage } from './peers/syncml.ts'
@@ -23,6 +25,17 @@ function headerStatus(message: ParsedMessage | undefined): ParsedCommand | undef
 /** Every NextNonce the device handed the server (on its Status for the server's SyncHdr) in these sessions. */
 function noncesGiven(sessions: PartySession[]): string[] {
   return sessions.flatMap((s) => s.received.map((m) => headerStatus(m.message)?.chal?.nextNonce)).filter((n): n is string => n !== undefined)
+}
+
+/** Publishes a recorded message again on the device's topic, as someone who captured it would. */
+async function replay(brokerUrl: string, xml: string): Promise<void> {
+  const client = mqtt.connect(brokerUrl, { protocolVersion: 5, clientId: `replay-${process.pid}`, reconnectPeriod: 0 })
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve())
+    client.once('error', reject)
+  })
+  await client.publishAsync(topicFor(FACTORY.deviceId, 'dm'), xml, { qos: 1, properties: { contentType: CONTENT_TYPE.xml } })
+  await client.endAsync()
 }
 
 /** The server's nonce state, to start a new peer where the last one left off. */
@@ -138,6 +151,7 @@ t.test('the device\'s nonces: rotated every session, expected next, kept across 
   await agent.kill()
   agent = cleanUpAgent(t, agent.restart())
   await agent.online()
+
   const afterKill = await push(server, [get('./DevInfo/Lang'), replace('./DMAcc/dms/Name', 'after the kill')], agent)
   all.push(afterKill)
   t.equal(afterKill.hdrStatuses.at(-1), '212', 'the protocol recovers: authenticated at last')
@@ -152,6 +166,46 @@ t.test('the device\'s nonces: rotated every session, expected next, kept across 
   t.ok(new Set(given).size >= all.length, 'a fresh nonce in every session')
   const comesBack = given.find((nonce, k) => k > 0 && given[k - 1] !== nonce && given.slice(0, k - 1).includes(nonce))
   t.equal(comesBack, undefined, 'no nonce was handed out again after another')
+})
+
+t.test('after a SIGKILL no nonce used before it authenticates again: a recorded message sent again is refused', async (t) => {
+  let server = await startDmServer(factoryServer(broker.url, t))
+  t.teardown(() => server.stop())
+  let agent = await startAgent(t, server)
+  // Sessions that change nothing: the nonces they hand out reach the disk lazily.
+  const recorded = [
+    await push(server, [get('./DevInfo/Man')], agent),
+    await push(server, [get('./DevInfo/Mod')], agent),
+    await push(server, [get('./DevInfo/Lang')], agent),
+  ]
+  await agent.kill()
+  agent = cleanUpAgent(t, agent.restart())
+  await agent.online()
+  await agent.waitForLog((l) => l.msg === 'the last run did not stop cleanly: parties will be challenged for a new nonce')
+
+  // Regression: after a SIGKILL the device expected a nonce the server had already used, so a recorded message
+  // of a session before the kill, sent again by whoever captured it, was executed again.
+  const saved = nonces(server)
+  await server.stop()
+  for (const session of recorded) {
+    const logged = agent.logs.length
+    await replay(broker.url, session.sent[0]!.xml)
+    const verdict = await agent.waitForLogAfter(logged, (l) => l.sessionId === session.sessionId &&
+      (l.msg === 'authentication failed' || l.msg === 'session started'), 20_000, 'the replay handled')
+    t.equal(verdict.msg, 'authentication failed', `a replay of session ${session.sessionId} is refused`)
+    await agent.waitForLogAfter(logged, (l) => l.sessionId === session.sessionId && l.outcome !== undefined, 20_000, 'the replay answered')
+  }
+  t.notOk(agent.logs.some((l) => l.msg === 'session started'), 'no replay started a session')
+
+  // A clean stop leaves nothing to distrust: the next start challenges no one.
+  t.equal((await agent.stop()).code, 0)
+  agent = cleanUpAgent(t, agent.restart())
+  await agent.online()
+  t.notOk(agent.logs.some((l) => l.msg.startsWith('the last run did not stop cleanly')), 'no reset after a clean stop')
+  server = await startDmServer({ ...factoryServer(broker.url, t), ...saved })
+  const after = await push(server, [get('./DevInfo/DevId')], agent)
+  t.equal(after.hdrStatuses.at(-1), '212', 'the server gets back in step')
+  t.equal(resultFor(after, './DevInfo/DevId'), FACTORY.deviceId)
 })
 
 t.test('the device\'s Cred follows the nonce the server gives it, with 212 and with 401, across a restart', async (t) => {
