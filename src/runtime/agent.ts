@@ -15,8 +15,8 @@ import { createMqttTransport } from '../transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../transport/port.ts'
 import { AtomicFileStore, ManagementTree, readAccounts, type TreeStore } from '../tree/index.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
-import { beginRun, endRun } from './unclean-stop.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
+import { beginRun, endRun } from './unclean-stop.ts'
 
 /** File names under `stateDir`: the management tree and the agent's own state, each written atomically. */
 export const STATE_FILES = Object.freeze({ tree: 'tree.dat', state: 'agent-state.dat' })
