@@ -3,11 +3,15 @@
 // the detecting gateway's own account included among those left out; an account a party used to detect the
 // device becomes a gateway's for good; an account added later is listed; no DM Server is ever sent the list.
 import t from 'tap'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
-import { BOOTSTRAPPED_DMS_LIST, startGateway } from './peers/gateway.ts'
+import { BOOTSTRAPPED_DMS_LIST, LOCATION_UPDATE, startGateway } from './peers/gateway.ts'
 import { buildAccountCommands } from './peers/bootstrap-server.ts'
 import type { Party } from './peers/party.ts'
+import { LocationFeed } from './fixtures/gwmo/location-feed.ts'
 import { alertsOfType, pushDetection } from './fixtures/gwmo/observe.ts'
 import { accountSpec, GATEWAY, gatewayOptions, SERVER_A, SERVER_B, serverOptions, startGwmoAgent, stranger } from './fixtures/gwmo/parties.ts'
 
@@ -32,9 +36,19 @@ t.test('every DM Server but no gateway, the detecting one included; kept across 
   const gateway2 = await startGateway(gatewayOptions(broker.url, DEVICE, GATEWAY_2))
   const edge = await startGateway(gatewayOptions(broker.url, DEVICE, EDGE))
   const peers: Party[] = [a, b, c, gateway, gateway2, edge]
-  const agent = startGwmoAgent({ brokerUrl: broker.url, deviceId: DEVICE, parties: [SERVER_A, SERVER_B, GATEWAY, GATEWAY_2, EDGE] })
+  const dir = mkdtempSync(join(tmpdir(), 'gwmo-e2e-'))
+  // A fixed location: a detection by another gateway is then a Location Update to each server, on any host.
+  const feed = LocationFeed.start(dir, { addresses: ['192.168.4.20'], defaultGateway: '192.168.4.1' }, () => agent.pid)
+  const agent = startGwmoAgent({
+    brokerUrl: broker.url,
+    deviceId: DEVICE,
+    parties: [SERVER_A, SERVER_B, GATEWAY, GATEWAY_2, EDGE],
+    dir,
+    config: { location: { sourceFile: feed.path, pollSeconds: 3600 } },
+  })
   t.teardown(async () => {
     await agent.remove()
+    await feed.stop()
     for (const peer of peers) await peer.stop()
   })
   for (const peer of [a, b, gateway, gateway2, edge]) await peer.waitForSession((s) => s.origin === 'device' && s.closed, 20_000)
@@ -50,24 +64,24 @@ t.test('every DM Server but no gateway, the detecting one included; kept across 
   t.same(sorted(first.lists[0]!), sorted([SERVER_A.serverId, SERVER_B.serverId, EDGE.serverId]),
     'both DM Servers and the account without a Role; neither gateway')
 
-  // The party without a Role detects the device: its own account is left out, and it is a gateway's from now on.
+  // The party without a Role detects the device: its own account is left out, and it is a gateway's from now
+  // on. Another gateway is a move: in the session reporting it, server A adds the account of server C.
+  a.queueSession(buildAccountCommands(accountSpec(SERVER_C)))
   const byEdge = await pushDetection(edge, { gwAddress: '192.168.7.1', share: false })
   t.same(sorted(byEdge.lists[0] ?? []), sorted([SERVER_A.serverId, SERVER_B.serverId]), 'the detecting party is not in its own list')
-  const again = await pushDetection(gateway, { gwAddress: '192.168.4.1', share: false })
-  t.same(sorted(again.lists[0] ?? []), sorted([SERVER_A.serverId, SERVER_B.serverId]), 'a party that detected the device is a gateway now')
+  const added = await a.waitForSession((s) => s.genericAlerts.some((x) => x.type === LOCATION_UPDATE) && s.closed, 15_000)
+  t.same(added.statuses.filter((s) => s.code !== '200').map((s) => [s.target, s.code]), [], 'server A adds the account of server C')
 
-  // A DM Server account added later by a server is listed.
-  const pushed = await a.pushSession(buildAccountCommands(accountSpec(SERVER_C)))
-  const added = await a.waitForSession((s) => s === pushed && s.closed, 15_000)
-  t.ok(added.statuses.length > 0 && added.statuses.every((s) => s.code === '200'), 'server A adds the account of server C')
-  const withC = await pushDetection(gateway, { gwAddress: '192.168.4.1', share: false })
-  t.same(sorted(withC.lists[0] ?? []), sorted([SERVER_A.serverId, SERVER_B.serverId, SERVER_C.serverId]), 'the new server is listed')
+  const again = await pushDetection(gateway, { gwAddress: '192.168.4.1', share: false })
+  t.same(sorted(again.lists[0] ?? []), sorted([SERVER_A.serverId, SERVER_B.serverId, SERVER_C.serverId]),
+    'a party that detected the device is a gateway now; the server added later is listed')
 
   t.equal((await agent.stop()).code, 0)
   const restarted = agent.restart()
   t.teardown(() => restarted.remove())
   await restarted.online()
   const afterRestart = await pushDetection(gateway, { gwAddress: '192.168.4.1', share: false })
+  t.equal(afterRestart.alertStatus, '200')
   t.same(sorted(afterRestart.lists[0] ?? []), sorted([SERVER_A.serverId, SERVER_B.serverId, SERVER_C.serverId]),
     'after a restart: the same list, the gateway marking kept')
 

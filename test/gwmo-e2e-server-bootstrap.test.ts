@@ -91,7 +91,9 @@ t.test('added in the first session and in a Location Update session, accepted fr
   t.equal(moved.alertStatus, '200', 'the new gateway\'s detection is accepted')
   t.same(moved.lists, [[SERVER_A.serverId]], 'and neither gateway is listed')
 
-  // An account the device refuses (no AppID): nothing stored, the gateway stays a stranger.
+  // Another gateway is a move too: the device reports it to the server. That session over, the server pushes
+  // an account the device refuses (no AppID): nothing stored, the gateway stays a stranger.
+  await server.waitForSession((s) => s !== report && s.genericAlerts.some((a) => a.type === LOCATION_UPDATE) && s.closed, 15_000)
   const incomplete = buildAccountCommands(accountSpec(GW_REFUSED)).filter((c) => !('items' in c) || !(c.items ?? []).some((i) => i.target?.endsWith('/AppID')))
   const pushed = await server.pushSession(incomplete)
   const refused = await server.waitForSession((s) => s === pushed && s.closed, 15_000)
