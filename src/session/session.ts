@@ -64,8 +64,10 @@ export class Session {
   #lastSentAnswers: number | undefined
   readonly #retransmit: Retransmitter
   #package1Resends = 0
-  /** The Alert of our Package 1, when the device opened the session. */
-  #openedWith: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT | undefined
+  /** What our last message held besides the Status for the party's SyncHdr: sent again if the party refuses it. */
+  #lastEntries: ReplyEntry[] = []
+  /** The Chal our last message gave the party on its SyncHdr's Status, if any. */
+  #lastChal: Chal | undefined
   #challenged = false
   #encoding: MessageEncoding = 'xml'
   #partyMaxMsgSize: number | undefined
@@ -106,7 +108,6 @@ export class Session {
 
   /** Package 1 of a session the device opens: Alert 1201 or 1200, DevInfo, pending Generic Alerts, Final. */
   start(alert: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): Promise<void> {
-    this.#openedWith = alert
     return this.#serially(async () => {
       const out = this.#compose(undefined, this.#package1(alert))
       await this.#transmit(out, undefined)
@@ -206,8 +207,10 @@ export class Session {
       denyCommands(msg.body, reply, header.code, (status) => this.#consumeStatus(status))
     }
 
-    // The party challenged our credentials: back to Package 1 with new ones (DM Protocol 1.2, 9.3).
+    // The party challenged our credentials: what it refused goes again with new ones (DM Protocol 1.2, 9.3):
+    // Package 1 (with the Alert it began with), or our answer to the party's commands, which never run twice.
     const own: ReplyEntry[] = []
+    let refusedChal: Chal | undefined
     if (this.#challenged) {
       this.#challenged = false
       if (++this.#package1Resends > this.#engine.constants.maxPackage1Resends) {
@@ -216,8 +219,9 @@ export class Session {
         this.#end('failed')
         return
       }
-      // The same Alert as the first time: a session that answers a notification stays a 1200 session.
-      own.push(...this.#package1(this.#openedWith ?? ALERT.SERVER_INITIATED_MGMT))
+      own.push(...this.#lastEntries)
+      // A nonce the refused message handed out has not reached the party: the same Chal goes again.
+      refusedChal = this.#lastChal
     }
 
     // binding.md §3: a message with Final that holds nothing but Status ends the session; no reply is sent. Unless
@@ -233,7 +237,7 @@ export class Session {
     if (!msg.final) own.push({ kind: 'command', command: { kind: 'Alert', cmdId: '', data: ALERT.NEXT_MESSAGE, items: [] } })
 
     // The fresh nonce is issued only now that a reply carries it (binding.md §6).
-    const chal = header.nonceDue === true ? await this.#partyAuth.freshChallenge() : header.chal
+    const chal = header.nonceDue === true ? await this.#partyAuth.freshChallenge() : (header.chal ?? refusedChal)
     const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', header.code, {
       targetRef: msg.hdr.target.locUri,
       sourceRef: msg.hdr.source.locUri,
@@ -333,6 +337,8 @@ export class Session {
       entries,
       partyMaxMsgSize: this.#partyMaxMsgSize,
     })
+    this.#lastEntries = entries
+    this.#lastChal = headerStatus?.chal
     if (composed.oversize) {
       this.#engine.logger.warn('reply exceeds the party MaxMsgSize', { party: this.party, size: composed.message.payload.length })
     }
