@@ -245,6 +245,23 @@ t.test('the device\'s Cred follows the nonce the server gives it, with 212 and w
   t.ok(challenged.received[1]!.message.commands.some((c) => c.name === 'Alert' && c.data === '1200'), 'it is Package 1 again')
   t.ok(challenged.deviceAuthenticated, 'and it passes')
 
+  // In a session the server pushes, the device's first answer carries its Cred; refused, the answer goes again
+  // with the Chal's nonce. Regression: the device sent a Package 1 (Alert 1200 and DevInfo) instead, and the
+  // Results of the server's Get were lost.
+  server.clientNonce = Buffer.from('another nonce the device never had').toString('base64')
+  const pushed = await server.pushSession([get('./DevInfo/Mod'), replace('./DMAcc/dms/Name', 'pushed')])
+  const refusedAnswer = await server.waitForSession((s) => s === pushed && s.closed, 20_000)
+  await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === refusedAnswer.sessionId, 20_000)
+  t.equal(refusedAnswer.deviceAuthFailures, 1, 'the server refused the device\'s answer once')
+  const again = refusedAnswer.received[1]?.message
+  t.notOk(again?.commands.some((c) => c.name === 'Alert'), 'the answer again, not a Package 1')
+  const refusedNonce = headerStatus(refusedAnswer.received[0]?.message)?.chal?.nextNonce
+  t.ok(refusedNonce, 'the refused answer handed out a nonce')
+  t.equal(headerStatus(again)?.chal?.nextNonce, refusedNonce, 'which goes again, so that it reaches the server')
+  t.equal(resultFor(refusedAnswer, './DevInfo/Mod'), 'unknown', 'the Results reach the server')
+  t.equal(statusFor(refusedAnswer, './DMAcc/dms/Name'), '200')
+  t.equal(refusedAnswer.sent.filter((m) => m.commands.some((c) => c.name === 'Replace')).length, 1, 'the Replace was sent once')
+
   // The 212 nonce of that session is kept across a restart.
   const kept = server.clientNonce
   t.equal((await agent.stop()).code, 0)
