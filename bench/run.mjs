@@ -4,48 +4,25 @@ import { build } from 'esbuild'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { agentBundle, nodeBundle, root } from '../build/esbuild-options.mjs'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const out = mkdtempSync(join(tmpdir(), 'gwmo-bench-build-'))
-const alias = {
-  'readable-stream': 'node:stream',
-  'worker-timers': join(root, 'build', 'shims', 'worker-timers.cjs'),
-  debug: join(root, 'build', 'shims', 'debug.cjs'),
-}
 
 execFileSync(process.execPath, [join(root, 'build', 'bundle.mjs')], { stdio: 'inherit' })
 // The floor: exactly the agent bundle's options (build/bundle.mjs), on its own entry.
-await build({
-  entryPoints: [join(root, 'bench', 'floor', 'client.ts')],
-  outfile: join(out, 'floor.js'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node18',
-  minify: true,
-  legalComments: 'none',
-  banner: { js: '#!/usr/bin/env node' },
-  alias,
-  logLevel: 'warning',
-})
+await build({ ...agentBundle, entryPoints: [join(root, 'bench', 'floor', 'client.ts')], outfile: join(out, 'floor.js') })
 // The bench programs: not minified, CommonJS for the same reason as the agent's bundle. Test helpers they
 // import read `import.meta.url`, which CommonJS lacks: it becomes the bundle's own file URL.
 const programs = { 'main.cjs': 'main.ts', 'fleet-runner.cjs': 'fleet/runner.ts', 'fleet-peers.cjs': 'fleet/peers-main.ts' }
 await Promise.all(
   Object.entries(programs).map(([file, entry]) =>
     build({
+      ...nodeBundle,
       entryPoints: [join(root, 'bench', entry)],
       outfile: join(out, file),
-      bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      target: 'node18',
-      alias,
       define: { 'import.meta.url': '__benchFileUrl' },
       banner: { js: "const __benchFileUrl = require('node:url').pathToFileURL(__filename).href;" },
-      logLevel: 'warning',
     }),
   ),
 )

@@ -2,46 +2,29 @@
 import { build } from 'esbuild'
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
-import { fileURLToPath } from 'node:url'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
+import { agentBundle, nodeBundle, root } from './esbuild-options.mjs'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const outfile = join(root, 'dist', 'gwmo-agent.js')
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 
 /**
  * The agent ships to constrained devices: past this many gzip bytes the build fails. 92 KB is a minimal MQTT.js
- * client on `mqtt/lib/client` + `net` built without the aliases below (about 72 KB gzip) plus 20 KB for the
+ * client on `mqtt/lib/client` + `net` built without our aliases (about 72 KB gzip) plus 20 KB for the
  * agent's own code. With the aliases that floor is far smaller; `npm run bench` measures it built exactly like
  * the agent and prints how far above it the agent is.
  */
 const GZIP_BUDGET_BYTES = 92 * 1024
-
-// Node 18+ ships the streams that `readable-stream` copies for browsers, and the two browser-only helpers
-// below are replaced by what Node has: together about a third of the bundle.
-const nodeAliases = {
-  'readable-stream': 'node:stream',
-  'worker-timers': join(root, 'build', 'shims', 'worker-timers.cjs'),
-  debug: join(root, 'build', 'shims', 'debug.cjs'),
-}
 
 mkdirSync(join(root, 'dist'), { recursive: true })
 // The package is "type": "module"; the bundle is CommonJS, so dist/ gets its own package scope.
 writeFileSync(join(root, 'dist', 'package.json'), JSON.stringify({ type: 'commonjs' }) + '\n')
 
 await build({
+  ...agentBundle,
   entryPoints: [join(root, 'src', 'main.ts')],
   outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node18',
-  minify: true,
-  legalComments: 'none',
-  banner: { js: '#!/usr/bin/env node' },
   define: { 'process.env.GWMO_AGENT_VERSION': JSON.stringify(version) },
-  alias: nodeAliases,
-  logLevel: 'warning',
 })
 
 const bytes = readFileSync(outfile)
@@ -61,17 +44,6 @@ const programs = [
 ]
 await Promise.all(
   programs.map(({ entry, out }) =>
-    build({
-      entryPoints: [entry],
-      outfile: out,
-      bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      target: 'node18',
-      legalComments: 'none',
-      banner: { js: '#!/usr/bin/env node' },
-      alias: nodeAliases,
-      logLevel: 'warning',
-    }),
+    build({ ...nodeBundle, entryPoints: [entry], outfile: out, banner: { js: '#!/usr/bin/env node' } }),
   ),
 )
