@@ -153,7 +153,11 @@ t.test('acceptDetectionFrom "any": announced at start, a stranger is answered, a
   const from = agent.logs.length
   const answer = await pushDetection(unknown, { gwAddress: '192.0.2.99', share: false })
   t.equal(answer.alertStatus, '200', 'the stranger\'s detection is executed')
-  t.same(answer.lists.map((l) => [...l].sort()), [[SERVER_A.serverId, SERVER_B.serverId].sort()], 'and answered with the DMS list')
+  // The device has no credentials to give a stranger, which may refuse the answer for that: the device then
+  // sends the same answer again (DM Protocol 1.2, 9.3), the same list in it.
+  t.ok(answer.lists.length >= 1, 'answered with the DMS list')
+  t.same([...new Set(answer.lists.map((l) => [...l].sort().join(' ')))], [[SERVER_A.serverId, SERVER_B.serverId].sort().join(' ')],
+    'every DM Server in it, and only those')
   t.equal(answer.alerts[0]?.target, UNKNOWN_GW.serverId)
   const accepted = await acceptedAfter(agent, from)
   t.equal(accepted.authenticated, false, 'logged as unauthenticated')
