@@ -60,13 +60,13 @@ t.test('every form of the seed: Item/Data escaped or CDATA, bare CDATA in Alert,
   const { agent, gateway } = await world(t)
   t.notOk(agent.logs.some((l) => ANY_WARNING.test(l.msg)), 'the default configuration does not announce "any"')
 
-  const forms: Array<DetectionRequest & { expect: boolean }> = [
-    { form: 'item-escaped', addrElement: 'GwAddress', shareText: 'True', share: true, gwAddress: '2002:0:0:0:0:0:9da6:e219', expect: true },
-    { form: 'item-cdata', addrElement: 'GwAddr', shareText: 'true', share: true, gwAddress: '2002:0:0:0:0:0:9da6:e219', expect: true },
-    { form: 'inline-cdata', addrElement: 'GwAddress', shareText: '1', share: true, gwAddress: '2002:0:0:0:0:0:9da6:e219', expect: true },
-    { form: 'inline-cdata', addrElement: 'GwAddr', shareText: 'False', share: false, gwAddress: '2002:0:0:0:0:0:9da6:e219', expect: false },
-    { form: 'item-escaped', addrElement: 'GwAddr', shareText: 'false', share: false, gwAddress: '2002:0:0:0:0:0:9da6:e219', expect: false },
-    { form: 'item-cdata', addrElement: 'GwAddress', shareText: '0', share: false, gwAddress: '2002:0:0:0:0:0:9da6:e219', expect: false },
+  const forms: DetectionRequest[] = [
+    { form: 'item-escaped', addrElement: 'GwAddress', shareText: 'True', share: true, gwAddress: '2002:0:0:0:0:0:9da6:e219' },
+    { form: 'item-cdata', addrElement: 'GwAddr', shareText: 'true', share: true, gwAddress: '2002:0:0:0:0:0:9da6:e219' },
+    { form: 'inline-cdata', addrElement: 'GwAddress', shareText: '1', share: true, gwAddress: '2002:0:0:0:0:0:9da6:e219' },
+    { form: 'inline-cdata', addrElement: 'GwAddr', shareText: 'False', share: false, gwAddress: '2002:0:0:0:0:0:9da6:e219' },
+    { form: 'item-escaped', addrElement: 'GwAddr', shareText: 'false', share: false, gwAddress: '2002:0:0:0:0:0:9da6:e219' },
+    { form: 'item-cdata', addrElement: 'GwAddress', shareText: '0', share: false, gwAddress: '2002:0:0:0:0:0:9da6:e219' },
   ]
   for (const request of forms) {
     const what = `${request.form}, <${request.addrElement}>, Share ${request.shareText}`
@@ -75,8 +75,8 @@ t.test('every form of the seed: Item/Data escaped or CDATA, bare CDATA in Alert,
     t.equal(answer.alertStatus, '200', `${what}: Alert 1230 answered 200`)
     t.same(answer.lists.map((l) => [...l].sort()), [[SERVER_A.serverId, SERVER_B.serverId].sort()], `${what}: the Bootstrapped DMS List in the answer`)
     const accepted = await acceptedAfter(agent, from)
-    t.equal(accepted.share, request.expect, `${what}: read as Share ${request.expect}`)
-    t.equal(accepted.gwAddress, request.expect ? request.gwAddress : undefined, `${what}: the address is logged only when it may be shared`)
+    t.equal(accepted.share, request.share, `${what}: read as Share ${request.share}`)
+    t.equal(accepted.gwAddress, request.share ? request.gwAddress : undefined, `${what}: the address is logged only when it may be shared`)
     t.equal(accepted.authenticated, true)
   }
 
