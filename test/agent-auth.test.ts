@@ -3,14 +3,14 @@
 // nonces the device hands out rotate, are what it expects next, survive a restart and are never handed out
 // twice, not even across a SIGKILL; the device's own Cred follows the nonces the server gives it.
 import t, { type Test } from 'tap'
-import { AgentProcess, cleanUpAgent, FACTORY, factoryServer } from './helpers/agent-process.ts'
+import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, finalStatus } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import mqtt from 'mqtt'
 import { md5Digest, nonceBytes } from './peers/auth.ts'
 import { startDmServer, type DmServer } from './peers/dm-server.ts'
 import { CONTENT_TYPE, topicFor } from './peers/mqtt.ts'
 import { Party } from './peers/party.ts'
-import { resultFor, statusFor, type PartySession } from './peers/session-record.ts'
+import { resultFor, type PartySession } from './peers/session-record.ts'
 import { get, replace, type OutCommand, type ParsedCommand, type ParsedMessage } from './peers/syncml.ts'
 
 const broker = await startMosquitto()
@@ -157,7 +157,7 @@ t.test('the device\'s nonces: rotated every session, expected next, kept across 
   t.equal(afterKill.hdrStatuses.at(-1), '212', 'the protocol recovers: authenticated at last')
   t.ok(afterKill.hdrStatuses.length <= 2, 'with one challenge at most')
   t.equal(resultFor(afterKill, './DevInfo/Lang'), 'en-US')
-  t.equal(statusFor(afterKill, './DMAcc/dms/Name'), '200')
+  t.equal(finalStatus(afterKill, './DMAcc/dms/Name'), '200')
   t.not(server.serverNonce, givenBeforeKill)
 
   // A failure within a second of the last rotation repeats the current nonce (binding.md §6); otherwise each
@@ -259,7 +259,7 @@ t.test('the device\'s Cred follows the nonce the server gives it, with 212 and w
   t.ok(refusedNonce, 'the refused answer handed out a nonce')
   t.equal(headerStatus(again)?.chal?.nextNonce, refusedNonce, 'which goes again, so that it reaches the server')
   t.equal(resultFor(refusedAnswer, './DevInfo/Mod'), 'unknown', 'the Results reach the server')
-  t.equal(statusFor(refusedAnswer, './DMAcc/dms/Name'), '200')
+  t.equal(finalStatus(refusedAnswer, './DMAcc/dms/Name'), '200')
   t.equal(refusedAnswer.sent.filter((m) => m.commands.some((c) => c.name === 'Replace')).length, 1, 'the Replace was sent once')
 
   // The 212 nonce of that session is kept across a restart.

@@ -2,10 +2,10 @@
 // the right Status, every Get its Results, refused and malformed commands change nothing, and everything
 // acknowledged with 200 survives a SIGKILL (a 200 for a change leaves only once the change is durable).
 import t from 'tap'
-import { AgentProcess, cleanUpAgent, FACTORY, factoryServer } from './helpers/agent-process.ts'
+import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, finalStatus } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
-import { resultFor, statusFor, type PartySession } from './peers/session-record.ts'
+import { resultFor, type PartySession } from './peers/session-record.ts'
 import { add, addNode, atomic, del, get, raw, replace, sequence, type OutCommand } from './peers/syncml.ts'
 
 const broker = await startMosquitto()
@@ -115,12 +115,12 @@ t.test('statuses and results of a management session, and what survives a SIGKIL
   const after = await server.waitForSession((s) => s === pushed && s.closed, 20_000)
   t.equal(resultFor(after, './DMAcc/dms/Name'), 'Renamed', 'Replace survived')
   t.equal(resultFor(after, `${EXT}/Note`), 'added by the server', 'Add survived')
-  t.equal(statusFor(after, `${EXT}/Tmp`), '404', 'Delete survived')
-  t.equal(statusFor(after, `${EXT}/AtomicA`), '404', 'nothing of the failed Atomic')
-  t.equal(statusFor(after, `${EXT}/AtomicB`), '404')
+  t.equal(finalStatus(after, `${EXT}/Tmp`), '404', 'Delete survived')
+  t.equal(finalStatus(after, `${EXT}/AtomicA`), '404', 'nothing of the failed Atomic')
+  t.equal(finalStatus(after, `${EXT}/AtomicB`), '404')
   t.equal(resultFor(after, `${EXT}/Seq`), 'second', 'the Sequence ran in order')
-  t.equal(statusFor(after, `${EXT}/Bad`), '404', 'nothing of the malformed Add')
+  t.equal(finalStatus(after, `${EXT}/Bad`), '404', 'nothing of the malformed Add')
   t.equal(resultFor(after, './DevInfo/Mod'), 'M1', 'the refused Replace changed nothing')
-  t.match(statusFor(after, './DevInfo/Extra'), /^(404|425)$/, 'the refused Add changed nothing')
+  t.match(finalStatus(after, './DevInfo/Extra'), /^(404|425)$/, 'the refused Add changed nothing')
   t.same(resultFor(after, EXT)?.split('/').sort(), ['Note', 'Seq'])
 })

@@ -300,6 +300,14 @@ export class AgentProcess {
   }
 }
 
+/**
+ * The device's last Status for our command on `uri` in a session: after a challenge the peer sends its commands
+ * again, and the first answer (401 to each) is not the one that counts.
+ */
+export function finalStatus(session: { statuses: { target?: string; code: string }[] }, uri: string): string | undefined {
+  return session.statuses.filter((s) => s.target === uri).at(-1)?.code
+}
+
 /** A peer's `onTraffic` that keeps every line, shown in the TAP stream when the test fails. */
 export function recordTraffic(t: TeardownHost, who: string): (event: { direction: 'in' | 'out'; topic: string; summary: string }) => void {
   const started = Date.now()
