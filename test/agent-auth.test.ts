@@ -271,3 +271,39 @@ t.test('the device\'s Cred follows the nonce the server gives it, with 212 and w
   t.equal(afterRestart.received[0]!.message.hdr.cred?.data, cred(kept), 'after a restart, the last nonce given')
   t.equal(afterRestart.deviceAuthFailures, 0)
 })
+
+for (const [authType, fixture] of [['hmac', 'factory-bootstrap-hmac.xml'], ['basic', 'factory-bootstrap-basic.xml']] as const) {
+  t.test(`an account with ${authType} credentials both ways: sessions the device opens and the server pushes complete`, async (t) => {
+    const server = await startDmServer({ ...factoryServer(broker.url, t), authType })
+    t.teardown(() => server.stop())
+    server.queueSession([get('./DevInfo/DevId')])
+    const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, factoryBootstrap: fixture }))
+    const first = await server.waitForSession((s) => s.origin === 'device' && s.closed, 20_000)
+    await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === first.sessionId && l.outcome === 'completed', 20_000)
+    t.ok(first.deviceAuthenticated, 'the server accepted the device')
+    t.ok(first.partyAccepted, 'the device accepted the server')
+    t.equal(resultFor(first, './DevInfo/DevId'), FACTORY.deviceId)
+    const p1 = first.received[0]!
+    if (authType === 'hmac') {
+      t.notOk(p1.message.hdr.cred, 'no Cred in the SyncHdr')
+      t.match(p1.userProperties['x-syncml-hmac'], /username="device-user", mac=/, 'the MAC travels as a user property')
+    } else {
+      t.equal(p1.message.hdr.cred?.type, 'syncml:auth-basic')
+    }
+
+    const pushed = await push(server, [get('./DevInfo/Mod'), replace('./DMAcc/dms/Name', authType)], agent)
+    t.equal(finalStatus(pushed, './DMAcc/dms/Name'), '200', 'a pushed session runs')
+    t.ok(pushed.partyAccepted)
+    t.equal(pushed.deviceAuthFailures, 0)
+
+    // Wrong credentials are refused in this scheme too.
+    await server.stop()
+    const impostor = new Party({ ...factoryServer(broker.url), partyId: FACTORY.serverId, authType, serverPassword: 'wrong', maxAuthRetries: 0, ...nonces(server) })
+    await impostor.start()
+    const refused = await impostor.pushSession([replace('./DMAcc/dms/Name', EVIL)])
+    const answer = await impostor.waitForSession((s) => s === refused && s.received.length > 0, 15_000)
+    await impostor.stop()
+    t.equal(headerStatus(answer.received[0]!.message)?.data, '401', 'wrong credentials: 401')
+    t.notOk(answer.statuses.some((s) => s.code.startsWith('2')), 'nothing executed')
+  })
+}
