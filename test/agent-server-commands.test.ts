@@ -2,11 +2,15 @@
 // the right Status, every Get its Results, refused and malformed commands change nothing, and everything
 // acknowledged with 200 survives a SIGKILL (a 200 for a change leaves only once the change is durable).
 import t from 'tap'
-import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, finalStatus } from './helpers/agent-process.ts'
+import mqtt from 'mqtt'
+import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, finalStatus, type TeardownHost } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
+import { md5Digest, nonceBytes } from './peers/auth.ts'
 import { startDmServer } from './peers/dm-server.ts'
+import { CONTENT_TYPE, topicFor } from './peers/mqtt.ts'
 import { resultFor, type PartySession } from './peers/session-record.ts'
-import { add, addNode, atomic, del, get, raw, replace, sequence, type OutCommand } from './peers/syncml.ts'
+import { add, addNode, atomic, buildMessage, del, get, raw, replace, sequence, type OutCommand } from './peers/syncml.ts'
+import { parseWbxmlMessage, xmlToWbxml } from './peers/wbxml.ts'
 
 const broker = await startMosquitto()
 t.teardown(() => broker.stop())
@@ -20,6 +24,39 @@ function statusOf(session: PartySession, command: OutCommand): string | undefine
 
 function statusByCmdRef(session: PartySession, cmdRef: string): { cmd: string; code: string } | undefined {
   return session.statuses.find((s) => s.cmdRef === cmdRef)
+}
+
+/** A plain MQTT client in the server's place: sends raw payloads to the device and hands over its answers. */
+async function rawParty(t: TeardownHost, brokerUrl: string) {
+  const client = mqtt.connect(brokerUrl, { protocolVersion: 5, clientId: `raw-server-${process.pid}`, reconnectPeriod: 0 })
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve())
+    client.once('error', reject)
+  })
+  t.teardown(() => client.endAsync())
+  const inbox: Buffer[] = []
+  const waiting: ((payload: Buffer) => void)[] = []
+  client.on('message', (_topic, payload) => {
+    const waiter = waiting.shift()
+    if (waiter) waiter(payload)
+    else inbox.push(payload)
+  })
+  await client.subscribeAsync(topicFor(FACTORY.serverId, 'dm'), { qos: 1 })
+  return {
+    send: (payload: Uint8Array) =>
+      client.publishAsync(topicFor(FACTORY.deviceId, 'dm'), Buffer.from(payload), { qos: 1, properties: { contentType: CONTENT_TYPE.wbxml } }),
+    next: (): Promise<Buffer> => {
+      const ready = inbox.shift()
+      if (ready) return Promise.resolve(ready)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer from the device within 20 s')), 20_000)
+        waiting.push((payload) => {
+          clearTimeout(timer)
+          resolve(payload)
+        })
+      })
+    },
+  }
 }
 
 /** Every payload the device sent in a session, as text. */
@@ -123,4 +160,41 @@ t.test('statuses and results of a management session, and what survives a SIGKIL
   t.equal(resultFor(after, './DevInfo/Mod'), 'M1', 'the refused Replace changed nothing')
   t.match(finalStatus(after, './DevInfo/Extra'), /^(404|425)$/, 'the refused Add changed nothing')
   t.same(resultFor(after, EXT)?.split('/').sort(), ['Note', 'Seq'])
+})
+
+t.test('a server speaking WBXML is answered in WBXML; a duplicate delivery is answered again, never run twice', async (t) => {
+  const server = await startDmServer({ ...factoryServer(broker.url, t), encoding: 'wbxml' })
+  t.teardown(() => server.stop())
+  const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url }))
+  await server.waitForSession((s) => s.closed, 20_000)
+
+  const addDup = add(`${EXT}/Once`, 'only once')
+  const pushed = await server.pushSession([addNode(EXT), addDup, get('./DevInfo/DmV')])
+  const session = await server.waitForSession((s) => s === pushed && s.closed, 20_000)
+  await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === session.sessionId, 20_000)
+  const answer = session.received[0]!
+  t.type(answer.payload, Uint8Array, 'the answer is WBXML')
+  t.equal(statusOf(session, addDup), '200')
+  t.equal(resultFor(session, './DevInfo/DmV'), '1.2')
+
+  // MQTT delivers at least once: a message delivered twice gets the same answer twice, byte for byte, and runs
+  // once. (A plain client plays the server here, to send exactly the same bytes again.)
+  const nonce = server.serverNonce
+  await server.stop()
+  const wire = await rawParty(t, broker.url)
+  const addTwice = add(`${EXT}/Twice`, 'delivered twice')
+  const message = xmlToWbxml(buildMessage({
+    sessionId: 'D0D', msgId: '1', target: FACTORY.deviceId, source: FACTORY.serverId, locName: FACTORY.serverName,
+    cred: { type: 'syncml:auth-md5', data: md5Digest(FACTORY.serverName, FACTORY.serverPassword, nonceBytes(nonce)) },
+  }, [addTwice, get('./DevInfo/DmV')]).xml)
+  await wire.send(message)
+  const first = await wire.next()
+  await wire.send(message)
+  const second = await wire.next()
+  t.same(second, first, 'the same answer again')
+  const parsed = parseWbxmlMessage(second)
+  t.ok(parsed.ok)
+  const statuses = parsed.ok ? parsed.message.commands.filter((c) => c.name === 'Status').map((c) => `${c.cmd} ${c.data}`) : []
+  t.same(statuses, ['SyncHdr 212', 'Add 200', 'Get 200'], 'the Add ran once: no 418 for a node it had added')
+  t.ok(agent.logs.some((l) => l.msg === 'duplicate message answered again' && l.sessionId === 'D0D'))
 })
