@@ -137,8 +137,17 @@ t.test('statuses and results of a management session, and what survives a SIGKIL
   t.notMatch(text, FACTORY.serverPassword, 'no secret in anything the device sent')
   t.notMatch(text, FACTORY.clientPassword)
 
-  // Everything acknowledged with 200 is durable now: kill the agent without a chance to flush.
+  // A message that cannot be read at all cannot be answered: logged and dropped (binding.md §3).
   await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === session.sessionId, 15_000)
+  const sessionsBefore = server.sessions.length
+  const logged = agent.logs.length
+  await server.rawSend('<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><SessionID>77</Sessi')
+  const dropped = await agent.waitForLogAfter(logged, (l) => l.msg === 'undecodable message dropped')
+  t.equal(dropped.level, 'warn')
+  t.equal(server.sessions.length, sessionsBefore, 'no answer to it')
+  t.same(server.malformed, [], 'and nothing unreadable from the device')
+
+  // Everything acknowledged with 200 is durable now: kill the agent without a chance to flush.
   const killed = await agent.kill()
   t.equal(killed.signal, 'SIGKILL')
 
