@@ -180,7 +180,9 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     if (known.has(serverId)) void sessions.openSession(serverId, { alert: 1201 })
   }
   gwmo.start()
-  logger.info('started', { deviceId: config.deviceId, firstStart: opened.created })
+  // Which runtime runs the bundle (Node or Bun) is the first thing to know when a fleet behaves differently.
+  const runtime = process.versions.bun !== undefined ? `bun ${process.versions.bun}` : `node ${process.versions.node}`
+  logger.info('started', { deviceId: config.deviceId, firstStart: opened.created, runtime })
 
   let stopping: Promise<void> | undefined
   return {

@@ -9,6 +9,8 @@ export type AgentLogLine = Record<string, unknown> & { level: string; msg: strin
 
 export interface AgentChildOptions {
   bundle: string
+  /** The program that runs the bundle; this process's Node when absent. */
+  runtime?: string
   configFile: string
   logLevel: 'debug' | 'info'
   /** Called with each log line as it arrives. */
@@ -33,7 +35,7 @@ export class AgentChild {
   readonly #waiters = new Waiters()
 
   constructor(options: AgentChildOptions) {
-    this.#child = spawn(process.execPath, [options.bundle, '--config', options.configFile, '--log-level', options.logLevel], {
+    this.#child = spawn(options.runtime ?? process.execPath, [options.bundle, '--config', options.configFile, '--log-level', options.logLevel], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
     })

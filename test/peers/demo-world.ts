@@ -59,6 +59,7 @@ export interface WorldOptions {
   /** An external broker; an embedded one when absent. */
   brokerUrl?: string
   agentBundle: string
+  agentRuntime?: string
   verbose: boolean
   breakStep?: number
   print: (line: string) => void
@@ -176,6 +177,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
 
     const agent = new AgentChild({
       bundle: options.agentBundle,
+      ...(options.agentRuntime !== undefined && { runtime: options.agentRuntime }),
       configFile,
       logLevel: options.verbose ? 'debug' : 'info',
       onLog: (line) => {

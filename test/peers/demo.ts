@@ -3,6 +3,7 @@
  * a local DM Bootstrap Server as scripted peers, on an MQTT 5 broker embedded in this process (or `--broker`):
  *
  *   node dist/demo.js [--broker mqtt://host:port] [--verbose] [--step-timeout SECONDS] [--break-step N]
+ *                     [--agent PATH/gwmo-agent.js] [--runtime PATH/bun]
  *
  * Each numbered step prints what went over the wire and ends with `✓ step N: …`, or `✗ step N failed: …` and
  * the demo stops there. Exit codes: 0 every step happened, 1 a step did not (named on the last line), 2 usage.
@@ -15,13 +16,15 @@ import { STEPS } from './demo-steps.ts'
 import { CAST, startWorld, type World } from './demo-world.ts'
 
 const USAGE = `usage: demo [--broker mqtt://host:port] [--verbose] [--step-timeout SECONDS] [--break-step 1..${STEPS.length}]
-            [--agent PATH/gwmo-agent.js]`
+            [--agent PATH/gwmo-agent.js] [--runtime PATH]`
 
 const DEFAULT_STEP_TIMEOUT_S = 10
 
 export interface DemoOptions {
   brokerUrl?: string
   agentBundle: string
+  /** The program that runs the bundle: this demo's own Node unless given (e.g. Bun). */
+  agentRuntime?: string
   verbose: boolean
   stepTimeoutMs: number
   breakStep?: number
@@ -46,6 +49,7 @@ export function parseDemoArgs(argv: string[], print: (line: string) => void): De
       'step-timeout': { type: 'string' },
       'break-step': { type: 'string' },
       agent: { type: 'string' },
+      runtime: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -64,6 +68,7 @@ export function parseDemoArgs(argv: string[], print: (line: string) => void): De
   return {
     ...(values.broker !== undefined && { brokerUrl: values.broker }),
     agentBundle: resolve(values.agent ?? defaultAgentBundle()),
+    ...(values.runtime !== undefined && { agentRuntime: resolve(values.runtime) }),
     verbose: values.verbose ?? false,
     stepTimeoutMs: seconds * 1000,
     ...(breakStep !== undefined && { breakStep }),
