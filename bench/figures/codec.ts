@@ -1,6 +1,6 @@
 /**
  * Codec throughput: decode + encode of a typical Package 2 (test/fixtures/syncml), as XML and as WBXML,
- * messages per second on one core. The floor is a generic XML parser (txml, already a dependency) parsing the
+ * messages per second on one core. The floor is a generic XML parser (txml, a dev dependency) parsing the
  * same XML text and writing it back: what reading and writing the bytes costs without any SyncML meaning.
  */
 import { readFileSync } from 'node:fs'
