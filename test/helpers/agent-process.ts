@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
+import { Waiters } from '../peers/waiters.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const AGENT_BUNDLE = join(ROOT, 'dist', 'gwmo-agent.js')
@@ -124,7 +125,7 @@ export class AgentProcess {
   readonly exited: Promise<Exit>
   readonly #child: ChildProcess
   readonly #startedAt = Date.now()
-  readonly #listeners = new Set<() => void>()
+  readonly #waiters = new Waiters()
   #partial = ''
   #exit: Exit | undefined
 
@@ -273,31 +274,16 @@ export class AgentProcess {
   }
 
   #changed(): void {
-    for (const listener of [...this.#listeners]) listener()
+    this.#waiters.notify()
   }
 
   #waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-    const now = probe()
-    if (now !== undefined) return Promise.resolve(now)
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const value = probe()
-        if (value === undefined) return
-        cleanup()
-        resolve(value)
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        const tail = this.stdout.split('\n').slice(-25).join('\n')
-        reject(new Error(`agent: no ${what} within ${timeoutMs} ms${this.#exit ? ` (exited ${this.#exit.code ?? this.#exit.signal})` : ''}\n${tail}\n${this.stderr}`))
-      }, timeoutMs)
-      const cleanup = () => {
-        clearTimeout(timer)
-        this.#listeners.delete(check)
-      }
-      this.#listeners.add(check)
+    return this.#waiters.waitFor(probe, timeoutMs, `${what} from the agent`, () => {
+      const tail = this.stdout.split('\n').slice(-25).join('\n')
+      return `${this.#exit ? ` (exited ${this.#exit.code ?? this.#exit.signal})` : ''}\n${tail}\n${this.stderr}`
     })
   }
+
 }
 
 /**
@@ -341,13 +327,13 @@ export function cleanUpAgent(t: TeardownHost, agent: AgentProcess): AgentProcess
 /** A plain MQTT 5 client that watches the device's retained status topic and records every value. */
 export class StatusWatcher {
   readonly values: string[] = []
-  readonly #listeners = new Set<() => void>()
+  readonly #waiters = new Waiters()
 
   private constructor(readonly topic: string, private readonly client: MqttClient) {
     client.on('message', (received, payload) => {
       if (received !== topic) return
       this.values.push(payload.toString('utf8'))
-      for (const listener of [...this.#listeners]) listener()
+      this.#waiters.notify()
     })
   }
 
@@ -397,24 +383,7 @@ export class StatusWatcher {
   }
 
   #waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-    const now = probe()
-    if (now !== undefined) return Promise.resolve(now)
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const value = probe()
-        if (value === undefined) return
-        cleanup()
-        resolve(value)
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(new Error(`no ${what} on ${this.topic} within ${timeoutMs} ms (seen: ${JSON.stringify(this.values)})`))
-      }, timeoutMs)
-      const cleanup = () => {
-        clearTimeout(timer)
-        this.#listeners.delete(check)
-      }
-      this.#listeners.add(check)
-    })
+    return this.#waiters.waitFor(probe, timeoutMs, `${what} on ${this.topic}`, () => ` (seen: ${JSON.stringify(this.values)})`)
   }
+
 }

@@ -7,8 +7,11 @@ export class Waiters {
     for (const listener of [...this.listeners]) listener()
   }
 
-  /** Resolves with the first defined value `probe` gives, now or after a later `notify`; rejects after `timeoutMs`. */
-  waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+  /**
+   * Resolves with the first defined value `probe` gives, now or after a later `notify`; rejects after `timeoutMs`
+   * with an error naming `what`, followed by `detail()` when given (what was seen instead).
+   */
+  waitFor<T>(probe: () => T | undefined, timeoutMs: number, what: string, detail?: () => string): Promise<T> {
     const now = probe()
     if (now !== undefined) return Promise.resolve(now)
     return new Promise((resolve, reject) => {
@@ -20,7 +23,7 @@ export class Waiters {
       }
       const timer = setTimeout(() => {
         cleanup()
-        reject(new Error(`no ${what} within ${timeoutMs} ms`))
+        reject(new Error(`no ${what} within ${timeoutMs} ms${detail === undefined ? '' : detail()}`))
       }, timeoutMs)
       const cleanup = () => {
         clearTimeout(timer)
