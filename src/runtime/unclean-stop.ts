@@ -6,6 +6,7 @@
  * notes in its state that it runs, and a start that finds the note of a run that never stopped cleanly gives
  * every party a stored nonce that was never handed out: a party then needs one challenge (401 with a Chal).
  */
+import { NONCE_BYTES } from '../auth/nonce.ts'
 import type { Logger } from '../log.ts'
 import type { AgentState } from '../session/agent-state.ts'
 import { findPartyAccount, storeEntryNonce } from '../session/party-account.ts'
@@ -13,8 +14,6 @@ import { readAccounts } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 
 const RUNNING_SLOT = 'runtime.running'
-/** As long as the nonces the device hands out (auth/nonce.ts), so that it cannot be guessed either. */
-const NONCE_BYTES = 16
 
 /**
  * Called once the tree and the state are open, before any message is handled: replaces the stored nonces if
