@@ -3,32 +3,19 @@
  * opens (see `party.ts`), it triggers them with a DM Notification (Package 0) and pushes sessions.
  */
 import { randomBytes } from 'node:crypto'
-import type { AuthType } from './auth.ts'
 import { nonceBytes } from './auth.ts'
 import { CONTENT_TYPE, publish } from './mqtt.ts'
 import { buildNotification, type UiMode } from './notification.ts'
-import { Party, type PartyOptions, type TrafficEvent } from './party.ts'
+import type { PeerBaseOptions } from './party-options.ts'
+import { Party, type PartyOptions } from './party.ts'
 
-export interface DmServerOptions {
-  brokerUrl: string
+export interface DmServerOptions extends PeerBaseOptions {
   /** The server's LocURI, e.g. `http://dms.example.com`: the ServerID of the device's account. */
   serverId: string
-  deviceId: string
-  serverName: string
-  serverPassword: string
-  clientName: string
-  clientPassword: string
-  serverNonce?: string
-  clientNonce?: string
-  authType?: AuthType
-  encoding?: 'xml' | 'wbxml'
   challenge407?: PartyOptions['challenge407']
   credEveryMessage?: boolean
   genericAlertStatus?: PartyOptions['genericAlertStatus']
   statusForResults?: boolean
-  topicPrefix?: string
-  mqtt?: PartyOptions['mqtt']
-  onTraffic?: (event: TrafficEvent) => void
 }
 
 /**

@@ -3,10 +3,10 @@
  * the Device Detection Alert (binding.md §4.1) in a session it pushes, collects the device's Bootstrapped DMS
  * List (§4.2), and forwards DM Notifications in transparent mode (§4.4).
  */
-import type { AuthType } from './auth.ts'
 import { alert, type OutCommand } from './commands.ts'
 import { CONTENT_TYPE, publish } from './mqtt.ts'
-import { Party, type PartyOptions, type TrafficEvent } from './party.ts'
+import type { PeerBaseOptions } from './party-options.ts'
+import { Party } from './party.ts'
 import type { PartySession } from './session-record.ts'
 import { childrenNamed, childText, escapeText, readXml } from './xml.ts'
 
@@ -17,24 +17,11 @@ export const BOOTSTRAPPED_DMS_LIST = 'urn:oma:gwmo:1.0:BootstrappedDMSList'
 export const ASSOCIATED_GATEWAY = 'urn:oma:gwmo:1.0:AssociatedGateway'
 export const LOCATION_UPDATE = 'urn:oma:gwmo:1.0:LocationUpdate'
 
-export interface GatewayOptions {
-  brokerUrl: string
+export interface GatewayOptions extends PeerBaseOptions {
   /** The gateway's LocURI, e.g. `http://gw.local`. */
   gatewayId: string
-  deviceId: string
-  serverName: string
-  serverPassword: string
-  clientName: string
-  clientPassword: string
-  serverNonce?: string
-  clientNonce?: string
-  authType?: AuthType
-  encoding?: 'xml' | 'wbxml'
   /** Send no `Cred` at all, to see the device refuse the detection. */
   noAuth?: boolean
-  topicPrefix?: string
-  mqtt?: PartyOptions['mqtt']
-  onTraffic?: (event: TrafficEvent) => void
 }
 
 /** Where the detection payload goes: the three places the seed's examples and schema allow. */

@@ -10,6 +10,13 @@ export interface TrafficEvent {
   summary: string
 }
 
+/** What every peer is configured with besides its own LocURI: where it connects and both sides' credentials. */
+export type PeerBaseOptions = Pick<
+  PartyOptions,
+  'brokerUrl' | 'deviceId' | 'serverName' | 'serverPassword' | 'clientName' | 'clientPassword' | 'serverNonce' |
+  'clientNonce' | 'authType' | 'encoding' | 'topicPrefix' | 'mqtt' | 'onTraffic'
+>
+
 export interface PartyOptions {
   brokerUrl: string
   /** The party's LocURI: the ServerID of the device's account for it. */
