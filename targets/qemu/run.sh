@@ -3,26 +3,25 @@
 # mosquitto on the host's 127.0.0.1 (a chroot shares the host's network). What `npm run test:qemu` runs.
 #   targets/qemu/run.sh [ARCH...]          ARCH: arm64, armhf (default: both); root only
 #
-# For each architecture: the cached rootfs (build-rootfs.sh) is unpacked into a temporary folder, the .deb is
-# installed with dpkg inside it, `gwmo-agent --version` must print the package version, then the agent runs
-# with the test config (device-config.json, factory-bootstrap.xml), its retained `online` must appear on the
-# broker, the end-to-end hook runs, and SIGTERM must leave a retained `offline` and exit status 0.
+# For each architecture, on a broker of its own: the cached rootfs (build-rootfs.sh) is unpacked into a
+# temporary folder, the .deb is installed with dpkg inside it, `gwmo-agent --version` must print the package
+# version, then
+#   1. the agent runs as the unit would run it (/usr/bin/gwmo-agent, the test config device-config.json with
+#      factory-bootstrap.xml): its retained `online` must appear, and SIGTERM must leave a retained `offline`
+#      and exit status 0;
+#   2. the demo's whole GwMO story (`dist/demo.js`, its 7 steps, with its DM Server, gateway and bootstrap
+#      server native on the host) runs with the installed bundle, /usr/lib/gwmo-agent/gwmo-agent.js, under the
+#      emulated /usr/bin/node: its --runtime is a wrapper that execs `chroot ROOTFS /usr/bin/node`, so the
+#      demo's SIGTERM reaches the emulated node. Every step must pass, the agent's start line must name the
+#      rootfs's node, and its stop must log `stopped` and leave a retained `offline`.
+# The demo and the emulated agent see the same absolute paths (the agent bundle, the demo's temporary folder
+# with the agent's config, state and location file): inside the rootfs, the rootfs's own host path is a
+# relative symlink to its root, and the demo's TMPDIR is the rootfs's /tmp.
 #
-# End-to-end hook: test/e2e/flow.mjs (or the file GWMO_E2E_FLOW names), run with the host's node while the
-# emulated agent is online. It is never skipped when present; it gets:
-#   GWMO_E2E_BROKER_URL     mqtt://127.0.0.1:PORT, the broker the device is connected to
-#   GWMO_E2E_DEVICE_ID      the device's DevId
-#   GWMO_E2E_TOPIC_PREFIX   the topic prefix (omadm/v1)
-#   GWMO_E2E_CONFIG         host path of the device's config.json (factoryBootstrap, secrets) as the device has it
-#   GWMO_E2E_ROOTFS         the device's root folder (its factory bootstrap is ROOTFS + config.factoryBootstrap)
-#   GWMO_E2E_AGENT_LOG      host path of the agent's stdout, one JSON object a line
-#   GWMO_E2E_TIMEOUT_SCALE  how much slower the emulated device is than native: multiply every timeout by it
-#   GWMO_E2E_ARCH           arm64 or armhf
-# and exits 0 on success. If test/e2e/device-config.json exists, the device is configured from it instead of
-# targets/qemu/device-config.json (its factoryBootstrap relative to test/e2e/), so the flow picks the
-# device's accounts and secrets.
+# The emulated node is 10-14 times slower than the host's: every timeout (the status waits, the demo's
+# --step-timeout) is multiplied by GWMO_QEMU_TIMEOUT_SCALE (default 12). Nothing is ever skipped.
 #
-# Environment: GWMO_QEMU_TIMEOUT_SCALE (default 12), GWMO_QEMU_KEEP=1 keeps the unpacked roots,
+# Environment: GWMO_QEMU_TIMEOUT_SCALE, GWMO_QEMU_KEEP=1 keeps the unpacked roots,
 # GWMO_QEMU_BUNDLE=FILE packages that prebuilt bundle instead of building src/,
 # GWMO_QEMU_CACHE / GWMO_QEMU_MIRROR / GWMO_QEMU_REBUILD as in build-rootfs.sh.
 set -euo pipefail
@@ -32,8 +31,9 @@ set -euo pipefail
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(arm64 armhf)
 SCALE="${GWMO_QEMU_TIMEOUT_SCALE:-12}"
-E2E_FLOW="${GWMO_E2E_FLOW:-$PROJECT_ROOT/test/e2e/flow.mjs}"
-E2E_CONFIG="$(dirname "$E2E_FLOW")/device-config.json"
+[[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || die "GWMO_QEMU_TIMEOUT_SCALE must be a positive integer, not '$SCALE'"
+# The demo's default step timeout is 10 s; it takes at most 600.
+STEP_TIMEOUT=$((10 * SCALE > 600 ? 600 : 10 * SCALE))
 require_root
 ensure_host_tools
 
@@ -43,6 +43,7 @@ pass() { printf 'PASS %s: %s\n' "$1" "$2"; }
 fail() { printf 'FAIL %s: %s\n' "$1" "$2"; failures=$((failures + 1)); }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+tail_of() { tail -n "${2:-5}" "$1" | tr '\n' ' '; }
 
 work="$(mktemp -d /tmp/gwmo-qemu.XXXXXX)"
 mounts=()
@@ -57,32 +58,36 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- the package under test ------------------------------------------------------------------------------
+# --- the package under test, and the demo that drives it -------------------------------------------------
 started=$(now)
+node "$PROJECT_ROOT/build/bundle.mjs" >/dev/null
 if [ -n "${GWMO_QEMU_BUNDLE:-}" ]; then
   deb="$(node "$PROJECT_ROOT/build/package-deb.mjs" --out "$work" --bundle "$GWMO_QEMU_BUNDLE")"
 else
-  node "$PROJECT_ROOT/build/bundle.mjs" >/dev/null
   deb="$(node "$PROJECT_ROOT/build/package-deb.mjs" --out "$work")"
 fi
+demo="$PROJECT_ROOT/dist/demo.js"
 version="$(node -p 'require(process.argv[1]).version' "$PROJECT_ROOT/package.json")"
 say "package: $(basename "$deb") built in $(since "$started")s"
 
-# --- a private broker on the host's loopback, reachable from every chroot --------------------------------
-port="$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close() })')"
-broker="mqtt://127.0.0.1:$port"
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" > "$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do
-  node -e 'require("net").connect(+process.argv[1], "127.0.0.1").on("connect", () => process.exit(0)).on("error", () => process.exit(1))' "$port" && break
-  sleep 0.1
-done
-say "broker: $broker"
+# A private mosquitto on the host's loopback, reachable from every chroot; one per architecture, so that no
+# retained status of an earlier architecture's device can answer for a later one. Prints its URL.
+start_broker() {
+  local name="$1" port
+  port="$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close() })')"
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" > "$work/$name-mosquitto.conf"
+  mosquitto -c "$work/$name-mosquitto.conf" > "$work/$name-mosquitto.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do
+    node -e 'require("net").connect(+process.argv[1], "127.0.0.1").on("connect", () => process.exit(0)).on("error", () => process.exit(1))' "$port" && break
+    sleep 0.1
+  done
+  echo "mqtt://127.0.0.1:$port"
+}
 
 # --- one architecture ------------------------------------------------------------------------------------
 run_arch() {
-  local arch="$1" t0 t cold rootfs dir cfg device_id agent_pid log status online_s
+  local arch="$1" t0 t cold rootfs dir cfg device_id prefix agent_pid log status online_s broker
   t0=$(now)
   ensure_binfmt "$arch"
   if [ -s "$(rootfs_tarball "$arch")" ] && [ "${GWMO_QEMU_REBUILD:-0}" != 1 ]; then cold=warm; else cold=cold; fi
@@ -98,7 +103,13 @@ run_arch() {
     mount --bind "/$m" "$dir/$m"
     mounts+=("$dir/$m")
   done
+  # Inside the rootfs, its host path leads back to its root, so that a host path under $dir names the same file
+  # for the demo on the host and for the agent in the chroot. Relative, so it stays inside $dir on the host.
+  mkdir -p "$dir$(dirname "$dir")"
+  ln -s "$(realpath -m --relative-to="$(dirname "$dir")" /)" "$dir$dir"
   local unpack_s; unpack_s=$(since "$t")
+  broker="$(start_broker "$arch")"
+  say "$arch: broker $broker"
 
   t=$(now)
   cp "$deb" "$dir/tmp/"
@@ -106,9 +117,10 @@ run_arch() {
       > "$work/$arch-dpkg.log" 2>&1; then
     pass "$arch" "dpkg -i $(basename "$deb") ($(since "$t")s)"
   else
-    fail "$arch" "dpkg -i: $(tail -n 5 "$work/$arch-dpkg.log" | tr '\n' ' ')"
+    fail "$arch" "dpkg -i: $(tail_of "$work/$arch-dpkg.log")"
     return
   fi
+  local install_s; install_s=$(since "$t")
   if chroot "$dir" getent group gwmo-agent-conf >/dev/null; then pass "$arch" "postinst created group gwmo-agent-conf"
   else fail "$arch" "group gwmo-agent-conf missing after install"; fi
 
@@ -119,10 +131,8 @@ run_arch() {
   if [ "$printed" = "$version" ]; then pass "$arch" "gwmo-agent --version = $printed (${version_s}s)"
   else fail "$arch" "gwmo-agent --version printed '$printed', expected '$version'"; fi
 
-  # The device: its config and factory bootstrap, then the agent as the unit would run it.
-  local source_cfg="$QEMU_DIR/device-config.json"
-  [ -f "$E2E_CONFIG" ] && source_cfg="$E2E_CONFIG"
-  cfg="$(node "$QEMU_DIR/device-config.mjs" "$dir" "$broker" "$source_cfg")"
+  # 1. The device: its config and factory bootstrap, then the agent as the unit would run it.
+  cfg="$(node "$QEMU_DIR/device-config.mjs" "$dir" "$broker" "$QEMU_DIR/device-config.json")"
   device_id="$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).deviceId' "$cfg")"
   prefix="$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).topicPrefix ?? "omadm/v1"' "$cfg")"
   log="$work/$arch-agent.log"
@@ -140,30 +150,15 @@ run_arch() {
     kill "$waiter" 2>/dev/null || true
     status=0
     wait "$agent_pid" || status=$?
-    fail "$arch" "agent exited $status before going online; log: $(tail -n 5 "$log" | tr '\n' ' ')"
+    fail "$arch" "agent exited $status before going online; log: $(tail_of "$log")"
     return
   fi
   if wait "$waiter"; then
     online_s=$(since "$t")
     pass "$arch" "agent published retained online (${online_s}s after start)"
   else
-    fail "$arch" "no retained online: $(cat "$work/$arch-online"); log: $(tail -n 5 "$log" | tr '\n' ' ')"
+    fail "$arch" "no retained online: $(cat "$work/$arch-online"); log: $(tail_of "$log")"
     online_s=-
-  fi
-
-  if [ -f "$E2E_FLOW" ]; then
-    t=$(now)
-    if GWMO_E2E_BROKER_URL="$broker" GWMO_E2E_DEVICE_ID="$device_id" GWMO_E2E_TOPIC_PREFIX="$prefix" \
-        GWMO_E2E_CONFIG="$cfg" GWMO_E2E_ROOTFS="$dir" GWMO_E2E_AGENT_LOG="$log" \
-        GWMO_E2E_TIMEOUT_SCALE="$SCALE" GWMO_E2E_ARCH="$arch" \
-        node "$E2E_FLOW" > "$work/$arch-e2e.log" 2>&1; then
-      pass "$arch" "end-to-end $(basename "$E2E_FLOW") ($(since "$t")s)"
-    else
-      fail "$arch" "end-to-end $(basename "$E2E_FLOW"):"
-      sed 's/^/    /' "$work/$arch-e2e.log" | tail -n 40
-    fi
-  else
-    say "NOTE $arch: no end-to-end hook at $E2E_FLOW"
   fi
 
   # binding.md §2 and the unit's stop: SIGTERM publishes the retained offline and exits 0.
@@ -172,13 +167,54 @@ run_arch() {
   status=0
   wait "$agent_pid" || status=$?
   if [ "$status" = 0 ]; then pass "$arch" "SIGTERM: agent exited 0 ($(since "$t")s)"
-  else fail "$arch" "SIGTERM: agent exited $status; log: $(tail -n 5 "$log" | tr '\n' ' ')"; fi
+  else fail "$arch" "SIGTERM: agent exited $status; log: $(tail_of "$log")"; fi
   if node "$QEMU_DIR/await-status.mjs" "$broker" "$device_id" offline $((2 * SCALE)) "$prefix" >/dev/null; then
     pass "$arch" "retained offline after SIGTERM"
   else
     fail "$arch" "no retained offline after SIGTERM"
   fi
-  summary+=("$arch  rootfs ${rootfs_s}s ($cold)  unpack ${unpack_s}s  --version ${version_s}s  online ${online_s}s")
+
+  # 2. The demo's whole GwMO story with the installed bundle under the emulated node.
+  local runtime="$work/$arch-node" demo_log="$work/$arch-demo.log" node_version demo_s=- steps_s=-
+  node_version="$(chroot "$dir" /usr/bin/node --version)"
+  printf '#!/bin/sh\n# The demo'"'"'s --runtime for %s: node inside the rootfs; exec, so its signals reach node.\nexec /usr/sbin/chroot %q /usr/bin/node "$@"\n' \
+    "$arch" "$dir" > "$runtime"
+  chmod 0755 "$runtime"
+  t=$(now)
+  status=0
+  TMPDIR="$dir/tmp" node "$demo" --verbose --broker "$broker" --step-timeout "$STEP_TIMEOUT" \
+    --agent "$dir/usr/lib/gwmo-agent/gwmo-agent.js" --runtime "$runtime" > "$demo_log" 2>&1 || status=$?
+  demo_s=$(since "$t")
+  local steps_line
+  steps_line="$(grep -E '^All [0-9]+ steps done in ' "$demo_log" || true)"
+  if [ "$status" = 0 ] && [ -n "$steps_line" ]; then
+    steps_s="$(sed -E 's/^All [0-9]+ steps done in ([0-9.]+) s.*/\1/' <<<"$steps_line")"
+    local n
+    for n in $(seq 7); do
+      grep -q "^   ✓ step $n: " "$demo_log" || fail "$arch" "demo: no '✓ step $n' line"
+    done
+    pass "$arch" "demo: ${steps_line%% (*} (${demo_s}s with the demo's start)"
+  else
+    fail "$arch" "demo exited $status: $(grep -E '✗ step|FAILED|could not start|the agent exited' "$demo_log" | tr '\n' ' ')"
+    sed 's/^/    /' "$demo_log" | tail -n 60
+  fi
+  # The agent that ran the story is the rootfs's node running the installed bundle, not the host's node.
+  if grep -qE "agent info  started .*runtime=node ${node_version#v}( |$)" "$demo_log"; then
+    pass "$arch" "demo: the agent ran on the rootfs's node ${node_version#v}"
+  else
+    fail "$arch" "demo: no start line with runtime=node ${node_version#v}"
+  fi
+  # The demo stops its agent with SIGTERM: it must stop cleanly (its last log line) and leave a retained offline.
+  if grep -qE '^      agent info  stopped$' "$demo_log"; then pass "$arch" "demo: SIGTERM, the agent logged stopped"
+  else fail "$arch" "demo: the agent did not log stopped after SIGTERM: $(grep -E 'agent (error|warn)' "$demo_log" | tail -n 3 | tr '\n' ' ')"; fi
+  local demo_device
+  demo_device="$(sed -n 's/^GwMO End Device demo: device \([^,]*\),.*/\1/p' "$demo_log")"
+  if node "$QEMU_DIR/await-status.mjs" "$broker" "$demo_device" offline $((2 * SCALE)) >/dev/null; then
+    pass "$arch" "demo: retained offline after the agent stopped"
+  else
+    fail "$arch" "demo: no retained offline for $demo_device after the agent stopped"
+  fi
+  summary+=("$arch  rootfs ${rootfs_s}s ($cold)  unpack ${unpack_s}s  install ${install_s}s  --version ${version_s}s  online ${online_s}s  demo ${demo_s}s (7 steps ${steps_s}s)")
 }
 
 for arch in "${archs[@]}"; do
