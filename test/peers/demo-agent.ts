@@ -13,6 +13,8 @@ export interface AgentChildOptions {
   runtime?: string
   configFile: string
   logLevel: 'debug' | 'info'
+  /** Milliseconds between SIGTERM and SIGKILL in `stop()`; STOP_GRACE_MS when absent. */
+  stopGraceMs?: number
   /** Called with each log line as it arrives. */
   onLog?: (line: AgentLogLine) => void
 }
@@ -23,7 +25,7 @@ export interface AgentExit {
 }
 
 /** Milliseconds the agent gets after SIGTERM before it is killed (it promises to stop within 5 s). */
-const STOP_GRACE_MS = 7000
+export const STOP_GRACE_MS = 7000
 
 export class AgentChild {
   readonly logs: AgentLogLine[] = []
@@ -33,8 +35,10 @@ export class AgentChild {
   #partial = ''
   readonly #child: ChildProcess
   readonly #waiters = new Waiters()
+  readonly #stopGraceMs: number
 
   constructor(options: AgentChildOptions) {
+    this.#stopGraceMs = options.stopGraceMs ?? STOP_GRACE_MS
     this.#child = spawn(options.runtime ?? process.execPath, [options.bundle, '--config', options.configFile, '--log-level', options.logLevel], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
@@ -90,7 +94,7 @@ export class AgentChild {
   async stop(): Promise<AgentExit> {
     if (this.#exit !== undefined) return this.#exit
     this.#child.kill('SIGTERM')
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), STOP_GRACE_MS)
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), this.#stopGraceMs)
     try {
       return await this.exited
     } finally {

@@ -23,7 +23,10 @@ export interface Step {
   run(ctx: StepContext): Promise<string>
 }
 
-/** How long step 3 listens after the DMS list for anything that must not happen (an Associated Gateway alert). */
+/**
+ * How long step 3 listens after the DMS list for anything that must not happen (an Associated Gateway alert),
+ * times the world's time scale: a slower agent would send it later.
+ */
 const QUIET_MS = 1000
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -141,7 +144,7 @@ const detectionNoShare: Step = {
     const logMark = w.agent.logs.length
     const serverSessions = w.server.sessions.length
     const { servers } = await detection(w, false, timeoutMs)
-    await sleep(QUIET_MS)
+    await sleep(QUIET_MS * w.timeScale)
     const fromDevice = w.wire.fromDevice(wireMark)
     const alerts = w.server.sessions.slice(serverSessions).flatMap((s) => s.genericAlerts)
     check(!alerts.some((a) => a.type === ASSOCIATED_GATEWAY), 'an Associated Gateway alert reached the DM Server')

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildAccountCommands, type AccountSpec } from './bootstrap-server.ts'
-import { AgentChild, type AgentLogLine } from './demo-agent.ts'
+import { AgentChild, STOP_GRACE_MS, type AgentLogLine } from './demo-agent.ts'
 import type { Names } from './demo-report.ts'
 import { WireWatch } from './demo-wire.ts'
 import { startDmServer, type DmServer } from './dm-server.ts'
@@ -61,6 +61,8 @@ export interface WorldOptions {
   agentBundle: string
   agentRuntime?: string
   verbose: boolean
+  /** How many times slower the agent's runtime is than this machine (1: as fast). */
+  timeScale: number
   breakStep?: number
   print: (line: string) => void
 }
@@ -75,6 +77,7 @@ export interface World {
   server2: DmServer
   agent: AgentChild
   wire: WireWatch
+  timeScale: number
   breakStep?: number
   print: (line: string) => void
   /** Stops the agent (SIGTERM), the peers and the broker, and removes the temporary directory. */
@@ -98,7 +101,7 @@ function formatLog(line: AgentLogLine): string {
 }
 
 export async function startWorld(options: WorldOptions): Promise<World> {
-  const { breakStep, print } = options
+  const { breakStep, print, timeScale } = options
   const cleanups: Array<() => Promise<unknown> | unknown> = []
   const close = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await Promise.resolve(cleanup()).catch(() => undefined)
@@ -169,7 +172,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       networkId: CAST.networkId,
       devInfo: { man: 'Example Devices Ltd', mod: 'GwMO demo end device', lang: 'en-US' },
       // Short timers: on a local broker an answer takes milliseconds, and a failure should show within a step.
-      session: { timeoutSeconds: 5, retries: 2, retryBackoffSeconds: 1, maxBackoffSeconds: 4 },
+      session: { timeoutSeconds: 5 * timeScale, retries: 2, retryBackoffSeconds: timeScale, maxBackoffSeconds: 4 * timeScale },
       location: { pollSeconds: 1, sourceFile: locationFile },
     }
     const configFile = join(dir, 'config.json')
@@ -180,13 +183,14 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       ...(options.agentRuntime !== undefined && { runtime: options.agentRuntime }),
       configFile,
       logLevel: options.verbose ? 'debug' : 'info',
+      stopGraceMs: STOP_GRACE_MS * timeScale,
       onLog: (line) => {
         if (options.verbose) print(formatLog(line))
       },
     })
     cleanups.push(() => agent.stop())
 
-    return { brokerUrl, embedded: broker !== undefined, dir, locationFile, server, gateway, server2, agent, wire, breakStep, print, close }
+    return { brokerUrl, embedded: broker !== undefined, dir, locationFile, server, gateway, server2, agent, wire, timeScale, breakStep, print, close }
   } catch (error) {
     await close()
     throw error

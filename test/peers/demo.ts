@@ -3,11 +3,13 @@
  * a local DM Bootstrap Server as scripted peers, on an MQTT 5 broker embedded in this process (or `--broker`):
  *
  *   node dist/demo.js [--broker mqtt://host:port] [--verbose] [--step-timeout SECONDS] [--break-step N]
- *                     [--agent PATH/gwmo-agent.js] [--runtime PATH/bun]
+ *                     [--agent PATH/gwmo-agent.js] [--runtime PATH/bun] [--time-scale N]
  *
  * Each numbered step prints what went over the wire and ends with `✓ step N: …`, or `✗ step N failed: …` and
  * the demo stops there. Exit codes: 0 every step happened, 1 a step did not (named on the last line), 2 usage.
  * `--break-step N` plants a fault that makes step N fail (for its test, and to see what a failure looks like).
+ * `--time-scale N` is for a runtime N times slower than this machine (an emulated device): every wait is N times
+ * longer (the step timeout, the quiet spell of step 3, the agent's session timers, the grace before SIGKILL).
  */
 import { existsSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
@@ -16,7 +18,7 @@ import { STEPS } from './demo-steps.ts'
 import { CAST, startWorld, type World } from './demo-world.ts'
 
 const USAGE = `usage: demo [--broker mqtt://host:port] [--verbose] [--step-timeout SECONDS] [--break-step 1..${STEPS.length}]
-            [--agent PATH/gwmo-agent.js] [--runtime PATH]`
+            [--agent PATH/gwmo-agent.js] [--runtime PATH] [--time-scale 1..100]`
 
 const DEFAULT_STEP_TIMEOUT_S = 10
 
@@ -26,7 +28,10 @@ export interface DemoOptions {
   /** The program that runs the bundle: this demo's own Node unless given (e.g. Bun). */
   agentRuntime?: string
   verbose: boolean
+  /** The step timeout, already multiplied by `timeScale`. */
   stepTimeoutMs: number
+  /** How many times slower the agent's runtime is than this machine: every wait is that many times longer. */
+  timeScale: number
   breakStep?: number
   print: (line: string) => void
 }
@@ -50,6 +55,7 @@ export function parseDemoArgs(argv: string[], print: (line: string) => void): De
       'break-step': { type: 'string' },
       agent: { type: 'string' },
       runtime: { type: 'string' },
+      'time-scale': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -58,6 +64,8 @@ export function parseDemoArgs(argv: string[], print: (line: string) => void): De
   if (values.help) return 'help'
   const seconds = Number(values['step-timeout'] ?? DEFAULT_STEP_TIMEOUT_S)
   if (!(seconds > 0 && seconds <= 600)) throw new UsageError('--step-timeout takes seconds, 1 to 600')
+  const timeScale = Number(values['time-scale'] ?? 1)
+  if (!(Number.isInteger(timeScale) && timeScale >= 1 && timeScale <= 100)) throw new UsageError('--time-scale takes a whole factor, 1 to 100')
   const breakStep = values['break-step'] === undefined ? undefined : Number(values['break-step'])
   if (breakStep !== undefined && !(Number.isInteger(breakStep) && breakStep >= 1 && breakStep <= STEPS.length)) {
     throw new UsageError(`--break-step takes a step number, 1 to ${STEPS.length}`)
@@ -70,7 +78,8 @@ export function parseDemoArgs(argv: string[], print: (line: string) => void): De
     agentBundle: resolve(values.agent ?? defaultAgentBundle()),
     ...(values.runtime !== undefined && { agentRuntime: resolve(values.runtime) }),
     verbose: values.verbose ?? false,
-    stepTimeoutMs: seconds * 1000,
+    stepTimeoutMs: seconds * 1000 * timeScale,
+    timeScale,
     ...(breakStep !== undefined && { breakStep }),
     print,
   }
