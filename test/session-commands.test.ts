@@ -2,6 +2,8 @@ import t from 'tap'
 import type { Command, Results, SyncMLMessage } from '../src/codec/syncml-model.ts'
 import { decodeMessage } from '../src/codec/syncml.ts'
 import type { InboundMessage } from '../src/transport/port.ts'
+import { AgentState } from '../src/session/agent-state.ts'
+import { MemoryStore } from '../src/tree/memory-store.ts'
 import { ManagementTree } from '../src/tree/tree.ts'
 import {
   add, alert, atomic, copy, createHarness, del, exec, get, headerStatus, Party, replace, sequence, SERVER, settle,
@@ -145,6 +147,42 @@ t.test('alerts: 1222 → 200, DISPLAY → 200, other user interaction → 406, u
   const generic = reply.body.find((c) => c.kind === 'Alert' && c.data === '1226')
   t.ok(generic, 'the handler added a Generic Alert to the reply')
   t.same(h.state.pendingAlerts(SERVER.serverId).map((a) => a.alert.type), ['urn:x:answer'], 'queued until acknowledged')
+})
+
+t.test("a Generic Alert in the reply does not wait for the state file; it is persisted and queued all the same", async (t) => {
+  // A state store whose saves stay pending until released: a reply that waited for the disk would not leave.
+  let release: () => void = () => {}
+  const held = new (class extends MemoryStore {
+    hold = false
+    override save(bytes: Uint8Array): Promise<void> {
+      if (!this.hold) return super.save(bytes)
+      return new Promise((resolve) => {
+        release = () => resolve(super.save(bytes))
+      })
+    }
+  })()
+  const h = await createHarness({ stateStore: held })
+  const server = new Party(SERVER)
+  h.manager.registerAlert(1299, async (ctx) => {
+    await ctx.sendGenericAlert({ type: 'urn:x:answer', data: 'hello' })
+    return 200
+  })
+  await push(h, server, [get('./DevInfo/Mod')]) // reserves the nonces ahead, which does wait for the disk
+  held.hold = true
+  const saved = held.saves
+  const before = h.sent.length
+  await h.manager.receive(server.message({ sessionId: '3A1', msgId: 1, body: [alert('1299')] }))
+  await settle(5)
+  t.equal(h.sent.length, before + 1, 'the reply left while the save was still pending')
+  t.ok(h.decoded().body.some((c) => c.kind === 'Alert' && c.data === '1226'), 'carrying the Generic Alert')
+  t.same(h.state.pendingAlerts(SERVER.serverId).map((a) => a.alert.type), ['urn:x:answer'], 'queued meanwhile')
+  t.equal(held.saves, saved, 'nothing written yet')
+  release()
+  await settle(5)
+  held.hold = false
+  const restored = await AgentState.open(held, () => new Uint8Array(16))
+  t.ok(restored.ok)
+  if (restored.ok) t.same(restored.state.pendingAlerts(SERVER.serverId).map((a) => a.alert.type), ['urn:x:answer'], 'persisted once the save ran')
 })
 
 t.test('a commit the validator refuses turns every write 200 into 500, and nothing is applied', async (t) => {

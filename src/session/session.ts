@@ -287,8 +287,15 @@ export class Session {
     const command = genericAlertCommand({ id: '', alert: spec, queuedAt: 0 })
     if (this.#account === undefined) return into.command(command)
     const pending = this.#engine.state.enqueueAlert(this.party, spec, this.#engine.clock.now())
-    await this.#engine.state.save()
+    // An alert carried in our answer to the party does not wait for the disk: if the answer is lost, the party
+    // asks again (a gateway repeats its detection); if it arrives, the save begun here keeps the alert queued
+    // until the party acknowledges it. Waiting would put an fsync into every detection round trip.
+    this.#saveState()
     into.command(command, pending.id)
+  }
+
+  #saveState(): void {
+    this.#engine.state.save().catch((error: unknown) => this.#engine.logger.error('agent state save failed', { error }))
   }
 
   #consumeStatus(status: Status): void {
@@ -308,9 +315,7 @@ export class Session {
     // DM Protocol 1.2, 8.7: the server answers a Generic Alert 200 or 202; anything else leaves it queued.
     if ((code === '200' || code === '202') && this.#partyAuth.authenticated) {
       this.#alertRefs.delete(key)
-      if (this.#engine.state.removeAlert(this.party, alertId)) {
-        this.#engine.state.save().catch((error: unknown) => this.#engine.logger.error('agent state save failed', { error }))
-      }
+      if (this.#engine.state.removeAlert(this.party, alertId)) this.#saveState()
     } else {
       this.#engine.logger.info('generic alert not acknowledged, kept queued', { party: this.party, code })
     }
