@@ -1,33 +1,52 @@
 /**
- * Device Detection Alert published → Bootstrapped DMS List received, measured at the gateway peer (its own
- * process-independent code, TCP_NODELAY on its socket); the floor is the floor client echoing a message of
- * the Detection Alert's size. Both go through the same broker, each way QoS 1.
+ * Device Detection Alert → Bootstrapped DMS List, against the floor client echoing a message of the Detection
+ * Alert's size. Both are timed the same way, on the wire, by one observer client (TCP_NODELAY like every side):
+ * from the broker delivering the request to the observer, to the broker delivering the answer to it. The
+ * request reaches the device and the observer at the same moment, so the figure is the device's own work plus
+ * one hop back through the broker; the gateway peer's work (building the alert, checking the answer's
+ * credentials) is not in it. QoS 1 each way.
  */
 import type { Gateway } from '../../test/peers/gateway.ts'
+import { topicFor } from '../../test/peers/mqtt.ts'
 import type { Watcher } from '../lib/watch.ts'
 import { repeat, summarize, type Summary } from '../lib/stats.ts'
 
+const holds = (marker: string) => (payload: Buffer) => payload.includes(marker)
+
 /** Share false: the detection then starts no session with the DM Server, so every sample is the same work. */
-export async function detectionRoundTrips(gateway: Gateway, options: { runs: number; warmup: number }): Promise<{ ms: Summary; bytes: number }> {
-  const values = await repeat(options.runs, options.warmup, async () => {
+export async function detectionRoundTrips(
+  gateway: Gateway,
+  watcher: Watcher,
+  ids: { deviceId: string; gatewayId: string },
+  options: { runs: number; warmup: number },
+): Promise<{ ms: Summary; peerMs: Summary; bytes: number }> {
+  const toDevice = topicFor(ids.deviceId, 'dm')
+  const toGateway = topicFor(ids.gatewayId, 'dm')
+  await watcher.subscribe(toDevice)
+  await watcher.subscribe(toGateway)
+  const peer: number[] = []
+  const values = await repeat(options.runs, options.warmup, async (run) => {
+    const request = watcher.nextArrival(toDevice, holds('<Data>1230</Data>'))
+    const answer = watcher.nextArrival(toGateway, holds('BootstrappedDMSList'))
     const started = performance.now()
     await gateway.detect({ gwAddress: '192.0.2.1', share: false, timeoutMs: 30_000 })
-    return performance.now() - started
+    if (run >= 0) peer.push(performance.now() - started)
+    return (await answer) - (await request)
   })
   const last = gateway.sessions[gateway.sessions.length - 1]
-  return { ms: summarize(values), bytes: Buffer.byteLength(last?.sent[0]?.xml ?? '') }
+  return { ms: summarize(values), peerMs: summarize(peer), bytes: Buffer.byteLength(last?.sent[0]?.xml ?? '') }
 }
 
-/** The floor: `bytes` published to the floor client's input, until the same bytes come back on its output. */
+/** The floor: `bytes` published to the floor client's input, from their arrival there to the echo's arrival. */
 export async function echoRoundTrips(watcher: Watcher, id: string, bytes: number, options: { runs: number; warmup: number }): Promise<Summary> {
+  await watcher.subscribe(`floor/${id}/in`)
   await watcher.subscribe(`floor/${id}/out`)
   const payload = Buffer.alloc(bytes, 0x61)
   const values = await repeat(options.runs, options.warmup, async () => {
-    const back = watcher.next(`floor/${id}/out`)
-    const started = performance.now()
+    const request = watcher.nextArrival(`floor/${id}/in`)
+    const back = watcher.nextArrival(`floor/${id}/out`)
     await watcher.publish(`floor/${id}/in`, payload)
-    await back
-    return performance.now() - started
+    return (await back) - (await request)
   })
   return summarize(values)
 }

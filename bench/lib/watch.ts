@@ -3,16 +3,17 @@ import type { MqttClient } from 'mqtt'
 import { connectPeer, publish, subscribe } from '../../test/peers/mqtt.ts'
 
 export class Watcher {
-  private readonly waiting = new Map<string, Array<{ accept: (payload: Buffer) => boolean; take: (payload: Buffer) => void }>>()
+  private readonly waiting = new Map<string, Array<{ accept: (payload: Buffer) => boolean; take: (payload: Buffer, arrivedAt: number) => void }>>()
 
   private constructor(readonly client: MqttClient) {
     client.on('message', (topic, payload) => {
+      const arrivedAt = performance.now()
       const list = this.waiting.get(topic)
       const index = list?.findIndex((w) => w.accept(payload)) ?? -1
       if (list === undefined || index < 0) return
       const [waiter] = list.splice(index, 1)
       if (list.length === 0) this.waiting.delete(topic)
-      waiter!.take(payload)
+      waiter!.take(payload, arrivedAt)
     })
   }
 
@@ -26,14 +27,23 @@ export class Watcher {
 
   /** The next message on `topic` (registered before anything is sent, so it cannot be missed). */
   next(topic: string, accept: (payload: Buffer) => boolean = () => true, timeoutMs = 30_000): Promise<Buffer> {
+    return this.#wait(topic, accept, timeoutMs, (payload) => payload)
+  }
+
+  /** Like `next`, resolving with when (`performance.now()`) the message arrived, before anything read it. */
+  nextArrival(topic: string, accept: (payload: Buffer) => boolean = () => true, timeoutMs = 30_000): Promise<number> {
+    return this.#wait(topic, accept, timeoutMs, (_payload, arrivedAt) => arrivedAt)
+  }
+
+  #wait<T>(topic: string, accept: (payload: Buffer) => boolean, timeoutMs: number, pick: (payload: Buffer, arrivedAt: number) => T): Promise<T> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no message on ${topic} within ${timeoutMs} ms`)), timeoutMs)
       const list = this.waiting.get(topic) ?? []
       list.push({
         accept,
-        take: (payload) => {
+        take: (payload, arrivedAt) => {
           clearTimeout(timer)
-          resolve(payload)
+          resolve(pick(payload, arrivedAt))
         },
       })
       this.waiting.set(topic, list)
