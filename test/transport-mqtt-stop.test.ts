@@ -5,7 +5,10 @@
 import t from 'tap'
 import { createLogger } from '../src/log.ts'
 import { createMqttTransport } from '../src/transport/mqtt.ts'
+import { topicFor } from '../src/transport/topics.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
+import { startEmbeddedBroker } from './peers/embedded-broker.ts'
+import { connectPeer, disconnect, subscribe } from './peers/mqtt.ts'
 
 const sockets = () => process.getActiveResourcesInfo().filter((name) => /Socket|TLS|Connect|GetAddrInfo/.test(name))
 
@@ -29,4 +32,38 @@ t.test('a transport stopped in the middle of connecting leaves no socket behind'
   // Let sockets that are closing finish closing; a reconnection armed by mistake fires within this time.
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.same(sockets(), [], 'nothing left connecting or connected')
+})
+
+t.test('a stop while the SUBACK is still on its way leaves the retained status offline, never online', async (t) => {
+  const deviceId = 'mac:02-00-00-00-00-51'
+  const statusTopic = topicFor('omadm/v1', deviceId, 'status')
+  let releaseSuback: () => void = () => undefined
+  let subscribing: () => void = () => undefined
+  const subscribeSeen = new Promise<void>((resolve) => (subscribing = resolve))
+  const broker = await startEmbeddedBroker({
+    beforeSuback: (clientId) => {
+      if (clientId !== `gwmo-${deviceId}`) return Promise.resolve()
+      subscribing()
+      return new Promise((resolve) => (releaseSuback = resolve))
+    },
+  })
+  t.teardown(() => broker.close())
+  let onlineEvents = 0
+  const transport = createMqttTransport({
+    url: broker.url, clientId: `gwmo-${deviceId}`, keepaliveSeconds: 30, prefix: 'omadm/v1', deviceId, maxPacketSize: 65536,
+    logger: createLogger({ level: 'error', write: () => undefined }),
+  })
+  await transport.start({ message() {}, online: () => onlineEvents++, offline() {} })
+  await subscribeSeen
+  // The SUBACK arrives while the stop's `offline` is in flight: `online` must not be published after it.
+  const stopped = transport.stop()
+  releaseSuback()
+  await stopped
+
+  const observer = await connectPeer(broker.url)
+  t.teardown(() => disconnect(observer))
+  const retained = new Promise<string>((resolve) => observer.on('message', (_topic, payload) => resolve(payload.toString())))
+  await subscribe(observer, statusTopic)
+  t.equal(await retained, 'offline')
+  t.equal(onlineEvents, 0, 'the agent was never told it is online')
 })

@@ -176,7 +176,9 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     const { client } = connection
     log.info('connected', { broker: mainOrigin })
     client.subscribe(deviceTopics(options.prefix, options.deviceId), { qos: 1 }, (error, granted) => {
-      if (current !== generation) return
+      // A stop begun while the SUBACK was on its way has published `offline`; a retained `online` after it would
+      // show a stopped device as online to everyone who subscribes later.
+      if (current !== generation || state !== 'started') return
       const refused = error !== null || (granted ?? []).some((grant) => grant.qos !== 1 && grant.qos !== 0)
       if (refused) {
         // A device that cannot hear its parties is not online: drop the connection and try again later.

@@ -65,6 +65,8 @@ export function topicMatches(filter: string, topic: string): boolean {
 export interface EmbeddedBrokerOptions {
   /** Sees every packet a client sends, in the order the broker handles them (tests of packet order). */
   onPacket?: (clientId: string | undefined, packet: Packet) => void
+  /** Holds a client's SUBACK until the promise settles (tests of what a client does while it waits). */
+  beforeSuback?: (clientId: string) => Promise<void>
 }
 
 /** Starts listening on a free port of 127.0.0.1. */
@@ -177,7 +179,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
         if (topicMatches(s.topic, message.topic)) deliver(conn, message, Math.min(qos, message.qos) as 0 | 1, true)
       }
     }
-    write(conn.socket, { cmd: 'suback', messageId: packet.messageId ?? 0, granted })
+    const suback = () => write(conn.socket, { cmd: 'suback', messageId: packet.messageId ?? 0, granted })
+    if (options.beforeSuback === undefined) suback()
+    else void options.beforeSuback(conn.clientId).then(suback, suback)
   }
 
   const onPacket = (socket: Socket, conn: Connection | undefined, packet: Packet): Connection | undefined => {
