@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startMosquitto } from './helpers/mosquitto.ts'
+import { parseDemoArgs } from './peers/demo.ts'
 
 const DEMO = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'demo.js')
 const STEP_COUNT = 7
@@ -102,4 +103,20 @@ t.test('a bad option is a usage error', async (t) => {
   const run = await runDemo(['--break-step', '9'])
   t.equal(run.code, 2)
   t.match(run.stderr, /--break-step takes a step number, 1 to 7/)
+})
+
+t.test('--time-scale multiplies every wait for a slower (emulated) runtime, and takes only a whole factor', async (t) => {
+  const scaled = parseDemoArgs(['--time-scale', '12', '--step-timeout', '5'], () => undefined)
+  t.not(scaled, 'help')
+  if (scaled !== 'help') {
+    t.equal(scaled.timeScale, 12)
+    t.equal(scaled.stepTimeoutMs, 60_000, 'the step timeout is 12 × 5 s')
+  }
+  const plain = parseDemoArgs([], () => undefined)
+  if (plain !== 'help') t.equal(plain.timeScale, 1, 'native speed by default')
+  for (const bad of ['0', '1.5', '101']) {
+    const run = await runDemo(['--time-scale', bad])
+    t.equal(run.code, 2, `--time-scale ${bad} is refused`)
+    t.match(run.stderr, /--time-scale takes a whole factor, 1 to 100/)
+  }
 })
