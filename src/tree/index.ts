@@ -1,6 +1,7 @@
 /** The management tree: its contract, the tree itself, accounts, bootstrap and persistence. */
 export type * from './types.ts'
 export { ManagementTree, type OpenOptions, type OpenResult, type RestoreResult, type TreeOptions } from './tree.ts'
+export type { TreeBase } from './node-map.ts'
 export type { ExecHandler } from './operations.ts'
 export { createStandardTree, type StandardTreeOptions } from './standard-tree.ts'
 export {

@@ -3,6 +3,7 @@
  * process, so a node is one small fixed-shape object (no closures, no child arrays): children are found from
  * the paths themselves.
  */
+import type { NodeMap } from './node-map.ts'
 import type { NodeFormat } from './types.ts'
 
 /**
@@ -98,9 +99,9 @@ export function descendantsDeepestFirst(view: NodeView, path: string): string[] 
   return out
 }
 
-/** The committed nodes of a tree: a Map of path → node, parents always inserted before their children. */
+/** The committed nodes of a tree: path → node, parents always before their children (`node-map.ts`). */
 export class MapView implements NodeView {
-  constructor(readonly nodes: Map<string, TreeNode>) {}
+  constructor(readonly nodes: NodeMap) {}
 
   node(path: string): TreeNode | undefined {
     return this.nodes.get(path)

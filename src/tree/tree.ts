@@ -4,6 +4,7 @@
  */
 import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
 import { depthOf, MapView, parentPath, pathToUri, shared, TreeNode } from './node.ts'
+import { NodeMap, TreeBase } from './node-map.ts'
 import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
@@ -16,6 +17,11 @@ export interface TreeOptions {
   maxNodes?: number
   /** The root's ACL (TND 1.2, 7.7.1.1: the root always has one). Default `Get=*`. */
   rootAcl?: string
+  /**
+   * Nodes this tree shares with others (`asBase` of a tree built alike): only what differs from them is kept
+   * per tree. Reads, writes, persistence and validation are those of a tree without one.
+   */
+  base?: TreeBase
 }
 
 export interface OpenOptions extends TreeOptions {
@@ -43,7 +49,8 @@ export class ManagementTree implements TreeOps, TransactionRoot {
 
   constructor(options: TreeOptions = {}, nodes?: Map<string, TreeNode>) {
     this.maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES
-    this.committed = new MapView(nodes ?? new Map([['', new TreeNode('node', undefined, undefined, options.rootAcl ?? 'Get=*')]]))
+    const initial = nodes ?? new Map([['', new TreeNode('node', undefined, undefined, options.rootAcl ?? 'Get=*')]])
+    this.committed = new MapView(new NodeMap(initial, options.base))
   }
 
   /**
@@ -63,8 +70,10 @@ export class ManagementTree implements TreeOps, TransactionRoot {
       restored.tree.store = store
       return { ok: true, tree: restored.tree, created: false }
     }
-    const built = options.factory()
-    if (!(built instanceof ManagementTree)) return { ok: false, error: `factory tree: ${built.error}` }
+    const made = options.factory()
+    if (!(made instanceof ManagementTree)) return { ok: false, error: `factory tree: ${made.error}` }
+    // On a base, the factory tree keeps only what differs from it (a fleet's trees all start alike).
+    const built = options.base === undefined ? made : new ManagementTree(options, new Map(made.committed.nodes))
     built.store = store
     built.generation++ // a fresh tree is never in the store yet
     try {
@@ -88,6 +97,14 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   /** The persisted form of the committed tree. */
   serialize(): Uint8Array {
     return encodeTreeFile(this.committed.nodes)
+  }
+
+  /**
+   * The committed nodes as they are now, frozen, for trees built alike to share (`TreeOptions.base`): a fleet
+   * of simulated devices holds its factory tree once instead of once a device.
+   */
+  asBase(): TreeBase {
+    return new TreeBase(this.committed.nodes)
   }
 
   /** Where `flush` saves (`open` attaches its store). */
