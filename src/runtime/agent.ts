@@ -13,7 +13,7 @@ import type { Clock } from '../session/engine.ts'
 import { createSessionManager, type SessionManager } from '../session/manager.ts'
 import { createMqttTransport } from '../transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../transport/port.ts'
-import { AtomicFileStore, ManagementTree, readAccounts, type TreeStore } from '../tree/index.ts'
+import { AtomicFileStore, ManagementTree, readAccounts, type TreeBase, type TreeStore } from '../tree/index.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
 import { beginRun, endRun } from './unclean-stop.ts'
@@ -29,6 +29,10 @@ export interface AgentOptions {
   /** Replace the on-disk stores (tests, in-memory fleets). */
   stores?: { tree: TreeStore; state: StateStore }
   location?: LocationSource
+  /** The factory document already read (a fleet reads and decodes its one document once). */
+  factoryDocument?: FactoryDocument
+  /** Tree nodes shared with other agents of the process (a fleet's factory tree), see `TreeOptions.base`. */
+  treeBase?: TreeBase
   clock?: Clock
   random?: (n: number) => Uint8Array
 }
@@ -84,11 +88,13 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   let factoryServers: string[] = []
   let factoryDocument: FactoryDocument | undefined
   if ((await stores.tree.load()) === undefined) {
-    const read = await readFactoryDocument(config.factoryBootstrap)
+    const read = options.factoryDocument === undefined ? await readFactoryDocument(config.factoryBootstrap) : { ok: true as const, document: options.factoryDocument }
     if (!read.ok) return read
     factoryDocument = read.document
   }
+  const treeBase = options.treeBase
   const opened = await ManagementTree.open(stores.tree, {
+    ...(treeBase !== undefined && { base: treeBase }),
     factory: () => {
       if (factoryDocument === undefined) return { error: 'the stored tree disappeared while starting' }
       const built = buildFactoryTree(config, factoryDocument)
@@ -97,6 +103,8 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
       return built.tree
     },
   })
+  // Every closure below shares this scope: the document must not stay alive with them, once per device.
+  factoryDocument = undefined
   if (!opened.ok) return { ok: false, error: `tree: ${opened.error}` }
   const tree = opened.tree
 

@@ -6,6 +6,10 @@
  * Every device starts from the configuration's `factoryBootstrap`, so all hold the same accounts. Trees live
  * in memory unless a state folder is given, in which case each device keeps its own folder under it and a
  * restart resumes where the fleet left off.
+ *
+ * What all devices hold alike is held once: the factory document is read and decoded once, and the factory
+ * tree of the first device is the base every device's tree shares (`TreeOptions.base`), each keeping only
+ * what differs (its DevId, its nonces, what its parties change).
  */
 import { join } from 'node:path'
 import { readBrokerTls, type AgentConfig } from '../config.ts'
@@ -15,6 +19,7 @@ import type { StateStore } from '../session/agent-state.ts'
 import { createSharedMqtt, type TopicPlan } from '../transport/shared-mqtt.ts'
 import type { TreeStore } from '../tree/index.ts'
 import { startAgent, type Agent } from './agent.ts'
+import { buildFactoryTree, decodeFactoryDocument, readFactoryDocument } from './factory.ts'
 
 /** Locally administered MAC addresses (IEEE 802, U/L bit set): never a real device's. */
 export const DEFAULT_ID_PREFIX = 'mac:02-00'
@@ -102,6 +107,14 @@ export async function startFleet(options: SimulateOptions): Promise<FleetResult>
   if (!named.ok) return named
   const tls = await readBrokerTls(config.broker)
   if (!tls.ok) return tls
+  const read = await readFactoryDocument(config.factoryBootstrap)
+  if (!read.ok) return read
+  const decoded = decodeFactoryDocument(read.document)
+  if (!decoded.ok) return decoded
+  const factoryDocument = decoded.document
+  const template = buildFactoryTree({ ...config, deviceId: named.ids[0]! }, factoryDocument)
+  if ('error' in template) return { ok: false, error: template.error }
+  const treeBase = template.tree.asBase()
 
   const shared = createSharedMqtt({
     url: config.broker.url,
@@ -134,6 +147,8 @@ export async function startFleet(options: SimulateOptions): Promise<FleetResult>
       transport: shared.port(deviceId),
       ...(options.stateDir === undefined && { stores: { tree: forgetfulStore, state: forgetfulStore } }),
       ...(config.location.sourceFile === undefined && { location: fixedLocation(index) }),
+      factoryDocument,
+      treeBase,
     })
     if (!started.ok) {
       failure ??= `${deviceId}: ${started.error}`
