@@ -3,7 +3,8 @@
  * every per-party map here forgets the least recently used entry past its bound.
  */
 export class BoundedMap<K, V> {
-  #map = new Map<K, V>()
+  /** Made on the first `set`: most of a fleet's devices never meet a party worth tracking. */
+  #map: Map<K, V> | undefined
   readonly #max: number
 
   constructor(max: number) {
@@ -11,30 +12,32 @@ export class BoundedMap<K, V> {
   }
 
   get(key: K): V | undefined {
-    const value = this.#map.get(key)
+    const map = this.#map
+    const value = map?.get(key)
     if (value !== undefined) {
       // Map keeps insertion order: re-inserting marks the entry as the most recently used.
-      this.#map.delete(key)
-      this.#map.set(key, value)
+      map!.delete(key)
+      map!.set(key, value)
     }
     return value
   }
 
   set(key: K, value: V): void {
-    this.#map.delete(key)
-    this.#map.set(key, value)
-    while (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next().value as K
-      this.#map.delete(oldest)
+    const map = (this.#map ??= new Map())
+    map.delete(key)
+    map.set(key, value)
+    while (map.size > this.#max) {
+      const oldest = map.keys().next().value as K
+      map.delete(oldest)
     }
   }
 
   delete(key: K): void {
-    this.#map.delete(key)
+    this.#map?.delete(key)
   }
 
   get size(): number {
-    return this.#map.size
+    return this.#map?.size ?? 0
   }
 }
 
