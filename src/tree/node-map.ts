@@ -5,7 +5,7 @@
  * base (and which base nodes it removed), and a node written back equal to the base's goes back to sharing
  * it. Trees without a base keep every node in their own Map, as before.
  */
-import type { TreeNode } from './node.ts'
+import { isDirectChild, type TreeNode } from './node.ts'
 
 /** Same format, type, data and ACL: one can stand for the other (nodes are never mutated once stored). */
 export function sameNode(a: TreeNode, b: TreeNode): boolean {
@@ -24,6 +24,8 @@ export class TreeBase {
   readonly #nodes: Map<string, TreeNode>
   /** Each path's place in the base's order, made when a tree is first restored onto the base. */
   #places: Map<string, number> | undefined
+  /** Each interior node's child names in order, made on the first look: every tree on the base reads them. */
+  #children: Map<string, string[]> | undefined
 
   constructor(nodes: Iterable<[string, TreeNode]>) {
     this.#nodes = new Map(nodes)
@@ -48,6 +50,23 @@ export class TreeBase {
 
   entries(): IterableIterator<[string, TreeNode]> {
     return this.#nodes.entries()
+  }
+
+  /** The base's own child names of `path`, in order (shared: never to be changed by the caller). */
+  childNames(path: string): readonly string[] {
+    if (this.#children === undefined) {
+      const children = new Map<string, string[]>()
+      for (const key of this.#nodes.keys()) {
+        if (key === '') continue
+        const slash = key.lastIndexOf('/')
+        const parent = slash < 0 ? '' : key.slice(0, slash)
+        const names = children.get(parent)
+        if (names === undefined) children.set(parent, [key.slice(slash + 1)])
+        else names.push(key.slice(slash + 1))
+      }
+      this.#children = children
+    }
+    return this.#children.get(path) ?? []
   }
 }
 
@@ -124,6 +143,26 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
     }
     this.#own.delete(path)
     ;(this.#removed ??= new Set()).add(path)
+  }
+
+  /**
+   * Names of the direct children of `path`, in the order of `entries()`. On a base, its children of `path`
+   * (known once for all trees) and this tree's additions: a look costs what the tree changed, not its size.
+   */
+  childNames(path: string): string[] {
+    const prefix = path === '' ? '' : path + '/'
+    const base = this.#base
+    const names: string[] = []
+    if (base === undefined) {
+      for (const key of this.#own.keys()) if (isDirectChild(key, prefix)) names.push(key.slice(prefix.length))
+      return names
+    }
+    const removed = this.#removed
+    for (const name of base.childNames(path)) if (removed === undefined || !removed.has(prefix + name)) names.push(name)
+    for (const key of this.#own.keys()) {
+      if (isDirectChild(key, prefix) && (base.get(key) === undefined || removed?.has(key))) names.push(key.slice(prefix.length))
+    }
+    return names
   }
 
   /** Base nodes in their order (own replacements in their place), then the own additions in theirs. */

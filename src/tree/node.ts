@@ -108,10 +108,7 @@ export class MapView implements NodeView {
   }
 
   childNames(path: string): string[] {
-    const prefix = path === '' ? '' : path + '/'
-    const names: string[] = []
-    for (const key of this.nodes.keys()) if (isDirectChild(key, prefix)) names.push(key.slice(prefix.length))
-    return names
+    return this.nodes.childNames(path)
   }
 
   size(): number {
