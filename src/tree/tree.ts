@@ -4,6 +4,7 @@
  */
 import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
 import { depthOf, MapView, parentPath, pathToUri, shared, TreeNode } from './node.ts'
+import { DiscardingStore } from './memory-store.ts'
 import { NodeMap, TreeBase } from './node-map.ts'
 import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
@@ -46,6 +47,8 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   private savingGeneration = 0
   private queued: Promise<void> | undefined
   private execHandlers: Map<string, ExecHandler> | undefined
+  private limits: UriLimits | undefined
+  private limitsGeneration = -1
 
   constructor(options: TreeOptions = {}, nodes?: Map<string, TreeNode>) {
     this.maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES
@@ -124,6 +127,10 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   flush(): Promise<void> {
     const store = this.store
     if (store === undefined) return Promise.reject(new Error('the tree has no store to flush to'))
+    if (store instanceof DiscardingStore) {
+      this.durable = this.generation
+      return Promise.resolve()
+    }
     if (this.saving !== undefined) {
       if (this.savingGeneration === this.generation) return this.saving
       this.queued ??= this.saving.then(noop, noop).then(() => {
@@ -192,16 +199,21 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return this.execHandlers?.get(path)
   }
 
-  /** @internal The limits in `./DevDetail/URI`, read where they live so that a Replace by the device applies. */
+  /**
+   * @internal The limits in `./DevDetail/URI`, read where they live so that a Replace by the device applies;
+   * read again only after a commit, since every URI of every command is checked against them.
+   */
   uriLimits(): UriLimits {
+    if (this.limits !== undefined && this.limitsGeneration === this.generation) return this.limits
     const nodes = this.committed.nodes
     const read = (name: string): number => {
       const d = nodes.get('DevDetail/URI/' + name)?.d
       const n = typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : 0
       return n
     }
-    if (!nodes.has('DevDetail/URI')) return NO_URI_LIMITS
-    return { maxDepth: read('MaxDepth'), maxTotLen: read('MaxTotLen'), maxSegLen: read('MaxSegLen') }
+    this.limits = nodes.has('DevDetail/URI') ? { maxDepth: read('MaxDepth'), maxTotLen: read('MaxTotLen'), maxSegLen: read('MaxSegLen') } : NO_URI_LIMITS
+    this.limitsGeneration = this.generation
+    return this.limits
   }
 
   /**
