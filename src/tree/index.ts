@@ -10,5 +10,5 @@ export {
 export { applyBootstrap, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
 export { serializeTree, restoreTree, TREE_FILE_VERSION } from './persistence.ts'
 export { AtomicFileStore } from './file-store.ts'
-export { MemoryStore } from './memory-store.ts'
+export { DiscardingStore, MemoryStore } from './memory-store.ts'
 export { parseUri, type ParsedUri, type NodeProperty, type UriLimits } from './uri.ts'
