@@ -125,12 +125,15 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
   })
   sessions.registerAlert(detection.code, detection.handler, detection.options)
 
-  const notifications = new NotificationHandler({
-    tree,
-    openSession: (serverId, request) => sessions.openSession(serverId, request),
-    now: () => deps.clock.now(),
-    logger: logger.child({ behaviour: 'transparent' }),
-  })
+  // Made on the first notification: most devices of a fleet never get one, and its bookkeeping is per device.
+  let notifications: NotificationHandler | undefined
+  const notificationHandler = () =>
+    (notifications ??= new NotificationHandler({
+      tree,
+      openSession: (serverId, request) => sessions.openSession(serverId, request),
+      now: () => deps.clock.now(),
+      logger: logger.child({ behaviour: 'transparent' }),
+    }))
 
   const bootstrapSecrets = {
     ...(config.userPin !== undefined && { userPin: config.userPin }),
@@ -141,7 +144,7 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     location: monitor,
     async onNotification(inbound) {
       try {
-        return await notifications.handle(inbound)
+        return await notificationHandler().handle(inbound)
       } catch (error) {
         logger.error('notification handling failed', { error })
         return { ok: false, reason: 'malformed' }
