@@ -35,10 +35,16 @@ const SHARED_MAX_LENGTH = 96
  * The engine's one shared copy of a short string. Trees of a fleet hold the same paths, types, ACLs and most of
  * the same values, and V8 keeps a single copy of each string used as a property name (its string table, which
  * the garbage collector prunes), so a path stored in a thousand trees takes its memory once.
+ *
+ * The holder is a dictionary object (`Object.create(null)`): a literal `{ [s]: 0 }` would add a hidden-class
+ * transition for every distinct string to the map all object literals start from, and past some 1,500 of
+ * them (a fleet's DevIds) V8 gives every later object literal of the process slow dictionary properties,
+ * hundreds of bytes each.
  */
 export function shared(s: string): string {
   if (s.length > SHARED_MAX_LENGTH) return s
-  const holder: Record<string, 0> = { [s]: 0 }
+  const holder: Record<string, 0> = Object.create(null) as Record<string, 0>
+  holder[s] = 0
   for (const key in holder) return key
   return s
 }
