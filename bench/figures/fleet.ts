@@ -2,7 +2,8 @@
  * The fleet figure: `devices` virtual End Devices in one simulator process against the fleet peers in
  * another, both forked from the bundled bench. Reported: the fleet's start (every engine built), the factory
  * sessions of every device with both parties (from the same moment), the detection flow (DDA → Bootstrapped
- * DMS List → Associated Gateway) for all devices at once, and the simulator's heap per device after it.
+ * DMS List → Associated Gateway) for all devices, `detectWindow` of them in flight at a time, and the
+ * simulator's heap per device after it.
  * Both processes are always ended before this returns or throws.
  */
 import { join } from 'node:path'
@@ -10,6 +11,8 @@ import { IpcChild, type ChildMessage } from '../lib/ipc-child.ts'
 
 export interface FleetFigures {
   devices: number
+  /** Detection flows in flight at once. */
+  detectWindow: number
   startMs: number
   initialMs: number
   detectMs: number
@@ -23,6 +26,8 @@ export interface FleetFigures {
 export interface FleetOptions {
   devices: number
   connections: number
+  /** Detection flows in flight at once (the devices: all at once). */
+  detectWindow: number
   snapshot: boolean
   idPrefix: string
   /** How long any one phase may take. */
@@ -49,7 +54,7 @@ export async function measureFleet(out: string, brokerUrl: string, configPath: s
     runner.send({ kind: 'start' })
     const started = await runner.next('started', timeoutMs)
     const initial = await peers.next('initial', timeoutMs + 10_000)
-    peers.send({ kind: 'detect', concurrency: devices, timeoutMs })
+    peers.send({ kind: 'detect', concurrency: options.detectWindow, timeoutMs })
     const detected = await peers.next('detected', timeoutMs + 10_000)
     runner.send({ kind: 'measure' })
     const measured = await runner.next('measured', timeoutMs)
@@ -57,6 +62,7 @@ export async function measureFleet(out: string, brokerUrl: string, configPath: s
     await runner.next('stopped', 60_000).catch((error: Error) => options.log(`fleet: ${error.message}`))
     return {
       devices,
+      detectWindow: Math.min(options.detectWindow, devices),
       startMs: started.ms as number,
       initialMs: (initial.lastAt as number) - startedAt,
       detectMs: detected.ms as number,

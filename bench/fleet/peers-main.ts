@@ -3,7 +3,7 @@
  * a DM Gateway for every device (`peers.ts`). On `initial` it waits until each device has finished the sessions
  * its factory bootstrap opens with both parties and reports when the last one did (wall clock, so the bench can
  * set it against the moment it told the simulator to start); on `detect` it runs the detection flow for every
- * device at once (up to `concurrency` in flight) and reports how long it took and how many completed.
+ * device, `concurrency` of them in flight at a time, and reports how long it took and how many completed.
  *
  * argv: broker URL, device-id prefix, device count. It ends itself when the bench goes away (IPC closed).
  */
