@@ -68,13 +68,17 @@ export interface Gwmo {
 export function installGwmo(deps: GwmoDeps): Gwmo {
   const { sessions, tree, deviceId, config } = deps
   const logger = deps.logger.child({ module: 'gwmo' })
-  const inFlight = new Set<Promise<unknown>>()
+  /** Work under way; made when some begins and dropped when none is left (a fleet's devices are mostly idle). */
+  let inFlight: Set<Promise<unknown>> | undefined
   let stopped = false
 
   function track(work: Promise<unknown>, what: string): void {
     const guarded = work.catch((error: unknown) => logger.error(`${what} failed`, { error }))
-    inFlight.add(guarded)
-    void guarded.finally(() => inFlight.delete(guarded))
+    ;(inFlight ??= new Set()).add(guarded)
+    void guarded.finally(() => {
+      inFlight?.delete(guarded)
+      if (inFlight?.size === 0) inFlight = undefined
+    })
   }
 
   function dmServers(): string[] {
@@ -171,7 +175,7 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     async stop() {
       stopped = true
       await monitor.stop()
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight])
+      while (inFlight !== undefined && inFlight.size > 0) await Promise.allSettled([...inFlight])
     },
   }
 }
