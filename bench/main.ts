@@ -4,8 +4,8 @@
  * and writes it to bench/results/latest.md. Figures, never pass/fail.
  *
  * Options: --runs N (default 5), --devices N (fleet, default 10000), --snapshot-devices N (heap summary by
- * constructor, default 1000, 0 for none), --connections K (fleet, default 1), --skip-fleet, --skip-bun,
- * --fleet-only.
+ * constructor, default 1000, 0 for none), --connections K (fleet, default 1), --detect-window N (detection
+ * flows in flight at once, default 1000, 0 for all at once), --skip-fleet, --skip-bun, --fleet-only.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg, cpus } from 'node:os'
@@ -34,6 +34,7 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '10000' },
     'snapshot-devices': { type: 'string', default: '1000' },
     connections: { type: 'string', default: '1' },
+    'detect-window': { type: 'string', default: '1000' },
     'skip-fleet': { type: 'boolean', default: false },
     'skip-bun': { type: 'boolean', default: false },
     'fleet-only': { type: 'boolean', default: false },
@@ -44,7 +45,20 @@ const out = values.out!
 const runs = Math.max(5, Number(values.runs))
 const rows: string[][] = []
 const notes: string[] = []
+/** Figures that could not be measured (or measured a failure): the bench exits non-zero when there is one. */
+const failures: string[] = []
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`)
+
+/**
+ * mosquitto for a simulated fleet: one connection carries every device's topics, so a burst toward all devices
+ * (a Detection Alert to each) queues one message per device for that one client, and the fleet peers' two
+ * connections get one per device back. mosquitto's default of 1000 queued messages a client drops the rest
+ * ("Outgoing messages are being dropped"); the sessions would then wait for their time-outs. No limit here:
+ * the bench's broker serves the bench alone.
+ */
+const BROKER_SETTINGS = ['max_queued_messages 0']
+/** How long any one phase of a fleet figure (start, factory sessions, detection, heap) may take. */
+const FLEET_PHASE_TIMEOUT_MS = 300_000
 
 const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
 const cell = (s: Summary, digits = 1, unit = '') => `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
@@ -112,37 +126,61 @@ async function codec(): Promise<void> {
   row(`Codec WBXML decode+encode, Package 2 (${figures.wbxmlBytes} B)`, cell(figures.wbxml, 0, '/s'), cell(figures.floor, 0, '/s'), `×${fmt(figures.wbxml.median / figures.floor.median, 2)}`, '')
 }
 
+/** The fleets measured so far, for the heap each added device costs (the slope between two sizes). */
+const fleets: FleetFigures[] = []
+
 function fleetRows(f: FleetFigures): void {
-  const complete = f.complete === f.devices ? '' : ` (only ${f.complete} of ${f.devices} completed)`
-  row(`Fleet: ${f.devices} devices, heap per device`, `${fmt(f.heapPerDevice / 1024, 2)} KB`, '—', `+${fmt(f.externalPerDevice / 1024, 2)} KB external; RSS ${fmt(f.rss / 2 ** 20, 0)} MB`, '≤ 8 KB')
-  row(`Fleet: ${f.devices} devices, detection flow for all`, `${fmt(f.detectMs / 1000, 1)} s${complete}`, '—', `start ${fmt(f.startMs / 1000, 1)} s, factory sessions ${fmt(f.initialMs / 1000, 1)} s`, '≤ 20 s (2 cores)')
+  const name = `Fleet of ${f.devices}`
+  const all = f.complete === f.devices
+  if (!all) failures.push(`fleet of ${f.devices}: only ${f.complete} devices completed the detection flow`)
+  const window = f.detectWindow >= f.devices ? 'all at once' : `${f.detectWindow} in flight`
+  row(`${name}: start (every engine built)`, `${fmt(f.startMs / 1000, 1)} s`, '—', '', '')
+  row(`${name}: factory sessions of all, from the start`, `${fmt(f.initialMs / 1000, 1)} s`, '—', 'two sessions a device (DM Server, gateway)', '')
+  row(`${name}: detection flow of all (DDA → DMS list → Associated Gateway)`, `${fmt(f.detectMs / 1000, 1)} s`, '—', `${f.complete} of ${f.devices} completed${all ? '' : ' (FAILED)'}; ${window}`, '≤ 20 s on 2 cores')
+  const other = fleets.find((g) => g.devices !== f.devices)
+  fleets.push(f)
+  let slope = ''
+  if (other !== undefined) {
+    const added = (f.heapPerDevice * f.devices - other.heapPerDevice * other.devices) / (f.devices - other.devices)
+    const fixed = f.heapPerDevice * f.devices - added * f.devices
+    slope = `; ${fmt(added / 1024, 2)} KB per added device (fleets of ${other.devices} and ${f.devices}), ${fmt(fixed / 2 ** 20, 1)} MB for the process`
+  }
+  row(`${name}: heap per device`, `${fmt(f.heapPerDevice / 1024, 2)} KB`, '—', `+${fmt(f.externalPerDevice / 1024, 2)} KB external; process RSS ${fmt(f.rss / 2 ** 20, 0)} MB${slope}`, '≤ 8 KB')
 }
 
-async function fleet(brokerUrl: string, written: () => void): Promise<void> {
-  const setup = agentSetup(brokerUrl, 'mac:02-00-00-00-00-00', {
+function fleetOptions(devices: number) {
+  const window = Number(values['detect-window'])
+  return { devices, connections: Number(values.connections), detectWindow: window > 0 ? window : devices, timeoutMs: FLEET_PHASE_TIMEOUT_MS, log }
+}
+
+function fleetConfig(brokerUrl: string): string {
+  return agentSetup(brokerUrl, 'mac:02-00-00-00-00-00', {
     location: { enabled: true, pollSeconds: 300 },
     session: { timeoutSeconds: 120, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 60 },
-  })
-  const connections = Number(values.connections)
-  const snapshotDevices = Number(values['snapshot-devices'])
-  if (snapshotDevices > 0) {
-    log(`fleet of ${snapshotDevices} with a heap snapshot`)
-    const f = await measureFleet(out, brokerUrl, setup.configPath, { devices: snapshotDevices, connections, snapshot: true, idPrefix: 'mac:02-00' })
-    fleetRows(f)
-    notes.push(
-      `Heap per device by constructor (${snapshotDevices} devices, snapshot after the detection flow minus before the first device):`,
-      '',
-      '| constructor | objects/device | bytes/device |',
-      '| --- | ---: | ---: |',
-      ...(f.constructors ?? []).map((c) => `| ${c.name.replace(/\|/g, '\\|')} | ${fmt(c.count, 1)} | ${fmt(c.bytes, 0)} |`),
-      '',
-    )
-    written()
-  }
+  }).configPath
+}
+
+async function fleetSnapshot(brokerUrl: string): Promise<void> {
+  const devices = Number(values['snapshot-devices'])
+  log(`fleet of ${devices} with a heap snapshot`)
+  const options = { ...fleetOptions(devices), snapshot: true, idPrefix: 'mac:02-00' }
+  const f = await measureFleet(out, brokerUrl, fleetConfig(brokerUrl), options)
+  fleetRows(f)
+  notes.push(
+    `Heap per device by constructor (${devices} devices, snapshot after the detection flow minus before the first device):`,
+    '',
+    '| constructor | objects/device | bytes/device |',
+    '| --- | ---: | ---: |',
+    ...(f.constructors ?? []).map((c) => `| ${c.name.replace(/\|/g, '\\|')} | ${fmt(c.count, 1)} | ${fmt(c.bytes, 0)} |`),
+    '',
+  )
+}
+
+async function fleet(brokerUrl: string): Promise<void> {
   const devices = Number(values.devices)
   log(`fleet of ${devices}`)
-  fleetRows(await measureFleet(out, brokerUrl, setup.configPath, { devices, connections, snapshot: false, idPrefix: 'mac:02-01' }))
-  written()
+  const options = { ...fleetOptions(devices), snapshot: false, idPrefix: 'mac:02-01' }
+  fleetRows(await measureFleet(out, brokerUrl, fleetConfig(brokerUrl), options))
 }
 
 /** The table so far; written after every section, so a run cut short still leaves what it measured. */
@@ -150,7 +188,8 @@ function writeResults(started: number, load: string, complete: boolean): string 
   const header = ['Figure', 'gwmo-agent median (min–max)', 'floor median (min–max)', 'vs floor', 'target']
   const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n')
   const context = `${new Date(started).toISOString()}, Node ${process.version}, ${cpus().length} CPUs, load average at start ${load}, ${runs} runs after a warm-up, ${complete ? 'whole run' : 'INCOMPLETE run so far'} ${fmt((Date.now() - started) / 1000, 0)} s.`
-  const text = `# gwmo-agent bench\n\n${context}\n\n${table}\n\n${notes.join('\n')}\n`
+  const failed = failures.length === 0 ? '' : `\n\n**Failed:** ${failures.join('; ')}`
+  const text = `# gwmo-agent bench\n\n${context}${failed}\n\n${table}\n\n${notes.join('\n')}\n`
   mkdirSync(join(root, 'bench', 'results'), { recursive: true })
   writeFileSync(join(root, 'bench', 'results', 'latest.md'), text)
   return text
@@ -159,26 +198,45 @@ function writeResults(started: number, load: string, complete: boolean): string 
 async function main(): Promise<void> {
   const started = Date.now()
   const load = loadavg().map((l) => l.toFixed(1)).join(' ')
-  const broker = await startMosquitto()
+  const broker = await startMosquitto({ settings: BROKER_SETTINGS })
   const watcher = await Watcher.start(broker.url)
-  const section = async (work: () => Promise<void>) => {
-    await work()
+  // A figure that fails is named in the table and the run goes on with the others.
+  const section = async (name: string, work: () => Promise<void>) => {
+    try {
+      await work()
+    } catch (error) {
+      const reason = (error as Error).message ?? String(error)
+      log(`${name} FAILED: ${(error as Error).stack ?? reason}`)
+      failures.push(`${name}: ${reason}`)
+      row(name, 'FAILED', '—', reason.replace(/\|/g, '/').replace(/\n/g, ' '), '')
+    }
     writeResults(started, load, false)
   }
   try {
     if (!values['fleet-only']) {
-      await section(sizes)
-      await section(() => starts(broker.url, watcher))
-      await section(() => exchanges(broker.url, watcher))
-      await section(codec)
+      await section('Bundle sizes', sizes)
+      await section('Start and RSS', () => starts(broker.url, watcher))
+      await section('Round trips and sessions', () => exchanges(broker.url, watcher))
+      await section('Codec', codec)
     }
-    if (!values['skip-fleet']) await fleet(broker.url, () => writeResults(started, load, false))
+    if (!values['skip-fleet']) {
+      if (Number(values['snapshot-devices']) > 0) await section(`Fleet of ${values['snapshot-devices']}, heap snapshot`, () => fleetSnapshot(broker.url))
+      await section(`Fleet of ${values.devices}`, () => fleet(broker.url))
+    }
   } finally {
     await watcher.stop()
     await broker.stop()
   }
   process.stdout.write(writeResults(started, load, true))
+  if (failures.length > 0) {
+    log(`${failures.length} figure(s) failed:\n${failures.map((f) => `  ${f}`).join('\n')}`)
+    process.exitCode = 1
+  }
 }
+
+// Ended by a signal: `exit` handlers still run (the broker is killed with the bench), and the forked fleet
+// processes end themselves when their IPC channel closes.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(1))
 
 main().catch((error: unknown) => {
   process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`)

@@ -1,7 +1,7 @@
 // `npm run bench`: builds the agent bundle (build/bundle.mjs), bundles the floor client with the same esbuild
 // options and aliases, bundles the bench programs, and runs them. Arguments are passed on (see bench/README.md).
 import { build } from 'esbuild'
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -26,5 +26,10 @@ await Promise.all(
     }),
   ),
 )
-const result = spawnSync(process.execPath, [join(out, 'main.cjs'), '--root', root, '--out', out, ...process.argv.slice(2)], { stdio: 'inherit' })
-process.exitCode = result.status ?? 1
+const main = spawn(process.execPath, [join(out, 'main.cjs'), '--root', root, '--out', out, ...process.argv.slice(2)], { stdio: 'inherit' })
+// A signal to this process (not to the whole group, as a terminal's Ctrl-C is) reaches the bench too, which
+// then ends its own children: nothing is left running.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => main.kill(signal))
+main.on('exit', (code, signal) => {
+  process.exitCode = code ?? (signal ? 1 : 0)
+})

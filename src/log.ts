@@ -36,22 +36,62 @@ export interface LoggerOptions {
   now?: () => Date
 }
 
+/** What every logger of one tree of children shares. */
+interface Sink {
+  threshold: number
+  write: (line: string) => void
+  now: () => Date
+}
+
+/**
+ * A logger is one small object (its sink and its bindings) with its methods on the prototype: a simulated
+ * fleet holds a child per module for each of thousands of devices, and closures per logger would cost a few
+ * hundred bytes each.
+ */
+class JsonLogger implements Logger {
+  readonly #sink: Sink
+  readonly #bindings: LogFields
+
+  constructor(sink: Sink, bindings: LogFields) {
+    this.#sink = sink
+    this.#bindings = bindings
+  }
+
+  debug(msg: string, fields?: LogFields): void {
+    this.#emit('debug', msg, fields)
+  }
+
+  info(msg: string, fields?: LogFields): void {
+    this.#emit('info', msg, fields)
+  }
+
+  warn(msg: string, fields?: LogFields): void {
+    this.#emit('warn', msg, fields)
+  }
+
+  error(msg: string, fields?: LogFields): void {
+    this.#emit('error', msg, fields)
+  }
+
+  child(more: LogFields): Logger {
+    return new JsonLogger(this.#sink, { ...this.#bindings, ...more })
+  }
+
+  #emit(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void {
+    const sink = this.#sink
+    if (LEVEL_RANK[level] < sink.threshold) return
+    const record = redact({ ...this.#bindings, ...fields }) as LogFields
+    sink.write(JSON.stringify({ time: sink.now().toISOString(), level, ...record, msg }))
+  }
+}
+
 export function createLogger(options: LoggerOptions = {}, bindings: LogFields = {}): Logger {
-  const threshold = LEVEL_RANK[options.level ?? 'info']
-  const write = options.write ?? ((line: string) => process.stdout.write(line + '\n'))
-  const now = options.now ?? (() => new Date())
-  const emit = (level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields) => {
-    if (LEVEL_RANK[level] < threshold) return
-    const record = redact({ ...bindings, ...fields }) as LogFields
-    write(JSON.stringify({ time: now().toISOString(), level, ...record, msg }))
+  const sink: Sink = {
+    threshold: LEVEL_RANK[options.level ?? 'info'],
+    write: options.write ?? ((line: string) => process.stdout.write(line + '\n')),
+    now: options.now ?? (() => new Date()),
   }
-  return {
-    debug: (msg, fields) => emit('debug', msg, fields),
-    info: (msg, fields) => emit('info', msg, fields),
-    warn: (msg, fields) => emit('warn', msg, fields),
-    error: (msg, fields) => emit('error', msg, fields),
-    child: (more) => createLogger(options, { ...bindings, ...more }),
-  }
+  return new JsonLogger(sink, bindings)
 }
 
 /** A logger that drops everything, for tests and library use. */

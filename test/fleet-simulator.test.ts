@@ -15,6 +15,7 @@ import { detectionFlow, startFleetPeers, withLimit } from '../bench/fleet/peers.
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { AGENT_BUNDLE } from './helpers/agent-process.ts'
 import { GATEWAY, SERVER_A, factoryBootstrapXml } from './fixtures/gwmo/parties.ts'
+import { readAccounts } from '../src/tree/accounts.ts'
 
 const DEVICES = 300
 const GW_ADDRESS = '2002:0:0:0:0:0:9da6:e219'
@@ -115,6 +116,56 @@ t.test(`${DEVICES} devices on one connection each complete the detection flow`, 
   await fleet.stop()
   const after = await statuses(DEVICES, 'offline')
   t.equal(ids.filter((id) => after.get(id) === 'offline').length, DEVICES, 'a clean stop leaves every device offline')
+})
+
+t.test('a device its DM Server cannot authenticate fails alone: the rest of the fleet completes, each with a tree of its own', async (t) => {
+  const failing = 'mac:02-02-00-00-00-03'
+  // That device's server expects other client credentials than the factory account holds: every Package 1 of
+  // the device is refused (401), its sessions fail and are retried, while the others go on.
+  const peers = await startFleetPeers(broker.url, SERVER_A, GATEWAY, {
+    serverFor: (deviceId) => (deviceId === failing ? { ...SERVER_A, clientPassword: 'not-what-the-device-holds' } : SERVER_A),
+  })
+  t.teardown(() => peers.stop())
+  const logger = createLogger({ level: 'silent' })
+  const fleetConfig = { ...config, broker: { ...config.broker, clientId: 'gwmo-fleet-failing-device' } }
+  const started = await startFleet({ config: fleetConfig, devices: 8, idPrefix: 'mac:02-02', logger })
+  if (!started.ok) throw new Error(started.error)
+  const { fleet } = started
+  t.teardown(() => fleet.stop())
+  const ids = fleet.devices.map((d) => d.deviceId)
+  const others = ids.filter((id) => id !== failing)
+  t.equal(others.length, 7)
+
+  await withLimit(others, 8, async (id) => {
+    for (const party of [peers.server.member(id), peers.gateway.member(id)]) {
+      await party.waitForSession((s) => s.origin === 'device' && s.closed && s.deviceAuthenticated, 60_000)
+    }
+  })
+  const outcomes = await withLimit(others, 8, (id) => detectionFlow(peers, id, GW_ADDRESS, 60_000))
+  t.equal(outcomes.filter((o) => o.associated && o.dmsList[0] === SERVER_A.serverId).length, 7, 'every other device completed the detection flow')
+  const refused = peers.server.member(failing).sessions
+  t.ok(refused.length > 0 && refused.every((s) => !s.deviceAuthenticated), 'the failing device was heard, and refused every time')
+
+  for (const device of fleet.devices) {
+    t.equal(device.agent.tree.get('./DevInfo/DevId', 'device').value?.data, device.deviceId, `${device.deviceId}: its own DevId`)
+  }
+  const roles = (id: string) => readAccounts(fleet.devices.find((d) => d.deviceId === id)!.agent.tree).map((a) => `${a.serverId}:${a.role}`)
+  t.same(roles(others[0]!), roles(others[1]!), 'devices built from one factory bootstrap hold the same accounts')
+  t.ok(roles(others[0]!).includes(`${GATEWAY.serverId}:gateway`))
+  t.equal(fleet.devices[0]!.agent.tree.replace('./DevDetail/URI/MaxDepth', { format: 'chr', data: '9' }, 'device'), 200)
+  t.same(fleet.devices[1]!.agent.tree.get('./DevDetail/URI/MaxDepth', 'device').value?.data, '16', 'a change to one device\'s tree is its own')
+})
+
+t.test('gwmo-agent simulate: a factory bootstrap that does not decode stops it before any connection, exit 1', async (t) => {
+  const badDir = mkdtempSync(join(tmpdir(), 'gwmo-fleet-bad-'))
+  writeFileSync(join(badDir, 'factory.xml'), '<SyncML><SyncHdr>')
+  writeFileSync(join(badDir, 'config.json'), JSON.stringify({ ...rawConfig, broker: { url: broker.url, clientId: 'gwmo-bad-factory' }, factoryBootstrap: join(badDir, 'factory.xml') }))
+  const child = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', '--devices', '3', '--broker', broker.url, '--config', join(badDir, 'config.json')], { stdio: 'pipe' })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 1, 'the process ends by itself, failed')
+  t.match(stderr, /factoryBootstrap/, 'naming the factory bootstrap')
+  t.notMatch(broker.log(), /gwmo-bad-factory/, 'and it never connected')
 })
 
 t.test('gwmo-agent simulate runs a fleet from the bundle until SIGINT', async (t) => {

@@ -7,7 +7,8 @@ import { restoreTree, serializeTree } from '../src/tree/persistence.ts'
 import { encodeTreeFile } from '../src/tree/tree-file.ts'
 import { TreeNode } from '../src/tree/node.ts'
 import { AtomicFileStore } from '../src/tree/file-store.ts'
-import { MemoryStore } from '../src/tree/memory-store.ts'
+import { DiscardingStore, MemoryStore } from '../src/tree/memory-store.ts'
+import { AgentState } from '../src/session/agent-state.ts'
 import { ManagementTree } from '../src/tree/tree.ts'
 import { chr, populatedTree, standardTree } from './fixtures/tree/trees.ts'
 
@@ -186,4 +187,27 @@ t.test('open on a file store: stored with mode 0600 and reopened', async (t) => 
   t.equal(statSync(path).mode & 0o777, 0o600)
   const again = await ManagementTree.open(new AtomicFileStore(path), { factory: () => standardTree() })
   t.equal(again.ok && again.tree.get('./DMAcc/srv/ServerID', 'device').value?.data, 'srv1')
+})
+
+t.test('a DiscardingStore keeps nothing: a tree and a state flushed to it are clean, and a new start finds nothing', async (t) => {
+  const store = new DiscardingStore()
+  const opened = await ManagementTree.open(store, { factory: () => populatedTree() })
+  if (!opened.ok) return t.fail(opened.error)
+  t.equal(opened.created, true)
+  t.equal(opened.tree.replace('./Vendor/leaf', chr('changed'), 'device'), 200)
+  t.equal(opened.tree.dirty, true)
+  await opened.tree.flush()
+  t.equal(opened.tree.dirty, false, 'the change counts as flushed')
+  t.same(opened.tree.get('./Vendor/leaf', 'device').value?.data, 'changed', 'and lives on in memory')
+  const again = await ManagementTree.open(store, { factory: () => standardTree() })
+  t.equal(again.ok && again.created, true, 'a later open starts from the factory again')
+
+  const state = await AgentState.open(store, () => new Uint8Array(32).fill(7))
+  if (!state.ok) return t.fail(state.error)
+  state.state.setSlot('s', { a: 1 })
+  t.equal(state.state.dirty, true)
+  await state.state.save()
+  t.equal(state.state.dirty, false)
+  t.same(state.state.slot('s'), { a: 1 })
+  t.equal(await store.load(), undefined)
 })

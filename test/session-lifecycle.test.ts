@@ -105,6 +105,31 @@ t.test('a duplicate delivery gets the same reply again and runs nothing twice; o
   t.equal(h.sent.length, 3, 'nothing answered, no new session from an ended one')
 })
 
+t.test('ended sessions are remembered per party, at most endedSessionsPerParty and for endedSessionMemoryMs', async (t) => {
+  const h = await createHarness({ constants: { endedSessionsPerParty: 2, endedSessionMemoryMs: 60_000 } })
+  const server = new Party(SERVER)
+  const opening = (sessionId: string) => server.message({ sessionId, msgId: 1, body: [get('./DevInfo/Mod')] })
+  for (const sessionId of ['E1', 'E2', 'E3']) {
+    await h.manager.receive(opening(sessionId))
+    server.learnNonce(h.decoded())
+    await h.manager.receive(server.message({ sessionId, msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212)] }))
+    await settle()
+  }
+  t.same(h.ended.map((e) => e.sessionId), ['E1', 'E2', 'E3'])
+  const sent = h.sent.length
+  await h.manager.receive(opening('E3'))
+  await h.manager.receive(opening('E2'))
+  t.equal(h.sent.length, sent, 'a late message of one of the last two is ignored')
+  await h.manager.receive(opening('E1'))
+  t.equal(h.sent.length, sent + 1, 'the oldest is forgotten: its id opens a new session')
+  server.learnNonce(h.decoded())
+  await h.manager.receive(server.message({ sessionId: 'E1', msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212)] }))
+  await settle()
+  h.clock.advance(60_001)
+  await h.manager.receive(opening('E3'))
+  t.equal(h.sent.length, sent + 2, 'and after endedSessionMemoryMs no ended session is remembered')
+})
+
 t.test('Session Abort: the session ends, no reply', async (t) => {
   const h = await createHarness()
   const server = new Party(SERVER)

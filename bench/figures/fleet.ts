@@ -1,14 +1,18 @@
 /**
  * The fleet figure: `devices` virtual End Devices in one simulator process against the fleet peers in
- * another, both forked from the bundled bench. Reported: the fleet's start, the factory sessions of every
- * device, the detection flow (DDA → Bootstrapped DMS List → Associated Gateway) for all devices, and the
+ * another, both forked from the bundled bench. Reported: the fleet's start (every engine built), the factory
+ * sessions of every device with both parties (from the same moment), the detection flow (DDA → Bootstrapped
+ * DMS List → Associated Gateway) for all devices, `detectWindow` of them in flight at a time, and the
  * simulator's heap per device after it.
+ * Both processes are always ended before this returns or throws.
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
+import { IpcChild, type ChildMessage } from '../lib/ipc-child.ts'
 
 export interface FleetFigures {
   devices: number
+  /** Detection flows in flight at once. */
+  detectWindow: number
   startMs: number
   initialMs: number
   detectMs: number
@@ -19,51 +23,48 @@ export interface FleetFigures {
   constructors?: Array<{ name: string; count: number; bytes: number }>
 }
 
-function next(child: ChildProcess, kind: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fleet: no ${kind} within ${timeoutMs} ms`)), timeoutMs)
-    const onMessage = (message: Record<string, unknown>) => {
-      if (message.kind === 'error') reject(new Error(String(message.error)))
-      if (message.kind !== kind) return
-      clearTimeout(timer)
-      child.off('message', onMessage)
-      resolve(message)
-    }
-    child.on('message', onMessage)
-    child.once('exit', (code) => reject(new Error(`fleet: process exited (${code}) waiting for ${kind}`)))
-  })
+export interface FleetOptions {
+  devices: number
+  connections: number
+  /** Detection flows in flight at once (the devices: all at once). */
+  detectWindow: number
+  snapshot: boolean
+  idPrefix: string
+  /** How long any one phase may take. */
+  timeoutMs: number
+  log: (line: string) => void
 }
 
-export async function measureFleet(
-  out: string,
-  brokerUrl: string,
-  configPath: string,
-  options: { devices: number; connections: number; snapshot: boolean; idPrefix: string },
-): Promise<FleetFigures> {
-  const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const
-  const peers = fork(join(out, 'fleet-peers.cjs'), [brokerUrl, options.idPrefix, String(options.devices)], {
-    stdio: [...stdio],
-    execArgv: ['--max-old-space-size=6144'],
-  })
-  const runner = fork(join(out, 'fleet-runner.cjs'), [brokerUrl, configPath, String(options.devices), String(options.connections), options.snapshot ? 'snapshot' : ''], {
-    stdio: [...stdio],
-    execArgv: ['--expose-gc', '--max-old-space-size=4096'],
-  })
+export async function measureFleet(out: string, brokerUrl: string, configPath: string, options: FleetOptions): Promise<FleetFigures> {
+  const { devices, timeoutMs } = options
+  const progress = (m: ChildMessage) => options.log(`fleet: ${String(m.what)} ${String(m.done)} of ${String(m.devices)}`)
+  const peers = IpcChild.fork('fleet peers', join(out, 'fleet-peers.cjs'), [brokerUrl, options.idPrefix, String(devices)], ['--max-old-space-size=6144'], progress)
+  const runner = IpcChild.fork(
+    'fleet runner',
+    join(out, 'fleet-runner.cjs'),
+    [brokerUrl, configPath, String(devices), String(options.connections), options.idPrefix, options.snapshot ? 'snapshot' : ''],
+    ['--expose-gc', '--max-old-space-size=4096'],
+    progress,
+  )
   try {
-    await next(peers, 'ready', 60_000)
-    const started = await next(runner, 'started', 240_000)
-    peers.send({ kind: 'initial', timeoutMs: 240_000 })
-    const initial = await next(peers, 'initial', 300_000)
-    peers.send({ kind: 'detect', concurrency: options.devices, timeoutMs: 240_000 })
-    const detected = await next(peers, 'detected', 300_000)
+    await Promise.all([peers.next('ready', 60_000), runner.next('ready', 120_000)])
+    // The parties listen for every device's factory sessions before the first device starts.
+    peers.send({ kind: 'initial', timeoutMs })
+    const startedAt = Date.now()
+    runner.send({ kind: 'start' })
+    const started = await runner.next('started', timeoutMs)
+    const initial = await peers.next('initial', timeoutMs + 10_000)
+    peers.send({ kind: 'detect', concurrency: options.detectWindow, timeoutMs })
+    const detected = await peers.next('detected', timeoutMs + 10_000)
     runner.send({ kind: 'measure' })
-    const measured = await next(runner, 'measured', 240_000)
+    const measured = await runner.next('measured', timeoutMs)
     runner.send({ kind: 'stop' })
-    await next(runner, 'stopped', 120_000).catch(() => undefined)
+    await runner.next('stopped', 60_000).catch((error: Error) => options.log(`fleet: ${error.message}`))
     return {
-      devices: options.devices,
+      devices,
+      detectWindow: Math.min(options.detectWindow, devices),
       startMs: started.ms as number,
-      initialMs: initial.ms as number,
+      initialMs: (initial.lastAt as number) - startedAt,
       detectMs: detected.ms as number,
       complete: detected.complete as number,
       heapPerDevice: measured.heapPerDevice as number,
@@ -73,6 +74,6 @@ export async function measureFleet(
     }
   } finally {
     peers.send({ kind: 'stop' })
-    for (const child of [runner, peers]) setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), 10_000).unref()
+    await Promise.all([runner.end(), peers.end()])
   }
 }

@@ -119,8 +119,15 @@ export interface FleetPeers {
   stop(): Promise<void>
 }
 
+export interface FleetPeersOptions {
+  topicPrefix?: string
+  /** The DM Server's credentials as one device's server instance holds them (tests: a server a device cannot satisfy). */
+  serverFor?: (deviceId: string) => PartySpec
+}
+
 /** A fleet server for `serverSpec` and a fleet gateway for `gatewaySpec`, with the credentials of the factory accounts. */
-export async function startFleetPeers(brokerUrl: string, serverSpec: PartySpec, gatewaySpec: PartySpec, topicPrefix?: string): Promise<FleetPeers> {
+export async function startFleetPeers(brokerUrl: string, serverSpec: PartySpec, gatewaySpec: PartySpec, options: FleetPeersOptions = {}): Promise<FleetPeers> {
+  const { topicPrefix } = options
   const credentials = (p: PartySpec) => ({
     serverName: p.serverName,
     serverPassword: p.serverPassword,
@@ -131,7 +138,7 @@ export async function startFleetPeers(brokerUrl: string, serverSpec: PartySpec, 
   const server = await FleetParty.start(
     brokerUrl,
     serverSpec.serverId,
-    (deviceId, client) => new FleetServer({ brokerUrl, serverId: serverSpec.serverId, deviceId, ...credentials(serverSpec) }, client),
+    (deviceId, client) => new FleetServer({ brokerUrl, serverId: serverSpec.serverId, deviceId, ...credentials(options.serverFor?.(deviceId) ?? serverSpec) }, client),
     topicPrefix,
   )
   const gateway = await FleetParty.start(

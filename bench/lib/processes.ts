@@ -7,6 +7,18 @@ import { spawn, type ChildProcess } from 'node:child_process'
 
 export const TIME = '/usr/bin/time'
 
+/** Process groups still running: killed when the bench exits, however it exits, so none outlives it. */
+const groups = new Set<number>()
+process.on('exit', () => {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+})
+
 export interface Running {
   child: ChildProcess
   /** Resolves on exit with the peak RSS in KiB when run under time, and stderr. */
@@ -18,10 +30,13 @@ export interface Running {
 export function run(command: string, args: string[], options: { timed?: boolean; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
   const [file, argv] = options.timed ? [TIME, ['-v', command, ...args]] : [command, args]
   const child = spawn(file, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+  const pid = child.pid
+  if (pid !== undefined) groups.add(pid)
   let stderr = ''
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const exited = new Promise<{ code: number | null; peakRssKb?: number; stderr: string }>((resolve) => {
     child.on('exit', (code) => {
+      if (pid !== undefined) groups.delete(pid)
       const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)
       resolve({ code, ...(rss && { peakRssKb: Number(rss[1]) }), stderr })
     })

@@ -4,9 +4,15 @@
  * naming the offset where it went wrong.
  */
 
+/** V8's limit for typed arrays kept inside the object (`typed_array_max_size_in_heap`). */
+const SMALL_ARRAY = 64
+
 /** RFC 4648 base64, padded, as SyncML carries `b64` data and nonces. */
 export function encodeBase64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+  // V8 keeps a small array's bytes inside the object; asking for its `.buffer` moves them out into an
+  // ArrayBuffer of its own for good (some 200 bytes for a 16-byte nonce kept in the tree). A copy does not.
+  const view = bytes.byteLength <= SMALL_ARRAY ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return view.toString('base64')
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/

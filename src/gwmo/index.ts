@@ -68,13 +68,17 @@ export interface Gwmo {
 export function installGwmo(deps: GwmoDeps): Gwmo {
   const { sessions, tree, deviceId, config } = deps
   const logger = deps.logger.child({ module: 'gwmo' })
-  const inFlight = new Set<Promise<unknown>>()
+  /** Work under way; made when some begins and dropped when none is left (a fleet's devices are mostly idle). */
+  let inFlight: Set<Promise<unknown>> | undefined
   let stopped = false
 
   function track(work: Promise<unknown>, what: string): void {
     const guarded = work.catch((error: unknown) => logger.error(`${what} failed`, { error }))
-    inFlight.add(guarded)
-    void guarded.finally(() => inFlight.delete(guarded))
+    ;(inFlight ??= new Set()).add(guarded)
+    void guarded.finally(() => {
+      inFlight?.delete(guarded)
+      if (inFlight?.size === 0) inFlight = undefined
+    })
   }
 
   function dmServers(): string[] {
@@ -125,12 +129,15 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
   })
   sessions.registerAlert(detection.code, detection.handler, detection.options)
 
-  const notifications = new NotificationHandler({
-    tree,
-    openSession: (serverId, request) => sessions.openSession(serverId, request),
-    now: () => deps.clock.now(),
-    logger: logger.child({ behaviour: 'transparent' }),
-  })
+  // Made on the first notification: most devices of a fleet never get one, and its bookkeeping is per device.
+  let notifications: NotificationHandler | undefined
+  const notificationHandler = () =>
+    (notifications ??= new NotificationHandler({
+      tree,
+      openSession: (serverId, request) => sessions.openSession(serverId, request),
+      now: () => deps.clock.now(),
+      logger: logger.child({ behaviour: 'transparent' }),
+    }))
 
   const bootstrapSecrets = {
     ...(config.userPin !== undefined && { userPin: config.userPin }),
@@ -141,7 +148,7 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     location: monitor,
     async onNotification(inbound) {
       try {
-        return await notifications.handle(inbound)
+        return await notificationHandler().handle(inbound)
       } catch (error) {
         logger.error('notification handling failed', { error })
         return { ok: false, reason: 'malformed' }
@@ -168,7 +175,7 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     async stop() {
       stopped = true
       await monitor.stop()
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight])
+      while (inFlight !== undefined && inFlight.size > 0) await Promise.allSettled([...inFlight])
     },
   }
 }

@@ -13,7 +13,7 @@ import type { Clock } from '../session/engine.ts'
 import { createSessionManager, type SessionManager } from '../session/manager.ts'
 import { createMqttTransport } from '../transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../transport/port.ts'
-import { AtomicFileStore, ManagementTree, readAccounts, type TreeStore } from '../tree/index.ts'
+import { AtomicFileStore, ManagementTree, readAccounts, type TreeBase, type TreeStore } from '../tree/index.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
 import { beginRun, endRun } from './unclean-stop.ts'
@@ -29,6 +29,10 @@ export interface AgentOptions {
   /** Replace the on-disk stores (tests, in-memory fleets). */
   stores?: { tree: TreeStore; state: StateStore }
   location?: LocationSource
+  /** The factory document already read (a fleet reads and decodes its one document once). */
+  factoryDocument?: FactoryDocument
+  /** Tree nodes shared with other agents of the process (a fleet's factory tree), see `TreeOptions.base`. */
+  treeBase?: TreeBase
   clock?: Clock
   random?: (n: number) => Uint8Array
 }
@@ -67,6 +71,34 @@ async function openStores(config: AgentConfig): Promise<{ ok: true; tree: TreeSt
   }
 }
 
+type TreeOpened = { ok: true; tree: ManagementTree; created: boolean; factoryServers: string[] } | { ok: false; error: string }
+
+/**
+ * The persisted tree, or on a first start the factory tree (and the servers it configured). Its own function,
+ * so that the factory document and the configuration it reads are not kept alive by the agent's closures.
+ */
+async function openTree(store: TreeStore, config: AgentConfig, document: FactoryDocument | undefined, base: TreeBase | undefined): Promise<TreeOpened> {
+  // The factory document is read only when the store is empty: a device that has run once never needs it again.
+  let factoryServers: string[] = []
+  if ((await store.load()) === undefined && document === undefined) {
+    const read = await readFactoryDocument(config.factoryBootstrap)
+    if (!read.ok) return read
+    document = read.document
+  }
+  const opened = await ManagementTree.open(store, {
+    ...(base !== undefined && { base }),
+    factory: () => {
+      if (document === undefined) return { error: 'the stored tree disappeared while starting' }
+      const built = buildFactoryTree(config, document)
+      if ('error' in built) return built
+      factoryServers = built.serverIds
+      return built.tree
+    },
+  })
+  if (!opened.ok) return { ok: false, error: `tree: ${opened.error}` }
+  return { ok: true, tree: opened.tree, created: opened.created, factoryServers }
+}
+
 export async function startAgent(options: AgentOptions): Promise<StartResult> {
   const { config } = options
   const logger = options.logger
@@ -80,24 +112,8 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     stores = opened
   }
 
-  // The factory document is read only when the store is empty: a device that has run once never needs it again.
-  let factoryServers: string[] = []
-  let factoryDocument: FactoryDocument | undefined
-  if ((await stores.tree.load()) === undefined) {
-    const read = await readFactoryDocument(config.factoryBootstrap)
-    if (!read.ok) return read
-    factoryDocument = read.document
-  }
-  const opened = await ManagementTree.open(stores.tree, {
-    factory: () => {
-      if (factoryDocument === undefined) return { error: 'the stored tree disappeared while starting' }
-      const built = buildFactoryTree(config, factoryDocument)
-      if ('error' in built) return built
-      factoryServers = built.serverIds
-      return built.tree
-    },
-  })
-  if (!opened.ok) return { ok: false, error: `tree: ${opened.error}` }
+  const opened = await openTree(stores.tree, config, options.factoryDocument, options.treeBase)
+  if (!opened.ok) return opened
   const tree = opened.tree
 
   const stateOpened = await AgentState.open(stores.state, random)
@@ -162,11 +178,13 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     void work.catch((error: unknown) => logger.error('inbound message handling failed', { channel: message.channel, error }))
   }
 
+  // The broker's URL alone, not the whole configuration, stays alive with these closures (thousands in a fleet).
+  const broker = config.broker.url
   try {
     await link.start({
       message: route,
-      online: () => logger.debug('online', { broker: config.broker.url }),
-      offline: () => logger.debug('offline', { broker: config.broker.url }),
+      online: () => logger.debug('online', { broker }),
+      offline: () => logger.debug('offline', { broker }),
     })
   } catch (error) {
     return { ok: false, error: `broker: ${(error as Error).message}` }
@@ -174,7 +192,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
 
   // After a factory bootstrap, a session with every server it configured (OMA DM Bootstrap 1.2: "at the next
   // practical opportunity"); on every start, a session with each server that still has alerts to deliver.
-  const servers = new Set([...factoryServers, ...state.serversWithPendingAlerts()])
+  const servers = new Set([...opened.factoryServers, ...state.serversWithPendingAlerts()])
   const known = new Set(readAccounts(tree).map((account) => account.serverId))
   for (const serverId of servers) {
     if (known.has(serverId)) void sessions.openSession(serverId, { alert: 1201 })

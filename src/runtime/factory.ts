@@ -3,6 +3,7 @@
  * OMA DM Bootstrap's customized bootstrap, all or nothing. Later starts restore the persisted tree instead.
  */
 import { readFile } from 'node:fs/promises'
+import type { SyncMLMessage } from '../codec/syncml-model.ts'
 import { decodeMessage } from '../codec/syncml.ts'
 import type { AgentConfig } from '../config.ts'
 import { applyBootstrap, createStandardTree, ManagementTree } from '../tree/index.ts'
@@ -11,6 +12,8 @@ export interface FactoryDocument {
   bytes: Uint8Array
   /** From the file name: `.wbxml` is WBXML, anything else is sniffed (XML or WBXML by its first byte). */
   contentType?: string
+  /** The message, once decoded: a fleet decodes its one document once for all its devices. */
+  decoded?: SyncMLMessage
 }
 
 export async function readFactoryDocument(path: string): Promise<{ ok: true; document: FactoryDocument } | { ok: false; error: string }> {
@@ -23,13 +26,21 @@ export async function readFactoryDocument(path: string): Promise<{ ok: true; doc
   }
 }
 
-/** Builds the factory tree; the ServerIDs the document configured are the servers to open sessions with. */
-export function buildFactoryTree(config: AgentConfig, document: FactoryDocument): { tree: ManagementTree; serverIds: string[] } | { error: string } {
+/** The document with its message decoded, or why it cannot be. */
+export function decodeFactoryDocument(document: FactoryDocument): { ok: true; document: FactoryDocument & { decoded: SyncMLMessage } } | { ok: false; error: string } {
+  if (document.decoded !== undefined) return { ok: true, document: { ...document, decoded: document.decoded } }
   const decoded = decodeMessage(document.bytes, document.contentType)
   if (!decoded.ok) {
     const at = decoded.error.at === undefined ? '' : ` at ${decoded.error.at}`
-    return { error: `factoryBootstrap: ${decoded.error.code}${at}: ${decoded.error.message}` }
+    return { ok: false, error: `factoryBootstrap: ${decoded.error.code}${at}: ${decoded.error.message}` }
   }
+  return { ok: true, document: { ...document, decoded: decoded.value } }
+}
+
+/** Builds the factory tree; the ServerIDs the document configured are the servers to open sessions with. */
+export function buildFactoryTree(config: AgentConfig, document: FactoryDocument): { tree: ManagementTree; serverIds: string[] } | { error: string } {
+  const decoded = decodeFactoryDocument(document)
+  if (!decoded.ok) return { error: decoded.error }
   const { devInfo } = config
   const tree = createStandardTree({
     devId: config.deviceId,
@@ -42,7 +53,7 @@ export function buildFactoryTree(config: AgentConfig, document: FactoryDocument)
     ...(devInfo.hwV !== undefined && { hwV: devInfo.hwV }),
     ...(devInfo.oem !== undefined && { oem: devInfo.oem }),
   })
-  const applied = applyBootstrap(tree, decoded.value)
+  const applied = applyBootstrap(tree, decoded.document.decoded)
   if (!applied.ok) return { error: `factoryBootstrap: ${applied.reason}` }
   return { tree, serverIds: applied.serverIds }
 }

@@ -6,15 +6,19 @@
  * Every device starts from the configuration's `factoryBootstrap`, so all hold the same accounts. Trees live
  * in memory unless a state folder is given, in which case each device keeps its own folder under it and a
  * restart resumes where the fleet left off.
+ *
+ * What all devices hold alike is held once: the factory document is read and decoded once, and the factory
+ * tree of the first device is the base every device's tree shares (`TreeOptions.base`), each keeping only
+ * what differs (its DevId, its nonces, what its parties change).
  */
 import { join } from 'node:path'
 import { readBrokerTls, type AgentConfig } from '../config.ts'
 import type { LocationSource, NetworkLocation } from '../gwmo/index.ts'
 import type { Logger } from '../log.ts'
-import type { StateStore } from '../session/agent-state.ts'
 import { createSharedMqtt, type TopicPlan } from '../transport/shared-mqtt.ts'
-import type { TreeStore } from '../tree/index.ts'
+import { DiscardingStore } from '../tree/index.ts'
 import { startAgent, type Agent } from './agent.ts'
+import { buildFactoryTree, decodeFactoryDocument, readFactoryDocument } from './factory.ts'
 
 /** Locally administered MAC addresses (IEEE 802, U/L bit set): never a real device's. */
 export const DEFAULT_ID_PREFIX = 'mac:02-00'
@@ -75,24 +79,23 @@ export function fleetDeviceIds(prefix: string, count: number): { ok: true; ids: 
 }
 
 /**
- * A store that keeps nothing: the tree and state of an in-memory fleet live in the engines themselves, and a
+ * The stores of an in-memory fleet keep nothing: the tree and state live in the engines themselves, and a
  * serialized copy per device would double their memory for a restart that an in-memory fleet never has.
  */
-const forgetfulStore: TreeStore & StateStore = {
-  load: () => Promise.resolve(undefined),
-  save: () => Promise.resolve(),
-}
+const discarding = new DiscardingStore()
 
 /**
  * Where a virtual device is: its own address in 10.0.0.0/8, numbered like the device, behind one router. Fixed,
- * so the location monitor runs as on a real device but never reports a move.
+ * so the location monitor runs as on a real device but never reports a move. A reading is made when asked
+ * (every poll), so a device keeps only its number.
  */
-function fixedLocation(index: number): LocationSource {
-  const location: NetworkLocation = {
-    addresses: [`10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`],
-    defaultGateway: '10.255.255.254',
+class FixedLocation implements LocationSource {
+  constructor(private readonly index: number) {}
+
+  read(): Promise<NetworkLocation> {
+    const i = this.index
+    return Promise.resolve({ addresses: [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`], defaultGateway: '10.255.255.254' })
   }
-  return { read: () => Promise.resolve(location) }
 }
 
 export async function startFleet(options: SimulateOptions): Promise<FleetResult> {
@@ -102,6 +105,14 @@ export async function startFleet(options: SimulateOptions): Promise<FleetResult>
   if (!named.ok) return named
   const tls = await readBrokerTls(config.broker)
   if (!tls.ok) return tls
+  const read = await readFactoryDocument(config.factoryBootstrap)
+  if (!read.ok) return read
+  const decoded = decodeFactoryDocument(read.document)
+  if (!decoded.ok) return decoded
+  const factoryDocument = decoded.document
+  const template = buildFactoryTree({ ...config, deviceId: named.ids[0]! }, factoryDocument)
+  if ('error' in template) return { ok: false, error: template.error }
+  const treeBase = template.tree.asBase()
 
   const shared = createSharedMqtt({
     url: config.broker.url,
@@ -132,8 +143,10 @@ export async function startFleet(options: SimulateOptions): Promise<FleetResult>
       config: deviceConfig,
       logger: logger.child({ deviceId }),
       transport: shared.port(deviceId),
-      ...(options.stateDir === undefined && { stores: { tree: forgetfulStore, state: forgetfulStore } }),
-      ...(config.location.sourceFile === undefined && { location: fixedLocation(index) }),
+      ...(options.stateDir === undefined && { stores: { tree: discarding, state: discarding } }),
+      ...(config.location.sourceFile === undefined && { location: new FixedLocation(index) }),
+      factoryDocument,
+      treeBase,
     })
     if (!started.ok) {
       failure ??= `${deviceId}: ${started.error}`

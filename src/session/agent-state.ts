@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { DiscardingStore } from '../tree/memory-store.ts'
 import type { TreeStore } from '../tree/types.ts'
 
 /**
@@ -206,6 +207,11 @@ export class AgentState {
   }
 
   #saveNow(): Promise<void> {
+    // A store that keeps nothing (an in-memory fleet) needs no bytes: the state lives in this object alone.
+    if (this.#store instanceof DiscardingStore) {
+      this.#dirty = false
+      return Promise.resolve()
+    }
     const bytes = serializeState(this.#doc)
     this.#dirty = false
     const saving = this.#store.save(bytes).then(

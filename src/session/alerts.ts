@@ -43,7 +43,8 @@ export class AlertRegistry {
 
   /** Registers the handler of an alert code; a second registration of the same code replaces the first. */
   register(code: number | string, handler: AlertHandler, options: AlertRegistrationOptions = {}): void {
-    this.#handlers.set(String(code).trim(), { ...options, handler })
+    // Named fields, not a spread: registrations then share one object shape across the engines of a process.
+    this.#handlers.set(String(code).trim(), { handler, acceptUnauthenticated: options.acceptUnauthenticated })
   }
 
   lookup(code: string): AlertRegistration | undefined {

@@ -84,7 +84,8 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   const constants = sessionConstants(deps.constants)
   const logger = deps.logger.child({ module: 'session' })
   const parties = new Map<string, PartySlot>()
-  const inFlight = new Set<Promise<unknown>>()
+  /** Work under way; made when some begins and dropped when none is left (a fleet's engines are mostly idle). */
+  let inFlight: Set<Promise<unknown>> | undefined
   const alerts = new AlertRegistry()
   const unknownPartyLog = new PartyInterval(constants.unknownPartyLogIntervalMs, constants.maxTrackedParties)
   let lazyFlush: unknown
@@ -117,8 +118,13 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   }
 
   function track<T>(work: Promise<T>): Promise<T> {
-    inFlight.add(work)
-    void work.finally(() => inFlight.delete(work)).catch(() => undefined)
+    ;(inFlight ??= new Set()).add(work)
+    void work
+      .finally(() => {
+        inFlight?.delete(work)
+        if (inFlight?.size === 0) inFlight = undefined
+      })
+      .catch(() => undefined)
     return work
   }
 
@@ -130,8 +136,9 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       if (parties.size > constants.maxTrackedParties) forgetIdleParties(party)
     }
     const horizon = deps.clock.now() - constants.endedSessionMemoryMs
-    slot.ended = slot.ended.filter((e) => e.endedAt >= horizon)
-    slot.notificationIds = slot.notificationIds.filter((n) => n.at >= horizon)
+    // Filtered only when one has expired: an array made by filter() keeps room for 16 entries, in every engine.
+    if (slot.ended.some((e) => e.endedAt < horizon)) slot.ended = slot.ended.filter((e) => e.endedAt >= horizon)
+    if (slot.notificationIds.some((n) => n.at < horizon)) slot.notificationIds = slot.notificationIds.filter((n) => n.at >= horizon)
     if (slot.refused !== undefined && slot.refused.at < horizon) slot.refused = undefined
     return slot
   }
@@ -161,8 +168,10 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       slot.refused = { sessionId: session.sessionId, lastMsgId: session.lastMsgId, at: deps.clock.now() }
     }
     if (outcome !== 'rejected' && outcome !== 'stopped') {
-      slot.ended.push(session.remains())
-      if (slot.ended.length > constants.endedSessionsPerParty) slot.ended.shift()
+      // A copy of the exact length rather than a push (which keeps room for 16): ended sessions are remembered
+      // for minutes in every engine of a fleet.
+      const ended = [...slot.ended, session.remains()]
+      slot.ended = ended.length > constants.endedSessionsPerParty ? ended.slice(1) : ended
     }
     if (outcome === 'completed' && account !== undefined && deps.state.accountFlag(party, 'firstSessionDone') !== true) {
       deps.state.setAccountFlag(party, 'firstSessionDone', true)
@@ -357,7 +366,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
         slot.active?.stop()
         slot.queue.length = 0
       }
-      await Promise.allSettled([...inFlight])
+      await Promise.allSettled([...(inFlight ?? [])])
       await deps.tree.flush()
       if (deps.state.dirty) await deps.state.save()
     },

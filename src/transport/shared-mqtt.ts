@@ -16,8 +16,9 @@ import type { Logger } from '../log.ts'
 import { classifyInbound } from './inbound.ts'
 import { openConnection, type MqttClient, type TlsMaterial } from './mqtt-client.ts'
 import { TRANSPORT_TIMINGS } from './backoff.ts'
-import type { OutboundMessage, Transport, TransportEvents } from './port.ts'
-import { brokerOrigin, deviceTopics, INBOUND_CHANNELS, routeFor, STATUS_CHANNEL, topicFor } from './topics.ts'
+import type { Transport } from './port.ts'
+import { DevicePort, publishQos1, type Hub, type Pool } from './shared-mqtt-port.ts'
+import { brokerOrigin, deviceTopics, INBOUND_CHANNELS, STATUS_CHANNEL, topicFor } from './topics.ts'
 
 export type TopicPlan = 'each' | 'wildcard'
 
@@ -48,31 +49,6 @@ const FILTERS_PER_SUBSCRIBE = 600
 /** Retained status publishes in flight per connection at once, so a fleet's `online` burst stays paced. */
 const STATUS_BATCH = 500
 
-interface DeviceEntry {
-  readonly deviceId: string
-  readonly pool: Pool
-  events: TransportEvents | undefined
-  subscribed: boolean
-  /** Sends waiting for this device's subscriptions (see mqtt.ts: Package 1 must not leave before them). */
-  waiting: Array<() => void> | undefined
-}
-
-interface Pool {
-  readonly client: MqttClient
-  readonly devices: DeviceEntry[]
-  /** Devices added since the last subscription round; subscribed together on the next turn. */
-  pending: DeviceEntry[]
-  flushQueued: boolean
-  connected: boolean
-  generation: number
-}
-
-function publishQos1(client: MqttClient, topic: string, payload: Buffer | string, options: object): Promise<void> {
-  return new Promise((resolve, reject) => {
-    client.publish(topic, payload, { qos: 1, ...options }, (error) => (error ? reject(error) : resolve()))
-  })
-}
-
 function subscribeAll(client: MqttClient, filters: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     client.subscribe(filters, { qos: 1 }, (error, granted) => {
@@ -99,13 +75,12 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
     ...(options.cert !== undefined && { cert: options.cert }),
     ...(options.key !== undefined && { key: options.key }),
   }
-  /** By `encodeURIComponent(DevId)`, the form it has in a topic level. */
-  const byTopicLevel = new Map<string, DeviceEntry>()
+  const byTopicLevel = new Map<string, DevicePort>()
   const pools: Pool[] = []
   let added = 0
   let stopping: Promise<void> | undefined
 
-  const markSubscribed = (entries: DeviceEntry[]) => {
+  const markSubscribed = (entries: DevicePort[]) => {
     for (const entry of entries) {
       entry.subscribed = true
       const waiting = entry.waiting
@@ -114,7 +89,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
     }
   }
 
-  const announce = async (pool: Pool, entries: DeviceEntry[], generation: number) => {
+  const announce = async (pool: Pool, entries: DevicePort[], generation: number) => {
     await inBatches(entries, STATUS_BATCH, (batch) =>
       Promise.all(
         batch.map((entry) =>
@@ -130,7 +105,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
   }
 
   /** Subscribes the given devices on the pool's current connection, then tells each it is online. */
-  const subscribeDevices = async (pool: Pool, entries: DeviceEntry[]) => {
+  const subscribeDevices = async (pool: Pool, entries: DevicePort[]) => {
     const generation = pool.generation
     try {
       if (plan === 'each') {
@@ -231,6 +206,16 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
     return pool
   }
 
+  const hub: Hub = {
+    prefix: options.prefix,
+    mainOrigin,
+    byTopicLevel,
+    get stopping() {
+      return stopping !== undefined
+    },
+    queueFlush,
+  }
+
   const poolFor = (index: number): Pool => {
     const k = index % size
     return (pools[k] ??= openPool(k))
@@ -240,44 +225,9 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
     port(deviceId: string): Transport {
       const level = encodeURIComponent(deviceId)
       if (byTopicLevel.has(level)) throw new Error(`mqtt: device ${deviceId} already has a port`)
-      const entry: DeviceEntry = { deviceId, pool: poolFor(added++), events: undefined, subscribed: false, waiting: undefined }
-      byTopicLevel.set(level, entry)
-      const whenSubscribed = () =>
-        entry.subscribed ? Promise.resolve() : new Promise<void>((resolve) => (entry.waiting ??= []).push(resolve))
-      return {
-        async start(events: TransportEvents): Promise<void> {
-          if (entry.events !== undefined) throw new Error('mqtt: transport already started')
-          entry.events = events
-          entry.pool.devices.push(entry)
-          entry.pool.pending.push(entry)
-          queueFlush(entry.pool)
-        },
-        send(message: OutboundMessage): Promise<void> {
-          if (stopping || entry.events === undefined) return Promise.reject(new Error('mqtt: cannot send, transport is not started'))
-          const routed = routeFor({ prefix: options.prefix, mainOrigin, to: message.to, ...(message.address !== undefined && { address: message.address }) })
-          if (!routed.ok) return Promise.reject(new Error(`mqtt: cannot route to ${message.to}: ${routed.reason}`))
-          if (routed.route.origin !== mainOrigin) {
-            return Promise.reject(new Error(`mqtt: ${message.to} is on another broker, which a shared connection does not reach`))
-          }
-          const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength)
-          const properties = {
-            contentType: message.contentType,
-            ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
-          }
-          const { topic } = routed.route
-          const send = () => publishQos1(entry.pool.client, topic, payload, { properties })
-          return entry.subscribed ? send() : whenSubscribed().then(send)
-        },
-        // One device leaving the fleet: its status goes `offline`; the shared connection stays.
-        async stop(): Promise<void> {
-          if (entry.events === undefined) return
-          entry.events = undefined
-          byTopicLevel.delete(level)
-          if (entry.pool.connected && !stopping) {
-            await publishQos1(entry.pool.client, topicFor(options.prefix, deviceId, STATUS_CHANNEL), 'offline', { retain: true }).catch(() => {})
-          }
-        },
-      }
+      const port = new DevicePort(hub, deviceId, level, poolFor(added++))
+      byTopicLevel.set(level, port)
+      return port
     },
 
     stop(): Promise<void> {

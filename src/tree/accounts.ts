@@ -48,7 +48,11 @@ export function readAccounts(tree: TreeOps): Account[] {
 }
 
 export function findAccount(tree: TreeOps, serverId: string): Account | undefined {
-  return readAccounts(tree).find((account) => account.serverId === serverId)
+  // Sessions look their party up for every message: only the account with that ServerID is read whole.
+  for (const x of tree.children('./DMAcc') ?? []) {
+    if (leafText(tree, `./DMAcc/${x}/ServerID`) === serverId) return readAccount(tree, x)
+  }
+  return undefined
 }
 
 /** Marks an account as a DM Gateway's (binding §1), as the device principal. */
@@ -66,13 +70,16 @@ function write(ops: TreeOps, uri: string, value: NodeValue): SyncMLStatus {
   return status === 404 ? ops.add(uri, value, 'device') : status
 }
 
+/** A leaf's value as text, read as the device; undefined for a missing node or an interior one. */
+function leafText(tree: TreeOps, uri: string): string | undefined {
+  const result = tree.get(uri, 'device')
+  const data = result.status === 200 && result.value?.format !== 'node' ? result.value?.data : undefined
+  return data === undefined ? undefined : typeof data === 'string' ? data : new TextDecoder().decode(data)
+}
+
 function readAccount(tree: TreeOps, x: string): Account | undefined {
   const base = `./DMAcc/${x}`
-  const text = (rel: string): string | undefined => {
-    const result = tree.get(`${base}/${rel}`, 'device')
-    const data = result.status === 200 && result.value?.format !== 'node' ? result.value?.data : undefined
-    return data === undefined ? undefined : typeof data === 'string' ? data : new TextDecoder().decode(data)
-  }
+  const text = (rel: string): string | undefined => leafText(tree, `${base}/${rel}`)
   const serverId = text('ServerID')
   if (serverId === undefined) return undefined
   const addresses: AccountAddress[] = []

@@ -1,6 +1,7 @@
 /** The management tree: its contract, the tree itself, accounts, bootstrap and persistence. */
 export type * from './types.ts'
 export { ManagementTree, type OpenOptions, type OpenResult, type RestoreResult, type TreeOptions } from './tree.ts'
+export type { TreeBase } from './node-map.ts'
 export type { ExecHandler } from './operations.ts'
 export { createStandardTree, type StandardTreeOptions } from './standard-tree.ts'
 export {
@@ -9,5 +10,5 @@ export {
 export { applyBootstrap, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
 export { serializeTree, restoreTree, TREE_FILE_VERSION } from './persistence.ts'
 export { AtomicFileStore } from './file-store.ts'
-export { MemoryStore } from './memory-store.ts'
+export { DiscardingStore, MemoryStore } from './memory-store.ts'
 export { parseUri, type ParsedUri, type NodeProperty, type UriLimits } from './uri.ts'

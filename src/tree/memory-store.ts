@@ -20,3 +20,17 @@ export class MemoryStore implements TreeStore {
     return Promise.resolve()
   }
 }
+
+/**
+ * A store that keeps nothing, for trees whose only copy is the one in memory (an in-memory fleet: a restart,
+ * the only reader of a store, never comes). A tree flushing to it does not even make the bytes.
+ */
+export class DiscardingStore implements TreeStore {
+  load(): Promise<Uint8Array | undefined> {
+    return Promise.resolve(undefined)
+  }
+
+  save(): Promise<void> {
+    return Promise.resolve()
+  }
+}

@@ -3,6 +3,7 @@
  * process, so a node is one small fixed-shape object (no closures, no child arrays): children are found from
  * the paths themselves.
  */
+import type { NodeMap } from './node-map.ts'
 import type { NodeFormat } from './types.ts'
 
 /**
@@ -34,10 +35,16 @@ const SHARED_MAX_LENGTH = 96
  * The engine's one shared copy of a short string. Trees of a fleet hold the same paths, types, ACLs and most of
  * the same values, and V8 keeps a single copy of each string used as a property name (its string table, which
  * the garbage collector prunes), so a path stored in a thousand trees takes its memory once.
+ *
+ * The holder is a dictionary object (`Object.create(null)`): a literal `{ [s]: 0 }` would add a hidden-class
+ * transition for every distinct string to the map all object literals start from, and past some 1,500 of
+ * them (a fleet's DevIds) V8 gives every later object literal of the process slow dictionary properties,
+ * hundreds of bytes each.
  */
 export function shared(s: string): string {
   if (s.length > SHARED_MAX_LENGTH) return s
-  const holder: Record<string, 0> = { [s]: 0 }
+  const holder: Record<string, 0> = Object.create(null) as Record<string, 0>
+  holder[s] = 0
   for (const key in holder) return key
   return s
 }
@@ -98,19 +105,16 @@ export function descendantsDeepestFirst(view: NodeView, path: string): string[] 
   return out
 }
 
-/** The committed nodes of a tree: a Map of path → node, parents always inserted before their children. */
+/** The committed nodes of a tree: path → node, parents always before their children (`node-map.ts`). */
 export class MapView implements NodeView {
-  constructor(readonly nodes: Map<string, TreeNode>) {}
+  constructor(readonly nodes: NodeMap) {}
 
   node(path: string): TreeNode | undefined {
     return this.nodes.get(path)
   }
 
   childNames(path: string): string[] {
-    const prefix = path === '' ? '' : path + '/'
-    const names: string[] = []
-    for (const key of this.nodes.keys()) if (isDirectChild(key, prefix)) names.push(key.slice(prefix.length))
-    return names
+    return this.nodes.childNames(path)
   }
 
   size(): number {

@@ -33,9 +33,12 @@ export function isPermanent(path: string): boolean {
 
 /** `./DMAcc/<x>/AppAuth/<y>/AAuthSecret` and `.../AAuthData`: no Get for anyone (DMAcc MO access type). */
 export function isSecret(path: string): boolean {
-  if (!path.startsWith('DMAcc/')) return false
-  const s = path.split('/')
-  return s.length === 5 && s[2] === 'AppAuth' && (s[4] === 'AAuthSecret' || s[4] === 'AAuthData')
+  // Every account read asks this of each of its nodes: the name is checked first, and nothing is allocated.
+  if (!path.startsWith('DMAcc/') || !(path.endsWith('/AAuthSecret') || path.endsWith('/AAuthData'))) return false
+  const x = path.indexOf('/', 6)
+  if (x < 0 || !path.startsWith('/AppAuth/', x)) return false
+  const y = path.indexOf('/', x + 9)
+  return y >= x + 9 && path.indexOf('/', y + 1) < 0
 }
 
 function parse(ctx: TreeContext, uri: string): ParsedUri | SyncMLStatus {

@@ -4,6 +4,8 @@
  */
 import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
 import { depthOf, MapView, parentPath, pathToUri, shared, TreeNode } from './node.ts'
+import { DiscardingStore } from './memory-store.ts'
+import { NodeMap, TreeBase } from './node-map.ts'
 import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
@@ -16,6 +18,11 @@ export interface TreeOptions {
   maxNodes?: number
   /** The root's ACL (TND 1.2, 7.7.1.1: the root always has one). Default `Get=*`. */
   rootAcl?: string
+  /**
+   * Nodes this tree shares with others (`asBase` of a tree built alike): only what differs from them is kept
+   * per tree. Reads, writes, persistence and validation are those of a tree without one.
+   */
+  base?: TreeBase
 }
 
 export interface OpenOptions extends TreeOptions {
@@ -40,10 +47,13 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   private savingGeneration = 0
   private queued: Promise<void> | undefined
   private execHandlers: Map<string, ExecHandler> | undefined
+  private limits: UriLimits | undefined
+  private limitsGeneration = -1
 
   constructor(options: TreeOptions = {}, nodes?: Map<string, TreeNode>) {
     this.maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES
-    this.committed = new MapView(nodes ?? new Map([['', new TreeNode('node', undefined, undefined, options.rootAcl ?? 'Get=*')]]))
+    const initial = nodes ?? new Map([['', new TreeNode('node', undefined, undefined, options.rootAcl ?? 'Get=*')]])
+    this.committed = new MapView(new NodeMap(initial, options.base))
   }
 
   /**
@@ -63,8 +73,10 @@ export class ManagementTree implements TreeOps, TransactionRoot {
       restored.tree.store = store
       return { ok: true, tree: restored.tree, created: false }
     }
-    const built = options.factory()
-    if (!(built instanceof ManagementTree)) return { ok: false, error: `factory tree: ${built.error}` }
+    const made = options.factory()
+    if (!(made instanceof ManagementTree)) return { ok: false, error: `factory tree: ${made.error}` }
+    // On a base, the factory tree keeps only what differs from it (a fleet's trees all start alike).
+    const built = options.base === undefined ? made : new ManagementTree(options, new Map(made.committed.nodes))
     built.store = store
     built.generation++ // a fresh tree is never in the store yet
     try {
@@ -90,6 +102,14 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return encodeTreeFile(this.committed.nodes)
   }
 
+  /**
+   * The committed nodes as they are now, frozen, for trees built alike to share (`TreeOptions.base`): a fleet
+   * of simulated devices holds its factory tree once instead of once a device.
+   */
+  asBase(): TreeBase {
+    return new TreeBase(this.committed.nodes)
+  }
+
   /** Where `flush` saves (`open` attaches its store). */
   attachStore(store: TreeStore): void {
     this.store = store
@@ -107,6 +127,10 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   flush(): Promise<void> {
     const store = this.store
     if (store === undefined) return Promise.reject(new Error('the tree has no store to flush to'))
+    if (store instanceof DiscardingStore) {
+      this.durable = this.generation
+      return Promise.resolve()
+    }
     if (this.saving !== undefined) {
       if (this.savingGeneration === this.generation) return this.saving
       this.queued ??= this.saving.then(noop, noop).then(() => {
@@ -175,16 +199,21 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return this.execHandlers?.get(path)
   }
 
-  /** @internal The limits in `./DevDetail/URI`, read where they live so that a Replace by the device applies. */
+  /**
+   * @internal The limits in `./DevDetail/URI`, read where they live so that a Replace by the device applies;
+   * read again only after a commit, since every URI of every command is checked against them.
+   */
   uriLimits(): UriLimits {
+    if (this.limits !== undefined && this.limitsGeneration === this.generation) return this.limits
     const nodes = this.committed.nodes
     const read = (name: string): number => {
       const d = nodes.get('DevDetail/URI/' + name)?.d
       const n = typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : 0
       return n
     }
-    if (!nodes.has('DevDetail/URI')) return NO_URI_LIMITS
-    return { maxDepth: read('MaxDepth'), maxTotLen: read('MaxTotLen'), maxSegLen: read('MaxSegLen') }
+    this.limits = nodes.has('DevDetail/URI') ? { maxDepth: read('MaxDepth'), maxTotLen: read('MaxTotLen'), maxSegLen: read('MaxSegLen') } : NO_URI_LIMITS
+    this.limitsGeneration = this.generation
+    return this.limits
   }
 
   /**

@@ -19,6 +19,8 @@ export interface MosquittoOptions {
   tls?: { requireClientCertificate?: boolean }
   /** Keeps sessions and queued messages across `restart()` (saved when the broker stops cleanly). */
   persistence?: boolean
+  /** More `mosquitto.conf` lines for the whole broker, e.g. `max_queued_messages 0` for a simulated fleet. */
+  settings?: string[]
 }
 
 export interface TlsListener {
@@ -94,6 +96,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     'log_type notice',
     'log_type information',
     'connection_messages true',
+    ...(options.settings ?? []),
     `listener ${port} 127.0.0.1`,
   ]
   if (tlsPort !== undefined) {

@@ -1,0 +1,195 @@
+/**
+ * Where a tree's committed nodes live: path → node, parents always before their children (the order the tree
+ * file is written in). A tree may sit on a `TreeBase`, the nodes many trees of one process hold alike (a fleet
+ * of simulated devices built from one factory bootstrap): then its own Map keeps only what differs from the
+ * base (and which base nodes it removed), and a node written back equal to the base's goes back to sharing
+ * it. Trees without a base keep every node in their own Map, as before.
+ */
+import { isDirectChild, type TreeNode } from './node.ts'
+
+/** Same format, type, data and ACL: one can stand for the other (nodes are never mutated once stored). */
+export function sameNode(a: TreeNode, b: TreeNode): boolean {
+  if (a === b) return true
+  if (a.f !== b.f || a.t !== b.t || a.a !== b.a) return false
+  const x = a.d
+  const y = b.d
+  if (x === undefined || y === undefined || typeof x === 'string' || typeof y === 'string') return x === y
+  if (x.length !== y.length) return false
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
+  return true
+}
+
+/** Committed nodes frozen for sharing (see `ManagementTree.asBase`): never changed once made. */
+export class TreeBase {
+  readonly #nodes: Map<string, TreeNode>
+  /** Each path's place in the base's order, made when a tree is first restored onto the base. */
+  #places: Map<string, number> | undefined
+  /** Each interior node's child names in order, made on the first look: every tree on the base reads them. */
+  #children: Map<string, string[]> | undefined
+
+  constructor(nodes: Iterable<[string, TreeNode]>) {
+    this.#nodes = new Map(nodes)
+  }
+
+  get(path: string): TreeNode | undefined {
+    return this.#nodes.get(path)
+  }
+
+  placeOf(path: string): number | undefined {
+    if (this.#places === undefined) {
+      let place = 0
+      this.#places = new Map()
+      for (const key of this.#nodes.keys()) this.#places.set(key, place++)
+    }
+    return this.#places.get(path)
+  }
+
+  get size(): number {
+    return this.#nodes.size
+  }
+
+  entries(): IterableIterator<[string, TreeNode]> {
+    return this.#nodes.entries()
+  }
+
+  /** The base's own child names of `path`, in order (shared: never to be changed by the caller). */
+  childNames(path: string): readonly string[] {
+    if (this.#children === undefined) {
+      const children = new Map<string, string[]>()
+      for (const key of this.#nodes.keys()) {
+        if (key === '') continue
+        const slash = key.lastIndexOf('/')
+        const parent = slash < 0 ? '' : key.slice(0, slash)
+        const names = children.get(parent)
+        if (names === undefined) children.set(parent, [key.slice(slash + 1)])
+        else names.push(key.slice(slash + 1))
+      }
+      this.#children = children
+    }
+    return this.#children.get(path) ?? []
+  }
+}
+
+export class NodeMap implements Iterable<[string, TreeNode]> {
+  readonly #base: TreeBase | undefined
+  /** Nodes of this tree alone: replacements of base nodes (in their place) and additions (in their order). */
+  readonly #own: Map<string, TreeNode>
+  /**
+   * Base paths this tree removed. Added again, such a path is an addition of its own: it comes after the
+   * others, in creation order, as it would in a tree without a base.
+   */
+  #removed: Set<string> | undefined
+  /** Own nodes that are additions (a path the base lacks, or one it removed). */
+  #added = 0
+
+  /**
+   * `nodes` must be parent-first; without a base they become the own Map as they are. On a base, the nodes keep
+   * their order: those that come in the base's order, before anything the base lacks, stay in the base's place
+   * (shared when equal); a base path further on was removed and added again since.
+   */
+  constructor(nodes: Map<string, TreeNode>, base?: TreeBase) {
+    this.#base = base
+    if (base === undefined) {
+      this.#own = nodes
+      this.#added = nodes.size
+      return
+    }
+    this.#own = new Map()
+    for (const [path] of base.entries()) if (!nodes.has(path)) this.delete(path)
+    let last = -1
+    let inPlace = true
+    for (const [path, node] of nodes) {
+      const place = base.placeOf(path)
+      if (inPlace && place !== undefined && place > last) {
+        last = place
+      } else {
+        inPlace = false
+        if (place !== undefined) this.delete(path)
+      }
+      this.set(path, node)
+    }
+  }
+
+  get size(): number {
+    return (this.#base?.size ?? 0) - (this.#removed?.size ?? 0) + this.#added
+  }
+
+  get(path: string): TreeNode | undefined {
+    const own = this.#own.get(path)
+    if (own !== undefined || this.#removed?.has(path)) return own
+    return this.#base?.get(path)
+  }
+
+  has(path: string): boolean {
+    return this.get(path) !== undefined
+  }
+
+  set(path: string, node: TreeNode): void {
+    const shared = this.#base?.get(path)
+    if (shared === undefined || this.#removed?.has(path)) {
+      if (!this.#own.has(path)) this.#added++
+      this.#own.set(path, node)
+    } else if (sameNode(shared, node)) {
+      this.#own.delete(path)
+    } else {
+      this.#own.set(path, node)
+    }
+  }
+
+  delete(path: string): void {
+    if (this.#base?.get(path) === undefined || this.#removed?.has(path)) {
+      if (this.#own.delete(path)) this.#added--
+      return
+    }
+    this.#own.delete(path)
+    ;(this.#removed ??= new Set()).add(path)
+  }
+
+  /**
+   * Names of the direct children of `path`, in the order of `entries()`. On a base, its children of `path`
+   * (known once for all trees) and this tree's additions: a look costs what the tree changed, not its size.
+   */
+  childNames(path: string): string[] {
+    const prefix = path === '' ? '' : path + '/'
+    const base = this.#base
+    const names: string[] = []
+    if (base === undefined) {
+      for (const key of this.#own.keys()) if (isDirectChild(key, prefix)) names.push(key.slice(prefix.length))
+      return names
+    }
+    const removed = this.#removed
+    for (const name of base.childNames(path)) if (removed === undefined || !removed.has(prefix + name)) names.push(name)
+    for (const key of this.#own.keys()) {
+      if (isDirectChild(key, prefix) && (base.get(key) === undefined || removed?.has(key))) names.push(key.slice(prefix.length))
+    }
+    return names
+  }
+
+  /** Base nodes in their order (own replacements in their place), then the own additions in theirs. */
+  entries(): IterableIterator<[string, TreeNode]> {
+    return this.#base === undefined ? this.#own.entries() : this.#layered(this.#base)
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#base === undefined ? this.#own.keys() : this.#layeredKeys()
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, TreeNode]> {
+    return this.entries()
+  }
+
+  *#layered(base: TreeBase): IterableIterator<[string, TreeNode]> {
+    const removed = this.#removed
+    for (const [path, node] of base.entries()) {
+      if (removed?.has(path)) continue
+      yield [path, this.#own.get(path) ?? node]
+    }
+    for (const [path, node] of this.#own) {
+      if (base.get(path) === undefined || removed?.has(path)) yield [path, node]
+    }
+  }
+
+  *#layeredKeys(): IterableIterator<string> {
+    for (const [path] of this.entries()) yield path
+  }
+}
