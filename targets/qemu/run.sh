@@ -70,7 +70,8 @@ version="$(node -p 'require(process.argv[1]).version' "$PROJECT_ROOT/package.jso
 say "package: $(basename "$deb") built in $(since "$started")s"
 
 # A private mosquitto on the host's loopback, reachable from every chroot; one per architecture, so that no
-# retained status of an earlier architecture's device can answer for a later one. Prints its URL.
+# retained status of an earlier architecture's device can answer for a later one. Sets `broker` to its URL;
+# called directly, never in $(...), whose subshell would keep the broker's pid from `pids` and leak it.
 start_broker() {
   local name="$1" port
   port="$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close() })')"
@@ -81,7 +82,7 @@ start_broker() {
     node -e 'require("net").connect(+process.argv[1], "127.0.0.1").on("connect", () => process.exit(0)).on("error", () => process.exit(1))' "$port" && break
     sleep 0.1
   done
-  echo "mqtt://127.0.0.1:$port"
+  broker="mqtt://127.0.0.1:$port"
 }
 
 # --- one architecture ------------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ run_arch() {
   mkdir -p "$dir$(dirname "$dir")"
   ln -s "$(realpath -m --relative-to="$(dirname "$dir")" /)" "$dir$dir"
   local unpack_s; unpack_s=$(since "$t")
-  broker="$(start_broker "$arch")"
+  start_broker "$arch"
   say "$arch: broker $broker"
 
   t=$(now)
