@@ -15,7 +15,11 @@ export const SIMULATE_USAGE = `usage: gwmo-agent simulate --devices N --broker U
 Runs N virtual End Devices in one process, each a whole agent with its own DevId, tree and sessions, sharing
 K MQTT connections (default 1) to URL. FILE is an agent configuration: every device applies its
 factoryBootstrap and its settings; its deviceId and stateDir are replaced per device. Trees live in memory
-unless --state-dir is given (one folder per device under it). Runs until SIGINT or SIGTERM.`
+unless --state-dir is given (one folder per device under it). Runs until SIGINT or SIGTERM.
+
+A connection carries N/K devices: the broker must queue a message for each of them at once (a gateway
+detecting them all). mosquitto keeps 1000 per client by default and drops the rest: set max_queued_messages
+to 0 or above N/K, or raise K. With thousands of devices, --log-level warn keeps the log readable.`
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
 const MAX_DEVICES = 1_000_000

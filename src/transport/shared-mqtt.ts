@@ -11,6 +11,10 @@
  * What one shared connection cannot do per device: a will. Each device's retained `online` is published once
  * its topics are subscribed, and `offline` on a clean stop; after a crash the broker announces nothing for
  * the devices. Parties reached through another broker (an `mqtt://` AppAddr elsewhere) are not supported.
+ *
+ * What it asks of the broker: to queue a QoS 1 message for every device of a connection at once (a gateway
+ * detecting them all). mosquitto queues 1000 per client by default and drops the rest without a word to the
+ * sender ("Outgoing messages are being dropped" in its log); the sessions then wait for their time-outs.
  */
 import type { Logger } from '../log.ts'
 import { classifyInbound } from './inbound.ts'
