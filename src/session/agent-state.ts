@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { DiscardingStore } from '../tree/memory-store.ts'
 import type { TreeStore } from '../tree/types.ts'
 
 /**
@@ -208,7 +207,7 @@ export class AgentState {
 
   #saveNow(): Promise<void> {
     // A store that keeps nothing (an in-memory fleet) needs no bytes: the state lives in this object alone.
-    if (this.#store instanceof DiscardingStore) {
+    if (this.#store.keepsNothing === true) {
       this.#dirty = false
       return Promise.resolve()
     }

@@ -26,6 +26,8 @@ export class MemoryStore implements TreeStore {
  * the only reader of a store, never comes). A tree flushing to it does not even make the bytes.
  */
 export class DiscardingStore implements TreeStore {
+  readonly keepsNothing = true
+
   load(): Promise<Uint8Array | undefined> {
     return Promise.resolve(undefined)
   }

@@ -4,7 +4,6 @@
  */
 import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
 import { depthOf, MapView, parentPath, pathToUri, shared, TreeNode } from './node.ts'
-import { DiscardingStore } from './memory-store.ts'
 import { NodeMap, TreeBase } from './node-map.ts'
 import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
@@ -127,7 +126,7 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   flush(): Promise<void> {
     const store = this.store
     if (store === undefined) return Promise.reject(new Error('the tree has no store to flush to'))
-    if (store instanceof DiscardingStore) {
+    if (store.keepsNothing === true) {
       this.durable = this.generation
       return Promise.resolve()
     }

@@ -70,4 +70,6 @@ export interface TreeStore {
   load(): Promise<Uint8Array | undefined>
   /** Replaces the stored bytes atomically: afterwards a load returns either the old or the new bytes, whole. */
   save(bytes: Uint8Array): Promise<void>
+  /** True for a store that keeps nothing (an in-memory fleet): its callers need not make bytes for it. */
+  readonly keepsNothing?: boolean
 }
