@@ -35,7 +35,8 @@ export function run(command: string, args: string[], options: { timed?: boolean;
   let stderr = ''
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const exited = new Promise<{ code: number | null; peakRssKb?: number; stderr: string }>((resolve) => {
-    child.on('exit', (code) => {
+    // 'close', not 'exit': GNU time's report is the last thing on stderr and may come after the exit event.
+    child.on('close', (code) => {
       if (pid !== undefined) groups.delete(pid)
       const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)
       resolve({ code, ...(rss && { peakRssKb: Number(rss[1]) }), stderr })
