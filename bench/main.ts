@@ -62,7 +62,11 @@ const FLEET_PHASE_TIMEOUT_MS = 300_000
 
 const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
 const cell = (s: Summary, digits = 1, unit = '') => `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
-const row = (figure: string, agent: string, floor: string, result: string, target: string) => rows.push([figure, agent, floor, result, target])
+const row = (figure: string, agent: string, floor: string, result: string, target: string) => {
+  // A figure without a single sample (every run of a program failed to report) is a failure, not a figure.
+  if (/n\/a/.test(agent + floor)) failures.push(`${figure}: no sample`)
+  rows.push([figure, agent, floor, result, target])
+}
 
 async function sizes(): Promise<void> {
   const agent = readFileSync(join(root, 'dist', 'gwmo-agent.js'))

@@ -19,7 +19,8 @@ unless --state-dir is given (one folder per device under it). Runs until SIGINT 
 
 A connection carries N/K devices: the broker must queue a message for each of them at once (a gateway
 detecting them all). mosquitto keeps 1000 per client by default and drops the rest: set max_queued_messages
-to 0 or above N/K, or raise K. With thousands of devices, --log-level warn keeps the log readable.`
+to 0 or above N/K, or raise K. With thousands of devices, --log-level warn keeps the log readable, and a
+larger young generation spares a third of the CPU: NODE_OPTIONS=--max-semi-space-size=64.`
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
 const MAX_DEVICES = 1_000_000
