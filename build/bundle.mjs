@@ -35,6 +35,17 @@ if (gzipBytes > GZIP_BUDGET_BYTES) {
   process.exit(1)
 }
 
+// The fleet simulator (`gwmo-agent simulate`, for gateway and server vendors' test benches): a file of its own
+// that the agent loads from beside itself (src/main.ts), so devices neither ship nor parse it. It carries its
+// own copy of the engine; the .deb, a device package, leaves it out.
+await build({
+  ...nodeBundle,
+  minify: true,
+  entryPoints: [join(root, 'src', 'runtime', 'simulate-cli.ts')],
+  outfile: join(root, 'dist', 'gwmo-agent-simulate.js'),
+  define: { 'process.env.GWMO_AGENT_VERSION': JSON.stringify(version) },
+})
+
 // The demo (`npm run demo`) and the peers' command line: test programs, bundled the same way (CommonJS for
 // Node 18, Node's own streams) so that they run from dist/ on a fresh clone with nothing but `npm ci`. Not
 // minified: their stack traces are read by people trying the project.

@@ -1,5 +1,25 @@
 // The bundle's entry: runs the command line, then stops cleanly on SIGTERM/SIGINT (systemd's stop) within 5 s.
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import { runCli, EXIT } from './runtime/cli.ts'
+
+/**
+ * The fleet simulator is a bundle of its own beside this one: a device never runs it, so its bytes stay out of
+ * the file every device ships and loads.
+ */
+const SIMULATOR_FILE = 'gwmo-agent-simulate.js'
+
+function loadSimulator(): typeof import('./runtime/simulate-cli.ts') | undefined {
+  // The bundle is CommonJS (build/esbuild-options.mjs): `__filename` and `__dirname` name the bundle itself.
+  const path = join(__dirname, SIMULATOR_FILE)
+  try {
+    return createRequire(__filename)(path)
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && (error as Error).message.includes(path)
+    if (missing) return undefined
+    throw error
+  }
+}
 
 /** systemd's default stop timeout is longer; the agent promises to be done within this. */
 const STOP_DEADLINE_MS = 5000
@@ -13,6 +33,7 @@ async function main(): Promise<void> {
     stdout: (line) => process.stdout.write(line + '\n'),
     stderr: (line) => process.stderr.write(line + '\n'),
     version: process.env.GWMO_AGENT_VERSION ?? 'dev',
+    loadSimulator,
   })
   if (started.kind === 'exit') {
     process.exitCode = started.code

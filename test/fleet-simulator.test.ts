@@ -4,7 +4,7 @@
 // with its own nonces, and be told apart by the parties; and `gwmo-agent simulate` runs the same from the bundle.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
@@ -188,4 +188,15 @@ t.test('gwmo-agent simulate runs a fleet from the bundle until SIGINT', async (t
   t.equal(await exited, 0, `clean exit on SIGINT ${stderr}`)
   const after = await statuses(DEVICES + 7, 'offline')
   t.equal(ours.filter((id) => after.get(id) === 'offline').length, 7, 'and each left its offline status')
+})
+
+t.test('gwmo-agent simulate without the simulator file beside the bundle (a device install): one line, exit 2', async (t) => {
+  const deviceDir = mkdtempSync(join(tmpdir(), 'gwmo-device-install-'))
+  copyFileSync(AGENT_BUNDLE, join(deviceDir, 'gwmo-agent.js'))
+  const child = spawn(process.execPath, [join(deviceDir, 'gwmo-agent.js'), 'simulate', '--devices', '3', '--broker', broker.url, '--config', join(dir, 'config.json')], { stdio: 'pipe' })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 2, 'a usage error')
+  t.equal(stderr.trim().split('\n').length, 1, 'one line')
+  t.match(stderr, /fleet simulator is not installed beside this agent \(gwmo-agent-simulate\.js/, 'naming the missing file')
 })

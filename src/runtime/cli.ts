@@ -1,6 +1,7 @@
 /**
  * The command line (binding.md §7): `gwmo-agent --config FILE [--log-level LEVEL]`, plus `--help` and `--version`,
- * and `gwmo-agent simulate …`, the fleet simulator (simulate-cli.ts).
+ * and `gwmo-agent simulate …`, the fleet simulator (simulate-cli.ts), which the entry loads from a file of its
+ * own beside the agent's bundle (main.ts).
  * Everything is checked before anything starts: a bad argument or configuration is one line on stderr and a
  * non-zero exit, never a half-started agent.
  */
@@ -8,7 +9,7 @@ import { parseArgs } from 'node:util'
 import { loadConfigFile, type AgentConfig } from '../config.ts'
 import { createLogger, type LogLevel, type Logger } from '../log.ts'
 import { startAgent, type Agent } from './agent.ts'
-import { runSimulateCli } from './simulate-cli.ts'
+import type { runSimulateCli } from './simulate-cli.ts'
 import type { Fleet } from './simulate.ts'
 
 export const USAGE = `usage: gwmo-agent --config FILE [--log-level debug|info|warn|error]
@@ -29,6 +30,8 @@ export interface CliIo {
   stdout: (line: string) => void
   stderr: (line: string) => void
   version: string
+  /** The fleet simulator's command line, when it is installed beside the agent. */
+  loadSimulator?: () => { runSimulateCli: typeof runSimulateCli } | undefined
 }
 
 export type CliStart =
@@ -37,7 +40,14 @@ export type CliStart =
   | { kind: 'simulating'; fleet: Fleet; logger: Logger; config: AgentConfig }
 
 export async function runCli(io: CliIo): Promise<CliStart> {
-  if (io.argv[0] === 'simulate') return runSimulateCli({ ...io, argv: io.argv.slice(1) }, EXIT)
+  if (io.argv[0] === 'simulate') {
+    const simulator = io.loadSimulator?.()
+    if (simulator === undefined) {
+      io.stderr('gwmo-agent simulate: the fleet simulator is not installed beside this agent (gwmo-agent-simulate.js, built by npm run build)')
+      return { kind: 'exit', code: EXIT.usage }
+    }
+    return simulator.runSimulateCli({ ...io, argv: io.argv.slice(1) }, EXIT)
+  }
   let values: { config?: string; 'log-level'?: string; help?: boolean; version?: boolean }
   try {
     ;({ values } = parseArgs({
