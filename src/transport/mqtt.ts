@@ -72,35 +72,24 @@ function publish(connection: Connection, topic: string, payload: Buffer | string
   })
 }
 
+const closed = () => new Error('mqtt: connection closed')
+
 /** Ends a connection within `timeoutMs`: DISCONNECT when connected (so the broker keeps the will), else at once. */
-function close(connection: Connection, timeoutMs: number, timers: Timers): Promise<void> {
+async function close(connection: Connection, timeoutMs: number, timers: Timers): Promise<void> {
   const { client } = connection
-  return new Promise<void>((resolve) => {
-    if (!client.connected) {
-      client.end(true, () => resolve())
-      return
-    }
-    const timer = timers.setTimeout(() => {
-      client.stream.destroy()
-      resolve()
-    }, timeoutMs)
-    client.end(false, () => {
-      timers.clearTimeout(timer)
-      resolve()
-    })
-  }).then(() => {
-    for (const reject of connection.inFlight) reject(new Error('mqtt: connection closed'))
-    connection.inFlight.clear()
-  })
+  if (!client.connected) await new Promise((resolve) => client.end(true, resolve))
+  else if (!(await within(new Promise((resolve) => client.end(false, resolve)), timeoutMs, timers))) client.stream.destroy()
+  for (const reject of connection.inFlight) reject(closed())
+  connection.inFlight.clear()
 }
 
-/** Resolves when `promise` settles or after `ms`, whichever is first; never rejects. */
-function within(promise: Promise<unknown>, ms: number, timers: Timers): Promise<void> {
+/** Resolves true when `promise` settles within `ms`, false once `ms` have passed; never rejects. */
+function within(promise: Promise<unknown>, ms: number, timers: Timers): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = timers.setTimeout(resolve, ms)
+    const timer = timers.setTimeout(() => resolve(false), ms)
     const done = () => {
       timers.clearTimeout(timer)
-      resolve()
+      resolve(true)
     }
     promise.then(done, done)
   })
@@ -115,13 +104,9 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   const reconnect = {
     baseMs: options.reconnect?.baseMs ?? TRANSPORT_TIMINGS.reconnectBaseMs,
     capMs: options.reconnect?.capMs ?? TRANSPORT_TIMINGS.reconnectCapMs,
-    ...(options.random && { random: options.random }),
+    random: options.random,
   }
-  const tls: TlsMaterial = {
-    ...(options.ca !== undefined && { ca: options.ca }),
-    ...(options.cert !== undefined && { cert: options.cert }),
-    ...(options.key !== undefined && { key: options.key }),
-  }
+  const tls: TlsMaterial = { ca: options.ca, cert: options.cert, key: options.key }
   const statusTopic = topicFor(options.prefix, options.deviceId, STATUS_CHANNEL)
   const expected = { prefix: options.prefix, deviceId: options.deviceId, maxPacketSize: options.maxPacketSize }
 
@@ -232,8 +217,8 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     // The agent's own broker password never goes to a broker that a party named.
     const { client } = openConnection({
       url: origin,
-      ...(username !== undefined && { username }),
-      ...(password !== undefined && { password }),
+      username,
+      password,
       tls,
       clientId: options.clientId,
       keepaliveSeconds: options.keepaliveSeconds,
@@ -252,7 +237,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       return
     }
     state = 'stopping'
-    for (const waiter of waitingForSubscription) waiter.reject(new Error('mqtt: connection closed'))
+    for (const waiter of waitingForSubscription) waiter.reject(closed())
     waitingForSubscription.clear()
     const connection = main
     if (connection.client.connected) {
@@ -274,8 +259,8 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       events = handlers
       const { client, connected } = openConnection({
         url: options.url,
-        ...(options.username !== undefined && { username: options.username }),
-        ...(options.password !== undefined && { password: options.password }),
+        username: options.username,
+        password: options.password,
         tls,
         clientId: options.clientId,
         keepaliveSeconds: options.keepaliveSeconds,
@@ -304,8 +289,8 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
         ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
       }
       log.debug('publishing', { topic, bytes: message.payload.length })
-      if (connection !== main || subscribed) return publish(connection, topic, asBuffer(message.payload), { properties })
-      return whenSubscribed().then(() => publish(connection, topic, asBuffer(message.payload), { properties }))
+      const out = () => publish(connection, topic, asBuffer(message.payload), { properties })
+      return connection !== main || subscribed ? out() : whenSubscribed().then(out)
     },
 
     stop(): Promise<void> {
