@@ -101,12 +101,17 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   if (mainOrigin === undefined) throw new TypeError('mqtt: url must be an mqtt:// or mqtts:// URL')
   const log = options.logger.child({ module: 'mqtt' })
   const timers = options.timers ?? defaultTimers
-  const reconnect = {
-    baseMs: options.reconnect?.baseMs ?? TRANSPORT_TIMINGS.reconnectBaseMs,
-    capMs: options.reconnect?.capMs ?? TRANSPORT_TIMINGS.reconnectCapMs,
-    random: options.random,
+  /** What every connection gets, to the agent's own broker and to those of parties' AppAddr. */
+  const common = {
+    tls: { ca: options.ca, cert: options.cert, key: options.key },
+    clientId: options.clientId,
+    keepaliveSeconds: options.keepaliveSeconds,
+    reconnect: {
+      baseMs: options.reconnect?.baseMs ?? TRANSPORT_TIMINGS.reconnectBaseMs,
+      capMs: options.reconnect?.capMs ?? TRANSPORT_TIMINGS.reconnectCapMs,
+      random: options.random,
+    },
   }
-  const tls: TlsMaterial = { ca: options.ca, cert: options.cert, key: options.key }
   const statusTopic = topicFor(options.prefix, options.deviceId, STATUS_CHANNEL)
   const expected = { prefix: options.prefix, deviceId: options.deviceId, maxPacketSize: options.maxPacketSize }
 
@@ -129,9 +134,9 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   /** Bumped on every connect and close, so a late callback of an older connection does nothing. */
   let generation = 0
 
-  const notify = (name: 'online' | 'offline', call: () => void) => {
+  const notify = (name: 'online' | 'offline') => {
     try {
-      call()
+      events?.[name]()
     } catch (error) {
       log.error(`${name} handler failed`, { error })
     }
@@ -179,7 +184,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
           if (current !== generation || state !== 'started') return
           connected()
           online = true
-          if (events) notify('online', () => events?.online())
+          notify('online')
         },
         (publishError: Error) => log.warn('could not publish online status', { error: publishError.message }),
       )
@@ -192,7 +197,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     if (!online) return
     online = false
     if (state === 'started') log.warn('disconnected', { broker: mainOrigin })
-    if (events) notify('offline', () => events?.offline())
+    notify('offline')
   }
 
   const extraConnection = (origin: string, address: string): Connection => {
@@ -216,13 +221,10 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     }
     // The agent's own broker password never goes to a broker that a party named.
     const { client } = openConnection({
+      ...common,
       url: origin,
       username,
       password,
-      tls,
-      clientId: options.clientId,
-      keepaliveSeconds: options.keepaliveSeconds,
-      reconnect,
       logger: log.child({ broker: origin }),
     })
     const connection: Connection = { client, inFlight: new Set() }
@@ -258,16 +260,13 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       state = 'started'
       events = handlers
       const { client, connected } = openConnection({
+        ...common,
         url: options.url,
         username: options.username,
         password: options.password,
-        tls,
-        clientId: options.clientId,
-        keepaliveSeconds: options.keepaliveSeconds,
         maxPacketSize: options.maxPacketSize,
         // binding.md §2: the broker announces `offline` for the device when it goes away uncleanly.
         will: { topic: statusTopic, payload: 'offline', retain: true },
-        reconnect,
         logger: log,
       })
       const connection: Connection = { client, inFlight: new Set() }
