@@ -155,7 +155,9 @@ interface Section {
 function section(top: Section, key: string, required = false): Section {
   const value = top.values[key]
   if (value === undefined && required) fail(key, 'required')
-  return { values: value === undefined ? {} : isObject(value) ? value : fail(key, 'must be an object'), prefix: `${key}.`, baseDir: top.baseDir }
+  // JSON null is a value, and not an object.
+  const values = value === undefined ? {} : isObject(value) ? value : fail(key, 'must be an object')
+  return { values, prefix: `${key}.`, baseDir: top.baseDir }
 }
 
 // Values are never echoed in messages: some of them are secrets.
@@ -227,14 +229,17 @@ function parseBroker(top: Section, env: Record<string, string | undefined>, devi
   const key = path(broker, 'key')
   if (cert !== undefined && key === undefined) fail('broker.key', 'required with broker.cert')
   if (key !== undefined && cert === undefined) fail('broker.cert', 'required with broker.key')
+  const username = text(broker, 'username')
+  // MQTT 5, 3.1.2.9: a password without a user name is allowed.
+  const password = secret(broker, 'password', env, SECRET_ENV.brokerPassword)
+  const ca = path(broker, 'ca')
   const clientId = text(broker, 'clientId')
   if (clientId !== undefined && Buffer.byteLength(clientId) > 65535) fail('broker.clientId', 'must be at most 65535 bytes')
   return {
     url,
-    username: text(broker, 'username'),
-    // MQTT 5, 3.1.2.9: a password without a user name is allowed.
-    password: secret(broker, 'password', env, SECRET_ENV.brokerPassword),
-    ca: path(broker, 'ca'),
+    username,
+    password,
+    ca,
     cert,
     key,
     clientId: clientId ?? CONFIG_DEFAULTS.clientIdPrefix + deviceId,

@@ -84,7 +84,8 @@ async function handleDetection(ctx: AlertContext, options: DetectionOptions): Pr
   }
 
   const servers = dmServers(ctx.ops).filter((serverId) => serverId !== party.serverId)
-  await ctx.sendGenericAlert(gwmoAlert(GWMO_ALERT_TYPE.BOOTSTRAPPED_DMS_LIST, buildServerList(servers), options.deviceId, party.serverId))
+  const list = buildServerList(servers)
+  await ctx.sendGenericAlert(gwmoAlert(GWMO_ALERT_TYPE.BOOTSTRAPPED_DMS_LIST, list, options.deviceId, party.serverId))
   logger.info('device detection accepted', {
     gateway: party.serverId,
     authenticated: party.authenticated,

@@ -188,7 +188,7 @@ export class LocationMonitor {
   }
 }
 
-/** Both are normalized (`normalizeLocation`): sorted, deduplicated, keys in one order, so equal text is the same place. */
+/** Both are normalized (sorted, deduplicated, keys in one order), so equal text is the same place. */
 function sameLocation(a: NetworkLocation, b: NetworkLocation): boolean {
   return JSON.stringify(a) === JSON.stringify(b)
 }
