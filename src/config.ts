@@ -10,6 +10,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
+import { brokerOrigin } from './transport/topics.ts'
 
 export type AcceptDetectionFrom = 'bootstrapped' | 'any'
 export type ConfigLogLevel = 'debug' | 'info' | 'warn' | 'error'
@@ -80,7 +81,7 @@ export interface AgentConfig {
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; error: string }
 
 /** The one place for configuration defaults and limits. */
-export const CONFIG_DEFAULTS = Object.freeze({
+export const CONFIG_DEFAULTS = deepFreeze({
   /** binding.md §2. */
   topicPrefix: 'omadm/v1',
   /** binding.md §2: 64 KiB, within 1 KiB .. 256 MiB (MQTT's own limit is just above 256 MiB). */
@@ -93,9 +94,9 @@ export const CONFIG_DEFAULTS = Object.freeze({
   clientIdPrefix: 'gwmo-',
   acceptDetectionFrom: 'bootstrapped' as AcceptDetectionFrom,
   logLevel: 'info' as ConfigLogLevel,
-  session: Object.freeze({ timeoutSeconds: 30, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 600 }),
-  location: Object.freeze({ pollSeconds: 30, enabled: true }),
-  devInfo: Object.freeze({ man: 'unknown', mod: 'unknown', lang: 'en-US', devTyp: 'gateway-end-device' }),
+  session: { timeoutSeconds: 30, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 600 },
+  location: { pollSeconds: 30, enabled: true },
+  devInfo: { man: 'unknown', mod: 'unknown', lang: 'en-US', devTyp: 'gateway-end-device' },
 })
 
 /** Environment variables that may carry the secrets instead of the file. */
@@ -119,15 +120,14 @@ const fail = (key: string, problem: string): never => {
   throw new ConfigError(`config: ${key}: ${problem}`)
 }
 
-const KNOWN_KEYS: Record<string, readonly string[]> = {
-  '': [
-    'deviceId', 'broker', 'stateDir', 'factoryBootstrap', 'topicPrefix', 'maxPacketSize', 'userPin', 'networkId',
-    'devInfo', 'acceptDetectionFrom', 'logLevel', 'session', 'location',
-  ],
-  broker: ['url', 'username', 'password', 'ca', 'cert', 'key', 'clientId', 'keepaliveSeconds'],
-  devInfo: ['man', 'mod', 'lang', 'devTyp', 'fwV', 'swV', 'hwV', 'oem'],
-  session: ['timeoutSeconds', 'retries', 'retryBackoffSeconds', 'maxBackoffSeconds'],
-  location: ['pollSeconds', 'enabled', 'sourceFile'],
+/** The keys of each section ('' is the top level), space-separated: the unknown-key check and `devInfo` read them. */
+const KNOWN_KEYS: Record<string, string> = {
+  '': 'deviceId broker stateDir factoryBootstrap topicPrefix maxPacketSize userPin networkId devInfo ' +
+    'acceptDetectionFrom logLevel session location',
+  broker: 'url username password ca cert key clientId keepaliveSeconds',
+  devInfo: 'man mod lang devTyp fwV swV hwV oem',
+  session: 'timeoutSeconds retries retryBackoffSeconds maxBackoffSeconds',
+  location: 'pollSeconds enabled sourceFile',
 }
 
 const isObject = (value: unknown): value is Json =>
@@ -135,63 +135,74 @@ const isObject = (value: unknown): value is Json =>
 
 /** Unknown keys are reported before anything else, so a typo is named rather than the key it hid. */
 function checkKnownKeys(raw: Json): void {
-  for (const [section, known] of Object.entries(KNOWN_KEYS)) {
-    const object = section === '' ? raw : raw[section]
+  for (const [name, known] of Object.entries(KNOWN_KEYS)) {
+    const object = name === '' ? raw : raw[name]
     if (!isObject(object)) continue
     for (const key of Object.keys(object)) {
-      if (!known.includes(key)) throw new ConfigError(`config: unknown key "${section ? `${section}.` : ''}${key}"`)
+      if (!known.split(' ').includes(key)) throw new ConfigError(`config: unknown key "${name ? `${name}.` : ''}${key}"`)
     }
   }
 }
 
-function section(raw: Json, key: string, required: boolean): Json {
-  const value = raw[key]
-  if (value === undefined) return required ? fail(key, 'required') : {}
-  return isObject(value) ? value : fail(key, 'must be an object')
+/** One object of the file and the prefix its keys are named with in messages (`broker.`, or '' at the top). */
+interface Section {
+  values: Json
+  prefix: string
+  /** Relative paths in it are resolved against this. */
+  baseDir: string | undefined
+}
+
+function section(top: Section, key: string, required = false): Section {
+  const value = top.values[key]
+  if (value === undefined && required) fail(key, 'required')
+  // JSON null is a value, and not an object.
+  const values = value === undefined ? {} : isObject(value) ? value : fail(key, 'must be an object')
+  return { values, prefix: `${key}.`, baseDir: top.baseDir }
 }
 
 // Values are never echoed in messages: some of them are secrets.
-function text(object: Json, key: string, path: string, required: true): string
-function text(object: Json, key: string, path: string, required: false): string | undefined
-function text(object: Json, key: string, path: string, required: boolean): string | undefined {
-  const value = object[key]
-  if (value === undefined) return required ? fail(path, 'required') : undefined
-  if (typeof value !== 'string' || value === '') return fail(path, 'must be a non-empty string')
+function text(s: Section, key: string, required: true): string
+function text(s: Section, key: string, required?: false): string | undefined
+function text(s: Section, key: string, required = false): string | undefined {
+  const value = s.values[key]
+  const name = s.prefix + key
+  if (value === undefined) return required ? fail(name, 'required') : undefined
+  if (typeof value !== 'string' || value === '') return fail(name, 'must be a non-empty string')
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value)) return fail(path, 'must not contain control characters')
+  if (/[\u0000-\u001f\u007f]/.test(value)) return fail(name, 'must not contain control characters')
   return value
 }
 
-function integer(object: Json, key: string, path: string, fallback: number, min: number, max: number): number {
-  const value = object[key]
-  if (value === undefined) return fallback
+function integer(s: Section, key: string, fallback: number, min: number, max: number): number {
+  const value = s.values[key] === undefined ? fallback : s.values[key]
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    return fail(path, `must be an integer from ${min} to ${max}`)
+    return fail(s.prefix + key, `must be an integer from ${min} to ${max}`)
   }
   return value
 }
 
-function oneOf<T extends string>(object: Json, key: string, choices: readonly T[], fallback: T): T {
-  const value = object[key]
-  if (value === undefined) return fallback
+function oneOf<T extends string>(s: Section, key: string, choices: readonly T[], fallback: T): T {
+  const value = s.values[key] === undefined ? fallback : s.values[key]
   return choices.includes(value as T) ? (value as T) : fail(key, `must be one of ${choices.map((c) => `"${c}"`).join(', ')}`)
 }
 
-function fromEnv(env: Record<string, string | undefined>, name: string): string | undefined {
-  const value = env[name]
-  return value === undefined || value === '' ? undefined : value
+/** A path; a relative one is taken relative to the section's `baseDir` when there is one. */
+function path(s: Section, key: string, required: true): string
+function path(s: Section, key: string): string | undefined
+function path(s: Section, key: string, required = false): string | undefined {
+  const value = required ? text(s, key, true) : text(s, key)
+  return value === undefined || s.baseDir === undefined || isAbsolute(value) ? value : resolve(s.baseDir, value)
+}
+
+/** A secret: the environment variable when it is set and not empty, else the file's value. */
+function secret(s: Section, key: string, env: Record<string, string | undefined>, name: string): string | undefined {
+  return env[name] || text(s, key)
 }
 
 function brokerUrl(value: string): string {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return fail('broker.url', 'must be an mqtt:// or mqtts:// URL')
-  }
-  if ((url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') || url.hostname === '') {
-    return fail('broker.url', 'must be an mqtt:// or mqtts:// URL')
-  }
+  // brokerOrigin accepts exactly a URL with the mqtt: or mqtts: scheme and a host.
+  if (brokerOrigin(value) === undefined) return fail('broker.url', 'must be an mqtt:// or mqtts:// URL')
+  const url = new URL(value)
   // Credentials in the URL would end up wherever the URL is logged.
   if (url.username !== '' || url.password !== '') {
     return fail('broker.url', 'must not hold credentials (use broker.username and broker.password)')
@@ -202,78 +213,51 @@ function brokerUrl(value: string): string {
   return value
 }
 
-function deviceId(raw: Json): string {
-  const id = text(raw, 'deviceId', 'deviceId', true)
-  if (/\s/.test(id)) fail('deviceId', 'must not contain white space')
-  return id
-}
-
-function topicPrefix(raw: Json): string {
-  const prefix = text(raw, 'topicPrefix', 'topicPrefix', false) ?? CONFIG_DEFAULTS.topicPrefix
+function topicPrefix(top: Section): string {
+  const prefix = text(top, 'topicPrefix') ?? CONFIG_DEFAULTS.topicPrefix
   // MQTT 5, 4.7: wildcards are not allowed in a topic name; empty levels would make a different topic.
-  if (/[+#]/.test(prefix) || prefix.split('/').some((level) => level === '')) {
+  if (/[+#]/.test(prefix) || prefix.split('/').includes('')) {
     fail('topicPrefix', 'must be topic levels without "+", "#" or empty levels')
   }
   return prefix
 }
 
-function clientId(broker: Json, id: string): string {
-  const explicit = text(broker, 'clientId', 'broker.clientId', false)
-  if (explicit !== undefined && Buffer.byteLength(explicit) > 65535) fail('broker.clientId', 'must be at most 65535 bytes')
-  return explicit ?? CONFIG_DEFAULTS.clientIdPrefix + id
-}
-
-function path(object: Json, key: string, name: string, required: boolean, baseDir?: string): string | undefined {
-  const value = required ? text(object, key, name, true) : text(object, key, name, false)
-  if (value === undefined || baseDir === undefined || isAbsolute(value)) return value
-  return resolve(baseDir, value)
-}
-
-function parseBroker(raw: Json, env: Record<string, string | undefined>, id: string, baseDir?: string): BrokerConfig {
-  const broker = section(raw, 'broker', true)
-  const url = brokerUrl(text(broker, 'url', 'broker.url', true))
-  const cert = path(broker, 'cert', 'broker.cert', false, baseDir)
-  const key = path(broker, 'key', 'broker.key', false, baseDir)
+function parseBroker(top: Section, env: Record<string, string | undefined>, deviceId: string): BrokerConfig {
+  const broker = section(top, 'broker', true)
+  const url = brokerUrl(text(broker, 'url', true))
+  const cert = path(broker, 'cert')
+  const key = path(broker, 'key')
   if (cert !== undefined && key === undefined) fail('broker.key', 'required with broker.cert')
   if (key !== undefined && cert === undefined) fail('broker.cert', 'required with broker.key')
+  const username = text(broker, 'username')
+  // MQTT 5, 3.1.2.9: a password without a user name is allowed.
+  const password = secret(broker, 'password', env, SECRET_ENV.brokerPassword)
+  const ca = path(broker, 'ca')
+  const clientId = text(broker, 'clientId')
+  if (clientId !== undefined && Buffer.byteLength(clientId) > 65535) fail('broker.clientId', 'must be at most 65535 bytes')
   return {
     url,
-    ...optional('username', text(broker, 'username', 'broker.username', false)),
-    // MQTT 5, 3.1.2.9: a password without a user name is allowed.
-    ...optional('password', fromEnv(env, SECRET_ENV.brokerPassword) ?? text(broker, 'password', 'broker.password', false)),
-    ...optional('ca', path(broker, 'ca', 'broker.ca', false, baseDir)),
-    ...optional('cert', cert),
-    ...optional('key', key),
-    clientId: clientId(broker, id),
-    keepaliveSeconds: integer(broker, 'keepaliveSeconds', 'broker.keepaliveSeconds', CONFIG_DEFAULTS.keepaliveSeconds, 1, 65535),
+    username,
+    password,
+    ca,
+    cert,
+    key,
+    clientId: clientId ?? CONFIG_DEFAULTS.clientIdPrefix + deviceId,
+    keepaliveSeconds: integer(broker, 'keepaliveSeconds', CONFIG_DEFAULTS.keepaliveSeconds, 1, 65535),
   }
 }
 
-function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string }
+function parseDevInfo(top: Section): DevInfoConfig {
+  const devInfo = section(top, 'devInfo')
+  const parsed: Record<string, string | undefined> = { ...CONFIG_DEFAULTS.devInfo }
+  for (const key of KNOWN_KEYS.devInfo.split(' ')) parsed[key] = text(devInfo, key) ?? parsed[key]
+  return parsed as unknown as DevInfoConfig
 }
 
-function parseDevInfo(raw: Json): DevInfoConfig {
-  const devInfo = section(raw, 'devInfo', false)
-  const defaults = CONFIG_DEFAULTS.devInfo
-  const field = (key: string) => text(devInfo, key, `devInfo.${key}`, false)
-  return {
-    man: field('man') ?? defaults.man,
-    mod: field('mod') ?? defaults.mod,
-    lang: field('lang') ?? defaults.lang,
-    devTyp: field('devTyp') ?? defaults.devTyp,
-    ...optional('fwV', field('fwV')),
-    ...optional('swV', field('swV')),
-    ...optional('hwV', field('hwV')),
-    ...optional('oem', field('oem')),
-  }
-}
-
-function parseSession(raw: Json): SessionConfig {
-  const session = section(raw, 'session', false)
+function parseSession(top: Section): SessionConfig {
+  const session = section(top, 'session')
   const defaults = CONFIG_DEFAULTS.session
-  const seconds = (key: keyof SessionConfig, min: number, max: number) =>
-    integer(session, key, `session.${key}`, defaults[key], min, max)
+  const seconds = (key: keyof SessionConfig, min: number, max: number) => integer(session, key, defaults[key], min, max)
   const parsed = {
     timeoutSeconds: seconds('timeoutSeconds', 1, 3600),
     retries: seconds('retries', 0, 100),
@@ -286,20 +270,24 @@ function parseSession(raw: Json): SessionConfig {
   return parsed
 }
 
-function parseLocation(raw: Json, baseDir?: string): LocationConfig {
-  const location = section(raw, 'location', false)
-  const enabled = location.enabled ?? CONFIG_DEFAULTS.location.enabled
+function parseLocation(top: Section): LocationConfig {
+  const location = section(top, 'location')
+  const enabled = location.values.enabled ?? CONFIG_DEFAULTS.location.enabled
   if (typeof enabled !== 'boolean') fail('location.enabled', 'must be true or false')
   return {
-    pollSeconds: integer(location, 'pollSeconds', 'location.pollSeconds', CONFIG_DEFAULTS.location.pollSeconds, 1, 86400),
+    pollSeconds: integer(location, 'pollSeconds', CONFIG_DEFAULTS.location.pollSeconds, 1, 86400),
     enabled: enabled as boolean,
-    ...optional('sourceFile', path(location, 'sourceFile', 'location.sourceFile', false, baseDir)),
+    sourceFile: path(location, 'sourceFile'),
   }
 }
 
+/** Freezes a value and every object in it, and drops the keys of optional values left unset. */
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
-    for (const inner of Object.values(value)) deepFreeze(inner)
+    for (const [key, inner] of Object.entries(value)) {
+      if (inner === undefined) delete (value as Json)[key]
+      else deepFreeze(inner)
+    }
     Object.freeze(value)
   }
   return value
@@ -313,23 +301,24 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   try {
     if (!isObject(raw)) throw new ConfigError('config: must be a JSON object')
     checkKnownKeys(raw)
-    const id = deviceId(raw)
-    const broker = parseBroker(raw, env, id, options.baseDir)
+    const top: Section = { values: raw, prefix: '', baseDir: options.baseDir }
+    const deviceId = text(top, 'deviceId', true)
+    if (/\s/.test(deviceId)) fail('deviceId', 'must not contain white space')
     const config: AgentConfig = {
-      deviceId: id,
-      broker,
-      stateDir: path(raw, 'stateDir', 'stateDir', true, options.baseDir) as string,
-      factoryBootstrap: path(raw, 'factoryBootstrap', 'factoryBootstrap', true, options.baseDir) as string,
-      topicPrefix: topicPrefix(raw),
-      maxPacketSize: integer(raw, 'maxPacketSize', 'maxPacketSize', CONFIG_DEFAULTS.maxPacketSize,
+      deviceId,
+      broker: parseBroker(top, env, deviceId),
+      stateDir: path(top, 'stateDir', true),
+      factoryBootstrap: path(top, 'factoryBootstrap', true),
+      topicPrefix: topicPrefix(top),
+      maxPacketSize: integer(top, 'maxPacketSize', CONFIG_DEFAULTS.maxPacketSize,
         CONFIG_DEFAULTS.minPacketSize, CONFIG_DEFAULTS.maxMaxPacketSize),
-      ...optional('userPin', fromEnv(env, SECRET_ENV.userPin) ?? text(raw, 'userPin', 'userPin', false)),
-      ...optional('networkId', fromEnv(env, SECRET_ENV.networkId) ?? text(raw, 'networkId', 'networkId', false)),
-      devInfo: parseDevInfo(raw),
-      acceptDetectionFrom: oneOf(raw, 'acceptDetectionFrom', ['bootstrapped', 'any'], CONFIG_DEFAULTS.acceptDetectionFrom),
-      logLevel: oneOf(raw, 'logLevel', ['debug', 'info', 'warn', 'error'], CONFIG_DEFAULTS.logLevel),
-      session: parseSession(raw),
-      location: parseLocation(raw, options.baseDir),
+      userPin: secret(top, 'userPin', env, SECRET_ENV.userPin),
+      networkId: secret(top, 'networkId', env, SECRET_ENV.networkId),
+      devInfo: parseDevInfo(top),
+      acceptDetectionFrom: oneOf(top, 'acceptDetectionFrom', ['bootstrapped', 'any'], CONFIG_DEFAULTS.acceptDetectionFrom),
+      logLevel: oneOf(top, 'logLevel', ['debug', 'info', 'warn', 'error'], CONFIG_DEFAULTS.logLevel),
+      session: parseSession(top),
+      location: parseLocation(top),
     }
     return { ok: true, config: deepFreeze(config) }
   } catch (error) {
@@ -338,24 +327,20 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   }
 }
 
-/** 1-based line and column of a character offset. */
-function lineAndColumn(source: string, offset: number): { line: number; column: number } {
+/**
+ * Where a JSON syntax error is, as `line L, column C` (1-based). The engine's own message is not passed on:
+ * newer engines quote the text around the error, and that text may be a secret.
+ */
+function syntaxErrorPosition(source: string, error: unknown): string {
+  const message = (error as Error).message
+  const lineColumn = /line (\d+) column (\d+)/.exec(message)
+  if (lineColumn) return `line ${lineColumn[1]}, column ${lineColumn[2]}`
+  const offset = Number(/position (\d+)/.exec(message)?.[1] ?? source.length)
   const before = source.slice(0, offset)
-  const lastBreak = before.lastIndexOf('\n')
-  return { line: before.split('\n').length, column: offset - lastBreak }
+  return `line ${before.split('\n').length}, column ${offset - before.lastIndexOf('\n')}`
 }
 
-/**
- * The position of a JSON syntax error. The engine's own message is not passed on: newer engines quote the
- * text around the error, and that text may be a secret.
- */
-function syntaxErrorPosition(source: string, error: unknown): { line: number; column: number } {
-  const message = error instanceof Error ? error.message : ''
-  const lineColumn = /line (\d+) column (\d+)/.exec(message)
-  if (lineColumn) return { line: Number(lineColumn[1]), column: Number(lineColumn[2]) }
-  const position = /position (\d+)/.exec(message)
-  return lineAndColumn(source, position ? Number(position[1]) : source.length)
-}
+const errnoCode = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? 'error'
 
 /**
  * Reads and checks a configuration file. Relative paths in it are taken relative to the file's directory, so
@@ -364,18 +349,15 @@ function syntaxErrorPosition(source: string, error: unknown): { line: number; co
 export async function loadConfigFile(file: string, env: Record<string, string | undefined>): Promise<ConfigResult> {
   let source: string
   try {
-    source = await readFile(file, 'utf8')
+    source = (await readFile(file, 'utf8')).replace(/^\uFEFF/, '')
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error'
-    return { ok: false, error: `config: ${file}: cannot read (${code})` }
+    return { ok: false, error: `config: ${file}: cannot read (${errnoCode(error)})` }
   }
-  source = source.replace(/^\uFEFF/, '')
   let raw: unknown
   try {
     raw = JSON.parse(source)
   } catch (error) {
-    const { line, column } = syntaxErrorPosition(source, error)
-    return { ok: false, error: `config: ${file}: invalid JSON at line ${line}, column ${column}` }
+    return { ok: false, error: `config: ${file}: invalid JSON at ${syntaxErrorPosition(source, error)}` }
   }
   return parseConfig(raw, env, { baseDir: dirname(resolve(file)) })
 }
@@ -395,8 +377,7 @@ export async function readBrokerTls(broker: BrokerConfig): Promise<{ ok: true; t
     try {
       tls[key] = await readFile(file)
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'error'
-      return { ok: false, error: `config: broker.${key}: cannot read ${file} (${code})` }
+      return { ok: false, error: `config: broker.${key}: cannot read ${file} (${errnoCode(error)})` }
     }
   }
   return { ok: true, tls }

@@ -17,7 +17,6 @@ export type BootstrapMacCheck =
   | { ok: true; method: BootstrapSecMethod }
   | { ok: false; reason: 'missing-sec' | 'unknown-sec' | 'secret-not-configured' | 'missing-mac' | 'bad-mac' }
 
-const SEC_METHODS: readonly BootstrapSecMethod[] = ['NETWORKID', 'USERPIN', 'USERPIN_NETWORKID']
 const MAC_HEX = /^[0-9a-fA-F]{40}$/
 
 /** Lower-case hex of HMAC-SHA1(key, payload), two digits per byte. */
@@ -26,18 +25,14 @@ export function bootstrapMac(key: string, payload: Uint8Array): string {
 }
 
 /**
- * The key of a SEC method, or undefined when its secret is not configured (an empty secret counts as none: a
+ * The key of each SEC method, undefined when its secret is not configured (an empty secret counts as none: a
  * MAC under an empty key proves nothing). USERPIN_NETWORKID uses "PIN:secret" (5.1.7.2).
  */
-function keyFor(method: BootstrapSecMethod, secrets: BootstrapSecrets): string | undefined {
-  const { userPin, networkId } = secrets
-  switch (method) {
-    case 'NETWORKID':
-      return networkId ? networkId : undefined
-    case 'USERPIN':
-      return userPin ? userPin : undefined
-    case 'USERPIN_NETWORKID':
-      return userPin && networkId ? `${userPin}:${networkId}` : undefined
+function keysOf({ userPin, networkId }: BootstrapSecrets): Record<BootstrapSecMethod, string | undefined> {
+  return {
+    NETWORKID: networkId || undefined,
+    USERPIN: userPin || undefined,
+    USERPIN_NETWORKID: userPin && networkId ? `${userPin}:${networkId}` : undefined,
   }
 }
 
@@ -55,9 +50,10 @@ export function verifyBootstrapMac(
 ): BootstrapMacCheck {
   const secName = sec?.trim().toUpperCase()
   if (!secName) return { ok: false, reason: 'missing-sec' }
-  const method = SEC_METHODS.find((m) => m === secName)
-  if (method === undefined) return { ok: false, reason: 'unknown-sec' }
-  const key = keyFor(method, secrets)
+  const keys = keysOf(secrets)
+  if (!Object.hasOwn(keys, secName)) return { ok: false, reason: 'unknown-sec' }
+  const method = secName as BootstrapSecMethod
+  const key = keys[method]
   if (key === undefined) return { ok: false, reason: 'secret-not-configured' }
   const mac = macHex?.trim()
   if (!mac) return { ok: false, reason: 'missing-mac' }

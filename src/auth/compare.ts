@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import { utf8 } from './bytes.ts'
+import { decodeBase64, utf8 } from './bytes.ts'
 
 /**
  * Compares two secret-derived values (digests, MACs, credentials) in time that depends only on their lengths,
@@ -10,4 +10,10 @@ export function constantTimeEqual(a: Uint8Array | string, b: Uint8Array | string
   const right = typeof b === 'string' ? utf8(b) : b
   if (left.length !== right.length) return false
   return timingSafeEqual(left, right)
+}
+
+/** Whether base64 text (as `decodeBase64` reads it) decodes to `expected`, compared in constant time. */
+export function base64Equal(text: string, expected: Uint8Array): boolean {
+  const received = decodeBase64(text)
+  return received !== undefined && constantTimeEqual(received, expected)
 }

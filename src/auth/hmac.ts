@@ -1,7 +1,7 @@
 import { type Decoded, decoded, failed } from '../codec/errors.ts'
-import { concatBytes, decodeBase64, encodeBase64 } from './bytes.ts'
-import { constantTimeEqual } from './compare.ts'
-import { credentialHash, md5 } from './md5.ts'
+import { decodeBase64, encodeBase64 } from './bytes.ts'
+import { base64Equal } from './compare.ts'
+import { dmDigest } from './md5.ts'
 
 /**
  * syncml:auth-MAC, the HMAC integrity scheme of OMA DM Security 1.2 (5.1.3). Its value travels in a transport
@@ -19,16 +19,12 @@ export interface HmacHeader {
   mac: string
 }
 
-function rawMac(username: string, password: string, nonce: Uint8Array, body: Uint8Array): Uint8Array {
-  return md5(concatBytes(credentialHash(username, password), ':', nonce, ':', encodeBase64(md5(body))))
-}
-
 /**
  * mac = B64(H(B64(H(username:password)):nonce:B64(H(body)))), H = MD5, over the message body exactly as sent
  * (XML or WBXML bytes). The nonce is raw octets, a decoded NextNonce.
  */
 export function computeHmacMac(username: string, password: string, nonce: Uint8Array, body: Uint8Array): string {
-  return encodeBase64(rawMac(username, password, nonce, body))
+  return encodeBase64(dmDigest(username, password, nonce, body))
 }
 
 /** Writes the header value: `algorithm=MD5, username="Robert Jordan", mac=…` (quoted-string escapes applied). */
@@ -37,8 +33,13 @@ export function formatHmacHeader(header: { algorithm?: HmacAlgorithm; username: 
   return `algorithm=${header.algorithm ?? 'MD5'}, username="${quoted}", mac=${header.mac}`
 }
 
-const TOKEN_CHAR = /[A-Za-z0-9!#$%&'*+.^_`|~-]/
-const SPACE = new Set([' ', '\t', '\r', '\n'])
+// Sticky pieces of the grammar, each tried at the current offset. Whitespace is SP, HTAB, CR and LF only.
+const SEPARATORS = /[ \t\r\n,]*/y
+const SPACES = /[ \t\r\n]*/y
+const TOKEN = /[A-Za-z0-9!#$%&'*+.^_`|~-]+/y
+/** quoted-string with quoted-pair = "\" CHAR (RFC 2616, 2.2). */
+const QUOTED = /"((?:\\[^]|[^"\\])*)"/y
+const BARE = /[^ \t\r\n,"]+/y
 
 /**
  * Reads an `x-syncml-hmac` value. OMA DM Security 1.2, 5.1.3 gives the ABNF:
@@ -50,76 +51,56 @@ const SPACE = new Set([' ', '\t', '\r', '\n'])
  * a missing username or mac, or a mac that is not base64 is refused. `at` is a character offset.
  */
 export function parseHmacHeader(value: string): Decoded<HmacHeader> {
+  const fail = (problem: string, at?: number) => failed<HmacHeader>('PAYLOAD_FORMAT', `x-syncml-hmac: ${problem}`, at)
   const params = new Map<string, string>()
-  const n = value.length
   let i = 0
-  const skipSpace = () => {
-    while (i < n && SPACE.has(value[i]!)) i++
+  /** Matches `pattern` at the offset and moves past what it matched. */
+  const take = (pattern: RegExp): RegExpExecArray | null => {
+    pattern.lastIndex = i
+    const match = pattern.exec(value)
+    if (match) i = pattern.lastIndex
+    return match
   }
   for (;;) {
-    while (i < n && (SPACE.has(value[i]!) || value[i] === ',')) i++
-    if (i >= n) break
+    take(SEPARATORS)
+    if (i >= value.length) break
     const nameStart = i
-    while (i < n && TOKEN_CHAR.test(value[i]!)) i++
-    if (i === nameStart) return failed('PAYLOAD_FORMAT', 'x-syncml-hmac: expected a parameter name', i)
-    const name = value.slice(nameStart, i).toLowerCase()
-    skipSpace()
-    if (value[i] !== '=') return failed('PAYLOAD_FORMAT', `x-syncml-hmac: expected "=" after ${name}`, i)
+    const name = take(TOKEN)?.[0].toLowerCase()
+    if (name === undefined) return fail('expected a parameter name', i)
+    take(SPACES)
+    if (value[i] !== '=') return fail(`expected "=" after ${name}`, i)
     i++
-    skipSpace()
-    let paramValue = ''
+    take(SPACES)
+    const open = i
+    let paramValue: string
     if (value[i] === '"') {
-      const open = i++
-      let closed = false
-      while (i < n) {
-        const c = value[i]!
-        if (c === '"') {
-          closed = true
-          i++
-          break
-        }
-        // quoted-pair = "\" CHAR (RFC 2616, 2.2)
-        if (c === '\\' && i + 1 < n) {
-          paramValue += value[i + 1]
-          i += 2
-        } else {
-          paramValue += c
-          i++
-        }
-      }
-      if (!closed) return failed('PAYLOAD_FORMAT', `x-syncml-hmac: unterminated quoted ${name}`, open)
+      const quoted = take(QUOTED)
+      if (!quoted) return fail(`unterminated quoted ${name}`, open)
+      paramValue = quoted[1]!.replace(/\\([^])/g, '$1')
     } else {
-      const start = i
-      while (i < n && value[i] !== ',' && value[i] !== '"' && !SPACE.has(value[i]!)) i++
-      if (i === start) return failed('PAYLOAD_FORMAT', `x-syncml-hmac: ${name} has no value`, i)
-      paramValue = value.slice(start, i)
+      const bare = take(BARE)
+      if (!bare) return fail(`${name} has no value`, i)
+      paramValue = bare[0]
     }
-    if (params.has(name)) return failed('PAYLOAD_FORMAT', `x-syncml-hmac: ${name} given twice`, nameStart)
+    if (params.has(name)) return fail(`${name} given twice`, nameStart)
     params.set(name, paramValue)
-    skipSpace()
-    if (i < n && value[i] !== ',') return failed('PAYLOAD_FORMAT', 'x-syncml-hmac: expected "," between parameters', i)
+    take(SPACES)
+    if (i < value.length && value[i] !== ',') return fail('expected "," between parameters', i)
   }
 
   const algorithm = params.get('algorithm') ?? 'MD5'
-  if (algorithm.toUpperCase() !== 'MD5') {
-    return failed('PAYLOAD_FORMAT', `x-syncml-hmac: unsupported algorithm ${JSON.stringify(algorithm)}`)
-  }
+  if (algorithm.toUpperCase() !== 'MD5') return fail(`unsupported algorithm ${JSON.stringify(algorithm)}`)
   const username = params.get('username')
-  if (username === undefined || username === '') return failed('PAYLOAD_FORMAT', 'x-syncml-hmac: username missing')
+  if (!username) return fail('username missing')
   const mac = params.get('mac')
-  if (mac === undefined || mac === '') return failed('PAYLOAD_FORMAT', 'x-syncml-hmac: mac missing')
-  const macBytes = decodeBase64(mac)
-  if (macBytes === undefined || macBytes.length === 0) {
-    return failed('PAYLOAD_FORMAT', 'x-syncml-hmac: mac is not base64')
-  }
+  if (!mac) return fail('mac missing')
+  if (!decodeBase64(mac)?.length) return fail('mac is not base64')
   return decoded({ algorithm: 'MD5', username, mac })
 }
 
 /** Checks an already parsed header against the body as received; the mac is compared as decoded bytes. */
 export function verifyHmacMac(header: HmacHeader, password: string, nonce: Uint8Array, body: Uint8Array): boolean {
-  const received = decodeBase64(header.mac)
-  if (received === undefined) return false
-  return constantTimeEqual(received, rawMac(header.username, password, nonce, body))
+  return base64Equal(header.mac, dmDigest(header.username, password, nonce, body))
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { concatBytes, decodeBase64, encodeBase64 } from './bytes.ts'
-import { constantTimeEqual } from './compare.ts'
+import { concatBytes, encodeBase64 } from './bytes.ts'
+import { base64Equal } from './compare.ts'
 
 /** H of the OMA DM texts: MD5 (OMA DM Security 1.2, 5.1.2). */
 export function md5(bytes: Uint8Array): Uint8Array {
@@ -13,12 +13,22 @@ export function credentialHash(name: string, secret: string): string {
 }
 
 /**
+ * The digest all three schemes share, raw: H(B64(H(name:secret)):nonce) for syncml:auth-md5, and with a body
+ * H(B64(H(name:secret)):nonce:B64(H(body))) for syncml:auth-MAC (5.1.3) and the Package 0 digest (OMA DM
+ * Notification 1.2, 6.2.2.2). The nonce is raw octets.
+ */
+export function dmDigest(name: string, secret: string, nonce: Uint8Array, body?: Uint8Array): Uint8Array {
+  const head = concatBytes(credentialHash(name, secret), ':', nonce)
+  return md5(body === undefined ? head : concatBytes(head, ':', encodeBase64(md5(body))))
+}
+
+/**
  * syncml:auth-md5 Cred Data (OMA DM Security 1.2, 5.1.2; DM Protocol 1.2, 9.3):
  * B64(H(B64(H(username:password)):nonce)). The nonce is raw octets: a NextNonce received in a Chal is
  * base64 on the wire and must be decoded first (`decodeNonce`).
  */
 export function md5Digest(username: string, password: string, nonce: Uint8Array): string {
-  return encodeBase64(md5(concatBytes(credentialHash(username, password), ':', nonce)))
+  return encodeBase64(dmDigest(username, password, nonce))
 }
 
 /**
@@ -26,8 +36,5 @@ export function md5Digest(username: string, password: string, nonce: Uint8Array)
  * off the base64 padding or wraps the line is still understood; anything that is not base64 fails.
  */
 export function verifyMd5(credData: string, username: string, password: string, nonce: Uint8Array): boolean {
-  const received = decodeBase64(credData)
-  if (received === undefined) return false
-  const expected = md5(concatBytes(credentialHash(username, password), ':', nonce))
-  return constantTimeEqual(received, expected)
+  return base64Equal(credData, dmDigest(username, password, nonce))
 }

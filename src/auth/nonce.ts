@@ -28,11 +28,7 @@ export function deriveNonce(deviceKey: Uint8Array, counter: bigint): Uint8Array 
 }
 
 /** NextNonce text: base64 (OMA DM Representation Protocol 1.2, 4.1.1.2: its Format MUST be b64). */
-export function encodeNonce(bytes: Uint8Array): string {
-  return encodeBase64(bytes)
-}
+export const encodeNonce: (bytes: Uint8Array) => string = encodeBase64
 
 /** The octets of a received NextNonce, or undefined when it is not base64. */
-export function decodeNonce(b64: string): Uint8Array | undefined {
-  return decodeBase64(b64)
-}
+export const decodeNonce: (b64: string) => Uint8Array | undefined = decodeBase64

@@ -1,7 +1,7 @@
 import type { Notification } from '../codec/notification.ts'
-import { concatBytes, encodeBase64 } from './bytes.ts'
+import { concatBytes } from './bytes.ts'
 import { constantTimeEqual } from './compare.ts'
-import { credentialHash, md5 } from './md5.ts'
+import { dmDigest } from './md5.ts'
 
 /**
  * The Package 0 digest (OMA DM Notification 1.2, 6.2.2.2; binding.md section 6):
@@ -14,7 +14,7 @@ export function notificationDigest(
   nonce: Uint8Array,
   trigger: Uint8Array,
 ): Uint8Array {
-  return md5(concatBytes(credentialHash(serverId, password), ':', nonce, ':', encodeBase64(md5(trigger))))
+  return dmDigest(serverId, password, nonce, trigger)
 }
 
 export type NotificationDigestCheck = { ok: true; nonce: 'stored' | 'default-bytes' | 'default-text' } | { ok: false }

@@ -15,15 +15,15 @@
  */
 import {
   ALERT,
-  buildGwAddress,
   buildServerList,
   GWMO_ALERT_TYPE,
   GWMO_PAYLOAD_FORMAT,
   parseDeviceDetection,
 } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
-import type { AlertContext, AlertHandler, AlertRegistrationOptions, GenericAlertSpec } from '../session/index.ts'
+import type { AlertContext, GenericAlertSpec, SessionManager } from '../session/index.ts'
 import { findAccount, markGateway, readAccounts } from '../tree/accounts.ts'
+import type { TreeOps } from '../tree/types.ts'
 
 export type AcceptDetectionFrom = 'bootstrapped' | 'any'
 
@@ -51,19 +51,11 @@ const BAD_REQUEST = 400
 const OK = 200
 const FAILED = 500
 
-/** The registration of Alert 1230 on the session engine's alert registry. */
-export function detectionRegistration(options: DetectionOptions): {
-  code: string
-  handler: AlertHandler
-  options: AlertRegistrationOptions
-} {
-  return {
-    code: ALERT.DEVICE_DETECTION,
-    handler: (ctx) => handleDetection(ctx, options),
-    options: {
-      acceptUnauthenticated: (party) => options.acceptDetectionFrom === 'any' && !party.hasAccount,
-    },
-  }
+/** Registers Alert 1230 on the session engine's alert registry. */
+export function registerDetection(sessions: Pick<SessionManager, 'registerAlert'>, options: DetectionOptions): void {
+  sessions.registerAlert(ALERT.DEVICE_DETECTION, (ctx) => handleDetection(ctx, options), {
+    acceptUnauthenticated: (party) => options.acceptDetectionFrom === 'any' && !party.hasAccount,
+  })
 }
 
 async function handleDetection(ctx: AlertContext, options: DetectionOptions): Promise<number> {
@@ -91,16 +83,9 @@ async function handleDetection(ctx: AlertContext, options: DetectionOptions): Pr
     }
   }
 
-  const servers = readAccounts(ctx.ops)
-    .filter((a) => a.role !== 'gateway' && a.serverId !== party.serverId)
-    .map((a) => a.serverId)
-  await ctx.sendGenericAlert({
-    type: GWMO_ALERT_TYPE.BOOTSTRAPPED_DMS_LIST,
-    format: GWMO_PAYLOAD_FORMAT,
-    data: buildServerList(servers),
-    source: options.deviceId,
-    target: party.serverId,
-  })
+  const servers = dmServers(ctx.ops).filter((serverId) => serverId !== party.serverId)
+  const list = buildServerList(servers)
+  await ctx.sendGenericAlert(gwmoAlert(GWMO_ALERT_TYPE.BOOTSTRAPPED_DMS_LIST, list, options.deviceId, party.serverId))
   logger.info('device detection accepted', {
     gateway: party.serverId,
     authenticated: party.authenticated,
@@ -112,13 +97,15 @@ async function handleDetection(ctx: AlertContext, options: DetectionOptions): Pr
   return OK
 }
 
-/** The Associated Gateway alert for one DM Server (seed 000, 8.6.1.3 step 3, Appendix Y). */
-export function associatedGatewayAlert(deviceId: string, serverId: string, gwAddress: string): GenericAlertSpec {
-  return {
-    type: GWMO_ALERT_TYPE.ASSOCIATED_GATEWAY,
-    format: GWMO_PAYLOAD_FORMAT,
-    data: buildGwAddress(gwAddress),
-    source: deviceId,
-    target: serverId,
-  }
+/** The DM Servers the device holds an account for: every account but the gateways'. */
+export function dmServers(tree: TreeOps): string[] {
+  return readAccounts(tree).filter((a) => a.role !== 'gateway').map((a) => a.serverId)
+}
+
+/**
+ * A GwMO Generic Alert from the device to one server (seed 000, Appendix Y): the Associated Gateway and Location
+ * Update alerts, and the Bootstrapped DMS List in the detection's reply.
+ */
+export function gwmoAlert(type: string, data: string, deviceId: string, serverId: string): GenericAlertSpec {
+  return { type, format: GWMO_PAYLOAD_FORMAT, data, source: deviceId, target: serverId }
 }

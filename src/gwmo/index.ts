@@ -11,14 +11,13 @@
  * again later, and would gate the tree by session history, which no DM 1.2 server expects. Once stored, the
  * account is a party like any other: its detections are accepted when it authenticates.
  */
-import { buildLocationUpdate, GWMO_ALERT_TYPE, GWMO_PAYLOAD_FORMAT, type LocationUpdate } from '../codec/gwmo.ts'
+import { buildGwAddress, buildLocationUpdate, GWMO_ALERT_TYPE, type LocationUpdate } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
-import type { AgentState, Clock, GenericAlertSpec, SessionManager } from '../session/index.ts'
+import type { AgentState, Clock, SessionManager } from '../session/index.ts'
 import type { InboundMessage } from '../transport/port.ts'
-import { readAccounts } from '../tree/accounts.ts'
 import type { BootstrapTarget } from '../tree/bootstrap.ts'
 import type { TreeOps } from '../tree/types.ts'
-import { associatedGatewayAlert, detectionRegistration, type AcceptDetectionFrom, type AcceptedDetection } from './detection.ts'
+import { dmServers, gwmoAlert, registerDetection, type AcceptDetectionFrom, type AcceptedDetection } from './detection.ts'
 import { handleLocalBootstrap, type LocalBootstrapOutcome } from './local-bootstrap.ts'
 import { fileLocationSource, osLocationSource, type LocationSource } from './location-source.ts'
 import { LocationMonitor } from './location.ts'
@@ -81,18 +80,12 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     })
   }
 
-  function dmServers(): string[] {
-    return readAccounts(tree).filter((a) => a.role !== 'gateway').map((a) => a.serverId)
-  }
-
-  /** Queues (persisted) every alert first, then opens the sessions that carry them. */
-  async function reportTo(servers: string[], alertFor: (serverId: string) => GenericAlertSpec): Promise<void> {
+  /** Queues (persisted) the alert for every server first, then opens the sessions that carry them. */
+  async function reportTo(servers: string[], type: string, data: string): Promise<void> {
     for (const serverId of servers) {
-      const alert = alertFor(serverId)
-      const pending = deps.state.pendingAlerts(serverId)
       // A detection repeated before the server answered must not pile up the same alert.
-      if (pending.some((p) => p.alert.type === alert.type && p.alert.data === alert.data)) continue
-      await sessions.queueGenericAlert(serverId, alert)
+      if (deps.state.pendingAlerts(serverId).some((p) => p.alert.type === type && p.alert.data === data)) continue
+      await sessions.queueGenericAlert(serverId, gwmoAlert(type, data, deviceId, serverId))
     }
     for (const serverId of servers) track(sessions.openSession(serverId, { alert: 1201 }), 'session open')
   }
@@ -105,29 +98,21 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     clock: deps.clock,
     pollSeconds: config.location.pollSeconds,
     logger: logger.child({ behaviour: 'location' }),
-    report: (update: LocationUpdate) =>
-      reportTo(dmServers(), (serverId) => ({
-        type: GWMO_ALERT_TYPE.LOCATION_UPDATE,
-        format: GWMO_PAYLOAD_FORMAT,
-        data: buildLocationUpdate(update),
-        source: deviceId,
-        target: serverId,
-      })),
+    report: (update: LocationUpdate) => reportTo(dmServers(tree), GWMO_ALERT_TYPE.LOCATION_UPDATE, buildLocationUpdate(update)),
   })
 
-  const detection = detectionRegistration({
+  registerDetection(sessions, {
     deviceId,
     acceptDetectionFrom: config.acceptDetectionFrom,
     logger: logger.child({ behaviour: 'detection' }),
     onAccepted: (accepted: AcceptedDetection) => {
       if (stopped) return
-      // binding.md §4.3: only with Share true does the address go to each listed server.
+      // binding.md §4.3, seed 000 8.6.1.3 step 3: only with Share true does the address go to each listed server.
       const { gatewayId, gwAddress, share, servers } = accepted
-      if (share) track(reportTo(servers, (serverId) => associatedGatewayAlert(deviceId, serverId, gwAddress)), 'associated gateway')
+      if (share) track(reportTo(servers, GWMO_ALERT_TYPE.ASSOCIATED_GATEWAY, buildGwAddress(gwAddress)), 'associated gateway')
       track(monitor.gatewayDetected({ id: gatewayId, address: gwAddress, share }), 'location update')
     },
   })
-  sessions.registerAlert(detection.code, detection.handler, detection.options)
 
   // Made on the first notification: most devices of a fleet never get one, and its bookkeeping is per device.
   let notifications: NotificationHandler | undefined
@@ -138,11 +123,6 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
       now: () => deps.clock.now(),
       logger: logger.child({ behaviour: 'transparent' }),
     }))
-
-  const bootstrapSecrets = {
-    ...(config.userPin !== undefined && { userPin: config.userPin }),
-    ...(config.networkId !== undefined && { networkId: config.networkId }),
-  }
 
   return {
     location: monitor,
@@ -159,7 +139,8 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
         return await handleLocalBootstrap(inbound, {
           tree,
           deviceId,
-          secrets: bootstrapSecrets,
+          // The configuration's userPin and networkId are the secrets of the bootstrap's SEC methods.
+          secrets: config,
           openSession: (serverId) => sessions.openSession(serverId, { alert: 1201 }),
           logger: logger.child({ behaviour: 'bootstrap' }),
         })

@@ -40,10 +40,8 @@ export function fileLocationSource(path: string, read: (path: string) => Promise
       }
       const problem = locationFileProblem(raw)
       if (problem !== undefined) throw new Error(`location file ${path}: ${problem}`)
-      const value = raw as { addresses: string[]; defaultGateway?: string }
-      return value.defaultGateway === undefined
-        ? { addresses: [...value.addresses] }
-        : { addresses: [...value.addresses], defaultGateway: value.defaultGateway }
+      // Freshly parsed and checked to hold nothing else: it is the location as it stands.
+      return raw as NetworkLocation
     },
   }
 }
@@ -89,11 +87,12 @@ const IFA_F_DEPRECATED = 0x20
 export function osLocationSource(options: OsLocationSourceOptions = {}): LocationSource {
   const interfaces = options.interfaces ?? networkInterfaces
   const read = options.readText ?? readText
-  const optional = (path: string) => read(path).then((text) => text, () => undefined)
   return {
     async read() {
-      const [route, route6, inet6] = await Promise.all([optional(PROC_ROUTE), optional(PROC_IPV6_ROUTE), optional(PROC_IF_INET6)])
-      const transient = inet6 === undefined ? new Set<string>() : transientIpv6Addresses(inet6)
+      // A table that cannot be read counts as empty: it has no routes and no flagged addresses.
+      const tables = [PROC_ROUTE, PROC_IPV6_ROUTE, PROC_IF_INET6].map((path) => read(path).catch(() => ''))
+      const [route, route6, inet6] = await Promise.all(tables)
+      const transient = transientIpv6Addresses(inet6)
       const addresses: string[] = []
       for (const entries of Object.values(interfaces())) {
         for (const entry of entries ?? []) {
@@ -102,8 +101,7 @@ export function osLocationSource(options: OsLocationSourceOptions = {}): Locatio
           addresses.push(entry.address)
         }
       }
-      const defaultGateway = (route && defaultGatewayIpv4(route)) ?? (route6 && defaultGatewayIpv6(route6)) ?? undefined
-      return defaultGateway === undefined ? { addresses } : { addresses, defaultGateway }
+      return { addresses, defaultGateway: defaultGatewayIpv4(route) ?? defaultGatewayIpv6(route6) }
     },
   }
 }
@@ -116,23 +114,34 @@ function isLinkLocalIpv6(address: string): boolean {
   return /^fe[89ab][0-9a-f]:/i.test(address)
 }
 
+/** The whitespace-separated fields of each line of a /proc table that has at least `columns` of them. */
+function rows(table: string, columns: number): string[][] {
+  return table.split('\n').map((line) => line.trim().split(/\s+/)).filter((fields) => fields.length >= columns)
+}
+
+/** The gateway of the route with the lowest metric, among the default routes found. */
+function lowestMetric(routes: ({ gateway: string; metric: number } | undefined)[]): string | undefined {
+  let best: { gateway: string; metric: number } | undefined
+  for (const route of routes) if (route && (best === undefined || route.metric < best.metric)) best = route
+  return best?.gateway
+}
+
+/** Whether route flags say up and via a gateway. */
+const upViaGateway = (flags: number) => (flags & (RTF_UP | RTF_GATEWAY)) === (RTF_UP | RTF_GATEWAY)
+
 /**
  * The gateway of the IPv4 default route with the lowest metric, from /proc/net/route: columns Iface,
  * Destination, Gateway, Flags, RefCnt, Use, Metric, Mask…, addresses in host (little-endian) byte order.
  */
 export function defaultGatewayIpv4(table: string): string | undefined {
-  let best: { gateway: string; metric: number } | undefined
-  for (const line of table.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/)
-    if (f.length < 8) continue
-    const [destination, gateway, flags, metric, mask] = [f[1]!, f[2]!, parseInt(f[3]!, 16), Number(f[6]), f[7]!]
-    if (destination !== '00000000' || mask !== '00000000' || (flags & (RTF_UP | RTF_GATEWAY)) !== (RTF_UP | RTF_GATEWAY)) continue
-    if (!/^[0-9A-Fa-f]{8}$/.test(gateway)) continue
+  // The header line's Destination is `Destination`, so it is no default route.
+  return lowestMetric(rows(table, 8).map(([, destination, gateway, flags, , , metric, mask]) => {
+    if (destination !== '00000000' || mask !== '00000000' || !upViaGateway(parseInt(flags, 16))) return undefined
+    if (!/^[0-9A-Fa-f]{8}$/.test(gateway)) return undefined
     const value = parseInt(gateway, 16)
     const dotted = [value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24].join('.')
-    if (best === undefined || metric < best.metric) best = { gateway: dotted, metric }
-  }
-  return best?.gateway
+    return { gateway: dotted, metric: Number(metric) }
+  }))
 }
 
 /**
@@ -141,28 +150,20 @@ export function defaultGatewayIpv4(table: string): string | undefined {
  * refcnt, use, flags, interface.
  */
 export function defaultGatewayIpv6(table: string): string | undefined {
-  let best: { gateway: string; metric: number } | undefined
-  for (const line of table.split('\n')) {
-    const f = line.trim().split(/\s+/)
-    if (f.length < 10) continue
-    const [destination, prefix, nextHop, metric, flags] = [f[0]!, f[1]!, f[4]!, parseInt(f[5]!, 16), parseInt(f[8]!, 16)]
-    if (!/^0{32}$/.test(destination) || prefix !== '00' || /^0{32}$/.test(nextHop)) continue
-    if ((flags & (RTF_UP | RTF_GATEWAY)) !== (RTF_UP | RTF_GATEWAY) || (flags & RTF_REJECT) !== 0) continue
+  return lowestMetric(rows(table, 10).map(([destination, prefix, , , nextHop, metric, , , flagsHex]) => {
+    const flags = parseInt(flagsHex, 16)
+    if (!/^0{32}$/.test(destination) || prefix !== '00' || /^0{32}$/.test(nextHop)) return undefined
+    if (!upViaGateway(flags) || (flags & RTF_REJECT) !== 0) return undefined
     const gateway = ipv6FromHex(nextHop)
-    if (gateway !== undefined && (best === undefined || metric < best.metric)) best = { gateway, metric }
-  }
-  return best?.gateway
+    return gateway === undefined ? undefined : { gateway, metric: parseInt(metric, 16) }
+  }))
 }
 
 /** Temporary and deprecated IPv6 addresses, from /proc/net/if_inet6 (address, ifindex, prefix, scope, flags, name). */
 export function transientIpv6Addresses(table: string): Set<string> {
   const out = new Set<string>()
-  for (const line of table.split('\n')) {
-    const f = line.trim().split(/\s+/)
-    if (f.length < 6) continue
-    const flags = parseInt(f[4]!, 16)
-    if ((flags & (IFA_F_TEMPORARY | IFA_F_DEPRECATED)) === 0) continue
-    const address = ipv6FromHex(f[0]!)
+  for (const [hex, , , , flags] of rows(table, 6)) {
+    const address = parseInt(flags, 16) & (IFA_F_TEMPORARY | IFA_F_DEPRECATED) ? ipv6FromHex(hex) : undefined
     if (address !== undefined) out.add(address)
   }
   return out

@@ -175,7 +175,8 @@ export class LocationMonitor {
   }
 
   #save(record: LocationRecord): Promise<void> {
-    this.#options.state.setSlot(LOCATION_SLOT, recordToJson(record))
+    // setSlot stores a JSON copy: the record's unset keys drop out, and later changes to it do not leak in.
+    this.#options.state.setSlot(LOCATION_SLOT, record as JsonValue)
     return this.#options.state.save()
   }
 
@@ -187,20 +188,9 @@ export class LocationMonitor {
   }
 }
 
+/** Both are normalized (sorted, deduplicated, keys in one order), so equal text is the same place. */
 function sameLocation(a: NetworkLocation, b: NetworkLocation): boolean {
-  return a.defaultGateway === b.defaultGateway && a.addresses.length === b.addresses.length &&
-    a.addresses.every((address, k) => address === b.addresses[k])
-}
-
-function recordToJson(record: LocationRecord): JsonValue {
-  const out: { [key: string]: JsonValue } = {}
-  if (record.location !== undefined) {
-    const location: { [key: string]: JsonValue } = { addresses: [...record.location.addresses] }
-    if (record.location.defaultGateway !== undefined) location.defaultGateway = record.location.defaultGateway
-    out.location = location
-  }
-  if (record.gateway !== undefined) out.gateway = { ...record.gateway }
-  return out
+  return JSON.stringify(a) === JSON.stringify(b)
 }
 
 /** The record from the slot; anything unreadable counts as nothing recorded (it is rewritten at the next change). */

@@ -27,9 +27,11 @@ export interface TransparentOptions {
   logger: Logger
 }
 
+type DropReason = 'malformed' | 'unknown-server' | 'gateway' | 'no-credentials' | 'bad-digest'
+
 export type NotificationOutcome =
   | { ok: true; serverId: string; sessionId: string; nonce: 'stored' | 'default-bytes' | 'default-text' }
-  | { ok: false; reason: 'malformed' | 'unknown-server' | 'gateway' | 'no-credentials' | 'bad-digest'; serverId?: string }
+  | { ok: false; reason: DropReason; serverId?: string }
 
 /** A flood of bad notifications must not become a flood of log lines: one line per server id per interval. */
 const DROP_LOG_INTERVAL_MS = 1_000
@@ -49,16 +51,16 @@ export class NotificationHandler {
     const { logger } = this.#options
     const parsed = parseNotification(message.payload)
     if (!parsed.ok) {
-      return this.#drop({ ok: false, reason: 'malformed' }, { code: parsed.error.code, error: parsed.error.message })
+      return this.#drop('malformed', undefined, { code: parsed.error.code, error: parsed.error.message })
     }
     const n = parsed.value
     const serverId = n.serverId
     const tree = this.#options.tree
     const account = findAccount(tree, serverId)
-    if (account === undefined) return this.#drop({ ok: false, reason: 'unknown-server', serverId })
-    if (account.role === 'gateway') return this.#drop({ ok: false, reason: 'gateway', serverId })
+    if (account === undefined) return this.#drop('unknown-server', serverId)
+    if (account.role === 'gateway') return this.#drop('gateway', serverId)
     const entries = findPartyAccount(tree, serverId)?.serverEntries ?? []
-    if (entries.length === 0) return this.#drop({ ok: false, reason: 'no-credentials', serverId })
+    if (entries.length === 0) return this.#drop('no-credentials', serverId)
 
     // An account may hold several SRVCRED entries (one per AAuthType); the notification digest is MD5 whatever
     // the session's scheme, so any of their secrets may have made it.
@@ -75,16 +77,15 @@ export class NotificationHandler {
       })
       return { ok: true, serverId, sessionId: n.sessionIdHex, nonce: check.nonce }
     }
-    return this.#drop({ ok: false, reason: 'bad-digest', serverId })
+    return this.#drop('bad-digest', serverId)
   }
 
-  #drop(outcome: Extract<NotificationOutcome, { ok: false }>, fields: Record<string, unknown> = {}): NotificationOutcome {
+  #drop(reason: DropReason, serverId?: string, fields: Record<string, unknown> = {}): NotificationOutcome {
     this.#dropped += 1
-    if (this.#dropLog.allow(outcome.serverId ?? '\u0000malformed', this.#options.now())) {
-      const { reason, serverId } = outcome
+    if (this.#dropLog.allow(serverId ?? '\u0000malformed', this.#options.now())) {
       this.#options.logger.warn('notification dropped', { reason, server: serverId, dropped: this.#dropped, ...fields })
       this.#dropped = 0
     }
-    return outcome
+    return serverId === undefined ? { ok: false, reason } : { ok: false, reason, serverId }
   }
 }

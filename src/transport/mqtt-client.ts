@@ -66,9 +66,10 @@ function streamBuilder(endpoint: Endpoint, tls: TlsMaterial | undefined) {
       port: endpoint.port,
       // RFC 6066, 3: SNI carries host names only, never address literals.
       ...(isIP(endpoint.host) === 0 && { servername: endpoint.host }),
-      ...(tls?.ca !== undefined && { ca: tls.ca }),
-      ...(tls?.cert !== undefined && { cert: tls.cert }),
-      ...(tls?.key !== undefined && { key: tls.key }),
+      // Node takes an unset ca, cert or key as not given (the system's CAs, no client certificate).
+      ca: tls?.ca,
+      cert: tls?.cert,
+      key: tls?.key,
       rejectUnauthorized: true,
     }).setNoDelay(true)
   }
@@ -99,8 +100,9 @@ export function openConnection(options: ConnectionOptions): { client: MqttClient
     // Not `manualConnect`: with it, MQTT.js forgets on `end()` that it is shutting down, and a socket that
     // closes after that arms a reconnection of a stopped client.
     log: () => {},
-    ...(options.username !== undefined && { username: options.username }),
-    ...(options.password !== undefined && { password: options.password }),
+    // MQTT.js writes a user name and a password only when they are set.
+    username: options.username,
+    password: options.password,
     ...(options.maxPacketSize !== undefined && { properties: { maximumPacketSize: options.maxPacketSize } }),
     ...(options.will && { will: { ...options.will, qos: 1 as const } }),
   }

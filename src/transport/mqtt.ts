@@ -72,35 +72,24 @@ function publish(connection: Connection, topic: string, payload: Buffer | string
   })
 }
 
+const closed = () => new Error('mqtt: connection closed')
+
 /** Ends a connection within `timeoutMs`: DISCONNECT when connected (so the broker keeps the will), else at once. */
-function close(connection: Connection, timeoutMs: number, timers: Timers): Promise<void> {
+async function close(connection: Connection, timeoutMs: number, timers: Timers): Promise<void> {
   const { client } = connection
-  return new Promise<void>((resolve) => {
-    if (!client.connected) {
-      client.end(true, () => resolve())
-      return
-    }
-    const timer = timers.setTimeout(() => {
-      client.stream.destroy()
-      resolve()
-    }, timeoutMs)
-    client.end(false, () => {
-      timers.clearTimeout(timer)
-      resolve()
-    })
-  }).then(() => {
-    for (const reject of connection.inFlight) reject(new Error('mqtt: connection closed'))
-    connection.inFlight.clear()
-  })
+  if (!client.connected) await new Promise((resolve) => client.end(true, resolve))
+  else if (!(await within(new Promise((resolve) => client.end(false, resolve)), timeoutMs, timers))) client.stream.destroy()
+  for (const reject of connection.inFlight) reject(closed())
+  connection.inFlight.clear()
 }
 
-/** Resolves when `promise` settles or after `ms`, whichever is first; never rejects. */
-function within(promise: Promise<unknown>, ms: number, timers: Timers): Promise<void> {
+/** Resolves true when `promise` settles within `ms`, false once `ms` have passed; never rejects. */
+function within(promise: Promise<unknown>, ms: number, timers: Timers): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = timers.setTimeout(resolve, ms)
+    const timer = timers.setTimeout(() => resolve(false), ms)
     const done = () => {
       timers.clearTimeout(timer)
-      resolve()
+      resolve(true)
     }
     promise.then(done, done)
   })
@@ -112,15 +101,16 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   if (mainOrigin === undefined) throw new TypeError('mqtt: url must be an mqtt:// or mqtts:// URL')
   const log = options.logger.child({ module: 'mqtt' })
   const timers = options.timers ?? defaultTimers
-  const reconnect = {
-    baseMs: options.reconnect?.baseMs ?? TRANSPORT_TIMINGS.reconnectBaseMs,
-    capMs: options.reconnect?.capMs ?? TRANSPORT_TIMINGS.reconnectCapMs,
-    ...(options.random && { random: options.random }),
-  }
-  const tls: TlsMaterial = {
-    ...(options.ca !== undefined && { ca: options.ca }),
-    ...(options.cert !== undefined && { cert: options.cert }),
-    ...(options.key !== undefined && { key: options.key }),
+  /** What every connection gets, to the agent's own broker and to those of parties' AppAddr. */
+  const common = {
+    tls: { ca: options.ca, cert: options.cert, key: options.key },
+    clientId: options.clientId,
+    keepaliveSeconds: options.keepaliveSeconds,
+    reconnect: {
+      baseMs: options.reconnect?.baseMs ?? TRANSPORT_TIMINGS.reconnectBaseMs,
+      capMs: options.reconnect?.capMs ?? TRANSPORT_TIMINGS.reconnectCapMs,
+      random: options.random,
+    },
   }
   const statusTopic = topicFor(options.prefix, options.deviceId, STATUS_CHANNEL)
   const expected = { prefix: options.prefix, deviceId: options.deviceId, maxPacketSize: options.maxPacketSize }
@@ -144,9 +134,9 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   /** Bumped on every connect and close, so a late callback of an older connection does nothing. */
   let generation = 0
 
-  const notify = (name: 'online' | 'offline', call: () => void) => {
+  const notify = (name: 'online' | 'offline') => {
     try {
-      call()
+      events?.[name]()
     } catch (error) {
       log.error(`${name} handler failed`, { error })
     }
@@ -194,7 +184,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
           if (current !== generation || state !== 'started') return
           connected()
           online = true
-          if (events) notify('online', () => events?.online())
+          notify('online')
         },
         (publishError: Error) => log.warn('could not publish online status', { error: publishError.message }),
       )
@@ -207,7 +197,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     if (!online) return
     online = false
     if (state === 'started') log.warn('disconnected', { broker: mainOrigin })
-    if (events) notify('offline', () => events?.offline())
+    notify('offline')
   }
 
   const extraConnection = (origin: string, address: string): Connection => {
@@ -231,13 +221,10 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     }
     // The agent's own broker password never goes to a broker that a party named.
     const { client } = openConnection({
+      ...common,
       url: origin,
-      ...(username !== undefined && { username }),
-      ...(password !== undefined && { password }),
-      tls,
-      clientId: options.clientId,
-      keepaliveSeconds: options.keepaliveSeconds,
-      reconnect,
+      username,
+      password,
       logger: log.child({ broker: origin }),
     })
     const connection: Connection = { client, inFlight: new Set() }
@@ -252,7 +239,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       return
     }
     state = 'stopping'
-    for (const waiter of waitingForSubscription) waiter.reject(new Error('mqtt: connection closed'))
+    for (const waiter of waitingForSubscription) waiter.reject(closed())
     waitingForSubscription.clear()
     const connection = main
     if (connection.client.connected) {
@@ -273,16 +260,13 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       state = 'started'
       events = handlers
       const { client, connected } = openConnection({
+        ...common,
         url: options.url,
-        ...(options.username !== undefined && { username: options.username }),
-        ...(options.password !== undefined && { password: options.password }),
-        tls,
-        clientId: options.clientId,
-        keepaliveSeconds: options.keepaliveSeconds,
+        username: options.username,
+        password: options.password,
         maxPacketSize: options.maxPacketSize,
         // binding.md §2: the broker announces `offline` for the device when it goes away uncleanly.
         will: { topic: statusTopic, payload: 'offline', retain: true },
-        reconnect,
         logger: log,
       })
       const connection: Connection = { client, inFlight: new Set() }
@@ -304,8 +288,8 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
         ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
       }
       log.debug('publishing', { topic, bytes: message.payload.length })
-      if (connection !== main || subscribed) return publish(connection, topic, asBuffer(message.payload), { properties })
-      return whenSubscribed().then(() => publish(connection, topic, asBuffer(message.payload), { properties }))
+      const out = () => publish(connection, topic, asBuffer(message.payload), { properties })
+      return connection !== main || subscribed ? out() : whenSubscribed().then(out)
     },
 
     stop(): Promise<void> {

@@ -68,10 +68,11 @@ export type RouteResult = { ok: true; route: Route } | { ok: false; reason: stri
  */
 export function routeFor(options: { prefix: string; mainOrigin: string; to: string; address?: string }): RouteResult {
   const defaultTopic = topicFor(options.prefix, options.to, 'dm')
-  if (options.address === undefined) return { ok: true, route: { origin: options.mainOrigin, topic: defaultTopic } }
-  const origin = brokerOrigin(options.address)
+  // No address names no broker, like one that is not an mqtt:// or mqtts:// URL.
+  const address = options.address ?? ''
+  const origin = brokerOrigin(address)
   if (origin === undefined) return { ok: true, route: { origin: options.mainOrigin, topic: defaultTopic } }
-  const url = new URL(options.address)
+  const url = new URL(address)
   if (url.search !== '' || url.hash !== '') return { ok: false, reason: 'address has a query or fragment' }
   const path = url.pathname.replace(/^\//, '')
   const topic = path === '' ? defaultTopic : path
