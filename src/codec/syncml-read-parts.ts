@@ -6,7 +6,7 @@
 import type { XmlElement } from './element.ts'
 import { isElement, isOpaque, isText } from './element.ts'
 import type { Chal, Cred, Item, ItemData, Meta, Party } from './syncml-model.ts'
-import { decodeBase64, decodeUtf8, encodeBase64, encodeUtf8, isBase64 } from './bytes.ts'
+import { concatBytes, decodeBase64, decodeUtf8, encodeBase64, encodeUtf8, isBase64 } from './bytes.ts'
 import { serializeChild } from './xml-write.ts'
 
 /** Raised while reading one part of the message; the header turns it into a failure, a command into Unknown. */
@@ -156,16 +156,6 @@ export function readChal(element: XmlElement, path: string): Chal {
 
 function isBinaryFormat(format: string | undefined): boolean {
   return format === 'b64' || format === 'bin'
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const p of parts) {
-    out.set(p, offset)
-    offset += p.length
-  }
-  return out
 }
 
 /**

@@ -1,22 +1,9 @@
 /**
  * The lexical rules of XML 1.0 (Fifth Edition) the parser applies: which characters may appear, what a name is,
  * and how entity and character references decode. Failures are raised as a `Fault` with the input offset, which
- * the parser turns into a `Decoded` failure at its boundary.
+ * the parser turns into a `Decoded` failure at its boundary (see `fault.ts`).
  */
-import type { DecodeErrorCode } from './errors.ts'
-
-/** Raised inside the parser only, and turned into a `Decoded` failure at its boundary. */
-export class Fault {
-  constructor(
-    readonly code: DecodeErrorCode,
-    readonly message: string,
-    readonly at: number,
-  ) {}
-}
-
-export function fault(message: string, at: number, code: DecodeErrorCode = 'XML_SYNTAX'): never {
-  throw new Fault(code, message, at)
-}
+import { fault } from './fault.ts'
 
 // XML 1.0, 2.2 Char: controls other than tab, LF and CR, U+FFFE/U+FFFF and unpaired surrogates are not characters.
 export const NOT_XML_CHAR = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/

@@ -4,21 +4,13 @@
  * `DecodeLimits`, so that a hostile message can neither overflow the call stack nor exhaust memory.
  */
 import type { DecodeLimits, XmlElement } from './element.ts'
-import { DEFAULT_DECODE_LIMITS } from './element.ts'
+import { resolveLimits } from './element.ts'
 import type { Decoded } from './errors.ts'
-import { decoded, failed } from './errors.ts'
-import { utf8Length } from './bytes.ts'
-import { decodeReferences, Fault, fault, isSpace, NOT_XML_CHAR, readName, skipSpace } from './xml-lexical.ts'
+import { failed } from './errors.ts'
+import { catchFault, fault } from './fault.ts'
+import { decodeReferences, isSpace, NOT_XML_CHAR, readName, skipSpace } from './xml-lexical.ts'
 
 export { serializeChild, serializeXml } from './xml-write.ts'
-
-export function resolveLimits(limits?: Partial<DecodeLimits>): DecodeLimits {
-  return {
-    maxBytes: limits?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
-    maxDepth: limits?.maxDepth ?? DEFAULT_DECODE_LIMITS.maxDepth,
-    maxElements: limits?.maxElements ?? DEFAULT_DECODE_LIMITS.maxElements,
-  }
-}
 
 interface Open {
   element: XmlElement
@@ -214,7 +206,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
  */
 export function parseXml(text: string, limits?: Partial<DecodeLimits>): Decoded<XmlElement> {
   const bounds = resolveLimits(limits)
-  if (text.length > bounds.maxBytes || utf8Length(text) > bounds.maxBytes) {
+  if (text.length > bounds.maxBytes || Buffer.byteLength(text) > bounds.maxBytes) {
     return failed('TOO_LARGE', `XML text over the ${bounds.maxBytes}-byte limit`, 0)
   }
   const bad = text.search(NOT_XML_CHAR)
@@ -222,10 +214,5 @@ export function parseXml(text: string, limits?: Partial<DecodeLimits>): Decoded<
     const code = text.charCodeAt(bad).toString(16).toUpperCase().padStart(4, '0')
     return failed('XML_SYNTAX', `U+${code} is not an XML character`, bad)
   }
-  try {
-    return decoded(parseDocument(text, bounds))
-  } catch (e) {
-    if (e instanceof Fault) return failed(e.code, e.message, e.at)
-    throw e
-  }
+  return catchFault('XML_SYNTAX', () => parseDocument(text, bounds))
 }
