@@ -20,6 +20,7 @@ import type {
   SyncMLMessage,
 } from './syncml-model.ts'
 import { METINF_NAMESPACE, SYNCML_NAMESPACE } from './gwmo.ts'
+import { META_FIELDS, metaKey } from './syncml-read-parts.ts'
 
 type Part = XmlElement | undefined
 
@@ -46,19 +47,10 @@ function metinf(name: string, value: string | number | undefined): Part {
 }
 
 // OMA-SyncML-MetaInfo 1.2 DTD order: FieldLevel?, Format?, Type?, Mark?, Size?, Anchor?, Version?, NextNonce?,
-// MaxMsgSize?, MaxObjSize?, EMI*, Mem?
+// MaxMsgSize?, MaxObjSize?, EMI*, Mem?; META_FIELDS lists those the model has in that order.
 function meta(value: Meta | undefined): Part {
   if (value === undefined) return undefined
-  return element('Meta', [
-    metinf('Format', value.format),
-    metinf('Type', value.type),
-    metinf('Mark', value.mark),
-    metinf('Size', value.size),
-    metinf('Version', value.version),
-    metinf('NextNonce', value.nextNonce),
-    metinf('MaxMsgSize', value.maxMsgSize),
-    metinf('MaxObjSize', value.maxObjSize),
-  ])
+  return element('Meta', [...META_FIELDS.keys()].map((name) => metinf(name, value[metaKey(name)])))
 }
 
 function party(name: string, value: Party | undefined): Part {
