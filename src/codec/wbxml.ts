@@ -135,7 +135,7 @@ function readHeader(cur: Cursor): Header {
 
 function appendText(parent: XmlElement, text: string): void {
   if (text === '') return
-  const last = parent.children[parent.children.length - 1]
+  const last = parent.children.at(-1)
   // Adjacent STR_I, STR_T and ENTITY pieces are one run of character data in the document.
   if (last !== undefined && isText(last)) last.text += text
   else parent.children.push({ text, cdata: false })
@@ -143,7 +143,7 @@ function appendText(parent: XmlElement, text: string): void {
 
 /** The element character data or opaque data goes into; there is none before the root or after it. */
 function openParent(stack: XmlElement[], at: number): XmlElement {
-  const parent = stack[stack.length - 1]
+  const parent = stack.at(-1)
   if (parent === undefined) fault('content outside the root element', at)
   return parent
 }
@@ -223,7 +223,7 @@ function readBody(cur: Cursor, header: Header, limits: DecodeLimits): XmlElement
     }
   }
   if (root === undefined) fault('the document has no root element', cur.pos)
-  return fault(`input ends inside <${stack[stack.length - 1]!.name}>`, cur.pos)
+  return fault(`input ends inside <${stack.at(-1)!.name}>`, cur.pos)
 }
 
 /**

@@ -38,7 +38,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
 
   const flushText = (): void => {
     if (pending.length === 0) return
-    stack[stack.length - 1]!.element.children.push({ text: pending.join(''), cdata: false })
+    stack.at(-1)!.element.children.push({ text: pending.join(''), cdata: false })
     pending = []
   }
 
@@ -97,7 +97,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
     if (stack.length + 1 > limits.maxDepth) fault(`elements nested deeper than ${limits.maxDepth}`, tagAt, 'TOO_DEEP')
 
     // Namespaces in XML 1.0: prefixes are declared by xmlns:p attributes and resolved against the open elements.
-    const parentScope = stack.length > 0 ? stack[stack.length - 1]!.scope : NO_PREFIXES
+    const parentScope = stack.at(-1)?.scope ?? NO_PREFIXES
     let scope = parentScope
     const attrs: Record<string, string> = {}
     for (const [name, value, at] of raw ?? []) {
@@ -121,7 +121,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
     if (stack.length === 0) root = element
     else {
       flushText()
-      stack[stack.length - 1]!.element.children.push(element)
+      stack.at(-1)!.element.children.push(element)
     }
     if (!selfClosing) stack.push({ element, qname, at: tagAt, scope })
   }
@@ -132,7 +132,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
     if (qname === '') fault('expected an element name after "</"', i + 2)
     const j = skipSpace(text, i + 2 + qname.length)
     if (text[j] !== '>') fault(`expected ">" to end the closing tag </${qname}>`, j)
-    const open = stack[stack.length - 1]
+    const open = stack.at(-1)
     if (open === undefined) fault(`closing tag </${qname}> without an open element`, tagAt)
     if (open.qname !== qname) fault(`closing tag </${qname}> does not match <${open.qname}>`, tagAt)
     flushText()
@@ -175,7 +175,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
       const close = text.indexOf(']]>', i + 9)
       if (close < 0) fault('unclosed CDATA section', i)
       flushText()
-      stack[stack.length - 1]!.element.children.push({ text: text.slice(i + 9, close), cdata: true })
+      stack.at(-1)!.element.children.push({ text: text.slice(i + 9, close), cdata: true })
       i = close + 3
     } else if (text.startsWith('<?', i)) {
       const target = readName(text, i + 2)
@@ -194,7 +194,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
       readStartTag()
     }
   }
-  const open = stack[stack.length - 1]
+  const open = stack.at(-1)
   if (open !== undefined) fault(`input ends inside <${open.qname}> (opened at ${open.at})`, n)
   if (root === undefined) fault('no root element', n)
   return root
