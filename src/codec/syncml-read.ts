@@ -132,9 +132,10 @@ function readContainer(
   return command
 }
 
-const ITEM_COMMANDS: ReadonlySet<string> = new Set<ItemCommandKind>(['Get', 'Add', 'Replace', 'Delete', 'Exec', 'Copy'])
-
-const OTHER_COMMANDS: ReadonlySet<string> = new Set(['Alert', 'Status', 'Results', 'Atomic', 'Sequence'])
+/** The SyncBody commands of the DM profile; any other is answered 406. */
+const DM_COMMANDS: ReadonlySet<string> = new Set<Command['kind']>(
+  ['Alert', 'Status', 'Results', 'Atomic', 'Sequence', 'Get', 'Add', 'Replace', 'Delete', 'Exec', 'Copy'],
+)
 
 /** The CmdID, read even from a command that is otherwise unreadable, so that its Status can refer to it. */
 function commandId(element: XmlElement, path: string): string {
@@ -145,7 +146,7 @@ function commandId(element: XmlElement, path: string): string {
 function readCommand(element: XmlElement, path: string, nesting: number): Command {
   const cmdId = commandId(element, path)
   // Outside the DM profile (Sync, Map, Put, Search…): answered 406, not 400.
-  if (!OTHER_COMMANDS.has(element.name) && !ITEM_COMMANDS.has(element.name)) {
+  if (!DM_COMMANDS.has(element.name)) {
     return { kind: 'Unknown', name: element.name, cmdId }
   }
   try {
