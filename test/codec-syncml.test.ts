@@ -605,6 +605,11 @@ t.test('decodeMessage: content types and bytes', async (t) => {
   t.strictSame(invalid.ok ? 'decoded' : [invalid.error.code, invalid.error.at], ['XML_SYNTAX', at], 'invalid UTF-8 refused at its byte offset')
   const overlong = decodeMessage(new Uint8Array([...utf8.encode('<a>'), 0xc0, 0xaf, ...utf8.encode('</a>')]))
   t.strictSame(overlong.ok ? 'decoded' : [overlong.error.code, overlong.error.at], ['XML_SYNTAX', 3], 'overlong UTF-8 refused')
+  // U+FFFD spelt in the input is a character like any other: the offset is that of the invalid byte after it.
+  const replacement = decodeMessage(new Uint8Array([...utf8.encode('<a>\uFFFD\u00e9\uFFFD'), 0xed, 0xa0, 0x80, ...utf8.encode('</a>')]))
+  t.strictSame(replacement.ok ? 'decoded' : [replacement.error.code, replacement.error.at], ['XML_SYNTAX', 11], 'surrogate refused after U+FFFD')
+  const cut = decodeMessage(new Uint8Array([...utf8.encode('<a>'), 0xf0, 0x9f, 0x98]))
+  t.strictSame(cut.ok ? 'decoded' : [cut.error.code, cut.error.at], ['XML_SYNTAX', 3], 'sequence cut by the end refused')
   const big = decodeMessage(utf8.encode(xml), undefined, { maxBytes: 100 })
   t.equal(big.ok ? 'decoded' : big.error.code, 'TOO_LARGE', 'byte limit')
   const deep = decodeMessage(utf8.encode(xml), undefined, { maxDepth: 3 })

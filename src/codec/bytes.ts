@@ -33,67 +33,33 @@ export function isBase64(text: string): boolean {
   return BASE64.test(text.replace(WHITESPACE, ''))
 }
 
-/** Offset of the first byte that does not belong to a valid UTF-8 sequence, or -1 when all of it is valid. */
-export function invalidUtf8At(bytes: Uint8Array): number {
-  const n = bytes.length
-  let i = 0
-  while (i < n) {
-    const b = bytes[i]!
-    if (b < 0x80) {
-      i++
-      continue
-    }
-    let need: number
-    let min: number
-    if (b >= 0xc2 && b <= 0xdf) {
-      need = 1
-      min = 0x80
-    } else if (b >= 0xe0 && b <= 0xef) {
-      need = 2
-      min = 0x800
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      need = 3
-      min = 0x10000
-    } else return i
-    if (i + need > n - 1) return i
-    let cp = b & (0x3f >> need)
-    for (let k = 1; k <= need; k++) {
-      const c = bytes[i + k]!
-      if ((c & 0xc0) !== 0x80) return i
-      cp = (cp << 6) | (c & 0x3f)
-    }
-    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8 (RFC 3629, 3).
-    if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return i
-    i += need + 1
-  }
-  return -1
-}
-
-/** UTF-8 bytes to text, or the offset of the first invalid byte. */
+/** UTF-8 bytes to text, or the offset of the first byte that does not belong to a valid UTF-8 sequence. */
 export function decodeUtf8(bytes: Uint8Array): { ok: true; text: string } | { ok: false; at: number } {
-  const at = invalidUtf8At(bytes)
-  if (at >= 0) return { ok: false, at }
-  return { ok: true, text: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8') }
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
+  // Node decodes what is not UTF-8 (overlong forms, surrogates, code points past U+10FFFF, cut sequences; RFC 3629,
+  // 3) as U+FFFD, so the first U+FFFD that the input does not spell as EF BF BD starts the first invalid sequence.
+  // Each stretch of text is measured once: a text full of genuine U+FFFD stays linear.
+  let at = 0
+  let from = 0
+  for (let k = text.indexOf('\uFFFD'); k >= 0; k = text.indexOf('\uFFFD', k + 1)) {
+    at += Buffer.byteLength(text.slice(from, k))
+    from = k
+    if (bytes[at] !== 0xef || bytes[at + 1] !== 0xbf || bytes[at + 2] !== 0xbd) return { ok: false, at }
+  }
+  return { ok: true, text }
 }
 
 export function encodeUtf8(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, 'utf8'))
 }
 
-/** Length of the text in UTF-8 bytes, without encoding it. */
-export function utf8Length(text: string): number {
-  let bytes = 0
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c < 0x80) bytes += 1
-    else if (c < 0x800) bytes += 2
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1)
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 4
-        i++
-      } else bytes += 3
-    } else bytes += 3
+/** The parts one after another, as one array (WBXML output, item data made of several pieces). */
+export function concatBytes(parts: readonly ArrayLike<number>[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let offset = 0
+  for (const p of parts) {
+    out.set(p, offset)
+    offset += p.length
   }
-  return bytes
+  return out
 }

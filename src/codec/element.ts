@@ -48,3 +48,12 @@ export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
   maxDepth: 32,
   maxElements: 8192,
 })
+
+/** The limits a decoder applies: those given, and the defaults for the rest. */
+export function resolveLimits(limits?: Partial<DecodeLimits>): DecodeLimits {
+  return {
+    maxBytes: limits?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
+    maxDepth: limits?.maxDepth ?? DEFAULT_DECODE_LIMITS.maxDepth,
+    maxElements: limits?.maxElements ?? DEFAULT_DECODE_LIMITS.maxElements,
+  }
+}

@@ -1,3 +1,4 @@
+import { decodeUtf8 } from './bytes.ts'
 import { type Decoded, decoded, failed } from './errors.ts'
 
 /**
@@ -46,6 +47,10 @@ const SERVER_ID_OFFSET = NOTIFICATION_MIN_BYTES
 // Server identifiers are compared with account ServerIDs and written to logs: control characters have no place.
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
 
+function badLayout(message: string, at: number): Decoded<Notification> {
+  return failed('NOTIFICATION_FORMAT', message, at)
+}
+
 /**
  * Reads a Package 0 trigger message. The future-use bits (which OMA says MUST be 0) are ignored, and any version
  * is accepted and reported, because servers in the field send other values than 11. Errors carry the byte offset
@@ -58,8 +63,7 @@ export function parseNotification(bytes: Uint8Array, options?: { maxBytes?: numb
     return failed('TOO_LARGE', `notification of ${bytes.length} bytes is over the limit of ${maxBytes}`, maxBytes)
   }
   if (bytes.length < NOTIFICATION_MIN_BYTES) {
-    return failed(
-      'NOTIFICATION_FORMAT',
+    return badLayout(
       `notification of ${bytes.length} bytes is shorter than the ${NOTIFICATION_MIN_BYTES}-byte digest and header`,
       bytes.length,
     )
@@ -71,27 +75,20 @@ export function parseNotification(bytes: Uint8Array, options?: { maxBytes?: numb
   const initiator = (h1 >> 3) & 1 ? 'server' : 'client'
   // 6.2.2.10: the session id is in the range 1..FFFF
   const sessionId = (bytes[SESSION_ID_OFFSET]! << 8) | bytes[SESSION_ID_OFFSET + 1]!
-  if (sessionId === 0) return failed('NOTIFICATION_FORMAT', 'session id 0 is out of range 1..FFFF', SESSION_ID_OFFSET)
+  if (sessionId === 0) return badLayout('session id 0 is out of range 1..FFFF', SESSION_ID_OFFSET)
   const idLength = bytes[LENGTH_OFFSET]!
-  if (idLength === 0) return failed('NOTIFICATION_FORMAT', 'server identifier is empty', LENGTH_OFFSET)
+  if (idLength === 0) return badLayout('server identifier is empty', LENGTH_OFFSET)
   const idEnd = SERVER_ID_OFFSET + idLength
   if (idEnd > bytes.length) {
-    return failed(
-      'NOTIFICATION_FORMAT',
+    return badLayout(
       `server identifier of ${idLength} bytes runs past the end of a ${bytes.length}-byte notification`,
       LENGTH_OFFSET,
     )
   }
-  let serverId: string
-  try {
-    const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-    serverId = utf8.decode(bytes.subarray(SERVER_ID_OFFSET, idEnd))
-  } catch {
-    return failed('NOTIFICATION_FORMAT', 'server identifier is not valid UTF-8', SERVER_ID_OFFSET)
-  }
-  if (CONTROL_CHAR.test(serverId)) {
-    return failed('NOTIFICATION_FORMAT', 'server identifier holds a control character', SERVER_ID_OFFSET)
-  }
+  const utf8 = decodeUtf8(bytes.subarray(SERVER_ID_OFFSET, idEnd))
+  if (!utf8.ok) return badLayout('server identifier is not valid UTF-8', SERVER_ID_OFFSET)
+  const serverId = utf8.text
+  if (CONTROL_CHAR.test(serverId)) return badLayout('server identifier holds a control character', SERVER_ID_OFFSET)
   // Copies, as plain Uint8Arrays: a Buffer's slice() is a view, and the result must not pin or share the packet.
   const copy = (start: number, end?: number) => new Uint8Array(bytes.subarray(start, end))
   return decoded({

@@ -1,25 +1,16 @@
 /**
  * The parts SyncML DM 1.2 commands are made of (OMA-SyncML-RepPro 1.2 and MetInf 1.2 DTDs): PCDATA values,
- * Target/Source, Meta, Cred, Chal and Item with its Data. A part that breaks the DTD raises `Malformed` with the
+ * Target/Source, Meta, Cred, Chal and Item with its Data. A part that breaks the DTD raises a `Fault` with the
  * element path; the command reader decides what that costs (the whole message, or one command).
  */
 import type { XmlElement } from './element.ts'
 import { isElement, isOpaque, isText } from './element.ts'
 import type { Chal, Cred, Item, ItemData, Meta, Party } from './syncml-model.ts'
-import { decodeBase64, decodeUtf8, encodeBase64, encodeUtf8, isBase64 } from './bytes.ts'
+import { concatBytes, decodeBase64, decodeUtf8, encodeBase64, encodeUtf8, isBase64 } from './bytes.ts'
+import { fault } from './fault.ts'
 import { serializeChild } from './xml-write.ts'
 
-/** Raised while reading one part of the message; the header turns it into a failure, a command into Unknown. */
-export class Malformed {
-  constructor(
-    readonly reason: string,
-    readonly path: string,
-  ) {}
-}
-
-export function malformed(reason: string, path: string): never {
-  throw new Malformed(reason, path)
-}
+type Reader<T> = (element: XmlElement, path: string) => T
 
 export function child(parent: XmlElement, name: string): XmlElement | undefined {
   for (const c of parent.children) if (isElement(c) && c.name === name) return c
@@ -39,9 +30,9 @@ export function leafText(element: XmlElement, path: string): string {
     if (isText(c)) text += c.text
     else if (isOpaque(c)) {
       const utf8 = decodeUtf8(c.opaque)
-      if (!utf8.ok) malformed('opaque data that is not UTF-8 text', path)
+      if (!utf8.ok) fault('opaque data that is not UTF-8 text', path)
       text += utf8.text
-    } else malformed(`element <${c.name}> where text is expected`, path)
+    } else fault(`element <${c.name}> where text is expected`, path)
   }
   return text.trim()
 }
@@ -60,36 +51,74 @@ function base64Leaf(element: XmlElement, path: string): string {
   return leafText(element, path)
 }
 
-export function requiredLeaf(parent: XmlElement, name: string, path: string): string {
+/** The child `name` read by `read`, or undefined when `parent` has none. */
+export function optional<T>(parent: XmlElement, name: string, path: string, read: Reader<T>): T | undefined {
   const element = child(parent, name)
-  if (element === undefined) malformed(`required element ${name} is missing`, `${path}/${name}`)
-  const value = leafText(element, `${path}/${name}`)
-  if (value === '') malformed(`required element ${name} is empty`, `${path}/${name}`)
+  return element === undefined ? undefined : read(element, `${path}/${name}`)
+}
+
+/** The child `name` read by `read`; its absence breaks the DTD. */
+export function required<T>(parent: XmlElement, name: string, path: string, read: Reader<T>): T {
+  const element = child(parent, name)
+  if (element === undefined) fault(`required element ${name} is missing`, `${path}/${name}`)
+  return read(element, `${path}/${name}`)
+}
+
+export function requiredLeaf(parent: XmlElement, name: string, path: string): string {
+  const value = required(parent, name, path, leafText)
+  if (value === '') fault(`required element ${name} is empty`, `${path}/${name}`)
   return value
 }
 
 export function optionalLeaf(parent: XmlElement, name: string, path: string): string | undefined {
-  const element = child(parent, name)
-  return element === undefined ? undefined : leafText(element, `${path}/${name}`)
+  return optional(parent, name, path, leafText)
+}
+
+/** `true` when the flag element (`NoResp`, `MoreData`…) is there, undefined when not. */
+export function flag(parent: XmlElement, name: string): true | undefined {
+  return child(parent, name) && true
+}
+
+/** Sets `key` only to a value the message has, so that the model leaves out what the message leaves out. */
+export function setPresent<T, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) target[key] = value
 }
 
 /** MetInf numbers (Size, MaxMsgSize, MaxObjSize) are unsigned decimal integers; anything else is malformed. */
 function readNumber(element: XmlElement, path: string): number {
   const text = leafText(element, path)
-  if (!/^[0-9]{1,15}$/.test(text)) malformed(`"${text}" is not a decimal number`, path)
+  if (!/^[0-9]{1,15}$/.test(text)) fault(`"${text}" is not a decimal number`, path)
   return Number(text)
 }
 
 export function readParty(element: XmlElement, path: string): Party {
   const party: Party = { locUri: requiredLeaf(element, 'LocURI', path) }
-  const locName = optionalLeaf(element, 'LocName', path)
-  if (locName !== undefined) party.locName = locName
+  setPresent(party, 'locName', optionalLeaf(element, 'LocName', path))
   return party
+}
+
+/**
+ * The MetInf fields (OMA-SyncML-MetaInfo 1.2) the DM protocol uses, in the order of the MetInf DTD, which the
+ * writer keeps; each is read as the model keeps it. The model's key is the name in camelCase (`maxMsgSize`).
+ */
+export const META_FIELDS: ReadonlyMap<string, Reader<string | number>> = new Map<string, Reader<string | number>>([
+  ['Format', leafText],
+  ['Type', leafText],
+  ['Mark', leafText],
+  ['Size', readNumber],
+  ['Version', leafText],
+  ['NextNonce', base64Leaf],
+  ['MaxMsgSize', readNumber],
+  ['MaxObjSize', readNumber],
+])
+
+export function metaKey(name: string): keyof Meta {
+  return (name[0]!.toLowerCase() + name.slice(1)) as keyof Meta
 }
 
 /** MetInf (OMA-SyncML-MetaInfo 1.2); values the DM protocol does not use are skipped. */
 function readMeta(element: XmlElement, path: string): Meta {
-  const meta: Meta = {}
+  const meta: Record<string, string | number> = {}
   const fields: XmlElement[] = []
   for (const c of element.children) {
     if (!isElement(c)) continue
@@ -98,74 +127,32 @@ function readMeta(element: XmlElement, path: string): Meta {
     else fields.push(c)
   }
   for (const field of fields) {
-    const at = `${path}/${field.name}`
-    switch (field.name) {
-      case 'Format':
-        meta.format = leafText(field, at)
-        break
-      case 'Type':
-        meta.type = leafText(field, at)
-        break
-      case 'Mark':
-        meta.mark = leafText(field, at)
-        break
-      case 'Version':
-        meta.version = leafText(field, at)
-        break
-      case 'NextNonce':
-        meta.nextNonce = base64Leaf(field, at)
-        break
-      case 'Size':
-        meta.size = readNumber(field, at)
-        break
-      case 'MaxMsgSize':
-        meta.maxMsgSize = readNumber(field, at)
-        break
-      case 'MaxObjSize':
-        meta.maxObjSize = readNumber(field, at)
-        break
-    }
+    const read = META_FIELDS.get(field.name)
+    if (read !== undefined) meta[metaKey(field.name)] = read(field, `${path}/${field.name}`)
   }
-  return meta
+  return meta as Meta
 }
 
 export function optionalMeta(parent: XmlElement, path: string): Meta | undefined {
-  const element = child(parent, 'Meta')
-  return element === undefined ? undefined : readMeta(element, `${path}/Meta`)
+  return optional(parent, 'Meta', path, readMeta)
 }
 
 function readCred(element: XmlElement, path: string): Cred {
-  const data = child(element, 'Data')
-  if (data === undefined) malformed('required element Data is missing', `${path}/Data`)
-  const cred: Cred = { data: base64Leaf(data, `${path}/Data`) }
-  const meta = optionalMeta(element, path)
-  if (meta !== undefined) cred.meta = meta
+  const cred: Cred = { data: required(element, 'Data', path, base64Leaf) }
+  setPresent(cred, 'meta', optionalMeta(element, path))
   return cred
 }
 
 export function optionalCred(parent: XmlElement, path: string): Cred | undefined {
-  const element = child(parent, 'Cred')
-  return element === undefined ? undefined : readCred(element, `${path}/Cred`)
+  return optional(parent, 'Cred', path, readCred)
 }
 
 export function readChal(element: XmlElement, path: string): Chal {
-  const meta = child(element, 'Meta')
-  if (meta === undefined) malformed('required element Meta is missing', `${path}/Meta`)
-  return { meta: readMeta(meta, `${path}/Meta`) }
+  return { meta: required(element, 'Meta', path, readMeta) }
 }
 
 function isBinaryFormat(format: string | undefined): boolean {
   return format === 'b64' || format === 'bin'
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const p of parts) {
-    out.set(p, offset)
-    offset += p.length
-  }
-  return out
 }
 
 /**
@@ -192,32 +179,27 @@ function readData(element: XmlElement, path: string, format: string | undefined,
 function decodeB64Format(text: string, path: string, format: string | undefined): ItemData {
   if (format !== 'b64') return text
   const bytes = decodeBase64(text)
-  if (bytes === undefined) malformed('data is not valid base64 although its format is b64', path)
+  if (bytes === undefined) fault('data is not valid base64 although its format is b64', path)
   return bytes
 }
 
 function readItem(element: XmlElement, path: string, commandMeta: Meta | undefined): Item {
   const item: Item = {}
-  const target = child(element, 'Target')
-  if (target !== undefined) item.target = readParty(target, `${path}/Target`)
-  const source = child(element, 'Source')
-  if (source !== undefined) item.source = readParty(source, `${path}/Source`)
+  setPresent(item, 'target', optional(element, 'Target', path, readParty))
+  setPresent(item, 'source', optional(element, 'Source', path, readParty))
   const meta = optionalMeta(element, path)
-  if (meta !== undefined) item.meta = meta
-  const data = child(element, 'Data')
-  if (data !== undefined) {
-    // An item's own Meta overrides its command's (SyncML RepPro 1.2, Meta).
-    const format = meta?.format ?? commandMeta?.format
-    const type = meta?.type ?? commandMeta?.type
-    item.data = readData(data, `${path}/Data`, format, type)
-  }
-  if (child(element, 'MoreData') !== undefined) item.moreData = true
+  setPresent(item, 'meta', meta)
+  // An item's own Meta overrides its command's (SyncML RepPro 1.2, Meta).
+  const format = meta?.format ?? commandMeta?.format
+  const type = meta?.type ?? commandMeta?.type
+  setPresent(item, 'data', optional(element, 'Data', path, (data, at) => readData(data, at, format, type)))
+  setPresent(item, 'moreData', flag(element, 'MoreData'))
   return item
 }
 
 export function readItems(element: XmlElement, path: string, commandMeta: Meta | undefined, required: boolean): Item[] {
   const items = childrenNamed(element, 'Item').map((item, k) => readItem(item, `${path}/Item[${k + 1}]`, commandMeta))
-  if (required && items.length === 0) malformed('required element Item is missing', `${path}/Item`)
+  if (required && items.length === 0) fault('required element Item is missing', `${path}/Item`)
   return items
 }
 

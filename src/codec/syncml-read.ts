@@ -6,14 +6,13 @@
 import type { XmlElement } from './element.ts'
 import { isElement, isText } from './element.ts'
 import type { Decoded } from './errors.ts'
-import { decoded, failed } from './errors.ts'
+import { failed } from './errors.ts'
 import type {
   Alert,
   Command,
   ContainerCommand,
   ItemCommand,
   ItemCommandKind,
-  Party,
   Results,
   Status,
   SyncHdr,
@@ -21,19 +20,20 @@ import type {
   UnknownCommand,
 } from './syncml-model.ts'
 import { decodeUtf8, encodeBase64 } from './bytes.ts'
+import { catchFault, fault, Fault } from './fault.ts'
 import {
-  child,
-  leafText,
+  flag,
   leaves,
-  Malformed,
-  malformed,
+  optional,
   optionalCred,
   optionalLeaf,
   optionalMeta,
   readChal,
   readItems,
   readParty,
+  required,
   requiredLeaf,
+  setPresent,
 } from './syncml-read-parts.ts'
 import { serializeChild } from './xml-write.ts'
 
@@ -44,11 +44,9 @@ const ALERT_FIELDS = new Set(['CmdID', 'NoResp', 'Cred', 'Data', 'Correlator', '
 
 function readAlert(element: XmlElement, path: string, cmdId: string): Alert {
   const alert: Alert = { kind: 'Alert', cmdId, data: requiredLeaf(element, 'Data', path), items: [] }
-  if (child(element, 'NoResp') !== undefined) alert.noResp = true
-  const cred = optionalCred(element, path)
-  if (cred !== undefined) alert.cred = cred
-  const correlator = optionalLeaf(element, 'Correlator', path)
-  if (correlator !== undefined) alert.correlator = correlator
+  setPresent(alert, 'noResp', flag(element, 'NoResp'))
+  setPresent(alert, 'cred', optionalCred(element, path))
+  setPresent(alert, 'correlator', optionalLeaf(element, 'Correlator', path))
   alert.items = readItems(element, path, undefined, false)
   // The GwMO seed places the Device Detection payload directly inside Alert, as CDATA; indentation around it is
   // not payload, but any other character data (and any element the DTD does not place here) is.
@@ -79,10 +77,8 @@ function readStatus(element: XmlElement, path: string, cmdId: string): Status {
     data: requiredLeaf(element, 'Data', path),
     items: readItems(element, path, undefined, false),
   }
-  const cred = optionalCred(element, path)
-  if (cred !== undefined) status.cred = cred
-  const chal = child(element, 'Chal')
-  if (chal !== undefined) status.chal = readChal(chal, `${path}/Chal`)
+  setPresent(status, 'cred', optionalCred(element, path))
+  setPresent(status, 'chal', optional(element, 'Chal', path, readChal))
   return status
 }
 
@@ -96,24 +92,21 @@ function readResults(element: XmlElement, path: string, cmdId: string): Results 
     sourceRefs: leaves(element, 'SourceRef', path),
     items: readItems(element, path, meta, true),
   }
-  const msgRef = optionalLeaf(element, 'MsgRef', path)
-  if (msgRef !== undefined) results.msgRef = msgRef
-  if (meta !== undefined) results.meta = meta
+  setPresent(results, 'msgRef', optionalLeaf(element, 'MsgRef', path))
+  setPresent(results, 'meta', meta)
   return results
 }
 
 function readItemCommand(element: XmlElement, path: string, cmdId: string, kind: ItemCommandKind): ItemCommand {
   const meta = optionalMeta(element, path)
   const command: ItemCommand = { kind, cmdId, items: readItems(element, path, meta, true) }
-  if (child(element, 'NoResp') !== undefined) command.noResp = true
-  const cred = optionalCred(element, path)
-  if (cred !== undefined) command.cred = cred
-  if (meta !== undefined) command.meta = meta
+  setPresent(command, 'noResp', flag(element, 'NoResp'))
+  setPresent(command, 'cred', optionalCred(element, path))
+  setPresent(command, 'meta', meta)
   if (kind === 'Exec') {
     // SyncML RepPro 1.2 DTD: Exec (CmdID, NoResp?, Cred?, Meta?, Correlator?, Item).
-    if (command.items.length > 1) malformed('Exec takes exactly one Item', `${path}/Item[2]`)
-    const correlator = optionalLeaf(element, 'Correlator', path)
-    if (correlator !== undefined) command.correlator = correlator
+    if (command.items.length > 1) fault('Exec takes exactly one Item', `${path}/Item[2]`)
+    setPresent(command, 'correlator', optionalLeaf(element, 'Correlator', path))
   }
   return command
 }
@@ -127,43 +120,37 @@ function readContainer(
   kind: 'Atomic' | 'Sequence',
   nesting: number,
 ): ContainerCommand {
-  if (nesting >= MAX_CONTAINER_NESTING) malformed(`Atomic and Sequence nested deeper than ${MAX_CONTAINER_NESTING}`, path)
+  if (nesting >= MAX_CONTAINER_NESTING) fault(`Atomic and Sequence nested deeper than ${MAX_CONTAINER_NESTING}`, path)
   const command: ContainerCommand = {
     kind,
     cmdId,
     commands: readCommands(element, path, CONTAINER_FIELDS, nesting + 1).commands,
   }
-  if (command.commands.length === 0) malformed(`${kind} holds no command`, path)
-  if (child(element, 'NoResp') !== undefined) command.noResp = true
-  const meta = optionalMeta(element, path)
-  if (meta !== undefined) command.meta = meta
+  if (command.commands.length === 0) fault(`${kind} holds no command`, path)
+  setPresent(command, 'noResp', flag(element, 'NoResp'))
+  setPresent(command, 'meta', optionalMeta(element, path))
   return command
 }
 
-const ITEM_COMMANDS: ReadonlySet<string> = new Set<ItemCommandKind>(['Get', 'Add', 'Replace', 'Delete', 'Exec', 'Copy'])
-
-const OTHER_COMMANDS: ReadonlySet<string> = new Set(['Alert', 'Status', 'Results', 'Atomic', 'Sequence'])
+/** The SyncBody commands of the DM profile; any other is answered 406. */
+const DM_COMMANDS: ReadonlySet<string> = new Set<Command['kind']>(
+  ['Alert', 'Status', 'Results', 'Atomic', 'Sequence', 'Get', 'Add', 'Replace', 'Delete', 'Exec', 'Copy'],
+)
 
 /** The CmdID, read even from a command that is otherwise unreadable, so that its Status can refer to it. */
 function commandId(element: XmlElement, path: string): string {
-  const idElement = child(element, 'CmdID')
-  if (idElement === undefined) return ''
-  try {
-    return leafText(idElement, `${path}/CmdID`)
-  } catch (e) {
-    if (!(e instanceof Malformed)) throw e
-    return ''
-  }
+  const id = catchFault('SYNCML_STRUCTURE', () => optionalLeaf(element, 'CmdID', path))
+  return (id.ok && id.value) || ''
 }
 
 function readCommand(element: XmlElement, path: string, nesting: number): Command {
   const cmdId = commandId(element, path)
   // Outside the DM profile (Sync, Map, Put, Search…): answered 406, not 400.
-  if (!OTHER_COMMANDS.has(element.name) && !ITEM_COMMANDS.has(element.name)) {
+  if (!DM_COMMANDS.has(element.name)) {
     return { kind: 'Unknown', name: element.name, cmdId }
   }
   try {
-    if (cmdId === '') malformed('required element CmdID is missing or empty', `${path}/CmdID`)
+    if (cmdId === '') fault('required element CmdID is missing or empty', `${path}/CmdID`)
     switch (element.name) {
       case 'Alert':
         return readAlert(element, path, cmdId)
@@ -178,8 +165,8 @@ function readCommand(element: XmlElement, path: string, nesting: number): Comman
         return readItemCommand(element, path, cmdId, element.name as ItemCommandKind)
     }
   } catch (e) {
-    if (!(e instanceof Malformed)) throw e
-    const unknown: UnknownCommand = { kind: 'Unknown', name: element.name, cmdId, malformed: `${e.reason} (${e.path})` }
+    if (!(e instanceof Fault)) throw e
+    const unknown: UnknownCommand = { kind: 'Unknown', name: element.name, cmdId, malformed: `${e.message} (${e.at})` }
     return unknown
   }
 }
@@ -213,23 +200,14 @@ function readHeader(element: XmlElement, path: string): SyncHdr {
     verProto: requiredLeaf(element, 'VerProto', path),
     sessionId: requiredLeaf(element, 'SessionID', path),
     msgId: requiredLeaf(element, 'MsgID', path),
-    target: readRequiredParty(element, 'Target', path),
-    source: readRequiredParty(element, 'Source', path),
+    target: required(element, 'Target', path, readParty),
+    source: required(element, 'Source', path, readParty),
   }
-  const respUri = optionalLeaf(element, 'RespURI', path)
-  if (respUri !== undefined) hdr.respUri = respUri
-  if (child(element, 'NoResp') !== undefined) hdr.noResp = true
-  const cred = optionalCred(element, path)
-  if (cred !== undefined) hdr.cred = cred
-  const meta = optionalMeta(element, path)
-  if (meta !== undefined) hdr.meta = meta
+  setPresent(hdr, 'respUri', optionalLeaf(element, 'RespURI', path))
+  setPresent(hdr, 'noResp', flag(element, 'NoResp'))
+  setPresent(hdr, 'cred', optionalCred(element, path))
+  setPresent(hdr, 'meta', optionalMeta(element, path))
   return hdr
-}
-
-function readRequiredParty(parent: XmlElement, name: string, path: string): Party {
-  const element = child(parent, name)
-  if (element === undefined) malformed(`required element ${name} is missing`, `${path}/${name}`)
-  return readParty(element, `${path}/${name}`)
 }
 
 const NO_FIELDS: ReadonlySet<string> = new Set()
@@ -237,16 +215,9 @@ const NO_FIELDS: ReadonlySet<string> = new Set()
 /** Reads one SyncML message; fails only when the message as a whole cannot be answered (a bad SyncHdr). */
 export function messageFromElement(root: XmlElement): Decoded<SyncMLMessage> {
   if (root.name !== 'SyncML') return failed('SYNCML_STRUCTURE', `root element is <${root.name}>, not <SyncML>`, 'SyncML')
-  try {
-    const hdrElement = child(root, 'SyncHdr')
-    if (hdrElement === undefined) malformed('required element SyncHdr is missing', 'SyncML/SyncHdr')
-    const hdr = readHeader(hdrElement, 'SyncML/SyncHdr')
-    const bodyElement = child(root, 'SyncBody')
-    if (bodyElement === undefined) malformed('required element SyncBody is missing', 'SyncML/SyncBody')
-    const { commands, final } = readCommands(bodyElement, 'SyncML/SyncBody', NO_FIELDS, 0)
-    return decoded({ hdr, body: commands, final })
-  } catch (e) {
-    if (!(e instanceof Malformed)) throw e
-    return failed('SYNCML_STRUCTURE', e.reason, e.path)
-  }
+  return catchFault('SYNCML_STRUCTURE', () => {
+    const hdr = required(root, 'SyncHdr', 'SyncML', readHeader)
+    const { commands, final } = required(root, 'SyncBody', 'SyncML', (body, path) => readCommands(body, path, NO_FIELDS, 0))
+    return { hdr, body: commands, final }
+  })
 }

@@ -20,45 +20,38 @@ import type {
   SyncMLMessage,
 } from './syncml-model.ts'
 import { METINF_NAMESPACE, SYNCML_NAMESPACE } from './gwmo.ts'
+import { META_FIELDS, metaKey } from './syncml-read-parts.ts'
 
-type Part = XmlElement | undefined
+/** What an element holds; an absent optional part is undefined and left out. */
+type Part = XmlChild | undefined
 
 function element(name: string, parts: Part[], attrs: Record<string, string> = {}): XmlElement {
-  return { name, attrs, children: parts.filter((p): p is XmlElement => p !== undefined) }
+  return { name, attrs, children: parts.filter((p): p is XmlChild => p !== undefined) }
 }
 
-function text(value: string): XmlChild[] {
-  return value === '' ? [] : [{ text: value, cdata: false }]
+/** Empty text is no text: `<LocName></LocName>` is written `<LocName/>`. */
+function text(value: string): Part {
+  return value === '' ? undefined : { text: value, cdata: false }
 }
 
 function leaf(name: string, value: string | undefined): Part {
-  return value === undefined ? undefined : { name, attrs: {}, children: text(value) }
+  return value === undefined ? undefined : element(name, [text(value)])
 }
 
 function flag(name: string, on: boolean | undefined): Part {
-  return on ? { name, attrs: {}, children: [] } : undefined
+  return on ? element(name, []) : undefined
 }
 
 /** MetInf elements carry their namespace, as OMA's examples write them (`<Type xmlns="syncml:metinf">`). */
 function metinf(name: string, value: string | number | undefined): Part {
-  if (value === undefined) return undefined
-  return { name, attrs: { xmlns: METINF_NAMESPACE }, children: text(String(value)) }
+  return value === undefined ? undefined : element(name, [text(String(value))], { xmlns: METINF_NAMESPACE })
 }
 
 // OMA-SyncML-MetaInfo 1.2 DTD order: FieldLevel?, Format?, Type?, Mark?, Size?, Anchor?, Version?, NextNonce?,
-// MaxMsgSize?, MaxObjSize?, EMI*, Mem?
+// MaxMsgSize?, MaxObjSize?, EMI*, Mem?; META_FIELDS lists those the model has in that order.
 function meta(value: Meta | undefined): Part {
   if (value === undefined) return undefined
-  return element('Meta', [
-    metinf('Format', value.format),
-    metinf('Type', value.type),
-    metinf('Mark', value.mark),
-    metinf('Size', value.size),
-    metinf('Version', value.version),
-    metinf('NextNonce', value.nextNonce),
-    metinf('MaxMsgSize', value.maxMsgSize),
-    metinf('MaxObjSize', value.maxObjSize),
-  ])
+  return element('Meta', [...META_FIELDS.keys()].map((name) => metinf(name, value[metaKey(name)])))
 }
 
 function party(name: string, value: Party | undefined): Part {
@@ -77,9 +70,7 @@ function chal(value: Chal | undefined): Part {
 
 /** Bytes go out as opaque data, which XML writes as base64 and WBXML as OPAQUE. */
 function data(value: ItemData | undefined): Part {
-  if (value === undefined) return undefined
-  const children: XmlChild[] = typeof value === 'string' ? text(value) : [{ opaque: value }]
-  return { name: 'Data', attrs: {}, children }
+  return value === undefined ? undefined : element('Data', [typeof value === 'string' ? text(value) : { opaque: value }])
 }
 
 function item(value: Item): XmlElement {

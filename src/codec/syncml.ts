@@ -3,6 +3,7 @@
  * the neutral document form, which `syncml-read.ts` and `syncml-write.ts` map to and from the typed model.
  */
 import type { DecodeLimits } from './element.ts'
+import { resolveLimits } from './element.ts'
 import type { Decoded } from './errors.ts'
 import { failed } from './errors.ts'
 import type { SyncMLMessage } from './syncml-model.ts'
@@ -10,7 +11,7 @@ import { decodeUtf8, encodeUtf8 } from './bytes.ts'
 import { messageFromElement } from './syncml-read.ts'
 import { messageToElement } from './syncml-write.ts'
 import { decodeWbxml, encodeWbxml } from './wbxml.ts'
-import { parseXml, resolveLimits, serializeXml } from './xml.ts'
+import { parseXml, serializeXml } from './xml.ts'
 
 export { messageFromElement } from './syncml-read.ts'
 export { messageToElement } from './syncml-write.ts'

@@ -3,46 +3,40 @@
  * pages here (page 0 SyncML, page 1 MetInf), so no attributes occur; opaque data (binary items, embedded DevInf
  * or TNDS documents) stays as bytes for the layers above to interpret.
  */
-import type { DecodeLimits, XmlChild, XmlElement, XmlText } from './element.ts'
-import { DEFAULT_DECODE_LIMITS, isElement, isText } from './element.ts'
-import type { Decoded, DecodeErrorCode } from './errors.ts'
-import { decoded, failed } from './errors.ts'
+import type { DecodeLimits, XmlElement } from './element.ts'
+import { isElement, isText, resolveLimits } from './element.ts'
+import type { Decoded } from './errors.ts'
+import { failed } from './errors.ts'
+import { catchFault, fault } from './fault.ts'
+import { concatBytes, decodeUtf8, encodeUtf8 } from './bytes.ts'
+import { METINF_NAMESPACE } from './gwmo.ts'
 import {
   CHARSET_UTF8,
-  GlobalToken as T,
-  METINF_NAMESPACE,
+  END,
+  ENTITY,
+  FIRST_TAG,
+  isCodePage,
+  LITERAL,
   NUMERIC_PUBLIC_IDS,
+  OPAQUE,
   PAGE_METINF,
   PAGE_NAMES,
   PAGE_SYNCML,
   PUBLIC_ID_IN_STRING_TABLE,
+  STR_I,
+  STR_T,
   STRING_PUBLIC_IDS,
   SUPPORTED_VERSIONS,
+  SWITCH_PAGE,
   SYNCML_12_PUBLIC_ID,
   SYNCML_NAMESPACES_LOWER,
   TAG_HAS_ATTRIBUTES,
   TAG_HAS_CONTENT,
   TAG_ID_MASK,
-  TAG_NAMES,
-  TAG_TOKENS,
+  tagId,
+  tagName,
   WBXML_VERSION_1_2,
 } from './wbxml-tokens.ts'
-
-/** Raised inside the decoder only, and turned into a `Decoded` failure at its boundary. */
-class Rejection {
-  constructor(
-    readonly code: DecodeErrorCode,
-    readonly message: string,
-    readonly at: number,
-  ) {}
-}
-
-function reject(message: string, at: number, code: DecodeErrorCode = 'WBXML_SYNTAX'): never {
-  throw new Rejection(code, message, at)
-}
-
-// Stateless between calls (no streaming), so one instance can serve every decoder.
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function hex(n: number): string {
   return `0x${n.toString(16).toUpperCase().padStart(2, '0')}`
@@ -58,7 +52,7 @@ class Cursor {
   }
 
   byte(what: string, at: number): number {
-    if (this.pos >= this.bytes.length) reject(`input ends where ${what} was expected`, at)
+    if (this.pos >= this.bytes.length) fault(`input ends where ${what} was expected`, at)
     return this.bytes[this.pos++]!
   }
 
@@ -69,15 +63,15 @@ class Cursor {
       const b = this.byte(what, at)
       value = value * 128 + (b & 0x7f)
       if ((b & 0x80) === 0) {
-        if (value > 0xffffffff) reject(`${what} does not fit in 32 bits`, at)
+        if (value > 0xffffffff) fault(`${what} does not fit in 32 bits`, at)
         return value
       }
     }
-    return reject(`${what} is longer than the 5 bytes an mb_u_int32 may take`, at)
+    return fault(`${what} is longer than the 5 bytes an mb_u_int32 may take`, at)
   }
 
   take(length: number, what: string, at: number): Uint8Array {
-    if (length > this.bytes.length - this.pos) reject(`${what} of ${length} bytes runs past the end of input`, at)
+    if (length > this.bytes.length - this.pos) fault(`${what} of ${length} bytes runs past the end of input`, at)
     const slice = this.bytes.subarray(this.pos, this.pos + length)
     this.pos += length
     return slice
@@ -86,27 +80,24 @@ class Cursor {
   /** STR_I: UTF-8 up to a NUL (WBXML 1.2, 5.8.4.1). */
   inlineString(at: number): string {
     const end = this.bytes.indexOf(0, this.pos)
-    if (end < 0) reject('inline string has no terminating NUL', at)
-    const text = decodeUtf8(this.bytes.subarray(this.pos, end), at)
+    if (end < 0) fault('inline string has no terminating NUL', at)
+    const text = utf8Text(this.bytes.subarray(this.pos, end), at)
     this.pos = end + 1
     return text
   }
 }
 
-function decodeUtf8(bytes: Uint8Array, at: number): string {
-  try {
-    return utf8.decode(bytes)
-  } catch {
-    return reject('string is not valid UTF-8', at)
-  }
+function utf8Text(bytes: Uint8Array, at: number): string {
+  const utf8 = decodeUtf8(bytes)
+  return utf8.ok ? utf8.text : fault('string is not valid UTF-8', at)
 }
 
 /** WBXML 1.2, 5.7: a reference is a byte offset into the table; the string runs to the next NUL. */
 function tableString(table: Uint8Array, offset: number, at: number): string {
-  if (offset >= table.length) reject(`string table offset ${offset} is outside the ${table.length}-byte table`, at)
+  if (offset >= table.length) fault(`string table offset ${offset} is outside the ${table.length}-byte table`, at)
   const end = table.indexOf(0, offset)
-  if (end < 0) reject(`string table entry at ${offset} has no terminating NUL`, at)
-  return decodeUtf8(table.subarray(offset, end), at)
+  if (end < 0) fault(`string table entry at ${offset} has no terminating NUL`, at)
+  return utf8Text(table.subarray(offset, end), at)
 }
 
 interface Header {
@@ -119,7 +110,7 @@ interface Header {
 function readHeader(cur: Cursor): Header {
   const version = cur.byte('the version byte', 0)
   if (!SUPPORTED_VERSIONS.includes(version)) {
-    reject(`WBXML version ${(version >> 4) + 1}.${version & 0x0f} is not supported (1.1 to 1.3 are)`, 0)
+    fault(`WBXML version ${(version >> 4) + 1}.${version & 0x0f} is not supported (1.1 to 1.3 are)`, 0)
   }
   const publicIdAt = cur.pos
   const publicId = cur.mbUint32('the public identifier', publicIdAt)
@@ -127,24 +118,24 @@ function readHeader(cur: Cursor): Header {
   const publicIdIndex = publicId === PUBLIC_ID_IN_STRING_TABLE ? cur.mbUint32('the public id index', indexAt) : 0
   const charsetAt = cur.pos
   const charset = cur.mbUint32('the charset', charsetAt)
-  if (charset !== CHARSET_UTF8) reject(`charset MIBenum ${charset} is not supported; only UTF-8 (106) is`, charsetAt)
+  if (charset !== CHARSET_UTF8) fault(`charset MIBenum ${charset} is not supported; only UTF-8 (106) is`, charsetAt)
   const tableAt = cur.pos
   const table = cur.take(cur.mbUint32('the string table length', tableAt), 'the string table', tableAt)
 
   if (publicId === PUBLIC_ID_IN_STRING_TABLE) {
     const name = tableString(table, publicIdIndex, indexAt)
     const namespace = STRING_PUBLIC_IDS.get(name)
-    if (namespace === undefined) reject(`public identifier "${name}" is not a SyncML DTD`, publicIdAt)
+    if (namespace === undefined) fault(`public identifier "${name}" is not a SyncML DTD`, publicIdAt)
     return { namespace, table }
   }
   const namespace = NUMERIC_PUBLIC_IDS.get(publicId)
-  if (namespace === undefined) reject(`public identifier ${hex(publicId)} is not a SyncML DTD`, publicIdAt)
+  if (namespace === undefined) fault(`public identifier ${hex(publicId)} is not a SyncML DTD`, publicIdAt)
   return { namespace, table }
 }
 
 function appendText(parent: XmlElement, text: string): void {
   if (text === '') return
-  const last = parent.children[parent.children.length - 1]
+  const last = parent.children.at(-1)
   // Adjacent STR_I, STR_T and ENTITY pieces are one run of character data in the document.
   if (last !== undefined && isText(last)) last.text += text
   else parent.children.push({ text, cdata: false })
@@ -152,15 +143,15 @@ function appendText(parent: XmlElement, text: string): void {
 
 /** The element character data or opaque data goes into; there is none before the root or after it. */
 function openParent(stack: XmlElement[], at: number): XmlElement {
-  const parent = stack[stack.length - 1]
-  if (parent === undefined) reject('content outside the root element', at)
+  const parent = stack.at(-1)
+  if (parent === undefined) fault('content outside the root element', at)
   return parent
 }
 
 function readEntity(cur: Cursor, at: number): string {
   const codePoint = cur.mbUint32('the entity code point', at)
   if (codePoint === 0 || codePoint > 0x10ffff || (codePoint >= 0xd800 && codePoint <= 0xdfff)) {
-    reject(`entity ${hex(codePoint)} is not a character`, at)
+    fault(`entity ${hex(codePoint)} is not a character`, at)
   }
   return String.fromCodePoint(codePoint)
 }
@@ -179,57 +170,43 @@ function readBody(cur: Cursor, header: Header, limits: DecodeLimits): XmlElement
     const at = cur.pos
     const token = cur.byte('a token', at)
     switch (token) {
-      case T.SWITCH_PAGE: {
+      case SWITCH_PAGE: {
         const next = cur.byte('a code page', at)
-        if (TAG_NAMES[next] === undefined) reject(`code page ${next} is not a SyncML code page`, at)
+        if (!isCodePage(next)) fault(`code page ${next} is not a SyncML code page`, at)
         page = next
         continue
       }
-      case T.END:
-        if (stack.pop() === undefined) reject('END with no open element', at)
+      case END:
+        if (stack.pop() === undefined) fault('END with no open element', at)
         break
-      case T.STR_I:
+      case STR_I:
         appendText(openParent(stack, at), cur.inlineString(at))
         continue
-      case T.STR_T: {
+      case STR_T: {
         const parent = openParent(stack, at)
         appendText(parent, tableString(header.table, cur.mbUint32('a string table offset', at), at))
         continue
       }
-      case T.ENTITY:
+      case ENTITY:
         appendText(openParent(stack, at), readEntity(cur, at))
         continue
-      case T.OPAQUE: {
+      case OPAQUE: {
         const parent = openParent(stack, at)
         const data = cur.take(cur.mbUint32('the opaque length', at), 'opaque data', at)
         parent.children.push({ opaque: data.slice() })
         continue
       }
-      case T.LITERAL:
-      case T.LITERAL_A:
-      case T.LITERAL_C:
-      case T.LITERAL_AC:
-        reject('LITERAL tags (element names outside the code pages) do not occur in SyncML', at)
-      case T.EXT_I_0:
-      case T.EXT_I_1:
-      case T.EXT_I_2:
-      case T.EXT_T_0:
-      case T.EXT_T_1:
-      case T.EXT_T_2:
-      case T.EXT_0:
-      case T.EXT_1:
-      case T.EXT_2:
-      case T.PI:
-        reject(`token ${hex(token)} (extension or processing instruction) does not occur in SyncML`, at)
       default: {
-        if (token & TAG_HAS_ATTRIBUTES) reject(`tag ${hex(token)} has attributes, which SyncML WBXML never uses`, at)
-        const name = TAG_NAMES[page]!.get(token & TAG_ID_MASK)
-        if (name === undefined) {
-          reject(`unknown tag ${hex(token & TAG_ID_MASK)} on code page ${page} (${PAGE_NAMES[page]})`, at)
-        }
-        if (stack.length >= limits.maxDepth) reject(`nesting deeper than ${limits.maxDepth}`, at, 'TOO_DEEP')
+        const id = token & TAG_ID_MASK
+        // The global tokens left (see wbxml-tokens.ts) are the ones below FIRST_TAG.
+        if (id === LITERAL) fault('LITERAL tags (element names outside the code pages) do not occur in SyncML', at)
+        if (id < FIRST_TAG) fault(`token ${hex(token)} (extension or processing instruction) does not occur in SyncML`, at)
+        if (token & TAG_HAS_ATTRIBUTES) fault(`tag ${hex(token)} has attributes, which SyncML WBXML never uses`, at)
+        const name = tagName(page, id)
+        if (name === undefined) fault(`unknown tag ${hex(id)} on code page ${page} (${PAGE_NAMES[page]})`, at)
+        if (stack.length >= limits.maxDepth) fault(`nesting deeper than ${limits.maxDepth}`, at, 'TOO_DEEP')
         if (++elements > limits.maxElements) {
-          reject(`more than ${limits.maxElements} elements`, at, 'TOO_MANY_ELEMENTS')
+          fault(`more than ${limits.maxElements} elements`, at, 'TOO_MANY_ELEMENTS')
         }
         const element: XmlElement = { name, attrs: {}, children: [] }
         if (page === PAGE_METINF) element.attrs.xmlns = METINF_NAMESPACE
@@ -241,12 +218,12 @@ function readBody(cur: Cursor, header: Header, limits: DecodeLimits): XmlElement
     }
     // An element just ended or an empty one was read: when nothing is open, the root is complete.
     if (stack.length === 0 && root !== undefined) {
-      if (!cur.done) reject('data after the end of the root element', cur.pos)
+      if (!cur.done) fault('data after the end of the root element', cur.pos)
       return root
     }
   }
-  if (root === undefined) reject('the document has no root element', cur.pos)
-  return reject(`input ends inside <${stack[stack.length - 1]!.name}>`, cur.pos)
+  if (root === undefined) fault('the document has no root element', cur.pos)
+  return fault(`input ends inside <${stack.at(-1)!.name}>`, cur.pos)
 }
 
 /**
@@ -254,57 +231,31 @@ function readBody(cur: Cursor, header: Header, limits: DecodeLimits): XmlElement
  * the token or header field being read (for `TOO_LARGE`, the first byte past `maxBytes`).
  */
 export function decodeWbxml(bytes: Uint8Array, limits?: Partial<DecodeLimits>): Decoded<XmlElement> {
-  const bounds: DecodeLimits = {
-    maxBytes: limits?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
-    maxDepth: limits?.maxDepth ?? DEFAULT_DECODE_LIMITS.maxDepth,
-    maxElements: limits?.maxElements ?? DEFAULT_DECODE_LIMITS.maxElements,
-  }
+  const bounds = resolveLimits(limits)
   if (bytes.length > bounds.maxBytes) {
     return failed('TOO_LARGE', `${bytes.length} bytes is over the ${bounds.maxBytes}-byte limit`, bounds.maxBytes)
   }
-  try {
+  return catchFault('WBXML_SYNTAX', () => {
     const cur = new Cursor(bytes)
-    const header = readHeader(cur)
-    return decoded(readBody(cur, header, bounds))
-  } catch (e) {
-    if (e instanceof Rejection) return failed(e.code, e.message, e.at)
-    throw e
-  }
+    return readBody(cur, readHeader(cur), bounds)
+  })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const utf8Encoder = new TextEncoder()
+/** The output so far, as chunks joined once at the end, and the code page in force. */
+interface Output {
+  chunks: ArrayLike<number>[]
+  page: number
+}
 
-/** Collects output bytes in chunks. */
-class Writer {
-  private chunks: Uint8Array[] = []
-  private length = 0
-
-  bytes(data: Uint8Array | readonly number[]): void {
-    const chunk = data instanceof Uint8Array ? data : Uint8Array.from(data)
-    this.chunks.push(chunk)
-    this.length += chunk.length
+/** WBXML 1.2, 5.1: mb_u_int32, most significant group first. */
+function mbUint32(value: number): number[] {
+  const groups = [value & 0x7f]
+  for (let rest = Math.floor(value / 128); rest > 0; rest = Math.floor(rest / 128)) {
+    groups.unshift((rest & 0x7f) | 0x80)
   }
-
-  /** WBXML 1.2, 5.1: mb_u_int32, most significant group first. */
-  mbUint32(value: number): void {
-    const groups = [value & 0x7f]
-    for (let rest = Math.floor(value / 128); rest > 0; rest = Math.floor(rest / 128)) {
-      groups.unshift((rest & 0x7f) | 0x80)
-    }
-    this.bytes(groups)
-  }
-
-  result(): Uint8Array {
-    const out = new Uint8Array(this.length)
-    let offset = 0
-    for (const chunk of this.chunks) {
-      out.set(chunk, offset)
-      offset += chunk.length
-    }
-    return out
-  }
+  return groups
 }
 
 /**
@@ -323,53 +274,35 @@ function pageOf(element: XmlElement, inherited: number): number {
     if (SYNCML_NAMESPACES_LOWER.includes(lower)) return PAGE_SYNCML
     throw new Error(`WBXML: namespace ${namespace} of <${element.name}> is not a SyncML code page`)
   }
-  if (TAG_TOKENS[inherited]!.has(element.name)) return inherited
-  return TAG_TOKENS.findIndex((page) => page.has(element.name))
+  if (tagId(inherited, element.name) >= 0) return inherited
+  return [PAGE_SYNCML, PAGE_METINF].find((page) => tagId(page, element.name) >= 0) ?? -1
 }
 
-interface EncodeState {
-  out: Writer
-  page: number
-}
-
-function encodeText(out: Writer, text: XmlText, element: XmlElement): void {
-  if (text.text === '') return
-  // STR_I ends at NUL, and XML cannot carry NUL either: such text can only come from a bug.
-  if (text.text.includes('\0')) throw new Error(`WBXML: text in <${element.name}> contains NUL`)
-  // CDATA is an XML spelling only: WBXML has no such construct, so the same characters go inline.
-  out.bytes([T.STR_I])
-  out.bytes(utf8Encoder.encode(text.text))
-  out.bytes([0])
-}
-
-function hasContent(child: XmlChild): boolean {
-  return !isText(child) || child.text !== ''
-}
-
-function encodeElement(state: EncodeState, element: XmlElement, inherited: number): void {
+function encodeElement(out: Output, element: XmlElement, inherited: number): void {
   const page = pageOf(element, inherited)
-  const token = TAG_TOKENS[page]?.get(element.name)
-  if (token === undefined) {
+  const token = page < 0 ? -1 : tagId(page, element.name)
+  if (token < 0) {
     const where = page < 0 ? 'no SyncML or MetInf token' : `no token on code page ${page} (${PAGE_NAMES[page]})`
     throw new Error(`WBXML: element <${element.name}> has ${where}`)
   }
-  if (state.page !== page) {
-    state.out.bytes([T.SWITCH_PAGE, page])
-    state.page = page
+  if (out.page !== page) {
+    out.chunks.push([SWITCH_PAGE, page])
+    out.page = page
   }
-  const content = element.children.some(hasContent)
-  state.out.bytes([content ? token | TAG_HAS_CONTENT : token])
+  const content = element.children.some((c) => !isText(c) || c.text !== '')
+  out.chunks.push([content ? token | TAG_HAS_CONTENT : token])
   if (!content) return
   for (const child of element.children) {
-    if (isElement(child)) encodeElement(state, child, page)
-    else if (isText(child)) encodeText(state.out, child, element)
-    else {
-      state.out.bytes([T.OPAQUE])
-      state.out.mbUint32(child.opaque.length)
-      state.out.bytes(child.opaque)
-    }
+    if (isElement(child)) encodeElement(out, child, page)
+    else if (isText(child)) {
+      if (child.text === '') continue
+      // STR_I ends at NUL, and XML cannot carry NUL either: such text can only come from a bug.
+      if (child.text.includes('\0')) throw new Error(`WBXML: text in <${element.name}> contains NUL`)
+      // CDATA is an XML spelling only: WBXML has no such construct, so the same characters go inline.
+      out.chunks.push([STR_I], encodeUtf8(child.text), [0])
+    } else out.chunks.push([OPAQUE], mbUint32(child.opaque.length), child.opaque)
   }
-  state.out.bytes([T.END])
+  out.chunks.push([END])
 }
 
 /**
@@ -379,12 +312,11 @@ function encodeElement(state: EncodeState, element: XmlElement, inherited: numbe
  * throws.
  */
 export function encodeWbxml(root: XmlElement): Uint8Array {
-  const out = new Writer()
-  const table = utf8Encoder.encode(`${SYNCML_12_PUBLIC_ID}\0`)
-  out.bytes([WBXML_VERSION_1_2, PUBLIC_ID_IN_STRING_TABLE, 0])
-  out.mbUint32(CHARSET_UTF8)
-  out.mbUint32(table.length)
-  out.bytes(table)
-  encodeElement({ out, page: PAGE_SYNCML }, root, PAGE_SYNCML)
-  return out.result()
+  const table = encodeUtf8(`${SYNCML_12_PUBLIC_ID}\0`)
+  const out: Output = {
+    chunks: [[WBXML_VERSION_1_2, PUBLIC_ID_IN_STRING_TABLE, 0], mbUint32(CHARSET_UTF8), mbUint32(table.length), table],
+    page: PAGE_SYNCML,
+  }
+  encodeElement(out, root, PAGE_SYNCML)
+  return concatBytes(out.chunks)
 }

@@ -1,32 +1,12 @@
 /**
  * The lexical rules of XML 1.0 (Fifth Edition) the parser applies: which characters may appear, what a name is,
  * and how entity and character references decode. Failures are raised as a `Fault` with the input offset, which
- * the parser turns into a `Decoded` failure at its boundary.
+ * the parser turns into a `Decoded` failure at its boundary (see `fault.ts`).
  */
-import type { DecodeErrorCode } from './errors.ts'
-
-/** Raised inside the parser only, and turned into a `Decoded` failure at its boundary. */
-export class Fault {
-  constructor(
-    readonly code: DecodeErrorCode,
-    readonly message: string,
-    readonly at: number,
-  ) {}
-}
-
-export function fault(message: string, at: number, code: DecodeErrorCode = 'XML_SYNTAX'): never {
-  throw new Fault(code, message, at)
-}
+import { fault } from './fault.ts'
 
 // XML 1.0, 2.2 Char: controls other than tab, LF and CR, U+FFFE/U+FFFF and unpaired surrogates are not characters.
 export const NOT_XML_CHAR = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
-function isXmlCodePoint(cp: number): boolean {
-  return (
-    cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) ||
-    (cp >= 0x10000 && cp <= 0x10ffff)
-  )
-}
 
 // XML 1.0 (Fifth Edition), 2.3 NameStartChar; surrogates pass as halves of a supplementary character.
 export function isNameStart(c: number): boolean {
@@ -102,6 +82,8 @@ function resolveReference(ref: string, at: number): string {
   if (/^#x[0-9A-Fa-f]+$/.test(ref)) cp = parseInt(ref.slice(2), 16)
   else if (/^#[0-9]+$/.test(ref)) cp = parseInt(ref.slice(1), 10)
   else fault(`unknown entity &${ref};`, at)
-  if (!isXmlCodePoint(cp)) fault(`character reference &${ref}; names no XML character`, at)
-  return String.fromCodePoint(cp)
+  // Past U+10FFFF there is no character at all; below, one that NOT_XML_CHAR matches is none XML allows.
+  const char = cp <= 0x10ffff ? String.fromCodePoint(cp) : ''
+  if (char === '' || NOT_XML_CHAR.test(char)) fault(`character reference &${ref}; names no XML character`, at)
+  return char
 }

@@ -51,7 +51,7 @@ export function serializeXml(root: XmlElement, options?: { declaration?: boolean
   }
   open(root)
   while (stack.length > 0) {
-    const frame = stack[stack.length - 1]!
+    const frame = stack.at(-1)!
     if (frame.next >= frame.element.children.length) {
       out.push(`</${frame.element.name}>`)
       stack.pop()

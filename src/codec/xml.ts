@@ -4,21 +4,13 @@
  * `DecodeLimits`, so that a hostile message can neither overflow the call stack nor exhaust memory.
  */
 import type { DecodeLimits, XmlElement } from './element.ts'
-import { DEFAULT_DECODE_LIMITS } from './element.ts'
+import { resolveLimits } from './element.ts'
 import type { Decoded } from './errors.ts'
-import { decoded, failed } from './errors.ts'
-import { utf8Length } from './bytes.ts'
-import { decodeReferences, Fault, fault, isSpace, NOT_XML_CHAR, readName, skipSpace } from './xml-lexical.ts'
+import { failed } from './errors.ts'
+import { catchFault, fault } from './fault.ts'
+import { decodeReferences, isSpace, NOT_XML_CHAR, readName, skipSpace } from './xml-lexical.ts'
 
 export { serializeChild, serializeXml } from './xml-write.ts'
-
-export function resolveLimits(limits?: Partial<DecodeLimits>): DecodeLimits {
-  return {
-    maxBytes: limits?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
-    maxDepth: limits?.maxDepth ?? DEFAULT_DECODE_LIMITS.maxDepth,
-    maxElements: limits?.maxElements ?? DEFAULT_DECODE_LIMITS.maxElements,
-  }
-}
 
 interface Open {
   element: XmlElement
@@ -46,7 +38,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
 
   const flushText = (): void => {
     if (pending.length === 0) return
-    stack[stack.length - 1]!.element.children.push({ text: pending.join(''), cdata: false })
+    stack.at(-1)!.element.children.push({ text: pending.join(''), cdata: false })
     pending = []
   }
 
@@ -105,7 +97,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
     if (stack.length + 1 > limits.maxDepth) fault(`elements nested deeper than ${limits.maxDepth}`, tagAt, 'TOO_DEEP')
 
     // Namespaces in XML 1.0: prefixes are declared by xmlns:p attributes and resolved against the open elements.
-    const parentScope = stack.length > 0 ? stack[stack.length - 1]!.scope : NO_PREFIXES
+    const parentScope = stack.at(-1)?.scope ?? NO_PREFIXES
     let scope = parentScope
     const attrs: Record<string, string> = {}
     for (const [name, value, at] of raw ?? []) {
@@ -129,7 +121,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
     if (stack.length === 0) root = element
     else {
       flushText()
-      stack[stack.length - 1]!.element.children.push(element)
+      stack.at(-1)!.element.children.push(element)
     }
     if (!selfClosing) stack.push({ element, qname, at: tagAt, scope })
   }
@@ -140,7 +132,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
     if (qname === '') fault('expected an element name after "</"', i + 2)
     const j = skipSpace(text, i + 2 + qname.length)
     if (text[j] !== '>') fault(`expected ">" to end the closing tag </${qname}>`, j)
-    const open = stack[stack.length - 1]
+    const open = stack.at(-1)
     if (open === undefined) fault(`closing tag </${qname}> without an open element`, tagAt)
     if (open.qname !== qname) fault(`closing tag </${qname}> does not match <${open.qname}>`, tagAt)
     flushText()
@@ -183,7 +175,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
       const close = text.indexOf(']]>', i + 9)
       if (close < 0) fault('unclosed CDATA section', i)
       flushText()
-      stack[stack.length - 1]!.element.children.push({ text: text.slice(i + 9, close), cdata: true })
+      stack.at(-1)!.element.children.push({ text: text.slice(i + 9, close), cdata: true })
       i = close + 3
     } else if (text.startsWith('<?', i)) {
       const target = readName(text, i + 2)
@@ -202,7 +194,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
       readStartTag()
     }
   }
-  const open = stack[stack.length - 1]
+  const open = stack.at(-1)
   if (open !== undefined) fault(`input ends inside <${open.qname}> (opened at ${open.at})`, n)
   if (root === undefined) fault('no root element', n)
   return root
@@ -214,7 +206,7 @@ function parseDocument(text: string, limits: DecodeLimits): XmlElement {
  */
 export function parseXml(text: string, limits?: Partial<DecodeLimits>): Decoded<XmlElement> {
   const bounds = resolveLimits(limits)
-  if (text.length > bounds.maxBytes || utf8Length(text) > bounds.maxBytes) {
+  if (text.length > bounds.maxBytes || Buffer.byteLength(text) > bounds.maxBytes) {
     return failed('TOO_LARGE', `XML text over the ${bounds.maxBytes}-byte limit`, 0)
   }
   const bad = text.search(NOT_XML_CHAR)
@@ -222,10 +214,5 @@ export function parseXml(text: string, limits?: Partial<DecodeLimits>): Decoded<
     const code = text.charCodeAt(bad).toString(16).toUpperCase().padStart(4, '0')
     return failed('XML_SYNTAX', `U+${code} is not an XML character`, bad)
   }
-  try {
-    return decoded(parseDocument(text, bounds))
-  } catch (e) {
-    if (e instanceof Fault) return failed(e.code, e.message, e.at)
-    throw e
-  }
+  return catchFault('XML_SYNTAX', () => parseDocument(text, bounds))
 }
