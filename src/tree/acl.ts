@@ -56,7 +56,11 @@ export function allowed(view: NodeView, path: string, command: AclCommand, princ
   return aclGrants(effectiveAcl(view, path), command, principal.serverId)
 }
 
-/** The ACL a server gets on what it creates, so that it can manage the node afterwards. */
-export function creatorAcl(serverId: string): string {
-  return `Add=${serverId}&Delete=${serverId}&Get=${serverId}&Replace=${serverId}`
+/**
+ * The ACL a server gets on what it creates, so that it can manage the node afterwards; undefined for a
+ * ServerID the ACL grammar cannot name (TND 1.2, 7.7.1.5).
+ */
+export function creatorAcl(serverId: string): string | undefined {
+  const acl = `Add=${serverId}&Delete=${serverId}&Get=${serverId}&Replace=${serverId}`
+  return isValidAcl(acl) ? acl : undefined
 }
