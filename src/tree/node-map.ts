@@ -5,7 +5,7 @@
  * base (and which base nodes it removed), and a node written back equal to the base's goes back to sharing
  * it. Trees without a base keep every node in their own Map, as before.
  */
-import { isDirectChild, type TreeNode } from './node.ts'
+import { isDirectChild, type NodeView, type TreeNode } from './node.ts'
 
 /** Same format, type, data and ACL: one can stand for the other (nodes are never mutated once stored). */
 export function sameNode(a: TreeNode, b: TreeNode): boolean {
@@ -70,7 +70,7 @@ export class TreeBase {
   }
 }
 
-export class NodeMap implements Iterable<[string, TreeNode]> {
+export class NodeMap implements NodeView, Iterable<[string, TreeNode]> {
   readonly #base: TreeBase | undefined
   /** Nodes of this tree alone: replacements of base nodes (in their place) and additions (in their order). */
   readonly #own: Map<string, TreeNode>
@@ -110,18 +110,14 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
     }
   }
 
-  get size(): number {
+  size(): number {
     return (this.#base?.size ?? 0) - (this.#removed?.size ?? 0) + this.#added
   }
 
-  get(path: string): TreeNode | undefined {
+  node(path: string): TreeNode | undefined {
     const own = this.#own.get(path)
     if (own !== undefined || this.#removed?.has(path)) return own
     return this.#base?.get(path)
-  }
-
-  has(path: string): boolean {
-    return this.get(path) !== undefined
   }
 
   set(path: string, node: TreeNode): void {
@@ -146,7 +142,7 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
   }
 
   /**
-   * Names of the direct children of `path`, in the order of `entries()`. On a base, its children of `path`
+   * Names of the direct children of `path`, in the order of iteration. On a base, its children of `path`
    * (known once for all trees) and this tree's additions: a look costs what the tree changed, not its size.
    */
   childNames(path: string): string[] {
@@ -166,16 +162,8 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
   }
 
   /** Base nodes in their order (own replacements in their place), then the own additions in theirs. */
-  entries(): IterableIterator<[string, TreeNode]> {
-    return this.#base === undefined ? this.#own.entries() : this.#layered(this.#base)
-  }
-
-  keys(): IterableIterator<string> {
-    return this.#base === undefined ? this.#own.keys() : this.#layeredKeys()
-  }
-
   [Symbol.iterator](): IterableIterator<[string, TreeNode]> {
-    return this.entries()
+    return this.#base === undefined ? this.#own.entries() : this.#layered(this.#base)
   }
 
   *#layered(base: TreeBase): IterableIterator<[string, TreeNode]> {
@@ -187,9 +175,5 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
     for (const [path, node] of this.#own) {
       if (base.get(path) === undefined || removed?.has(path)) yield [path, node]
     }
-  }
-
-  *#layeredKeys(): IterableIterator<string> {
-    for (const [path] of this.entries()) yield path
   }
 }

@@ -3,7 +3,6 @@
  * process, so a node is one small fixed-shape object (no closures, no child arrays): children are found from
  * the paths themselves.
  */
-import type { NodeMap } from './node-map.ts'
 import type { NodeFormat } from './types.ts'
 
 /**
@@ -103,21 +102,4 @@ export function descendantsDeepestFirst(view: NodeView, path: string): string[] 
   }
   walk(path)
   return out
-}
-
-/** The committed nodes of a tree: path → node, parents always before their children (`node-map.ts`). */
-export class MapView implements NodeView {
-  constructor(readonly nodes: NodeMap) {}
-
-  node(path: string): TreeNode | undefined {
-    return this.nodes.get(path)
-  }
-
-  childNames(path: string): string[] {
-    return this.nodes.childNames(path)
-  }
-
-  size(): number {
-    return this.nodes.size
-  }
 }
