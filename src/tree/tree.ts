@@ -2,13 +2,13 @@
  * The management tree (OMA DM TND 1.2): committed nodes in one Map, every write a transaction, and a dirty
  * flag that says when the tree differs from what its store holds.
  */
-import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
+import { validateAllAccounts } from './account-rules.ts'
 import { depthOf, parentPath, pathToUri, shared, TreeNode } from './node.ts'
 import { NodeMap, TreeBase } from './node-map.ts'
 import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
-import { TreeTransaction, type CommitResult, type TransactionRoot } from './transaction.ts'
+import { refused, TreeTransaction, validateChanges, type CommitResult, type TransactionRoot } from './transaction.ts'
 import { NO_URI_LIMITS, parseUri, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, TreeOps, TreeStore } from './types.ts'
 
@@ -226,7 +226,7 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     if (changes.size === 0) return { ok: true }
     const nodes = this.committed
     for (const [path, seen] of work.seen) {
-      if (nodes.node(path) !== seen) return failure(500, `${pathToUri(path)}: changed by another transaction meanwhile`)
+      if (nodes.node(path) !== seen) return refused(500, [`${pathToUri(path)}: changed by another transaction meanwhile`])
     }
     const merged = new Overlay(this.committed)
     for (const [path, node] of changes) {
@@ -246,12 +246,12 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     }
     for (const [path, node] of merged.changes) {
       if (node !== null && path !== '' && merged.node(parentPath(path))?.f !== 'node') {
-        return failure(500, `${pathToUri(path)}: its parent was removed by a concurrent change`)
+        return refused(500, [`${pathToUri(path)}: its parent was removed by a concurrent change`])
       }
     }
-    if (merged.delta > 0 && merged.size() > this.maxNodes) return failure(420, `.: the tree is full (${this.maxNodes} nodes)`)
-    const messages = validateAccounts(merged, touchedAccounts(merged.changes.keys()))
-    if (messages.length > 0) return { ok: false, failure: { status: 500, messages } }
+    if (merged.delta > 0 && merged.size() > this.maxNodes) return refused(420, [`.: the tree is full (${this.maxNodes} nodes)`])
+    const validated = validateChanges(merged)
+    if (!validated.ok) return validated
     const additions: [string, TreeNode][] = []
     for (const [path, node] of merged.changes) {
       if (node === null) nodes.delete(path)
@@ -277,7 +277,3 @@ export class ManagementTree implements TreeOps, TransactionRoot {
 }
 
 function noop(): void {}
-
-function failure(status: SyncMLStatus, message: string): CommitResult {
-  return { ok: false, failure: { status, messages: [message] } }
-}
