@@ -10,18 +10,18 @@ import type { TreeStore } from './types.ts'
 const FILE_MODE = 0o600
 
 export class AtomicFileStore implements TreeStore {
-  private readonly tempPath: string
+  readonly #tempPath: string
   /** Saves and loads run one at a time, so that a load never removes the temporary file of a running save. */
-  private tail: Promise<unknown> = Promise.resolve()
+  #tail: Promise<unknown> = Promise.resolve()
 
   constructor(readonly path: string) {
-    this.tempPath = join(dirname(path), '.' + basename(path) + '.tmp')
+    this.#tempPath = join(dirname(path), '.' + basename(path) + '.tmp')
   }
 
   load(): Promise<Uint8Array | undefined> {
-    return this.serialize(async () => {
+    return this.#serialize(async () => {
       // A temporary file left by a crash mid-save is never loaded: the target is still the last whole save.
-      await unlink(this.tempPath).catch(ignoreMissing)
+      await unlink(this.#tempPath).catch(ignoreMissing)
       try {
         return new Uint8Array(await readFile(this.path))
       } catch (err) {
@@ -32,8 +32,8 @@ export class AtomicFileStore implements TreeStore {
   }
 
   save(bytes: Uint8Array): Promise<void> {
-    return this.serialize(async () => {
-      const file = await open(this.tempPath, 'w', FILE_MODE)
+    return this.#serialize(async () => {
+      const file = await open(this.#tempPath, 'w', FILE_MODE)
       try {
         await file.chmod(FILE_MODE) // the mode of open() only applies to a new file, and the umask may narrow it
         let written = 0
@@ -45,14 +45,14 @@ export class AtomicFileStore implements TreeStore {
       } finally {
         await file.close()
       }
-      await rename(this.tempPath, this.path)
+      await rename(this.#tempPath, this.path)
       await syncDirectory(dirname(this.path))
     })
   }
 
-  private serialize<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(task, task)
-    this.tail = run.catch(() => undefined)
+  #serialize<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(task, task)
+    this.#tail = run.catch(() => undefined)
     return run
   }
 }
