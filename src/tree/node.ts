@@ -21,9 +21,9 @@ export class TreeNode {
     d: string | Uint8Array | undefined,
     a: string | undefined,
   ) {
-    this.t = t === undefined ? t : shared(t)
-    this.d = typeof d === 'string' ? shared(d) : d
-    this.a = a === undefined ? a : shared(a)
+    this.t = shared(t)
+    this.d = shared(d)
+    this.a = shared(a)
   }
 }
 
@@ -38,13 +38,13 @@ const SHARED_MAX_LENGTH = 96
  * The holder is a dictionary object (`Object.create(null)`): a literal `{ [s]: 0 }` would add a hidden-class
  * transition for every distinct string to the map all object literals start from, and past some 1,500 of
  * them (a fleet's DevIds) V8 gives every later object literal of the process slow dictionary properties,
- * hundreds of bytes each.
+ * hundreds of bytes each. Anything but a string (bytes, no value) is given back as it is.
  */
-export function shared(s: string): string {
-  if (s.length > SHARED_MAX_LENGTH) return s
+export function shared<T>(s: T): T {
+  if (typeof s !== 'string' || s.length > SHARED_MAX_LENGTH) return s
   const holder: Record<string, 0> = Object.create(null) as Record<string, 0>
   holder[s] = 0
-  for (const key in holder) return key
+  for (const key in holder) return key as T
   return s
 }
 
@@ -79,10 +79,7 @@ export function pathToUri(path: string): string {
 }
 
 export function depthOf(path: string): number {
-  if (path === '') return 0
-  let depth = 1
-  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 47) depth++
-  return depth
+  return path === '' ? 0 : path.split('/').length
 }
 
 /** Whether `key` is a direct child of `parent` (given `prefix` = `parent` + `/`, or `''` for the root). */

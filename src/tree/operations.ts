@@ -25,20 +25,12 @@ const INBOX = 'Inbox'
  * (DM StdObj 1.2: DevInfo, DevDetail, DMAcc and Inbox are permanent).
  */
 export function isPermanent(path: string): boolean {
-  return (
-    path === '' || path === 'DMAcc' || path === INBOX || path === 'DevInfo' || path === 'DevDetail' ||
-    path.startsWith('DevInfo/') || path.startsWith('DevDetail/')
-  )
+  return path === '' || path === 'DMAcc' || path === INBOX || /^Dev(Info|Detail)(\/|$)/.test(path)
 }
 
 /** `./DMAcc/<x>/AppAuth/<y>/AAuthSecret` and `.../AAuthData`: no Get for anyone (DMAcc MO access type). */
 export function isSecret(path: string): boolean {
-  // Every account read asks this of each of its nodes: the name is checked first, and nothing is allocated.
-  if (!path.startsWith('DMAcc/') || !(path.endsWith('/AAuthSecret') || path.endsWith('/AAuthData'))) return false
-  const x = path.indexOf('/', 6)
-  if (x < 0 || !path.startsWith('/AppAuth/', x)) return false
-  const y = path.indexOf('/', x + 9)
-  return y >= x + 9 && path.indexOf('/', y + 1) < 0
+  return /^DMAcc\/[^/]+\/AppAuth\/[^/]+\/AAuth(Secret|Data)$/.test(path)
 }
 
 /** The path of a URI naming a node (not a property), or the status that refuses the URI (405 for a property). */
