@@ -22,12 +22,7 @@ export class AtomicFileStore implements TreeStore {
     return this.#serialize(async () => {
       // A temporary file left by a crash mid-save is never loaded: the target is still the last whole save.
       await unlink(this.#tempPath).catch(ignoreMissing)
-      try {
-        return new Uint8Array(await readFile(this.path))
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-        throw err
-      }
+      return readFile(this.path).then((bytes) => new Uint8Array(bytes), ignoreMissing)
     })
   }
 
@@ -36,11 +31,7 @@ export class AtomicFileStore implements TreeStore {
       const file = await open(this.#tempPath, 'w', FILE_MODE)
       try {
         await file.chmod(FILE_MODE) // the mode of open() only applies to a new file, and the umask may narrow it
-        let written = 0
-        while (written < bytes.length) {
-          const { bytesWritten } = await file.write(bytes, written, bytes.length - written)
-          written += bytesWritten
-        }
+        await file.writeFile(bytes) // all of it: writeFile repeats short writes
         await file.sync()
       } finally {
         await file.close()
@@ -65,12 +56,14 @@ async function syncDirectory(dir: string): Promise<void> {
   } catch (err) {
     // Some filesystems cannot fsync a directory; the rename is then as durable as they make it.
     const code = (err as NodeJS.ErrnoException).code
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EPERM') throw err
+    if (!['EINVAL', 'ENOTSUP', 'EISDIR', 'EPERM'].includes(code ?? '')) throw err
   } finally {
     await handle.close()
   }
 }
 
-function ignoreMissing(err: NodeJS.ErrnoException): void {
+/** Nothing for a file that does not exist; any other error is passed on. */
+function ignoreMissing(err: NodeJS.ErrnoException): undefined {
   if (err.code !== 'ENOENT') throw err
+  return undefined
 }
