@@ -34,7 +34,7 @@ export function isSecret(path: string): boolean {
 }
 
 /** The path of a URI naming a node (not a property), or the status that refuses the URI (405 for a property). */
-function nodePath(ctx: TreeContext | undefined, uri: string): string | SyncMLStatus {
+export function nodePath(ctx: TreeContext | undefined, uri: string): string | SyncMLStatus {
   const parsed = parseUri(uri, ctx?.uriLimits())
   return typeof parsed === 'number' ? parsed : parsed.prop === undefined ? parsed.path : 405
 }

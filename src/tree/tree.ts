@@ -5,11 +5,11 @@
 import { validateAllAccounts } from './account-rules.ts'
 import { depthOf, parentPath, pathToUri, shared, TreeNode } from './node.ts'
 import { NodeMap, TreeBase } from './node-map.ts'
-import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
+import { childrenOp, execOp, getOp, nodePath, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
 import { refused, TreeTransaction, validateChanges, type CommitResult, type TransactionRoot } from './transaction.ts'
-import { NO_URI_LIMITS, parseUri, type UriLimits } from './uri.ts'
+import { NO_URI_LIMITS, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, TreeOps, TreeStore } from './types.ts'
 
 export interface TreeOptions {
@@ -187,9 +187,9 @@ export class ManagementTree implements TreeOps, TransactionRoot {
 
   /** Makes Exec on `uri` run `handler` (no handler ships; without one, Exec answers 405). */
   registerExec(uri: string, handler: ExecHandler): boolean {
-    const parsed = parseUri(uri)
-    if (typeof parsed === 'number' || parsed.prop !== undefined) return false
-    ;(this.#execHandlers ??= new Map()).set(parsed.path, handler)
+    const path = nodePath(undefined, uri)
+    if (typeof path === 'number') return false
+    ;(this.#execHandlers ??= new Map()).set(path, handler)
     return true
   }
 
