@@ -40,12 +40,7 @@ export interface Account {
 }
 
 export function readAccounts(tree: TreeOps): Account[] {
-  const accounts: Account[] = []
-  for (const x of tree.children('./DMAcc') ?? []) {
-    const account = readAccount(tree, x)
-    if (account !== undefined) accounts.push(account)
-  }
-  return accounts
+  return (tree.children('./DMAcc') ?? []).flatMap((x) => readAccount(tree, x) ?? [])
 }
 
 export function findAccount(tree: TreeOps, serverId: string): Account | undefined {

@@ -86,17 +86,3 @@ export function depthOf(path: string): number {
 export function isDirectChild(key: string, prefix: string): boolean {
   return key.length > prefix.length && key.startsWith(prefix) && key.indexOf('/', prefix.length) < 0
 }
-
-/** Every descendant of `path` in `view`, deepest first, so that removing them in order never orphans one. */
-export function descendantsDeepestFirst(view: NodeView, path: string): string[] {
-  const out: string[] = []
-  const walk = (p: string): void => {
-    for (const name of view.childNames(p)) {
-      const child = childPath(p, name)
-      walk(child)
-      out.push(child)
-    }
-  }
-  walk(path)
-  return out
-}

@@ -4,7 +4,7 @@
  */
 import { allowed, creatorAcl, effectiveAcl, isValidAcl, aclGrants, type AclCommand } from './acl.ts'
 import { checkLeafData, canonicalFormat, DEFAULT_LEAF_TYPE, textOf } from './formats.ts'
-import { descendantsDeepestFirst, parentPath, TreeNode, type NodeView, type WritableView } from './node.ts'
+import { childPath, parentPath, TreeNode, type NodeView, type WritableView } from './node.ts'
 import { parseUri, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus } from './types.ts'
 
@@ -158,8 +158,12 @@ export function deleteOp(view: WritableView, ctx: TreeContext, uri: string, prin
   const status = access(view, path, 'Delete', principal)
   if (status !== 200) return status
   // TND 1.2: deleting an interior node deletes its whole subtree, whatever the children's own ACLs say.
-  for (const p of descendantsDeepestFirst(view, path)) view.remove(p)
-  view.remove(path)
+  // Deepest first, so that no removal ever orphans a node.
+  const removeSubtree = (p: string): void => {
+    for (const name of view.childNames(p)) removeSubtree(childPath(p, name))
+    view.remove(p)
+  }
+  removeSubtree(path)
   return 200
 }
 
