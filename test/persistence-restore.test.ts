@@ -57,7 +57,7 @@ t.test('corrupt, truncated, foreign, newer and invalid files are refused with a 
     return b
   }
   const invalid = populatedTree()
-  const nodes = new Map(invalid.committed.nodes)
+  const nodes = new Map(invalid.committed)
   nodes.set('DMAcc/srv/AppID', new TreeNode('chr', undefined, 'w9', undefined))
   const rows: [string, Uint8Array, RegExp][] = [
     ['a flipped body bit', flip(HEADER + 100), /^checksum mismatch/],

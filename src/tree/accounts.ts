@@ -3,6 +3,7 @@
  * writes the device makes to them itself. Secrets are not part of the view: they are read with
  * `readSecret(<AuthEntry.uri>/AAuthSecret)` and `/AAuthData`.
  */
+import { textOf } from './formats.ts'
 import type { NodeValue, SyncMLStatus, TreeOps } from './types.ts'
 
 export type AccountRole = 'gateway' | 'server'
@@ -39,18 +40,13 @@ export interface Account {
 }
 
 export function readAccounts(tree: TreeOps): Account[] {
-  const accounts: Account[] = []
-  for (const x of tree.children('./DMAcc') ?? []) {
-    const account = readAccount(tree, x)
-    if (account !== undefined) accounts.push(account)
-  }
-  return accounts
+  return (tree.children('./DMAcc') ?? []).flatMap((x) => readAccount(tree, x) ?? [])
 }
 
 export function findAccount(tree: TreeOps, serverId: string): Account | undefined {
   // Sessions look their party up for every message: only the account with that ServerID is read whole.
   for (const x of tree.children('./DMAcc') ?? []) {
-    if (leafText(tree, `./DMAcc/${x}/ServerID`) === serverId) return readAccount(tree, x)
+    if (readLeafText(tree, `./DMAcc/${x}/ServerID`) === serverId) return readAccount(tree, x)
   }
   return undefined
 }
@@ -71,24 +67,24 @@ function write(ops: TreeOps, uri: string, value: NodeValue): SyncMLStatus {
 }
 
 /** A leaf's value as text, read as the device; undefined for a missing node or an interior one. */
-function leafText(tree: TreeOps, uri: string): string | undefined {
+export function readLeafText(tree: TreeOps, uri: string): string | undefined {
   const result = tree.get(uri, 'device')
-  const data = result.status === 200 && result.value?.format !== 'node' ? result.value?.data : undefined
-  return data === undefined ? undefined : typeof data === 'string' ? data : new TextDecoder().decode(data)
+  return result.status === 200 && result.value?.format !== 'node' ? textOf(result.value?.data) : undefined
 }
 
 function readAccount(tree: TreeOps, x: string): Account | undefined {
-  const base = `./DMAcc/${x}`
-  const text = (rel: string): string | undefined => leafText(tree, `${base}/${rel}`)
+  const base = `./DMAcc/${x}/`
+  const text = (rel: string): string | undefined => readLeafText(tree, base + rel)
   const serverId = text('ServerID')
   if (serverId === undefined) return undefined
   const addresses: AccountAddress[] = []
-  for (const y of tree.children(`${base}/AppAddr`) ?? []) {
-    const addr = text(`AppAddr/${y}/Addr`)
+  for (const y of tree.children(base + 'AppAddr') ?? []) {
+    const entry = `AppAddr/${y}/`
+    const addr = text(entry + 'Addr')
     if (addr === undefined) continue
-    const address: AccountAddress = { addr, addrType: text(`AppAddr/${y}/AddrType`) ?? 'URI' }
-    const firstPort = tree.children(`${base}/AppAddr/${y}/Port`)?.[0]
-    const portNbr = firstPort === undefined ? undefined : text(`AppAddr/${y}/Port/${firstPort}/PortNbr`)
+    const address: AccountAddress = { addr, addrType: text(entry + 'AddrType') ?? 'URI' }
+    const firstPort = tree.children(base + entry + 'Port')?.[0]
+    const portNbr = firstPort === undefined ? undefined : text(`${entry}Port/${firstPort}/PortNbr`)
     if (portNbr !== undefined && /^\d+$/.test(portNbr)) address.port = Number(portNbr)
     addresses.push(address)
   }
@@ -97,15 +93,16 @@ function readAccount(tree: TreeOps, x: string): Account | undefined {
   if (name !== undefined) account.name = name
   const authPref = text('AAuthPref')
   if (authPref !== undefined) account.authPref = authPref
-  for (const y of tree.children(`${base}/AppAuth`) ?? []) {
-    const level = text(`AppAuth/${y}/AAuthLevel`)
-    const type = text(`AppAuth/${y}/AAuthType`)
+  for (const y of tree.children(base + 'AppAuth') ?? []) {
+    const entry = `AppAuth/${y}/`
+    const type = text(entry + 'AAuthType')
     if (type === undefined) continue
-    const entry: AuthEntry = { uri: `${base}/AppAuth/${y}`, type }
-    const authName = text(`AppAuth/${y}/AAuthName`)
-    if (authName !== undefined) entry.name = authName
-    if (level === 'CLCRED') account.clientAuth ??= entry
-    else if (level === 'SRVCRED') account.serverAuth ??= entry
+    const auth: AuthEntry = { uri: `${base}AppAuth/${y}`, type }
+    const authName = text(entry + 'AAuthName')
+    if (authName !== undefined) auth.name = authName
+    const level = text(entry + 'AAuthLevel')
+    if (level === 'CLCRED') account.clientAuth ??= auth
+    else if (level === 'SRVCRED') account.serverAuth ??= auth
   }
   return account
 }

@@ -7,33 +7,29 @@ import type { Principal } from './types.ts'
 
 export type AclCommand = 'Add' | 'Delete' | 'Exec' | 'Get' | 'Replace'
 
-const COMMANDS: ReadonlySet<string> = new Set(['Add', 'Delete', 'Exec', 'Get', 'Replace'])
-/** TND 1.2, 7.7.1.5: "All printable characters except '=', '&', '*', '+' or white-space characters". */
-const SERVER_ID = /^[\x21-\x7e\u00a1-\uffff]+$/
-const FORBIDDEN_IN_ID = /[=&*+]/
+const COMMANDS = ['Add', 'Delete', 'Exec', 'Get', 'Replace']
+/**
+ * TND 1.2, 7.7.1.5: "All printable characters except '=', '&', '*', '+' or white-space characters": neither
+ * a control character, a space nor one of those four.
+ */
+const SERVER_ID = /^[^\x00-\x20\x7f-\xa0=&*+]+$/
+
+/** The entries of an ACL value, each command with the ServerIDs it names; an entry without `=` names none (''). */
+function entries(acl: string): [command: string, ids: string[]][] {
+  return acl.split('&').map((entry) => {
+    const eq = entry.indexOf('=')
+    return eq < 0 ? ['', []] : [entry.slice(0, eq), entry.slice(eq + 1).split('+')]
+  })
+}
 
 /** Whether `value` follows the ACL grammar of TND 1.2, 7.7.1.5 (an empty value means "inherit"). */
 export function isValidAcl(value: string): boolean {
-  if (value === '') return true
-  for (const entry of value.split('&')) {
-    const eq = entry.indexOf('=')
-    if (eq < 0 || !COMMANDS.has(entry.slice(0, eq))) return false
-    for (const id of entry.slice(eq + 1).split('+')) {
-      if (id === '*') continue
-      if (!SERVER_ID.test(id) || FORBIDDEN_IN_ID.test(id)) return false
-    }
-  }
-  return true
+  return value === '' || entries(value).every(([command, ids]) => COMMANDS.includes(command) && ids.every((id) => id === '*' || SERVER_ID.test(id)))
 }
 
 /** Whether an ACL value grants `command` to `serverId` (a `*` entry overrides named ones, TND 7.7.1.5). */
 export function aclGrants(acl: string, command: AclCommand, serverId: string): boolean {
-  for (const entry of acl.split('&')) {
-    const eq = entry.indexOf('=')
-    if (eq < 0 || entry.slice(0, eq) !== command) continue
-    for (const id of entry.slice(eq + 1).split('+')) if (id === '*' || id === serverId) return true
-  }
-  return false
+  return entries(acl).some(([c, ids]) => c === command && (ids.includes('*') || ids.includes(serverId)))
 }
 
 /**
@@ -56,7 +52,11 @@ export function allowed(view: NodeView, path: string, command: AclCommand, princ
   return aclGrants(effectiveAcl(view, path), command, principal.serverId)
 }
 
-/** The ACL a server gets on what it creates, so that it can manage the node afterwards. */
-export function creatorAcl(serverId: string): string {
-  return `Add=${serverId}&Delete=${serverId}&Get=${serverId}&Replace=${serverId}`
+/**
+ * The ACL a server gets on what it creates, so that it can manage the node afterwards; undefined for a
+ * ServerID the ACL grammar cannot name (TND 1.2, 7.7.1.5).
+ */
+export function creatorAcl(serverId: string): string | undefined {
+  const acl = `Add=${serverId}&Delete=${serverId}&Get=${serverId}&Replace=${serverId}`
+  return isValidAcl(acl) ? acl : undefined
 }

@@ -5,8 +5,8 @@
  * Both the factory bootstrap of a first start and the local DM Bootstrap Server go through here.
  */
 import type { Command, ItemCommand, SyncMLMessage } from '../codec/syncml-model.ts'
-import { touchedAccounts } from './account-rules.ts'
-import { creatorAcl, isValidAcl } from './acl.ts'
+import { readLeafText } from './accounts.ts'
+import { creatorAcl } from './acl.ts'
 import { canonicalFormat } from './formats.ts'
 import type { NodeValue, Transaction } from './types.ts'
 import { parseUri } from './uri.ts'
@@ -28,83 +28,68 @@ export function applyBootstrap(tree: BootstrapTarget, message: SyncMLMessage): B
   // OMA DM Protocol 1.2, 5.1.4: Final closes the package; a bootstrap is one whole package in one message.
   if (!message.final) return { ok: false, reason: 'the bootstrap message has no Final' }
   const tx = tree.begin()
-  const written: string[] = []
-  const createdAccounts = new Set<string>()
+  let writes = 0
+  /** The accounts (`<x>` of `./DMAcc/<x>`) written to, and those among them that the message creates. */
+  const touched = new Set<string>()
+  const created = new Set<string>()
 
   const run = (commands: Command[]): string | undefined => {
     for (const command of commands) {
-      if (command.kind === 'Atomic' || command.kind === 'Sequence') {
-        const reason = run(command.commands)
-        if (reason !== undefined) return reason
-      } else if (command.kind === 'Add' || command.kind === 'Replace') {
-        const reason = write(command)
-        if (reason !== undefined) return reason
-      } else {
-        const name = command.kind === 'Unknown' ? command.name : command.kind
-        return `${name} (CmdID ${command.cmdId}): not allowed in a bootstrap (only Add and Replace)`
-      }
+      const reason =
+        command.kind === 'Atomic' || command.kind === 'Sequence' ? run(command.commands)
+        : command.kind === 'Add' || command.kind === 'Replace' ? write(command)
+        : `${command.kind === 'Unknown' ? command.name : command.kind} (CmdID ${command.cmdId}): not allowed in a bootstrap (only Add and Replace)`
+      if (reason !== undefined) return reason
     }
     return undefined
   }
 
   const write = (command: ItemCommand): string | undefined => {
-    const where = `${command.kind} (CmdID ${command.cmdId})`
-    if (command.items.length === 0) return `${where}: no Item`
+    if (command.items.length === 0) return `${command.kind} (CmdID ${command.cmdId}): no Item`
     for (const item of command.items) {
       const uri = item.target?.locUri
-      if (uri === undefined || uri === '') return `${where}: an Item has no Target`
-      if (item.moreData) return `${command.kind} ${uri} (CmdID ${command.cmdId}): large objects are not taken in a bootstrap`
+      // Each reason names the command, and its URI once there is one.
+      const where = `${command.kind}${uri ? ' ' + uri : ''} (CmdID ${command.cmdId})`
+      if (!uri) return `${where}: an Item has no Target`
+      if (item.moreData) return `${where}: large objects are not taken in a bootstrap`
       const formatName = item.meta?.format ?? command.meta?.format ?? 'chr'
       const format = canonicalFormat(formatName)
-      if (format === undefined) return `${command.kind} ${uri} (CmdID ${command.cmdId}): unknown format '${formatName}'`
+      if (format === undefined) return `${where}: unknown format '${formatName}'`
       const value: NodeValue = { format }
       const type = item.meta?.type ?? command.meta?.type
       if (type !== undefined) value.type = type
       if (item.data !== undefined) value.data = item.data
       const parsed = parseUri(uri)
-      const path = typeof parsed === 'number' ? undefined : parsed.path
-      const isNewAccount = command.kind === 'Add' && path !== undefined && /^DMAcc\/[^/]+/.test(path) &&
-        tx.children('./' + path.split('/').slice(0, 2).join('/')) === undefined
+      const path = typeof parsed === 'number' ? '' : parsed.path
+      const account = path.startsWith('DMAcc/') ? path.split('/')[1]! : undefined
+      const isNewAccount = command.kind === 'Add' && account !== undefined && tx.children('./DMAcc/' + account) === undefined
       const status = command.kind === 'Add' ? tx.add(uri, value, 'device') : tx.replace(uri, value, 'device')
-      if (status !== 200) {
-        return `${command.kind} ${uri} (CmdID ${command.cmdId}): ${status} ${STATUS_TEXT[status] ?? 'refused'}`
-      }
-      if (path !== undefined) {
-        written.push(path)
-        if (isNewAccount) createdAccounts.add(path.split('/')[1]!)
-      }
+      if (status !== 200) return `${where}: ${status} ${STATUS_TEXT[status] ?? 'refused'}`
+      writes++
+      if (account !== undefined) touched.add(account)
+      if (isNewAccount) created.add(account)
     }
     return undefined
   }
 
-  const reason = run(message.body)
+  const reason = run(message.body) ?? (writes === 0 ? 'the bootstrap message holds no Add or Replace' : undefined)
   if (reason !== undefined) {
     tx.rollback()
     return { ok: false, reason }
   }
-  if (written.length === 0) {
-    tx.rollback()
-    return { ok: false, reason: 'the bootstrap message holds no Add or Replace' }
-  }
   // ACLs travel in the message when the server wants them; an account it left without one is given to its
   // own server (as the CP bootstrap profile does for mapped accounts), not left open to every server.
-  for (const x of createdAccounts) {
-    const acl = tx.get(`./DMAcc/${x}?prop=ACL`, 'device')
-    const serverId = textOf(tx.get(`./DMAcc/${x}/ServerID`, 'device').value?.data)
-    if (acl.value?.data === '' && serverId && isValidAcl(creatorAcl(serverId))) {
-      tx.replace(`./DMAcc/${x}?prop=ACL`, { format: 'chr', data: creatorAcl(serverId) }, 'device')
-    }
+  for (const x of created) {
+    const serverId = readLeafText(tx, `./DMAcc/${x}/ServerID`)
+    const acl = serverId ? creatorAcl(serverId) : undefined
+    if (acl && readLeafText(tx, `./DMAcc/${x}?prop=ACL`) === '') tx.replace(`./DMAcc/${x}?prop=ACL`, { format: 'chr', data: acl }, 'device')
   }
   const serverIds: string[] = []
-  for (const x of touchedAccounts(written)) {
-    const id = textOf(tx.get(`./DMAcc/${x}/ServerID`, 'device').value?.data)
+  for (const x of touched) {
+    const id = readLeafText(tx, `./DMAcc/${x}/ServerID`)
     if (id !== undefined && !serverIds.includes(id)) serverIds.push(id)
   }
   const committed = tx.commit()
   if (!committed.ok) return { ok: false, reason: `invalid account: ${committed.failure.messages.join('; ')}` }
   return { ok: true, serverIds }
-}
-
-function textOf(data: string | Uint8Array | undefined): string | undefined {
-  return data === undefined ? undefined : typeof data === 'string' ? data : new TextDecoder().decode(data)
 }

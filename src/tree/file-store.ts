@@ -10,49 +10,40 @@ import type { TreeStore } from './types.ts'
 const FILE_MODE = 0o600
 
 export class AtomicFileStore implements TreeStore {
-  private readonly tempPath: string
+  readonly #tempPath: string
   /** Saves and loads run one at a time, so that a load never removes the temporary file of a running save. */
-  private tail: Promise<unknown> = Promise.resolve()
+  #tail: Promise<unknown> = Promise.resolve()
 
   constructor(readonly path: string) {
-    this.tempPath = join(dirname(path), '.' + basename(path) + '.tmp')
+    this.#tempPath = join(dirname(path), '.' + basename(path) + '.tmp')
   }
 
   load(): Promise<Uint8Array | undefined> {
-    return this.serialize(async () => {
+    return this.#serialize(async () => {
       // A temporary file left by a crash mid-save is never loaded: the target is still the last whole save.
-      await unlink(this.tempPath).catch(ignoreMissing)
-      try {
-        return new Uint8Array(await readFile(this.path))
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-        throw err
-      }
+      await unlink(this.#tempPath).catch(ignoreMissing)
+      return readFile(this.path).then((bytes) => new Uint8Array(bytes), ignoreMissing)
     })
   }
 
   save(bytes: Uint8Array): Promise<void> {
-    return this.serialize(async () => {
-      const file = await open(this.tempPath, 'w', FILE_MODE)
+    return this.#serialize(async () => {
+      const file = await open(this.#tempPath, 'w', FILE_MODE)
       try {
         await file.chmod(FILE_MODE) // the mode of open() only applies to a new file, and the umask may narrow it
-        let written = 0
-        while (written < bytes.length) {
-          const { bytesWritten } = await file.write(bytes, written, bytes.length - written)
-          written += bytesWritten
-        }
+        await file.writeFile(bytes) // all of it: writeFile repeats short writes
         await file.sync()
       } finally {
         await file.close()
       }
-      await rename(this.tempPath, this.path)
+      await rename(this.#tempPath, this.path)
       await syncDirectory(dirname(this.path))
     })
   }
 
-  private serialize<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(task, task)
-    this.tail = run.catch(() => undefined)
+  #serialize<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(task, task)
+    this.#tail = run.catch(() => undefined)
     return run
   }
 }
@@ -65,12 +56,14 @@ async function syncDirectory(dir: string): Promise<void> {
   } catch (err) {
     // Some filesystems cannot fsync a directory; the rename is then as durable as they make it.
     const code = (err as NodeJS.ErrnoException).code
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EPERM') throw err
+    if (!['EINVAL', 'ENOTSUP', 'EISDIR', 'EPERM'].includes(code ?? '')) throw err
   } finally {
     await handle.close()
   }
 }
 
-function ignoreMissing(err: NodeJS.ErrnoException): void {
+/** Nothing for a file that does not exist; any other error is passed on. */
+function ignoreMissing(err: NodeJS.ErrnoException): undefined {
   if (err.code !== 'ENOENT') throw err
+  return undefined
 }

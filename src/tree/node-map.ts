@@ -5,7 +5,7 @@
  * base (and which base nodes it removed), and a node written back equal to the base's goes back to sharing
  * it. Trees without a base keep every node in their own Map, as before.
  */
-import { isDirectChild, type TreeNode } from './node.ts'
+import { isDirectChild, parentPath, type NodeView, type TreeNode } from './node.ts'
 
 /** Same format, type, data and ACL: one can stand for the other (nodes are never mutated once stored). */
 export function sameNode(a: TreeNode, b: TreeNode): boolean {
@@ -21,56 +21,28 @@ export function sameNode(a: TreeNode, b: TreeNode): boolean {
 
 /** Committed nodes frozen for sharing (see `ManagementTree.asBase`): never changed once made. */
 export class TreeBase {
-  readonly #nodes: Map<string, TreeNode>
-  /** Each path's place in the base's order, made when a tree is first restored onto the base. */
-  #places: Map<string, number> | undefined
-  /** Each interior node's child names in order, made on the first look: every tree on the base reads them. */
-  #children: Map<string, string[]> | undefined
+  /** The nodes, parents first. */
+  readonly nodes: ReadonlyMap<string, TreeNode>
+  /** Each path's place in that order, for a tree restored onto the base. */
+  readonly places = new Map<string, number>()
+  /** Each interior node's child names in order: every tree on the base reads them (never to be changed). */
+  readonly children = new Map<string, string[]>()
 
   constructor(nodes: Iterable<[string, TreeNode]>) {
-    this.#nodes = new Map(nodes)
-  }
-
-  get(path: string): TreeNode | undefined {
-    return this.#nodes.get(path)
-  }
-
-  placeOf(path: string): number | undefined {
-    if (this.#places === undefined) {
-      let place = 0
-      this.#places = new Map()
-      for (const key of this.#nodes.keys()) this.#places.set(key, place++)
+    this.nodes = new Map(nodes)
+    for (const path of this.nodes.keys()) {
+      this.places.set(path, this.places.size)
+      if (path === '') continue
+      const parent = parentPath(path)
+      const name = path.slice(parent === '' ? 0 : parent.length + 1)
+      const names = this.children.get(parent)
+      if (names === undefined) this.children.set(parent, [name])
+      else names.push(name)
     }
-    return this.#places.get(path)
-  }
-
-  get size(): number {
-    return this.#nodes.size
-  }
-
-  entries(): IterableIterator<[string, TreeNode]> {
-    return this.#nodes.entries()
-  }
-
-  /** The base's own child names of `path`, in order (shared: never to be changed by the caller). */
-  childNames(path: string): readonly string[] {
-    if (this.#children === undefined) {
-      const children = new Map<string, string[]>()
-      for (const key of this.#nodes.keys()) {
-        if (key === '') continue
-        const slash = key.lastIndexOf('/')
-        const parent = slash < 0 ? '' : key.slice(0, slash)
-        const names = children.get(parent)
-        if (names === undefined) children.set(parent, [key.slice(slash + 1)])
-        else names.push(key.slice(slash + 1))
-      }
-      this.#children = children
-    }
-    return this.#children.get(path) ?? []
   }
 }
 
-export class NodeMap implements Iterable<[string, TreeNode]> {
+export class NodeMap implements NodeView, Iterable<[string, TreeNode]> {
   readonly #base: TreeBase | undefined
   /** Nodes of this tree alone: replacements of base nodes (in their place) and additions (in their order). */
   readonly #own: Map<string, TreeNode>
@@ -95,11 +67,11 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
       return
     }
     this.#own = new Map()
-    for (const [path] of base.entries()) if (!nodes.has(path)) this.delete(path)
+    for (const path of base.nodes.keys()) if (!nodes.has(path)) this.delete(path)
     let last = -1
     let inPlace = true
     for (const [path, node] of nodes) {
-      const place = base.placeOf(path)
+      const place = base.places.get(path)
       if (inPlace && place !== undefined && place > last) {
         last = place
       } else {
@@ -110,22 +82,23 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
     }
   }
 
-  get size(): number {
-    return (this.#base?.size ?? 0) - (this.#removed?.size ?? 0) + this.#added
+  size(): number {
+    return (this.#base?.nodes.size ?? 0) - (this.#removed?.size ?? 0) + this.#added
   }
 
-  get(path: string): TreeNode | undefined {
+  node(path: string): TreeNode | undefined {
     const own = this.#own.get(path)
     if (own !== undefined || this.#removed?.has(path)) return own
-    return this.#base?.get(path)
+    return this.#base?.nodes.get(path)
   }
 
-  has(path: string): boolean {
-    return this.get(path) !== undefined
+  /** Whether `path` is this tree's own addition: the base lacks it, or this tree removed it and added it again. */
+  #isAddition(path: string): boolean {
+    return this.#base?.nodes.get(path) === undefined || this.#removed?.has(path) === true
   }
 
   set(path: string, node: TreeNode): void {
-    const shared = this.#base?.get(path)
+    const shared = this.#base?.nodes.get(path)
     if (shared === undefined || this.#removed?.has(path)) {
       if (!this.#own.has(path)) this.#added++
       this.#own.set(path, node)
@@ -137,7 +110,7 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
   }
 
   delete(path: string): void {
-    if (this.#base?.get(path) === undefined || this.#removed?.has(path)) {
+    if (this.#isAddition(path)) {
       if (this.#own.delete(path)) this.#added--
       return
     }
@@ -146,50 +119,30 @@ export class NodeMap implements Iterable<[string, TreeNode]> {
   }
 
   /**
-   * Names of the direct children of `path`, in the order of `entries()`. On a base, its children of `path`
+   * Names of the direct children of `path`, in the order of iteration. On a base, its children of `path`
    * (known once for all trees) and this tree's additions: a look costs what the tree changed, not its size.
    */
   childNames(path: string): string[] {
     const prefix = path === '' ? '' : path + '/'
-    const base = this.#base
-    const names: string[] = []
-    if (base === undefined) {
-      for (const key of this.#own.keys()) if (isDirectChild(key, prefix)) names.push(key.slice(prefix.length))
-      return names
-    }
     const removed = this.#removed
-    for (const name of base.childNames(path)) if (removed === undefined || !removed.has(prefix + name)) names.push(name)
+    const names = (this.#base?.children.get(path) ?? []).filter((name) => !removed?.has(prefix + name))
     for (const key of this.#own.keys()) {
-      if (isDirectChild(key, prefix) && (base.get(key) === undefined || removed?.has(key))) names.push(key.slice(prefix.length))
+      if (isDirectChild(key, prefix) && this.#isAddition(key)) names.push(key.slice(prefix.length))
     }
     return names
   }
 
   /** Base nodes in their order (own replacements in their place), then the own additions in theirs. */
-  entries(): IterableIterator<[string, TreeNode]> {
+  [Symbol.iterator](): IterableIterator<[string, TreeNode]> {
     return this.#base === undefined ? this.#own.entries() : this.#layered(this.#base)
   }
 
-  keys(): IterableIterator<string> {
-    return this.#base === undefined ? this.#own.keys() : this.#layeredKeys()
-  }
-
-  [Symbol.iterator](): IterableIterator<[string, TreeNode]> {
-    return this.entries()
-  }
-
   *#layered(base: TreeBase): IterableIterator<[string, TreeNode]> {
-    const removed = this.#removed
-    for (const [path, node] of base.entries()) {
-      if (removed?.has(path)) continue
-      yield [path, this.#own.get(path) ?? node]
+    for (const [path, node] of base.nodes) {
+      if (!this.#removed?.has(path)) yield [path, this.#own.get(path) ?? node]
     }
     for (const [path, node] of this.#own) {
-      if (base.get(path) === undefined || removed?.has(path)) yield [path, node]
+      if (this.#isAddition(path)) yield [path, node]
     }
-  }
-
-  *#layeredKeys(): IterableIterator<string> {
-    for (const [path] of this.entries()) yield path
   }
 }

@@ -3,7 +3,6 @@
  * process, so a node is one small fixed-shape object (no closures, no child arrays): children are found from
  * the paths themselves.
  */
-import type { NodeMap } from './node-map.ts'
 import type { NodeFormat } from './types.ts'
 
 /**
@@ -22,9 +21,9 @@ export class TreeNode {
     d: string | Uint8Array | undefined,
     a: string | undefined,
   ) {
-    this.t = t === undefined ? t : shared(t)
-    this.d = typeof d === 'string' ? shared(d) : d
-    this.a = a === undefined ? a : shared(a)
+    this.t = shared(t)
+    this.d = shared(d)
+    this.a = shared(a)
   }
 }
 
@@ -39,13 +38,13 @@ const SHARED_MAX_LENGTH = 96
  * The holder is a dictionary object (`Object.create(null)`): a literal `{ [s]: 0 }` would add a hidden-class
  * transition for every distinct string to the map all object literals start from, and past some 1,500 of
  * them (a fleet's DevIds) V8 gives every later object literal of the process slow dictionary properties,
- * hundreds of bytes each.
+ * hundreds of bytes each. Anything but a string (bytes, no value) is given back as it is.
  */
-export function shared(s: string): string {
-  if (s.length > SHARED_MAX_LENGTH) return s
+export function shared<T>(s: T): T {
+  if (typeof s !== 'string' || s.length > SHARED_MAX_LENGTH) return s
   const holder: Record<string, 0> = Object.create(null) as Record<string, 0>
   holder[s] = 0
-  for (const key in holder) return key
+  for (const key in holder) return key as T
   return s
 }
 
@@ -80,44 +79,10 @@ export function pathToUri(path: string): string {
 }
 
 export function depthOf(path: string): number {
-  if (path === '') return 0
-  let depth = 1
-  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) === 47) depth++
-  return depth
+  return path === '' ? 0 : path.split('/').length
 }
 
 /** Whether `key` is a direct child of `parent` (given `prefix` = `parent` + `/`, or `''` for the root). */
 export function isDirectChild(key: string, prefix: string): boolean {
   return key.length > prefix.length && key.startsWith(prefix) && key.indexOf('/', prefix.length) < 0
-}
-
-/** Every descendant of `path` in `view`, deepest first, so that removing them in order never orphans one. */
-export function descendantsDeepestFirst(view: NodeView, path: string): string[] {
-  const out: string[] = []
-  const walk = (p: string): void => {
-    for (const name of view.childNames(p)) {
-      const child = childPath(p, name)
-      walk(child)
-      out.push(child)
-    }
-  }
-  walk(path)
-  return out
-}
-
-/** The committed nodes of a tree: path → node, parents always before their children (`node-map.ts`). */
-export class MapView implements NodeView {
-  constructor(readonly nodes: NodeMap) {}
-
-  node(path: string): TreeNode | undefined {
-    return this.nodes.get(path)
-  }
-
-  childNames(path: string): string[] {
-    return this.nodes.childNames(path)
-  }
-
-  size(): number {
-    return this.nodes.size
-  }
 }

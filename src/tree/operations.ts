@@ -3,9 +3,9 @@
  * DM TND 1.2). Both the committed tree (reads) and a transaction's working copy (writes) run through here.
  */
 import { allowed, creatorAcl, effectiveAcl, isValidAcl, aclGrants, type AclCommand } from './acl.ts'
-import { checkLeafData, canonicalFormat, DEFAULT_LEAF_TYPE, isEmpty } from './formats.ts'
-import { descendantsDeepestFirst, parentPath, TreeNode, type NodeView, type WritableView } from './node.ts'
-import { parseUri, type ParsedUri, type UriLimits } from './uri.ts'
+import { checkLeafData, canonicalFormat, DEFAULT_LEAF_TYPE, textOf } from './formats.ts'
+import { childPath, parentPath, TreeNode, type NodeView, type WritableView } from './node.ts'
+import { parseUri, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus } from './types.ts'
 
 /** Runs an Exec on a node; its status is the command's. */
@@ -25,65 +25,64 @@ const INBOX = 'Inbox'
  * (DM StdObj 1.2: DevInfo, DevDetail, DMAcc and Inbox are permanent).
  */
 export function isPermanent(path: string): boolean {
-  return (
-    path === '' || path === 'DMAcc' || path === INBOX || path === 'DevInfo' || path === 'DevDetail' ||
-    path.startsWith('DevInfo/') || path.startsWith('DevDetail/')
-  )
+  return path === '' || path === 'DMAcc' || path === INBOX || /^Dev(Info|Detail)(\/|$)/.test(path)
 }
 
 /** `./DMAcc/<x>/AppAuth/<y>/AAuthSecret` and `.../AAuthData`: no Get for anyone (DMAcc MO access type). */
 export function isSecret(path: string): boolean {
-  // Every account read asks this of each of its nodes: the name is checked first, and nothing is allocated.
-  if (!path.startsWith('DMAcc/') || !(path.endsWith('/AAuthSecret') || path.endsWith('/AAuthData'))) return false
-  const x = path.indexOf('/', 6)
-  if (x < 0 || !path.startsWith('/AppAuth/', x)) return false
-  const y = path.indexOf('/', x + 9)
-  return y >= x + 9 && path.indexOf('/', y + 1) < 0
+  return /^DMAcc\/[^/]+\/AppAuth\/[^/]+\/AAuth(Secret|Data)$/.test(path)
 }
 
-function parse(ctx: TreeContext, uri: string): ParsedUri | SyncMLStatus {
-  return parseUri(uri, ctx.uriLimits())
+/** The path of a URI naming a node (not a property), or the status that refuses the URI (405 for a property). */
+export function nodePath(ctx: TreeContext | undefined, uri: string): string | SyncMLStatus {
+  const parsed = parseUri(uri, ctx?.uriLimits())
+  return typeof parsed === 'number' ? parsed : parsed.prop === undefined ? parsed.path : 405
 }
 
 /**
- * A refusal for a node that does not exist: 425 when the principal could not have used the node anyway (its
- * inherited ACL denies the command), so that a server learns nothing about nodes hidden from it; else 404.
+ * Whether `principal` may run `command` on the node at `path`: 200, 404 when there is no such node, 425 when
+ * the ACL in force denies it. A missing node the principal could not have used anyway (its inherited ACL denies
+ * the command) is answered 425 too, so that a server learns nothing about nodes hidden from it.
  */
-function missing(view: NodeView, path: string, command: AclCommand, principal: Principal): SyncMLStatus {
-  return allowed(view, path, command, principal) ? 404 : 425
+function access(view: NodeView, path: string, command: AclCommand, principal: Principal): SyncMLStatus {
+  return !allowed(view, path, command, principal) ? 425 : view.node(path) === undefined ? 404 : 200
+}
+
+/** The node a written value makes (with `acl`), or the status that refuses the value. */
+function nodeOf(value: NodeValue, acl: string | undefined): TreeNode | SyncMLStatus {
+  const format = canonicalFormat(value.format)
+  if (format === undefined) return 415
+  const checked = checkLeafData(format, value.data)
+  if (checked === undefined) return 415
+  // A leaf's default type is not stored (TND 1.2, 7.7.7).
+  const type = value.type === '' || (format !== 'node' && value.type === DEFAULT_LEAF_TYPE) ? undefined : value.type
+  return new TreeNode(format, type, checked.data, acl)
 }
 
 export function getOp(view: NodeView, ctx: TreeContext, uri: string, principal: Principal): GetResult {
-  const parsed = parse(ctx, uri)
+  const parsed = parseUri(uri, ctx.uriLimits())
   if (typeof parsed === 'number') return { status: parsed }
   const { path, prop } = parsed
   // DM StdObj 1.2: a Get of ./Inbox MUST answer 405; secrets have no Get access, not even for the device.
   if (prop === undefined && (path === INBOX || isSecret(path))) return { status: 405 }
+  const status = access(view, path, 'Get', principal)
   const node = view.node(path)
-  if (node === undefined) return { status: missing(view, path, 'Get', principal) }
-  if (!allowed(view, path, 'Get', principal)) return { status: 425 }
-  if (prop === 'ACL') return { status: 200, value: { format: 'chr', data: node.a ?? '' } }
-  if (prop === 'Format') return { status: 200, value: { format: 'chr', data: node.f } }
-  if (prop === 'Type') {
-    return { status: 200, value: { format: 'chr', data: node.t ?? (node.f === 'node' ? '' : DEFAULT_LEAF_TYPE) } }
-  }
-  if (node.f === 'node') {
-    // TND 1.2, 7.4: an interior node's value is the list of its children's names separated by '/'.
-    const value: NodeValue = { format: 'node', data: view.childNames(path).join('/') }
-    if (node.t !== undefined) value.type = node.t
-    return { status: 200, value }
+  if (status !== 200 || node === undefined) return { status }
+  if (prop !== undefined) {
+    const data = prop === 'ACL' ? node.a ?? '' : prop === 'Format' ? node.f : node.t ?? (node.f === 'node' ? '' : DEFAULT_LEAF_TYPE)
+    return { status, value: { format: 'chr', data } }
   }
   const value: NodeValue = { format: node.f }
   if (node.t !== undefined) value.type = node.t
-  if (node.d !== undefined) value.data = node.d
-  return { status: 200, value }
+  // TND 1.2, 7.4: an interior node's value is the list of its children's names separated by '/'.
+  const data = node.f === 'node' ? view.childNames(path).join('/') : node.d
+  if (data !== undefined) value.data = data
+  return { status, value }
 }
 
 export function addOp(view: WritableView, ctx: TreeContext, uri: string, value: NodeValue, principal: Principal): SyncMLStatus {
-  const parsed = parse(ctx, uri)
-  if (typeof parsed === 'number') return parsed
-  if (parsed.prop !== undefined) return 405
-  const path = parsed.path
+  const path = nodePath(ctx, uri)
+  if (typeof path === 'number') return path
   if (path === '') return 418
   // Adds into ./Inbox carry TNDS objects (DM Bootstrap 1.2); this device does not take them yet.
   if (path.startsWith(INBOX + '/')) return 406
@@ -93,44 +92,30 @@ export function addOp(view: WritableView, ctx: TreeContext, uri: string, value: 
   if (!allowed(view, anchor, 'Add', principal)) return 425
   if (view.node(path) !== undefined) return 418
   if (view.node(anchor)?.f !== 'node') return 405
-  const format = canonicalFormat(value.format)
-  if (format === undefined) return 415
-  let node: TreeNode
-  const type = value.type === undefined || value.type === '' || (format !== 'node' && value.type === DEFAULT_LEAF_TYPE) ? undefined : value.type
-  if (format === 'node') {
-    if (!isEmpty(value.data)) return 415
-    node = new TreeNode('node', type, undefined, undefined)
-  } else {
-    const checked = checkLeafData(format, value.data)
-    if (!checked.ok) return checked.status
-    node = new TreeNode(format, type, checked.data, undefined)
-  }
-  const created: string[] = []
-  for (let p = parentPath(path); p !== anchor; p = parentPath(p)) created.unshift(p)
-  created.push(path)
-  // DM RepPro 1.2 status 420: the tree is bounded so that one party cannot exhaust a device's memory.
-  if (view.size() + created.length > ctx.maxNodes) return 420
-  const top = created[0]!
-  let topAcl: string | undefined
+  let acl: string | undefined
   if (principal !== 'device') {
     // A server keeps control of what it creates: unless the inherited ACL already lets it manage the new
     // node, the topmost created node gets an ACL naming it (DM TND is silent; the CP bootstrap profile gives
     // mapped accounts the same rights).
     const inherited = effectiveAcl(view, anchor)
     const id = principal.serverId
-    const manages = (['Add', 'Delete', 'Get', 'Replace'] as const).every((c) => aclGrants(inherited, c, id))
     // A ServerID the ACL grammar cannot name (TND 7.7.1.5) leaves the node to its inherited ACL.
-    if (!manages && isValidAcl(creatorAcl(id))) topAcl = creatorAcl(id)
+    if (!(['Add', 'Delete', 'Get', 'Replace'] as const).every((c) => aclGrants(inherited, c, id))) acl = creatorAcl(id)
   }
-  for (const p of created) {
-    if (p === path) view.put(p, p === top && topAcl ? new TreeNode(node.f, node.t, node.d, topAcl) : node)
-    else view.put(p, new TreeNode('node', undefined, undefined, p === top ? topAcl : undefined))
-  }
+  // The interior nodes to create between the anchor and the new node, topmost first.
+  const between: string[] = []
+  for (let p = parentPath(path); p !== anchor; p = parentPath(p)) between.unshift(p)
+  const node = nodeOf(value, between.length === 0 ? acl : undefined)
+  if (typeof node === 'number') return node
+  // DM RepPro 1.2 status 420: the tree is bounded so that one party cannot exhaust a device's memory.
+  if (view.size() + between.length + 1 > ctx.maxNodes) return 420
+  for (const p of between) view.put(p, new TreeNode('node', undefined, undefined, p === between[0] ? acl : undefined))
+  view.put(path, node)
   return 200
 }
 
 export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, value: NodeValue, principal: Principal): SyncMLStatus {
-  const parsed = parse(ctx, uri)
+  const parsed = parseUri(uri, ctx.uriLimits())
   if (typeof parsed === 'number') return parsed
   const { path, prop } = parsed
   if (prop === 'ACL') return replaceAcl(view, path, value, principal)
@@ -139,16 +124,12 @@ export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, val
   // Permanent nodes keep their values against servers; the device itself updates DevInfo/DevDetail leaves
   // (a new firmware version, say).
   if (isPermanent(path) && (principal !== 'device' || node?.f === 'node')) return 405
-  if (node === undefined) return missing(view, path, 'Replace', principal)
-  if (!allowed(view, path, 'Replace', principal)) return 425
-  if (node.f === 'node') return 405
-  const format = canonicalFormat(value.format)
-  if (format === undefined) return 415
-  if (format === 'node') return 405
-  const checked = checkLeafData(format, value.data)
-  if (!checked.ok) return checked.status
-  const type = value.type === undefined || value.type === '' || value.type === DEFAULT_LEAF_TYPE ? undefined : value.type
-  view.put(path, new TreeNode(format, type, checked.data, node.a))
+  const status = access(view, path, 'Replace', principal)
+  if (status !== 200) return status
+  if (node?.f === 'node' || value.format === 'node') return 405
+  const made = nodeOf(value, node?.a)
+  if (typeof made === 'number') return made
+  view.put(path, made)
   return 200
 }
 
@@ -158,12 +139,11 @@ export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, val
  */
 function replaceAcl(view: WritableView, path: string, value: NodeValue, principal: Principal): SyncMLStatus {
   const node = view.node(path)
-  if (node === undefined) return missing(view, path, 'Replace', principal)
+  if (node === undefined) return access(view, path, 'Replace', principal)
   const bySelf = node.f === 'node' && allowed(view, path, 'Replace', principal)
   const byParent = path !== '' && allowed(view, parentPath(path), 'Replace', principal)
   if (!bySelf && !byParent) return 425
-  const data = value.data
-  const acl = data === undefined ? '' : typeof data === 'string' ? data : new TextDecoder().decode(data)
+  const acl = textOf(value.data) ?? ''
   if (!isValidAcl(acl)) return 400
   // TND 1.2, 7.7.1.1: the root always has an ACL value.
   if (path === '' && acl === '') return 405
@@ -172,42 +152,41 @@ function replaceAcl(view: WritableView, path: string, value: NodeValue, principa
 }
 
 export function deleteOp(view: WritableView, ctx: TreeContext, uri: string, principal: Principal): SyncMLStatus {
-  const parsed = parse(ctx, uri)
-  if (typeof parsed === 'number') return parsed
-  if (parsed.prop !== undefined) return 405
-  const path = parsed.path
+  const path = nodePath(ctx, uri)
+  if (typeof path === 'number') return path
   if (isPermanent(path)) return 405
-  if (view.node(path) === undefined) return missing(view, path, 'Delete', principal)
-  if (!allowed(view, path, 'Delete', principal)) return 425
+  const status = access(view, path, 'Delete', principal)
+  if (status !== 200) return status
   // TND 1.2: deleting an interior node deletes its whole subtree, whatever the children's own ACLs say.
-  for (const p of descendantsDeepestFirst(view, path)) view.remove(p)
-  view.remove(path)
+  // Deepest first, so that no removal ever orphans a node.
+  const removeSubtree = (p: string): void => {
+    for (const name of view.childNames(p)) removeSubtree(childPath(p, name))
+    view.remove(p)
+  }
+  removeSubtree(path)
   return 200
 }
 
 export function execOp(
   view: NodeView, ctx: TreeContext, uri: string, data: string | Uint8Array | undefined, principal: Principal,
 ): SyncMLStatus {
-  const parsed = parse(ctx, uri)
-  if (typeof parsed === 'number') return parsed
-  if (parsed.prop !== undefined) return 405
-  const path = parsed.path
-  if (view.node(path) === undefined) return missing(view, path, 'Exec', principal)
-  if (!allowed(view, path, 'Exec', principal)) return 425
+  const path = nodePath(ctx, uri)
+  if (typeof path === 'number') return path
+  const status = access(view, path, 'Exec', principal)
+  if (status !== 200) return status
   const handler = ctx.execHandler(path)
   return handler === undefined ? 405 : handler(data, principal)
 }
 
+// The device's own reads: not held to the DevDetail/URI limits.
+
 export function readSecretOp(view: NodeView, uri: string): string | Uint8Array | undefined {
-  const parsed = parseUri(uri)
-  if (typeof parsed === 'number' || parsed.prop !== undefined) return undefined
-  const node = view.node(parsed.path)
-  return node === undefined || node.f === 'node' ? undefined : node.d
+  const path = nodePath(undefined, uri)
+  const node = typeof path === 'string' ? view.node(path) : undefined
+  return node?.f === 'node' ? undefined : node?.d
 }
 
 export function childrenOp(view: NodeView, uri: string): string[] | undefined {
-  const parsed = parseUri(uri)
-  if (typeof parsed === 'number' || parsed.prop !== undefined) return undefined
-  const node = view.node(parsed.path)
-  return node === undefined || node.f !== 'node' ? undefined : view.childNames(parsed.path)
+  const path = nodePath(undefined, uri)
+  return typeof path === 'string' && view.node(path)?.f === 'node' ? view.childNames(path) : undefined
 }

@@ -15,20 +15,24 @@ export class Overlay implements WritableView {
   /** Nodes added minus nodes removed, relative to the view below. */
   delta = 0
 
-  constructor(readonly below: NodeView) {}
+  readonly #below: NodeView
+
+  constructor(below: NodeView) {
+    this.#below = below
+  }
 
   node(path: string): TreeNode | undefined {
     const changed = this.changes.get(path)
     if (changed !== undefined) return changed ?? undefined
-    return this.below.node(path)
+    return this.#below.node(path)
   }
 
   childNames(path: string): string[] {
-    if (this.changes.size === 0) return this.below.childNames(path)
-    const names = this.below.childNames(path).filter((name) => this.changes.get(childPath(path, name)) !== null)
+    if (this.changes.size === 0) return this.#below.childNames(path)
+    const names = this.#below.childNames(path).filter((name) => this.changes.get(childPath(path, name)) !== null)
     const prefix = path === '' ? '' : path + '/'
     for (const [key, value] of this.changes) {
-      if (value !== null && isDirectChild(key, prefix) && this.below.node(key) === undefined) {
+      if (value !== null && isDirectChild(key, prefix) && this.#below.node(key) === undefined) {
         names.push(key.slice(prefix.length))
       }
     }
@@ -36,19 +40,15 @@ export class Overlay implements WritableView {
   }
 
   size(): number {
-    return this.below.size() + this.delta
+    return this.#below.size() + this.delta
   }
 
   put(path: string, node: TreeNode): void {
-    this.record(path)
-    if (this.node(path) === undefined) this.delta++
-    this.changes.set(path, node)
+    this.#change(path, node)
   }
 
   remove(path: string): void {
-    this.record(path)
-    if (this.node(path) !== undefined) this.delta--
-    this.changes.set(path, null)
+    this.#change(path, null)
   }
 
   /** Takes over the changes of an overlay stacked on this one (a nested transaction's commit). */
@@ -58,7 +58,9 @@ export class Overlay implements WritableView {
     this.delta += inner.delta
   }
 
-  private record(path: string): void {
-    if (!this.changes.has(path)) this.seen.set(path, this.below.node(path))
+  #change(path: string, node: TreeNode | null): void {
+    if (!this.changes.has(path)) this.seen.set(path, this.#below.node(path))
+    this.delta += (node === null ? 0 : 1) - (this.node(path) === undefined ? 0 : 1)
+    this.changes.set(path, node)
   }
 }

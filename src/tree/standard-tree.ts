@@ -29,36 +29,36 @@ export const INBOX_TYPE = 'urn:oma:mo:oma-dm-inbox:1.0'
 export function createStandardTree(options: StandardTreeOptions): ManagementTree {
   const tree = new ManagementTree(options)
   const tx = tree.begin()
-  const node = (type?: string): NodeValue => (type === undefined ? { format: 'node' } : { format: 'node', type })
-  const chr = (data: string): NodeValue => ({ format: 'chr', data })
-  const entries: [string, NodeValue][] = [
-    ['./DevInfo', node(DEVINFO_TYPE)],
-    ['./DevInfo/DevId', chr(options.devId)],
-    ['./DevInfo/Man', chr(options.man)],
-    ['./DevInfo/Mod', chr(options.mod)],
-    ['./DevInfo/DmV', chr('1.2')],
-    ['./DevInfo/Lang', chr(options.lang)],
-    ['./DevDetail', node(DEVDETAIL_TYPE)],
-    ['./DevDetail/URI', node()],
-    ['./DevDetail/URI/MaxDepth', chr(String(options.maxDepth ?? 16))],
-    ['./DevDetail/URI/MaxTotLen', chr(String(options.maxTotLen ?? 512))],
-    ['./DevDetail/URI/MaxSegLen', chr(String(options.maxSegLen ?? 64))],
-    ['./DevDetail/DevTyp', chr(options.devTyp ?? 'device')],
-    ['./DevDetail/OEM', chr(options.oem ?? options.man)],
-    ['./DevDetail/FwV', chr(options.fwV ?? '')],
-    ['./DevDetail/SwV', chr(options.swV ?? '')],
-    ['./DevDetail/HwV', chr(options.hwV ?? '')],
-    ['./DevDetail/LrgObj', { format: 'bool', data: 'false' }],
-    ['./DMAcc', node()],
-    ['./Inbox', node(INBOX_TYPE)],
-  ]
-  for (const [uri, value] of entries) tx.add(uri, value, 'device')
+  const add = (uri: string, value: NodeValue): void => {
+    tx.add(uri, value, 'device')
+  }
+  /** `chr` leaves below `parent`, in the order given. */
+  const leaves = (parent: string, values: Record<string, string>): void => {
+    for (const [name, data] of Object.entries(values)) add(`${parent}/${name}`, { format: 'chr', data })
+  }
+  add('./DevInfo', { format: 'node', type: DEVINFO_TYPE })
+  leaves('./DevInfo', { DevId: options.devId, Man: options.man, Mod: options.mod, DmV: '1.2', Lang: options.lang })
+  add('./DevDetail', { format: 'node', type: DEVDETAIL_TYPE })
+  add('./DevDetail/URI', { format: 'node' })
+  leaves('./DevDetail/URI', {
+    MaxDepth: String(options.maxDepth ?? 16),
+    MaxTotLen: String(options.maxTotLen ?? 512),
+    MaxSegLen: String(options.maxSegLen ?? 64),
+  })
+  leaves('./DevDetail', {
+    DevTyp: options.devTyp ?? 'device',
+    OEM: options.oem ?? options.man,
+    FwV: options.fwV ?? '',
+    SwV: options.swV ?? '',
+    HwV: options.hwV ?? '',
+  })
+  add('./DevDetail/LrgObj', { format: 'bool', data: 'false' })
+  add('./DMAcc', { format: 'node' })
+  add('./Inbox', { format: 'node', type: INBOX_TYPE })
   // Any server reads the device description; none changes it. Any server may add an account (GwMO 1.0,
   // 8.4.1: a DM Server bootstraps the gateway's account) and gets rights on what it adds; ./Inbox is Add-only.
-  tx.replace('./DevInfo?prop=ACL', chr('Get=*'), 'device')
-  tx.replace('./DevDetail?prop=ACL', chr('Get=*'), 'device')
-  tx.replace('./DMAcc?prop=ACL', chr('Add=*&Get=*'), 'device')
-  tx.replace('./Inbox?prop=ACL', chr('Add=*'), 'device')
+  const acls = { DevInfo: 'Get=*', DevDetail: 'Get=*', DMAcc: 'Add=*&Get=*', Inbox: 'Add=*' }
+  for (const [name, data] of Object.entries(acls)) tx.replace(`./${name}?prop=ACL`, { format: 'chr', data }, 'device')
   tx.commit()
   return tree
 }

@@ -22,83 +22,86 @@ export interface TransactionRoot extends TreeContext {
 /** The status of an operation on a transaction that can no longer take it (finished, or a nested one open). */
 const UNUSABLE = 500
 
-export class TreeTransaction implements Transaction {
-  private readonly work: Overlay
-  private open = true
-  private inner: TreeTransaction | undefined
+/** A commit refused with `status`, each message naming the tree path it is about. */
+export function refused(status: SyncMLStatus, messages: string[]): CommitResult {
+  return { ok: false, failure: { status, messages } }
+}
 
-  constructor(
-    private readonly root: TransactionRoot,
-    private readonly outer: TreeTransaction | undefined,
-  ) {
-    this.work = new Overlay(outer ? outer.work : root.committed)
+/** Every commit validates the accounts its changes touch, and is refused (500) if any breaks a rule. */
+export function validateChanges(work: Overlay): CommitResult {
+  const messages = validateAccounts(work, touchedAccounts(work.changes.keys()))
+  return messages.length > 0 ? refused(500, messages) : { ok: true }
+}
+
+export class TreeTransaction implements Transaction {
+  readonly #root: TransactionRoot
+  readonly #outer: TreeTransaction | undefined
+  readonly #work: Overlay
+  #open = true
+  #inner: TreeTransaction | undefined
+
+  constructor(root: TransactionRoot, outer: TreeTransaction | undefined) {
+    this.#root = root
+    this.#outer = outer
+    this.#work = new Overlay(outer ? outer.#work : root.committed)
   }
 
   begin(): Transaction {
-    this.inner?.rollback()
-    const inner = new TreeTransaction(this.root, this)
-    if (this.open) this.inner = inner
-    else inner.open = false
+    this.#inner?.rollback()
+    const inner = new TreeTransaction(this.#root, this)
+    if (this.#open) this.#inner = inner
+    else inner.#open = false
     return inner
   }
 
   get(uri: string, principal: Principal): GetResult {
-    if (!this.open) return { status: UNUSABLE }
-    return getOp(this.work, this.root, uri, principal)
+    return this.#open ? getOp(this.#work, this.#root, uri, principal) : { status: UNUSABLE }
   }
 
   add(uri: string, value: NodeValue, principal: Principal): SyncMLStatus {
-    if (!this.writable()) return UNUSABLE
-    return addOp(this.work, this.root, uri, value, principal)
+    return this.#writable() ? addOp(this.#work, this.#root, uri, value, principal) : UNUSABLE
   }
 
   replace(uri: string, value: NodeValue, principal: Principal): SyncMLStatus {
-    if (!this.writable()) return UNUSABLE
-    return replaceOp(this.work, this.root, uri, value, principal)
+    return this.#writable() ? replaceOp(this.#work, this.#root, uri, value, principal) : UNUSABLE
   }
 
   delete(uri: string, principal: Principal): SyncMLStatus {
-    if (!this.writable()) return UNUSABLE
-    return deleteOp(this.work, this.root, uri, principal)
+    return this.#writable() ? deleteOp(this.#work, this.#root, uri, principal) : UNUSABLE
   }
 
   /** Exec handlers act at once, outside the transaction: only the tree changes are transactional. */
   exec(uri: string, data: string | Uint8Array | undefined, principal: Principal): SyncMLStatus {
-    if (!this.writable()) return UNUSABLE
-    return execOp(this.work, this.root, uri, data, principal)
+    return this.#writable() ? execOp(this.#work, this.#root, uri, data, principal) : UNUSABLE
   }
 
   readSecret(uri: string): string | Uint8Array | undefined {
-    return this.open ? readSecretOp(this.work, uri) : undefined
+    return this.#open ? readSecretOp(this.#work, uri) : undefined
   }
 
   children(uri: string): string[] | undefined {
-    return this.open ? childrenOp(this.work, uri) : undefined
+    return this.#open ? childrenOp(this.#work, uri) : undefined
   }
 
   commit(): CommitResult {
-    if (!this.open) return { ok: false, failure: { status: UNUSABLE, messages: ['.: the transaction is already finished'] } }
-    this.inner?.rollback()
-    this.finish()
-    if (this.outer === undefined) return this.root.applyCommit(this.work)
-    const messages = validateAccounts(this.work, touchedAccounts(this.work.changes.keys()))
-    if (messages.length > 0) return { ok: false, failure: { status: 500, messages } }
-    this.outer.work.absorb(this.work)
-    return { ok: true }
+    if (!this.#open) return refused(UNUSABLE, ['.: the transaction is already finished'])
+    this.rollback() // closes this one and any nested one still open; the work stays, for the merge below
+    const outer = this.#outer
+    if (outer === undefined) return this.#root.applyCommit(this.#work)
+    const result = validateChanges(this.#work)
+    if (result.ok) outer.#work.absorb(this.#work)
+    return result
   }
 
   rollback(): void {
-    if (!this.open) return
-    this.inner?.rollback()
-    this.finish()
+    if (!this.#open) return
+    this.#inner?.rollback()
+    this.#open = false
+    const outer = this.#outer
+    if (outer !== undefined && outer.#inner === this) outer.#inner = undefined
   }
 
-  private writable(): boolean {
-    return this.open && this.inner === undefined
-  }
-
-  private finish(): void {
-    this.open = false
-    if (this.outer?.inner === this) this.outer.inner = undefined
+  #writable(): boolean {
+    return this.#open && this.#inner === undefined
   }
 }

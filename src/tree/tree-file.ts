@@ -25,26 +25,29 @@ const FLAG_BYTES = 8
 export type DecodedNodes = { ok: true; nodes: Map<string, TreeNode> } | { ok: false; error: string }
 
 export function encodeTreeFile(nodes: Iterable<[string, TreeNode]>): Uint8Array {
-  const out = new ByteWriter()
-  for (const [path, node] of nodes) {
-    const code = FORMATS.indexOf(node.f)
-    let flags = 0
-    if (node.t !== undefined) flags |= FLAG_TYPE
-    if (node.a !== undefined) flags |= FLAG_ACL
-    if (typeof node.d === 'string') flags |= FLAG_TEXT
-    else if (node.d !== undefined) flags |= FLAG_BYTES
-    out.byte(code)
-    out.byte(flags)
-    out.text(path)
-    if (node.t !== undefined) out.text(node.t)
-    if (node.a !== undefined) out.text(node.a)
-    if (typeof node.d === 'string') out.text(node.d)
-    else if (node.d !== undefined) out.bytes(node.d)
+  const encoder = new TextEncoder()
+  const parts: Uint8Array[] = []
+  /** A field: its length as LEB128, then its bytes (text as UTF-8). */
+  const field = (value: string | Uint8Array): void => {
+    const bytes = typeof value === 'string' ? encoder.encode(value) : value
+    const length: number[] = []
+    let n = bytes.length
+    for (; n >= 0x80; n = Math.floor(n / 128)) length.push((n & 0x7f) | 0x80)
+    length.push(n)
+    parts.push(Uint8Array.from(length), bytes)
   }
-  const body = out.finish()
+  for (const [path, node] of nodes) {
+    const { t: type, a: acl, d: data } = node
+    const flags = (type === undefined ? 0 : FLAG_TYPE) | (acl === undefined ? 0 : FLAG_ACL) |
+      (typeof data === 'string' ? FLAG_TEXT : data === undefined ? 0 : FLAG_BYTES)
+    parts.push(Uint8Array.of(FORMATS.indexOf(node.f), flags))
+    field(path)
+    for (const value of [type, acl, data]) if (value !== undefined) field(value)
+  }
+  const body = Buffer.concat(parts)
   const file = new Uint8Array(HEADER_LENGTH + body.length)
   const header = new DataView(file.buffer)
-  for (let i = 0; i < MAGIC.length; i++) file[i] = MAGIC.charCodeAt(i)
+  file.set(encoder.encode(MAGIC))
   header.setUint16(8, TREE_FILE_VERSION)
   header.setUint32(10, body.length)
   file.set(sha256(body), 14)
@@ -58,35 +61,67 @@ export function encodeTreeFile(nodes: Iterable<[string, TreeNode]>): Uint8Array 
  */
 export function decodeTreeFile(file: Uint8Array): DecodedNodes {
   if (file.length < HEADER_LENGTH) return fail(`truncated: ${file.length} bytes, shorter than the ${HEADER_LENGTH}-byte header`)
-  for (let i = 0; i < MAGIC.length; i++) {
-    if (file[i] !== MAGIC.charCodeAt(i)) return fail('not a tree file (bad magic)')
-  }
-  const header = new DataView(file.buffer, file.byteOffset, file.byteLength)
-  const version = header.getUint16(8)
+  const header = Buffer.from(file.buffer, file.byteOffset, HEADER_LENGTH)
+  if (header.toString('latin1', 0, 8) !== MAGIC) return fail('not a tree file (bad magic)')
+  const version = header.readUInt16BE(8)
   if (version > TREE_FILE_VERSION) return fail(`version ${version} is newer than this agent reads (${TREE_FILE_VERSION})`)
   if (version !== TREE_FILE_VERSION) return fail(`unknown version ${version}`)
-  const length = header.getUint32(10)
+  const length = header.readUInt32BE(10)
   if (file.length - HEADER_LENGTH !== length) {
     return fail(`truncated or padded: body is ${file.length - HEADER_LENGTH} bytes, header says ${length}`)
   }
   const body = file.subarray(HEADER_LENGTH)
-  const digest = sha256(body)
-  for (let i = 0; i < 32; i++) if (digest[i] !== file[14 + i]) return fail('checksum mismatch: the file is corrupt')
+  if (!sha256(body).equals(header.subarray(14))) return fail('checksum mismatch: the file is corrupt')
   return decodeBodyV1(body)
 }
 
 function decodeBodyV1(body: Uint8Array): DecodedNodes {
-  const reader = new ByteReader(body)
+  const decoder = new TextDecoder('utf-8', { fatal: true })
+  let at = 0
+  /** Set by a read past the end or a malformed field: the record being read is refused. */
+  let failed = false
+  const byte = (): number => {
+    if (at < body.length) return body[at++]!
+    failed = true
+    return 0
+  }
+  /** A field: a LEB128 length of at most 5 bytes, then that many bytes. */
+  const bytes = (): Uint8Array => {
+    let length = 0
+    for (let i = 0; ; i++) {
+      const b = byte()
+      length += (b & 0x7f) * 128 ** i
+      if (b < 0x80) break
+      if (i === 4) {
+        failed = true
+        break
+      }
+    }
+    if (failed || at + length > body.length) {
+      failed = true
+      return new Uint8Array(0)
+    }
+    at += length
+    return body.slice(at - length, at)
+  }
+  const text = (): string => {
+    try {
+      return decoder.decode(bytes())
+    } catch {
+      failed = true
+      return ''
+    }
+  }
   const nodes = new Map<string, TreeNode>()
-  while (!reader.done()) {
-    const at = reader.offset
-    const format = FORMATS[reader.byte()]
-    const flags = reader.byte()
-    const path = reader.text()
-    const type = flags & FLAG_TYPE ? reader.text() : undefined
-    const acl = flags & FLAG_ACL ? reader.text() : undefined
-    const data = flags & FLAG_TEXT ? reader.text() : flags & FLAG_BYTES ? reader.bytes() : undefined
-    if (reader.failed || format === undefined || flags > 15) return fail(`malformed record at body byte ${at}`)
+  while (at < body.length) {
+    const start = at
+    const format = FORMATS[byte()]
+    const flags = byte()
+    const path = text()
+    const type = flags & FLAG_TYPE ? text() : undefined
+    const acl = flags & FLAG_ACL ? text() : undefined
+    const data = flags & FLAG_TEXT ? text() : flags & FLAG_BYTES ? bytes() : undefined
+    if (failed || format === undefined || flags > 15) return fail(`malformed record at body byte ${start}`)
     const where = pathToUri(path)
     if (nodes.has(path)) return fail(`${where}: stored twice`)
     if (path === '' ? nodes.size > 0 : nodes.size === 0) return fail('the root is not the first record')
@@ -105,102 +140,6 @@ function fail(error: string): DecodedNodes {
   return { ok: false, error }
 }
 
-function sha256(bytes: Uint8Array): Uint8Array {
+function sha256(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest()
-}
-
-class ByteWriter {
-  private buf = new Uint8Array(1024)
-  private len = 0
-  private readonly encoder = new TextEncoder()
-
-  byte(b: number): void {
-    this.reserve(1)
-    this.buf[this.len++] = b
-  }
-
-  bytes(data: Uint8Array): void {
-    this.varint(data.length)
-    this.reserve(data.length)
-    this.buf.set(data, this.len)
-    this.len += data.length
-  }
-
-  text(s: string): void {
-    this.bytes(this.encoder.encode(s))
-  }
-
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.len)
-  }
-
-  private varint(n: number): void {
-    while (n >= 0x80) {
-      this.byte((n & 0x7f) | 0x80)
-      n = Math.floor(n / 128)
-    }
-    this.byte(n)
-  }
-
-  private reserve(n: number): void {
-    if (this.len + n <= this.buf.length) return
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.len + n))
-    next.set(this.buf.subarray(0, this.len))
-    this.buf = next
-  }
-}
-
-class ByteReader {
-  offset = 0
-  failed = false
-  private readonly decoder = new TextDecoder('utf-8', { fatal: true })
-
-  constructor(private readonly buf: Uint8Array) {}
-
-  done(): boolean {
-    return this.failed || this.offset >= this.buf.length
-  }
-
-  byte(): number {
-    if (this.offset >= this.buf.length) {
-      this.failed = true
-      return 0
-    }
-    return this.buf[this.offset++]!
-  }
-
-  bytes(): Uint8Array {
-    const n = this.varint()
-    if (this.failed || this.offset + n > this.buf.length) {
-      this.failed = true
-      return new Uint8Array(0)
-    }
-    const out = this.buf.slice(this.offset, this.offset + n)
-    this.offset += n
-    return out
-  }
-
-  text(): string {
-    const raw = this.bytes()
-    if (this.failed) return ''
-    try {
-      return this.decoder.decode(raw)
-    } catch {
-      this.failed = true
-      return ''
-    }
-  }
-
-  private varint(): number {
-    let n = 0
-    let scale = 1
-    for (let i = 0; i < 5; i++) {
-      const b = this.byte()
-      n += (b & 0x7f) * scale
-      if ((b & 0x80) === 0) return n
-      scale *= 128
-    }
-    this.failed = true
-    return 0
-  }
 }

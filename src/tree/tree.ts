@@ -2,14 +2,14 @@
  * The management tree (OMA DM TND 1.2): committed nodes in one Map, every write a transaction, and a dirty
  * flag that says when the tree differs from what its store holds.
  */
-import { touchedAccounts, validateAccounts, validateAllAccounts } from './account-rules.ts'
-import { depthOf, MapView, parentPath, pathToUri, shared, TreeNode } from './node.ts'
+import { validateAllAccounts } from './account-rules.ts'
+import { depthOf, parentPath, pathToUri, shared, TreeNode } from './node.ts'
 import { NodeMap, TreeBase } from './node-map.ts'
-import { childrenOp, execOp, getOp, readSecretOp, type ExecHandler } from './operations.ts'
+import { childrenOp, execOp, getOp, nodePath, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
-import { TreeTransaction, type CommitResult, type TransactionRoot } from './transaction.ts'
-import { NO_URI_LIMITS, parseUri, type UriLimits } from './uri.ts'
+import { refused, TreeTransaction, validateChanges, type CommitResult, type TransactionRoot } from './transaction.ts'
+import { NO_URI_LIMITS, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, TreeOps, TreeStore } from './types.ts'
 
 export interface TreeOptions {
@@ -36,23 +36,23 @@ const DEFAULT_MAX_NODES = 2000
 
 export class ManagementTree implements TreeOps, TransactionRoot {
   /** @internal The committed nodes; read by the transactions and the persistence layer. */
-  readonly committed: MapView
+  readonly committed: NodeMap
   readonly maxNodes: number
-  private store: TreeStore | undefined
-  /** Bumped by every commit that changed something; `durable` is the last one the store holds. */
-  private generation = 0
-  private durable = 0
-  private saving: Promise<void> | undefined
-  private savingGeneration = 0
-  private queued: Promise<void> | undefined
-  private execHandlers: Map<string, ExecHandler> | undefined
-  private limits: UriLimits | undefined
-  private limitsGeneration = -1
+  #store: TreeStore | undefined
+  /** Bumped by every commit that changed something; `#durable` is the last one the store holds. */
+  #generation = 0
+  #durable = 0
+  #saving: Promise<void> | undefined
+  #savingGeneration = 0
+  #queued: Promise<void> | undefined
+  #execHandlers: Map<string, ExecHandler> | undefined
+  #limits: UriLimits | undefined
+  #limitsGeneration = -1
 
   constructor(options: TreeOptions = {}, nodes?: Map<string, TreeNode>) {
     this.maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES
     const initial = nodes ?? new Map([['', new TreeNode('node', undefined, undefined, options.rootAcl ?? 'Get=*')]])
-    this.committed = new MapView(new NodeMap(initial, options.base))
+    this.committed = new NodeMap(initial, options.base)
   }
 
   /**
@@ -69,15 +69,15 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     if (bytes !== undefined) {
       const restored = ManagementTree.restore(bytes, options)
       if (!restored.ok) return restored
-      restored.tree.store = store
+      restored.tree.#store = store
       return { ok: true, tree: restored.tree, created: false }
     }
     const made = options.factory()
     if (!(made instanceof ManagementTree)) return { ok: false, error: `factory tree: ${made.error}` }
     // On a base, the factory tree keeps only what differs from it (a fleet's trees all start alike).
-    const built = options.base === undefined ? made : new ManagementTree(options, new Map(made.committed.nodes))
-    built.store = store
-    built.generation++ // a fresh tree is never in the store yet
+    const built = options.base === undefined ? made : new ManagementTree(options, new Map(made.committed))
+    built.#store = store
+    built.#generation++ // a fresh tree is never in the store yet
     try {
       await built.flush()
     } catch (err) {
@@ -98,7 +98,7 @@ export class ManagementTree implements TreeOps, TransactionRoot {
 
   /** The persisted form of the committed tree. */
   serialize(): Uint8Array {
-    return encodeTreeFile(this.committed.nodes)
+    return encodeTreeFile(this.committed)
   }
 
   /**
@@ -106,17 +106,17 @@ export class ManagementTree implements TreeOps, TransactionRoot {
    * of simulated devices holds its factory tree once instead of once a device.
    */
   asBase(): TreeBase {
-    return new TreeBase(this.committed.nodes)
+    return new TreeBase(this.committed)
   }
 
   /** Where `flush` saves (`open` attaches its store). */
   attachStore(store: TreeStore): void {
-    this.store = store
+    this.#store = store
   }
 
   /** Whether a commit changed the tree since the store last took it. */
   get dirty(): boolean {
-    return this.generation !== this.durable
+    return this.#generation !== this.#durable
   }
 
   /**
@@ -124,33 +124,33 @@ export class ManagementTree implements TreeOps, TransactionRoot {
    * share it if it already holds their changes, or else share one follow-up save. Rejects when the store does.
    */
   flush(): Promise<void> {
-    const store = this.store
+    const store = this.#store
     if (store === undefined) return Promise.reject(new Error('the tree has no store to flush to'))
     if (store.keepsNothing === true) {
-      this.durable = this.generation
+      this.#durable = this.#generation
       return Promise.resolve()
     }
-    if (this.saving !== undefined) {
-      if (this.savingGeneration === this.generation) return this.saving
-      this.queued ??= this.saving.then(noop, noop).then(() => {
-        this.queued = undefined
+    if (this.#saving !== undefined) {
+      if (this.#savingGeneration === this.#generation) return this.#saving
+      this.#queued ??= this.#saving.then(noop, noop).then(() => {
+        this.#queued = undefined
         return this.flush()
       })
-      return this.queued
+      return this.#queued
     }
     if (!this.dirty) return Promise.resolve()
-    const generation = this.generation
+    const generation = this.#generation
     const bytes = this.serialize()
-    this.savingGeneration = generation
-    this.saving = store
+    this.#savingGeneration = generation
+    this.#saving = store
       .save(bytes)
       .then(() => {
-        if (generation > this.durable) this.durable = generation
+        if (generation > this.#durable) this.#durable = generation
       })
       .finally(() => {
-        this.saving = undefined
+        this.#saving = undefined
       })
-    return this.saving
+    return this.#saving
   }
 
   begin(): Transaction {
@@ -162,15 +162,15 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   }
 
   add(uri: string, value: NodeValue, principal: Principal): SyncMLStatus {
-    return this.single((tx) => tx.add(uri, value, principal))
+    return this.#single((tx) => tx.add(uri, value, principal))
   }
 
   replace(uri: string, value: NodeValue, principal: Principal): SyncMLStatus {
-    return this.single((tx) => tx.replace(uri, value, principal))
+    return this.#single((tx) => tx.replace(uri, value, principal))
   }
 
   delete(uri: string, principal: Principal): SyncMLStatus {
-    return this.single((tx) => tx.delete(uri, principal))
+    return this.#single((tx) => tx.delete(uri, principal))
   }
 
   exec(uri: string, data: string | Uint8Array | undefined, principal: Principal): SyncMLStatus {
@@ -187,15 +187,15 @@ export class ManagementTree implements TreeOps, TransactionRoot {
 
   /** Makes Exec on `uri` run `handler` (no handler ships; without one, Exec answers 405). */
   registerExec(uri: string, handler: ExecHandler): boolean {
-    const parsed = parseUri(uri)
-    if (typeof parsed === 'number' || parsed.prop !== undefined) return false
-    ;(this.execHandlers ??= new Map()).set(parsed.path, handler)
+    const path = nodePath(undefined, uri)
+    if (typeof path === 'number') return false
+    ;(this.#execHandlers ??= new Map()).set(path, handler)
     return true
   }
 
   /** @internal */
   execHandler(path: string): ExecHandler | undefined {
-    return this.execHandlers?.get(path)
+    return this.#execHandlers?.get(path)
   }
 
   /**
@@ -203,16 +203,15 @@ export class ManagementTree implements TreeOps, TransactionRoot {
    * read again only after a commit, since every URI of every command is checked against them.
    */
   uriLimits(): UriLimits {
-    if (this.limits !== undefined && this.limitsGeneration === this.generation) return this.limits
-    const nodes = this.committed.nodes
+    if (this.#limits !== undefined && this.#limitsGeneration === this.#generation) return this.#limits
+    const nodes = this.committed
     const read = (name: string): number => {
-      const d = nodes.get('DevDetail/URI/' + name)?.d
-      const n = typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : 0
-      return n
+      const d = nodes.node('DevDetail/URI/' + name)?.d
+      return typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : 0
     }
-    this.limits = nodes.has('DevDetail/URI') ? { maxDepth: read('MaxDepth'), maxTotLen: read('MaxTotLen'), maxSegLen: read('MaxSegLen') } : NO_URI_LIMITS
-    this.limitsGeneration = this.generation
-    return this.limits
+    this.#limits = nodes.node('DevDetail/URI') ? { maxDepth: read('MaxDepth'), maxTotLen: read('MaxTotLen'), maxSegLen: read('MaxSegLen') } : NO_URI_LIMITS
+    this.#limitsGeneration = this.#generation
+    return this.#limits
   }
 
   /**
@@ -225,9 +224,9 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   applyCommit(work: Overlay): CommitResult {
     const changes = work.changes
     if (changes.size === 0) return { ok: true }
-    const nodes = this.committed.nodes
+    const nodes = this.committed
     for (const [path, seen] of work.seen) {
-      if (nodes.get(path) !== seen) return failure(500, `${pathToUri(path)}: changed by another transaction meanwhile`)
+      if (nodes.node(path) !== seen) return refused(500, [`${pathToUri(path)}: changed by another transaction meanwhile`])
     }
     const merged = new Overlay(this.committed)
     for (const [path, node] of changes) {
@@ -237,7 +236,7 @@ export class ManagementTree implements TreeOps, TransactionRoot {
           continue
         }
         const prefix = path + '/'
-        for (const key of nodes.keys()) {
+        for (const [key] of nodes) {
           if (key.startsWith(prefix) && !changes.get(key)) merged.remove(key)
         }
         merged.remove(path)
@@ -247,12 +246,12 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     }
     for (const [path, node] of merged.changes) {
       if (node !== null && path !== '' && merged.node(parentPath(path))?.f !== 'node') {
-        return failure(500, `${pathToUri(path)}: its parent was removed by a concurrent change`)
+        return refused(500, [`${pathToUri(path)}: its parent was removed by a concurrent change`])
       }
     }
-    if (merged.delta > 0 && merged.size() > this.maxNodes) return failure(420, `.: the tree is full (${this.maxNodes} nodes)`)
-    const messages = validateAccounts(merged, touchedAccounts(merged.changes.keys()))
-    if (messages.length > 0) return { ok: false, failure: { status: 500, messages } }
+    if (merged.delta > 0 && merged.size() > this.maxNodes) return refused(420, [`.: the tree is full (${this.maxNodes} nodes)`])
+    const validated = validateChanges(merged)
+    if (!validated.ok) return validated
     const additions: [string, TreeNode][] = []
     for (const [path, node] of merged.changes) {
       if (node === null) nodes.delete(path)
@@ -261,11 +260,11 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     // Parents before children, so that the Map's order (and the file's) always has a parent first.
     additions.sort((a, b) => depthOf(a[0]) - depthOf(b[0]))
     for (const [path, node] of additions) nodes.set(shared(path), node)
-    this.generation++
+    this.#generation++
     return { ok: true }
   }
 
-  private single(op: (tx: Transaction) => SyncMLStatus): SyncMLStatus {
+  #single(op: (tx: Transaction) => SyncMLStatus): SyncMLStatus {
     const tx = this.begin()
     const status = op(tx)
     if (status < 200 || status > 299) {
@@ -278,7 +277,3 @@ export class ManagementTree implements TreeOps, TransactionRoot {
 }
 
 function noop(): void {}
-
-function failure(status: SyncMLStatus, message: string): CommitResult {
-  return { ok: false, failure: { status, messages: [message] } }
-}

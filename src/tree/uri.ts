@@ -22,7 +22,7 @@ export interface UriLimits {
 
 export const NO_URI_LIMITS: UriLimits = Object.freeze({ maxDepth: 0, maxTotLen: 0, maxSegLen: 0 })
 
-const PROPERTIES: ReadonlySet<string> = new Set(['ACL', 'Format', 'Type'])
+const PROPERTIES: readonly string[] = ['ACL', 'Format', 'Type']
 
 /**
  * Parses and normalises a URI, or gives the status that refuses it: 400 for a malformed URI (`..`, `.` past
@@ -30,41 +30,27 @@ const PROPERTIES: ReadonlySet<string> = new Set(['ACL', 'Format', 'Type'])
  * property or list query this tree does not serve.
  */
 export function parseUri(uri: string, limits: UriLimits = NO_URI_LIMITS): ParsedUri | SyncMLStatus {
-  let rest = uri
-  let prop: NodeProperty | undefined
   const question = uri.indexOf('?')
+  const rest = question < 0 ? uri : uri.slice(0, question)
+  let prop: NodeProperty | undefined
   if (question >= 0) {
-    rest = uri.slice(0, question)
     const query = uri.slice(question + 1)
-    if (query.startsWith('prop=')) {
-      const name = query.slice(5)
-      if (!PROPERTIES.has(name)) return 406
-      prop = name as NodeProperty
-    } else if (query.startsWith('list=')) {
-      return 406 // ?list=Struct / StructData / TNDS: optional in DM 1.2, not served here
-    } else {
-      return 400
-    }
+    // ?list=Struct / StructData / TNDS: optional in DM 1.2, not served here
+    if (query.startsWith('list=')) return 406
+    if (!query.startsWith('prop=')) return 400
+    prop = query.slice(5) as NodeProperty
+    if (!PROPERTIES.includes(prop)) return 406
   }
-  let path: string
-  if (rest === '.') path = ''
-  else if (rest.startsWith('./')) path = rest.slice(2)
-  else path = rest
+  const path = rest === '.' ? '' : rest.startsWith('./') ? rest.slice(2) : rest
   if (path === '' && rest !== '.') return 400 // '' or './'
   if (path !== '') {
-    // TND 1.2, 6.2: "./" only at the start, no trailing "/", no empty, "." or ".." segment.
-    let segStart = 0
-    let depth = 0
-    for (let i = 0; i <= path.length; i++) {
-      if (i < path.length && path.charCodeAt(i) !== 47) continue
-      const segLen = i - segStart
-      if (segLen === 0) return 400
-      if (segLen <= 2 && (path.slice(segStart, i) === '.' || path.slice(segStart, i) === '..')) return 400
-      if (limits.maxSegLen > 0 && segLen > limits.maxSegLen) return 414
-      depth++
-      segStart = i + 1
+    const segments = path.split('/')
+    for (const segment of segments) {
+      // TND 1.2, 6.2: "./" only at the start, no trailing "/", no empty, "." or ".." segment.
+      if (segment === '' || segment === '.' || segment === '..') return 400
+      if (limits.maxSegLen > 0 && segment.length > limits.maxSegLen) return 414
     }
-    if (limits.maxDepth > 0 && depth > limits.maxDepth) return 414
+    if (limits.maxDepth > 0 && segments.length > limits.maxDepth) return 414
     // Counted on the normalised form, so that both notations of one node meet the same limit.
     if (limits.maxTotLen > 0 && path.length > limits.maxTotLen) return 414
   }
