@@ -1,6 +1,7 @@
 import { ALERT } from '../codec/gwmo.ts'
 import type { Chal, Status, SyncMLMessage } from '../codec/syncml-model.ts'
 import { isWbxmlPayload, type MessageEncoding } from '../codec/syncml.ts'
+import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { Engine } from './engine.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
@@ -30,7 +31,7 @@ export interface SessionOptions {
   /** No session with this party has completed before. */
   first: boolean
   /** Our last MsgID in this SessionID so far: the party goes on after a message the device refused. */
-  continuesAfter?: number
+  continuesAfter?: number | undefined
 }
 
 /** What an ended session leaves behind, so a late duplicate is answered from it (binding.md §3). */
@@ -38,7 +39,8 @@ export interface EndedSession {
   sessionId: string
   lastInbound: number | undefined
   lastReply: OutboundMessage | undefined
-  endedAt: number
+  /** When it ended. */
+  at: number
 }
 
 /**
@@ -53,6 +55,8 @@ export class Session {
   readonly done: Promise<SessionOutcome>
   #resolveDone!: (outcome: SessionOutcome) => void
   readonly #engine: Engine
+  /** The engine's logger bound to this party and session: every line names both. */
+  readonly #log: Logger
   readonly #account: PartyAccount | undefined
   readonly #first: boolean
   readonly #partyAuth: PartyAuthenticator
@@ -80,6 +84,7 @@ export class Session {
 
   constructor(engine: Engine, options: SessionOptions) {
     this.#engine = engine
+    this.#log = engine.logger.child({ party: options.party, sessionId: options.sessionId })
     this.party = options.party
     this.sessionId = options.sessionId
     this.initiator = options.initiator
@@ -138,34 +143,34 @@ export class Session {
       sessionId: this.sessionId,
       lastInbound: this.#lastInbound,
       lastReply: this.#lastSentAnswers === this.#lastInbound ? this.#lastSent : undefined,
-      endedAt: this.#engine.clock.now(),
+      at: this.#engine.clock.now(),
     }
   }
 
   #serially(task: () => Promise<void>): Promise<void> {
     const run = this.#chain.then(() => (this.#ended ? undefined : task()))
     this.#chain = run.catch((error: unknown) => {
-      this.#engine.logger.error('session error', { party: this.party, sessionId: this.sessionId, error })
+      this.#log.error('session error', { error })
       this.#end('failed')
     })
     return this.#chain
   }
 
   async #process(msg: SyncMLMessage, inbound: InboundMessage): Promise<void> {
-    const log = this.#engine.logger
+    const log = this.#log
     const msgId = Number(msg.hdr.msgId)
     if (!Number.isSafeInteger(msgId) || msgId < 1) {
-      log.warn('message with an unusable MsgID dropped', { party: this.party, sessionId: this.sessionId })
+      log.warn('message with an unusable MsgID dropped')
       return
     }
     if (this.#lastInbound !== undefined && msgId <= this.#lastInbound) {
       // binding.md §3: a duplicate is answered again from the same state, never executed twice; an older
       // message arriving late has been superseded.
       if (msgId === this.#lastInbound && this.#lastSentAnswers === msgId && this.#lastSent) {
-        log.debug('duplicate message answered again', { party: this.party, sessionId: this.sessionId, msgId })
+        log.debug('duplicate message answered again', { msgId })
         await this.#handOver(this.#lastSent)
       } else {
-        log.info('old message ignored', { party: this.party, sessionId: this.sessionId, msgId })
+        log.info('old message ignored', { msgId })
       }
       return
     }
@@ -190,6 +195,7 @@ export class Session {
     if (admitted) {
       const ran = await runCommands(this.#engine, msg.body, {
         reply,
+        logger: log,
         party: { serverId: this.party, hasAccount: this.#account !== undefined, authenticated: this.#partyAuth.authenticated },
         session: { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId, first: this.#first },
         consumeStatus: (status) => this.#consumeStatus(status),
@@ -197,9 +203,8 @@ export class Session {
       })
       changed = ran.changed
       if (ran.aborted) {
-        if (changed) await this.#engine.tree.flush()
-        this.#afterNonces(changed)
-        log.info('session aborted by the party', { party: this.party, sessionId: this.sessionId })
+        await this.#settle(changed)
+        log.info('session aborted by the party')
         this.#end('aborted')
         return
       }
@@ -214,8 +219,8 @@ export class Session {
     if (this.#challenged) {
       this.#challenged = false
       if (++this.#package1Resends > this.#engine.constants.maxPackage1Resends) {
-        log.warn('party keeps refusing our credentials', { party: this.party, sessionId: this.sessionId })
-        this.#afterNonces(changed)
+        log.warn('party keeps refusing our credentials')
+        await this.#settle(changed)
         this.#end('failed')
         return
       }
@@ -228,8 +233,7 @@ export class Session {
     // the party failed to authenticate: it gets its 401/407 and Chal, or it would never learn the nonce to use.
     const holdsCommands = msg.body.some((c) => c.kind !== 'Status')
     if (msg.final && !holdsCommands && own.length === 0 && admitted) {
-      if (changed) await this.#engine.tree.flush()
-      this.#afterNonces(changed)
+      await this.#settle(changed)
       this.#end('completed')
       return
     }
@@ -241,12 +245,11 @@ export class Session {
     const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', header.code, {
       targetRef: msg.hdr.target.locUri,
       sourceRef: msg.hdr.source.locUri,
-      ...(chal !== undefined && { chal }),
+      chal,
     })
     const out = this.#compose(headerStatus, [...reply.entries, ...own])
     // binding.md §3: a 200 for a change leaves only once the change is durable.
-    if (changed) await this.#engine.tree.flush()
-    this.#afterNonces(changed)
+    await this.#settle(changed)
     // binding.md §3: our message holding nothing but Status (with Final) may end the session; the party still
     // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
     await this.#transmit(out, msgId, reply.onlyStatuses && own.length === 0)
@@ -270,15 +273,15 @@ export class Session {
     if (this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })) {
       return { header: { code: 200 }, admitted: true }
     }
-    const { clock, authFailureAnswers, nonces, quietLog, logger } = this.#engine
+    const { clock, authFailureAnswers, nonces, quietLog } = this.#engine
     const now = clock.now()
-    const fields = { party: this.party, sessionId: this.sessionId, code: verdict.code, reason: verdict.reason }
+    const fields = { code: verdict.code, reason: verdict.reason }
     if (!authFailureAnswers.take(this.party, now)) {
       // binding.md §6: the rest is dropped and logged (the log itself at most once a second per party).
-      if (quietLog.allow(`${this.party}\u0000drop`, now)) logger.warn('answers to failed authentication dropped (rate limit)', fields)
+      if (quietLog.allow(`${this.party}\u0000drop`, now)) this.#log.warn('answers to failed authentication dropped (rate limit)', fields)
       return undefined
     }
-    logger.warn('authentication failed', fields)
+    this.#log.warn('authentication failed', fields)
     const chal = await this.#partyAuth.failureChallenge(verdict, () => nonces.mayRotateOnFailure(this.party, now))
     return { header: chal ? { code: verdict.code, chal } : { code: verdict.code }, admitted: false }
   }
@@ -290,12 +293,8 @@ export class Session {
     // An alert carried in our answer to the party does not wait for the disk: if the answer is lost, the party
     // asks again (a gateway repeats its detection); if it arrives, the save begun here keeps the alert queued
     // until the party acknowledges it. Waiting would put an fsync into every detection round trip.
-    this.#saveState()
+    void this.#engine.saveState()
     into.command(command, pending.id)
-  }
-
-  #saveState(): void {
-    this.#engine.state.save().catch((error: unknown) => this.#engine.logger.error('agent state save failed', { error }))
   }
 
   #consumeStatus(status: Status): void {
@@ -304,7 +303,7 @@ export class Session {
       const effect = this.#device.onHeaderStatus(status, this.#partyAuth.authenticated)
       if (effect === 'challenged') this.#challenged = true
       else if (effect === 'refused') {
-        this.#engine.logger.warn('party refused our message', { party: this.party, sessionId: this.sessionId, code: status.data })
+        this.#log.warn('party refused our message', { code: status.data })
       }
       return
     }
@@ -315,9 +314,9 @@ export class Session {
     // DM Protocol 1.2, 8.7: the server answers a Generic Alert 200 or 202; anything else leaves it queued.
     if ((code === '200' || code === '202') && this.#partyAuth.authenticated) {
       this.#alertRefs.delete(key)
-      if (this.#engine.state.removeAlert(this.party, alertId)) this.#saveState()
+      if (this.#engine.state.removeAlert(this.party, alertId)) void this.#engine.saveState()
     } else {
-      this.#engine.logger.info('generic alert not acknowledged, kept queued', { party: this.party, code })
+      this.#log.info('generic alert not acknowledged, kept queued', { code })
     }
   }
 
@@ -345,7 +344,7 @@ export class Session {
     this.#lastEntries = entries
     this.#lastChal = headerStatus?.chal
     if (composed.oversize) {
-      this.#engine.logger.warn('reply exceeds the party MaxMsgSize', { party: this.party, size: composed.message.payload.length })
+      this.#log.warn('reply exceeds the party MaxMsgSize', { size: composed.message.payload.length })
     }
     for (const [key, alertId] of composed.alertRefs) this.#alertRefs.set(key, alertId)
     return composed.message
@@ -372,14 +371,14 @@ export class Session {
   }
 
   async #timedOut(action: TimeoutAction): Promise<void> {
-    const fields = { party: this.party, sessionId: this.sessionId, msgId: this.#sentMsgId }
+    const fields = { msgId: this.#sentMsgId }
     // A party that never authenticated did not complete anything: the session is tried again later.
     if (action.kind === 'close') return this.#end(this.#admittedOnce ? 'completed' : 'failed')
     if (action.kind === 'give-up') {
-      this.#engine.logger.warn('session timed out', fields)
+      this.#log.warn('session timed out', fields)
       return this.#end('failed')
     }
-    this.#engine.logger.info('message sent again', fields)
+    this.#log.info('message sent again', fields)
     await this.#handOver(action.message)
     if (!this.#ended) this.#retransmit.resent()
   }
@@ -389,29 +388,34 @@ export class Session {
       await this.#engine.send(out)
     } catch (error) {
       // Not handed over: the session timeout sends it again.
-      this.#engine.logger.warn('send failed', { party: this.party, sessionId: this.sessionId, error })
+      this.#log.warn('send failed', { error })
     }
   }
 
-  #afterNonces(flushed: boolean): void {
+  /**
+   * Once a message's work is done: a committed change is made durable now; nonces written to the tree alone
+   * are flushed later (`lazyFlushDelayMs`), since the counter reservation already keeps them from repeating.
+   */
+  async #settle(changed: boolean): Promise<void> {
+    if (changed) await this.#engine.tree.flush()
     const wrote = this.#partyAuth.nonceWritten || this.#device.nonceWritten
     this.#partyAuth.nonceWritten = false
     this.#device.nonceWritten = false
-    if (wrote && !flushed) this.#engine.nonceBookkeeping()
+    if (wrote && !changed) this.#engine.nonceBookkeeping()
   }
 
   #logStart(): void {
-    this.#engine.logger.info('session started', { party: this.party, sessionId: this.sessionId, initiator: this.initiator })
+    this.#log.info('session started', { initiator: this.initiator })
   }
 
   #end(outcome: SessionOutcome): void {
     if (this.#ended) return
     this.#ended = true
     this.#retransmit.cancel()
-    const fields = { party: this.party, sessionId: this.sessionId, outcome }
-    if (outcome === 'failed') this.#engine.logger.warn('session failed', fields)
-    else if (outcome === 'rejected') this.#engine.logger.debug('pushed message refused; no session', fields)
-    else this.#engine.logger.info('session ended', fields)
+    const fields = { outcome }
+    if (outcome === 'failed') this.#log.warn('session failed', fields)
+    else if (outcome === 'rejected') this.#log.debug('pushed message refused; no session', fields)
+    else this.#log.info('session ended', fields)
     this.#resolveDone(outcome)
   }
 }
