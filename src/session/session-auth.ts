@@ -36,13 +36,17 @@ export class PartyAuthenticator {
   #entry: AuthEntry | undefined
   /** Whether a nonce was written to the tree (the manager flushes such bookkeeping lazily). */
   nonceWritten = false
+  readonly #tree: TreeOps
+  readonly #nonces: NonceIssuer
+  readonly #party: string
+  readonly #account: PartyAccount | undefined
 
-  constructor(
-    private readonly tree: TreeOps,
-    private readonly nonces: NonceIssuer,
-    private readonly party: string,
-    private readonly account: PartyAccount | undefined,
-  ) {}
+  constructor(tree: TreeOps, nonces: NonceIssuer, party: string, account: PartyAccount | undefined) {
+    this.#tree = tree
+    this.#nonces = nonces
+    this.#party = party
+    this.#account = account
+  }
 
   /** Checks one inbound message; no side effect (a failure is answered, and costs a nonce, only if the caller says). */
   verify(msg: SyncMLMessage, payload: Uint8Array, properties: Record<string, string>): PartyVerdict {
@@ -52,20 +56,20 @@ export class PartyAuthenticator {
     // The entry the party's credentials are of (an account may hold several SRVCRED entries); HMAC, once in
     // use, stays for the whole session (DM Security 1.2, 5.1.3).
     const used = this.scheme === 'hmac' || hmacHeader !== undefined ? AUTH_TYPE.HMAC : cred ? (cred.meta?.type ?? AUTH_TYPE.BASIC) : undefined
-    const entry = this.scheme === 'hmac' ? this.#entry : chooseEntry(this.account?.serverEntries ?? [], { type: used })
+    const entry = this.scheme === 'hmac' ? this.#entry : chooseEntry(this.#account?.serverEntries ?? [], { type: used })
     if (entry === undefined) {
       return { ok: false, code: cred || hmacHeader ? 401 : 407, scheme: 'md5', challengeable: false, reason: 'no SRVCRED for this party' }
     }
     const scheme = schemeOfAAuthType(entry.type)!
     this.#entry = entry
-    this.#nonce ??= readEntryNonce(this.tree, entry)
+    this.#nonce ??= readEntryNonce(this.#tree, entry)
     const check = checkParty({
       scheme,
-      username: entry.name ?? this.party,
-      secret: readEntrySecret(this.tree, entry),
+      username: entry.name ?? this.#party,
+      secret: readEntrySecret(this.#tree, entry),
       nonce: this.#nonce,
-      ...(cred !== undefined && { cred }),
-      ...(hmacHeader !== undefined && { hmacHeader }),
+      cred,
+      hmacHeader,
       payload,
     })
     if (check.ok) return { ok: true, scheme, already: false }
@@ -112,9 +116,9 @@ export class PartyAuthenticator {
   }
 
   async #rotate(): Promise<Uint8Array> {
-    const fresh = await this.nonces.issue()
+    const fresh = await this.#nonces.issue()
     if (this.#entry !== undefined) {
-      storeEntryNonce(this.tree, this.#entry, fresh)
+      storeEntryNonce(this.#tree, this.#entry, fresh)
       this.nonceWritten = true
     }
     return fresh
@@ -125,19 +129,20 @@ export type HeaderStatusEffect = 'accepted' | 'challenged' | 'refused'
 
 /** The device's side: its credentials toward the party (CLCRED), and what the party's SyncHdr Status says. */
 export class DeviceCredentials {
-  authenticated = false
   #entry: AuthEntry | undefined
   #secret = ''
   #nonce: Uint8Array = new Uint8Array(0)
   /** Cred goes with every message until a 212 (DM Protocol 1.2, 9.3: after 200 the same credentials again). */
   #sendCred = true
   nonceWritten = false
+  readonly #tree: TreeOps
+  readonly #account: PartyAccount | undefined
+  readonly #deviceId: string
 
-  constructor(
-    private readonly tree: TreeOps,
-    private readonly account: PartyAccount | undefined,
-    private readonly deviceId: string,
-  ) {
+  constructor(tree: TreeOps, account: PartyAccount | undefined, deviceId: string) {
+    this.#tree = tree
+    this.#account = account
+    this.#deviceId = deviceId
     this.#select(undefined)
   }
 
@@ -147,12 +152,7 @@ export class DeviceCredentials {
     if (entry === undefined) return undefined
     const scheme = schemeOfAAuthType(entry.type)!
     if (!this.#sendCred && scheme !== 'hmac') return undefined
-    return outboundAuth(scheme, entry.name ?? this.deviceId, this.#secret, this.#nonce)
-  }
-
-  /** The user name the device authenticates with (SyncHdr/Source/LocName), if it has credentials. */
-  get username(): string | undefined {
-    return this.#entry === undefined ? undefined : (this.#entry.name ?? this.deviceId)
+    return outboundAuth(scheme, entry.name ?? this.#deviceId, this.#secret, this.#nonce)
   }
 
   /**
@@ -168,11 +168,9 @@ export class DeviceCredentials {
       this.#select(chal?.type)
       if (nonce !== undefined) this.#useNonce(nonce, partyAuthenticated)
       this.#sendCred = true
-      this.authenticated = false
       return 'challenged'
     }
     if (code === '212' || code === '200') {
-      this.authenticated = true
       if (code === '212') this.#sendCred = false
       if (nonce !== undefined) this.#useNonce(nonce, partyAuthenticated)
       return 'accepted'
@@ -181,19 +179,19 @@ export class DeviceCredentials {
   }
 
   #select(chalType: string | undefined): void {
-    const entries = this.account?.clientEntries ?? []
-    const entry = chooseEntry(entries, { type: chalType, pref: this.account?.authPref }) ?? this.#entry
+    const entries = this.#account?.clientEntries ?? []
+    const entry = chooseEntry(entries, { type: chalType, pref: this.#account?.authPref }) ?? this.#entry
     if (entry === this.#entry) return
     this.#entry = entry
     if (entry === undefined) return
-    this.#secret = readEntrySecret(this.tree, entry)
-    this.#nonce = readEntryNonce(this.tree, entry)
+    this.#secret = readEntrySecret(this.#tree, entry)
+    this.#nonce = readEntryNonce(this.#tree, entry)
   }
 
   #useNonce(nonce: Uint8Array, store: boolean): void {
     this.#nonce = nonce
     if (store && this.#entry !== undefined) {
-      storeEntryNonce(this.tree, this.#entry, nonce)
+      storeEntryNonce(this.#tree, this.#entry, nonce)
       this.nonceWritten = true
     }
   }
