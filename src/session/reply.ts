@@ -41,7 +41,7 @@ export class ReplyBuilder {
   }
 
   command(command: Alert | ItemCommand, alertId?: string): void {
-    this.entries.push(alertId === undefined ? { kind: 'command', command } : { kind: 'command', command, alertId })
+    this.entries.push({ kind: 'command', command, alertId })
   }
 
   /** A child builder for the commands inside Atomic or Sequence; its entries are adopted (or changed) after. */
@@ -66,13 +66,17 @@ export function makeStatus(msgRef: string, cmdRef: string, cmd: string, code: nu
     msgRef,
     cmdRef,
     cmd,
-    targetRefs: options.targetRef !== undefined ? [options.targetRef] : [],
-    sourceRefs: options.sourceRef !== undefined ? [options.sourceRef] : [],
+    targetRefs: listOf(options.targetRef),
+    sourceRefs: listOf(options.sourceRef),
     data: String(code),
     items: options.items ?? [],
   }
   if (options.chal !== undefined) status.chal = options.chal
   return status
+}
+
+function listOf(ref: string | undefined): string[] {
+  return ref === undefined ? [] : [ref]
 }
 
 /**

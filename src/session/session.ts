@@ -355,7 +355,7 @@ export class Session {
     this.#lastSent = out
     this.#lastSentAnswers = answers
     await this.#handOver(out)
-    if (!this.#ended) this.#retransmit.sent(out, closing)
+    if (!this.#ended) this.#retransmit.sent(closing)
   }
 
   /**
@@ -373,13 +373,13 @@ export class Session {
   async #timedOut(action: TimeoutAction): Promise<void> {
     const fields = { msgId: this.#sentMsgId }
     // A party that never authenticated did not complete anything: the session is tried again later.
-    if (action.kind === 'close') return this.#end(this.#admittedOnce ? 'completed' : 'failed')
-    if (action.kind === 'give-up') {
+    if (action === 'close') return this.#end(this.#admittedOnce ? 'completed' : 'failed')
+    if (action === 'give-up') {
       this.#log.warn('session timed out', fields)
       return this.#end('failed')
     }
     this.#log.info('message sent again', fields)
-    await this.#handOver(action.message)
+    await this.#handOver(this.#lastSent!)
     if (!this.#ended) this.#retransmit.resent()
   }
 
