@@ -12,7 +12,7 @@ import { NonceIssuer } from './nonces.ts'
 import { findPartyAccount, type PartyAccount } from './party-account.ts'
 import { PartyInterval, PartyRateLimiter } from './rate-limit.ts'
 import { Serial } from './serial.ts'
-import { Session, type EndedSession, type SessionOutcome } from './session.ts'
+import { Session, type EndedSession, type SessionOptions, type SessionOutcome } from './session.ts'
 
 export interface SessionManagerDeps {
   deviceId: string
@@ -186,9 +186,13 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     return account
   }
 
-  function activate(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined): void {
+  /** Starts the party's active session. */
+  function activate(slot: PartySlot, options: Omit<SessionOptions, 'first'>): Session {
+    const { party, account } = options
+    const session = new Session(engine, { ...options, first: isFirst(party) })
     slot.active = session
     void session.done.then((outcome) => finished(party, slot, session, account, outcome))
+    return session
   }
 
   function finished(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined, outcome: SessionOutcome): void {
@@ -231,8 +235,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   function scheduleRetry(party: string, slot: PartySlot): void {
     slot.failures += 1
     const ceiling = Math.min(constants.retryBackoffCapMs, constants.retryBackoffBaseMs * 2 ** Math.min(slot.failures - 1, 30))
-    const bytes = deps.random(4)
-    const fraction = (((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0) / 2 ** 32
+    const fraction = Buffer.from(deps.random(4)).readUInt32BE() / 2 ** 32
     // "Equal jitter": at least half the ceiling, so retries never bunch up at zero.
     const delay = Math.round(ceiling / 2 + (fraction * ceiling) / 2)
     cancelRetry(slot)
@@ -250,8 +253,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   function newSessionId(slot: PartySlot): string {
     const taken = new Set([...slot.ended.map((e) => e.sessionId), slot.active?.sessionId])
     for (;;) {
-      const bytes = deps.random(2)
-      const id = ((bytes[0]! << 8) | bytes[1]!) & 0xffff
+      const id = Buffer.from(deps.random(2)).readUInt16BE()
       // Same form as a notification's (DM Notification 1.2, 6.2.2.10): 1..FFFF, upper-case hex, no leading zeros.
       const hex = id.toString(16).toUpperCase()
       if (id !== 0 && !taken.has(hex)) return hex
@@ -261,9 +263,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   async function startOpen(party: string, slot: PartySlot, alert: '1200' | '1201', sessionId: string | undefined): Promise<void> {
     const account = accountOf(party)
     if (account === undefined) return next(party, slot)
-    const session = new Session(engine, { party, sessionId: sessionId ?? newSessionId(slot), initiator: 'device', account, first: isFirst(party) })
-    activate(party, slot, session, account)
-    await session.start(alert)
+    await activate(slot, { party, sessionId: sessionId ?? newSessionId(slot), initiator: 'device', account }).start(alert)
   }
 
   async function openSession(serverId: string, request: OpenRequest): Promise<void> {
@@ -336,10 +336,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     if (busy(slot)) return enqueue(party, slot, { kind: 'push', msg, inbound })
     const refused = slot.refused?.sessionId === msg.hdr.sessionId ? slot.refused : undefined
     slot.refused = undefined
-    const session = new Session(engine, {
-      party, sessionId: msg.hdr.sessionId, initiator: 'party', account, first: isFirst(party), continuesAfter: refused?.lastMsgId,
-    })
-    activate(party, slot, session, account)
+    const session = activate(slot, { party, sessionId: msg.hdr.sessionId, initiator: 'party', account, continuesAfter: refused?.lastMsgId })
     await session.deliver(msg, inbound)
   }
 

@@ -11,8 +11,11 @@ import type { ReplyEntry } from './reply.ts'
 
 const DEVINFO = './DevInfo'
 
-/** `Alert 1201` (client-initiated) or `Alert 1200` (answering a DM Notification, or a pushed session). */
-export function sessionAlert(code: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): Alert {
+/**
+ * An Alert of the device without items: `1201` (client-initiated) or `1200` (answering a DM Notification, or a
+ * pushed session) opening Package 1, `1222` asking for the next message of a package.
+ */
+export function alertCommand(code: string): Alert {
   return { kind: 'Alert', cmdId: '', data: code, items: [] }
 }
 
@@ -52,7 +55,7 @@ export function package1(
   pending: readonly PendingAlert[],
 ): ReplyEntry[] {
   return [
-    { kind: 'command', command: sessionAlert(code) },
+    { kind: 'command', command: alertCommand(code) },
     { kind: 'command', command: devInfoReplace(tree) },
     ...pending.map((alert): ReplyEntry => ({ kind: 'command', command: genericAlertCommand(alert), alertId: alert.id })),
   ]

@@ -5,7 +5,7 @@ import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { Engine } from './engine.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
-import { genericAlertCommand, package1 } from './package1.ts'
+import { alertCommand, genericAlertCommand, package1 } from './package1.ts'
 import type { PartyAccount } from './party-account.ts'
 import { denyCommands, runCommands } from './run-commands.ts'
 import { composeMessage } from './outbound.ts'
@@ -13,10 +13,14 @@ import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 import { Retransmitter, type TimeoutAction } from './retransmit.ts'
 import { DeviceCredentials, PartyAuthenticator } from './session-auth.ts'
 
-/** The device's Status for the party's SyncHdr: its code, and a Chal or a fresh nonce still to issue. */
-interface HeaderAnswer {
+/**
+ * Whether the party's commands may run, and the device's Status for its SyncHdr: its code, and a Chal or a
+ * fresh nonce still to issue.
+ */
+interface Admission {
+  admitted: boolean
   code: number
-  chal?: Chal
+  chal?: Chal | undefined
   nonceDue?: boolean
 }
 
@@ -180,12 +184,9 @@ export class Session {
     if (msg.hdr.meta?.maxMsgSize !== undefined) this.#partyMaxMsgSize = msg.hdr.meta.maxMsgSize
 
     // Authentication of the party comes first: nothing of an unauthenticated party runs (binding.md §6).
-    const admission = await this.#admit(msg, inbound)
-    if (admission === undefined) {
-      if (!this.#partyAuth.authenticated && this.initiator === 'party') this.#end('rejected')
-      return
-    }
-    const { header, admitted } = admission
+    const header = await this.#admit(msg, inbound)
+    if (header === undefined) return this.#endIfRefusedPush()
+    const { admitted } = header
     if (admitted && !this.#admittedOnce) {
       this.#admittedOnce = true
       if (this.initiator === 'party') this.#logStart()
@@ -238,7 +239,7 @@ export class Session {
       return
     }
     // A message without Final is one of several in its package: ask for the next one (DM Protocol 1.2, 8.6).
-    if (!msg.final) own.push({ kind: 'command', command: { kind: 'Alert', cmdId: '', data: ALERT.NEXT_MESSAGE, items: [] } })
+    if (!msg.final) own.push({ kind: 'command', command: alertCommand(ALERT.NEXT_MESSAGE) })
 
     // The fresh nonce is issued only now that a reply carries it (binding.md §6).
     const chal = header.nonceDue === true ? await this.#partyAuth.freshChallenge() : (header.chal ?? refusedChal)
@@ -253,10 +254,12 @@ export class Session {
     // binding.md §3: our message holding nothing but Status (with Final) may end the session; the party still
     // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
     await this.#transmit(out, msgId, reply.onlyStatuses && own.length === 0)
-    if (!admitted && !this.#partyAuth.authenticated && this.initiator === 'party') {
-      // A pushed message that did not authenticate starts no session: its answer was all it gets.
-      this.#end('rejected')
-    }
+    if (!admitted) this.#endIfRefusedPush()
+  }
+
+  /** A pushed message that did not authenticate starts no session: its answer (if any) was all it gets. */
+  #endIfRefusedPush(): void {
+    if (!this.#partyAuth.authenticated && this.initiator === 'party') this.#end('rejected')
   }
 
   /**
@@ -264,14 +267,11 @@ export class Session {
    * command is an alert admitted for unauthenticated parties; or not, answered 401/407 with a Chal, unless the
    * party's answers are over their rate (then undefined: nothing is answered).
    */
-  async #admit(msg: SyncMLMessage, inbound: InboundMessage): Promise<{ header: HeaderAnswer; admitted: boolean } | undefined> {
+  async #admit(msg: SyncMLMessage, inbound: InboundMessage): Promise<Admission | undefined> {
     const verdict = this.#partyAuth.verify(msg, inbound.payload, inbound.properties)
-    if (verdict.ok) {
-      const { code, nonceDue } = this.#partyAuth.accept(verdict)
-      return { header: { code, nonceDue }, admitted: true }
-    }
+    if (verdict.ok) return { admitted: true, ...this.#partyAuth.accept(verdict) }
     if (this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })) {
-      return { header: { code: 200 }, admitted: true }
+      return { admitted: true, code: 200 }
     }
     const { clock, authFailureAnswers, nonces, quietLog } = this.#engine
     const now = clock.now()
@@ -283,7 +283,7 @@ export class Session {
     }
     this.#log.warn('authentication failed', fields)
     const chal = await this.#partyAuth.failureChallenge(verdict, () => nonces.mayRotateOnFailure(this.party, now))
-    return { header: chal ? { code: verdict.code, chal } : { code: verdict.code }, admitted: false }
+    return { admitted: false, code: verdict.code, chal }
   }
 
   async #sendGenericAlert(spec: GenericAlertSpec, into: ReplyBuilder): Promise<void> {
