@@ -13,6 +13,7 @@ import {
   type AuthEntry,
   type AuthScheme,
   type OutboundAuth,
+  type PartyCheck,
 } from './credentials.ts'
 import type { NonceIssuer } from './nonces.ts'
 import { readEntryNonce, readEntrySecret, storeEntryNonce, type PartyAccount } from './party-account.ts'
@@ -23,9 +24,11 @@ import { readEntryNonce, readEntrySecret, storeEntryNonce, type PartyAccount } f
  */
 
 export type PartyVerdict =
-  | { ok: true; scheme: AuthScheme | undefined; already: boolean }
-  /** `challengeable` is false for an account without SRVCRED: nothing the party sends could authenticate it. */
-  | { ok: false; code: 401 | 407; scheme: AuthScheme; challengeable: boolean; reason: string }
+  | PartyCheck
+  /** Authenticated earlier in this session with a scheme that checks once (md5, basic). */
+  | { ok: true; already: true }
+  /** An account without SRVCRED: nothing the party sends could authenticate it, so no Chal goes with the refusal. */
+  | { ok: false; code: 401 | 407; scheme: undefined; reason: string }
 
 /** The party's side: checks its credentials against SRVCRED and hands out its nonces. */
 export class PartyAuthenticator {
@@ -50,7 +53,7 @@ export class PartyAuthenticator {
 
   /** Checks one inbound message; no side effect (a failure is answered, and costs a nonce, only if the caller says). */
   verify(msg: SyncMLMessage, payload: Uint8Array, properties: Record<string, string>): PartyVerdict {
-    if (this.authenticated && this.scheme !== 'hmac') return { ok: true, scheme: this.scheme, already: true }
+    if (this.authenticated && this.scheme !== 'hmac') return { ok: true, already: true }
     const hmacHeader = properties[HMAC_PROPERTY]
     const cred = msg.hdr.cred
     // The entry the party's credentials are of (an account may hold several SRVCRED entries); HMAC, once in
@@ -58,12 +61,12 @@ export class PartyAuthenticator {
     const used = this.scheme === 'hmac' || hmacHeader !== undefined ? AUTH_TYPE.HMAC : cred ? (cred.meta?.type ?? AUTH_TYPE.BASIC) : undefined
     const entry = this.scheme === 'hmac' ? this.#entry : chooseEntry(this.#account?.serverEntries ?? [], { type: used })
     if (entry === undefined) {
-      return { ok: false, code: cred || hmacHeader ? 401 : 407, scheme: 'md5', challengeable: false, reason: 'no SRVCRED for this party' }
+      return { ok: false, code: cred || hmacHeader ? 401 : 407, scheme: undefined, reason: 'no SRVCRED for this party' }
     }
     const scheme = schemeOfAAuthType(entry.type)!
     this.#entry = entry
     this.#nonce ??= readEntryNonce(this.#tree, entry)
-    const check = checkParty({
+    return checkParty({
       scheme,
       username: entry.name ?? this.#party,
       secret: readEntrySecret(this.#tree, entry),
@@ -72,8 +75,6 @@ export class PartyAuthenticator {
       hmacHeader,
       payload,
     })
-    if (check.ok) return { ok: true, scheme, already: false }
-    return { ok: false, code: check.code, scheme, challengeable: true, reason: check.reason }
   }
 
   /**
@@ -83,7 +84,7 @@ export class PartyAuthenticator {
    * reply that carries it is sure to leave.
    */
   accept(verdict: Extract<PartyVerdict, { ok: true }>): { code: number; nonceDue: boolean } {
-    if (verdict.already || verdict.scheme === undefined) return { code: 200, nonceDue: false }
+    if ('already' in verdict) return { code: 200, nonceDue: false }
     const first = !this.authenticated
     this.authenticated = true
     this.scheme = verdict.scheme
@@ -109,7 +110,7 @@ export class PartyAuthenticator {
    * new nonce when `mayRotate` allows it (at most once a second per party, binding.md §6), else the current one.
    */
   async failureChallenge(verdict: Extract<PartyVerdict, { ok: false }>, mayRotate: () => boolean): Promise<Chal | undefined> {
-    if (!verdict.challengeable) return undefined
+    if (verdict.scheme === undefined) return undefined
     if (!usesNonce(verdict.scheme)) return challenge(verdict.scheme, undefined)
     if (mayRotate()) this.#nonce = await this.#rotate()
     return challenge(verdict.scheme, this.#nonce)

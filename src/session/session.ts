@@ -11,6 +11,7 @@ import { denyCommands, runCommands } from './run-commands.ts'
 import { composeMessage } from './outbound.ts'
 import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 import { Retransmitter, type TimeoutAction } from './retransmit.ts'
+import { Serial } from './serial.ts'
 import { DeviceCredentials, PartyAuthenticator } from './session-auth.ts'
 
 /**
@@ -84,7 +85,8 @@ export class Session {
   /** A message of the party ran, authenticated or admitted unauthenticated. */
   #admittedOnce = false
   #ended = false
-  #chain: Promise<void> = Promise.resolve()
+  /** The session's inbound messages and timeouts, handled one at a time in arrival order. */
+  readonly #serial = new Serial()
 
   constructor(engine: Engine, options: SessionOptions) {
     this.#engine = engine
@@ -151,13 +153,12 @@ export class Session {
     }
   }
 
+  /** Runs a task after the session's earlier ones, unless the session has ended; never rejects. */
   #serially(task: () => Promise<void>): Promise<void> {
-    const run = this.#chain.then(() => (this.#ended ? undefined : task()))
-    this.#chain = run.catch((error: unknown) => {
+    return this.#serial.run(() => (this.#ended ? undefined : task())).catch((error: unknown) => {
       this.#log.error('session error', { error })
       this.#end('failed')
     })
-    return this.#chain
   }
 
   async #process(msg: SyncMLMessage, inbound: InboundMessage): Promise<void> {
