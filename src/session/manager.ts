@@ -212,16 +212,12 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     }
     if (session.initiator === 'device' && outcome === 'completed') slot.failures = 0
     if (session.initiator === 'device' && outcome === 'failed' && !stopping) scheduleRetry(party, slot)
-    if (outcome !== 'rejected') tellEnd({ serverId: party, sessionId: session.sessionId, initiator: session.initiator, outcome })
-    next(party, slot)
-  }
-
-  function tellEnd(info: SessionEndInfo): void {
     try {
-      deps.onSessionEnd?.(info)
+      if (outcome !== 'rejected') deps.onSessionEnd?.({ serverId: party, sessionId: session.sessionId, initiator: session.initiator, outcome })
     } catch (error) {
       logger.error('session end listener failed', { error })
     }
+    next(party, slot)
   }
 
   function next(party: string, slot: PartySlot): void {

@@ -38,7 +38,8 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
     const { logger } = options
     const contextFor = (reply: ReplyBuilder, ops: MessageOps): HandlerContext => ({
       ops,
-      principal: { serverId: options.party.serverId },
+      // The party is the principal the tree checks ACLs against (its ServerID).
+      principal: options.party,
       reply,
       alerts: engine.alerts,
       party: options.party,
