@@ -60,16 +60,10 @@ export function usesNonce(scheme: AuthScheme): boolean {
  */
 export function chooseEntry(entries: readonly AuthEntry[], options: { type?: string | undefined; pref?: string | undefined }): AuthEntry | undefined {
   const usable = entries.filter((e) => schemeOfAAuthType(e.type) !== undefined)
-  const wanted = schemeOfMetaType(options.type)
-  if (options.type !== undefined && wanted !== undefined) {
-    const match = usable.find((e) => schemeOfAAuthType(e.type) === wanted)
-    if (match) return match
-  }
-  if (options.pref !== undefined) {
-    const match = usable.find((e) => e.type.trim().toUpperCase() === options.pref!.trim().toUpperCase())
-    if (match) return match
-  }
-  return usable[0]
+  const ofScheme = (scheme: AuthScheme | undefined) => (scheme ? usable.find((e) => schemeOfAAuthType(e.type) === scheme) : undefined)
+  // AAuthPref names an AAuthType, as the entries do.
+  const { type, pref } = options
+  return ofScheme(type === undefined ? undefined : schemeOfMetaType(type)) ?? ofScheme(pref === undefined ? undefined : schemeOfAAuthType(pref)) ?? usable[0]
 }
 
 /** What goes with a message we send: a Cred in the SyncHdr (md5, basic), or an HMAC over the bytes. */

@@ -174,6 +174,15 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     if (idle(slot) && !remembers) parties.delete(party)
   }
 
+  /**
+   * `list` with `item` added and the oldest dropped past `endedSessionsPerParty`. A copy of the exact length
+   * rather than a push (which keeps room for 16): these lists are remembered for minutes in every engine of a fleet.
+   */
+  function remember<T>(list: T[], item: T): T[] {
+    const out = [...list, item]
+    return out.length > constants.endedSessionsPerParty ? out.slice(1) : out
+  }
+
   function cancelRetry(slot: PartySlot): void {
     if (slot.retryTimer !== undefined) deps.clock.clearTimeout(slot.retryTimer)
     slot.retryTimer = undefined
@@ -200,12 +209,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     if (outcome === 'rejected' && session.lastMsgId > 0) {
       slot.refused = { sessionId: session.sessionId, lastMsgId: session.lastMsgId, at: deps.clock.now() }
     }
-    if (outcome !== 'rejected' && outcome !== 'stopped') {
-      // A copy of the exact length rather than a push (which keeps room for 16): ended sessions are remembered
-      // for minutes in every engine of a fleet.
-      const ended = [...slot.ended, session.remains()]
-      slot.ended = ended.length > constants.endedSessionsPerParty ? ended.slice(1) : ended
-    }
+    if (outcome !== 'rejected' && outcome !== 'stopped') slot.ended = remember(slot.ended, session.remains())
     if (outcome === 'completed' && account !== undefined && isFirst(party)) {
       deps.state.setAccountFlag(party, 'firstSessionDone', true)
       track(engine.saveState())
@@ -275,8 +279,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
         logger.info('notification session id already handled', { party: serverId, sessionId })
         return
       }
-      slot.notificationIds.push({ id: sessionId, at: deps.clock.now() })
-      if (slot.notificationIds.length > constants.endedSessionsPerParty) slot.notificationIds.shift()
+      slot.notificationIds = remember(slot.notificationIds, { id: sessionId, at: deps.clock.now() })
     }
     // This session does what a scheduled retry would have done.
     cancelRetry(slot)

@@ -53,6 +53,16 @@ export class ReplyBuilder {
     this.entries.push(...entries)
   }
 
+  /**
+   * A container (Atomic, Sequence) whose commands ran in `scope`: its 200, a tree change when one inside changed
+   * the tree, then what its commands produced.
+   */
+  containerDone(cmd: Command, scope: ReplyBuilder): void {
+    this.status(cmd, 200, { write: scope.entries.some((e) => e.kind === 'status' && e.write) })
+    this.adopt(scope.entries)
+    this.failures += scope.failures
+  }
+
   /** True when nothing but Statuses was produced. */
   get onlyStatuses(): boolean {
     return this.entries.every((e) => e.kind === 'status')

@@ -36,12 +36,7 @@ export async function handleAtomic(cmd: ContainerCommand, ctx: HandlerContext): 
   }
   if (failedAt < 0) {
     const committed = tx.commit()
-    if (committed.ok) {
-      const wrote = scope.entries.some((e) => e.kind === 'status' && e.write)
-      ctx.reply.status(cmd, 200, { write: wrote })
-      ctx.reply.adopt(scope.entries)
-      return
-    }
+    if (committed.ok) return ctx.reply.containerDone(cmd, scope)
     ctx.logger.warn('atomic refused by validation', { cmdId: cmd.cmdId, problems: committed.failure.messages })
   } else {
     tx.rollback()
