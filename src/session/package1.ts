@@ -2,6 +2,7 @@ import { ALERT, buildGenericAlert } from '../codec/gwmo.ts'
 import type { Alert, Item, ItemCommand } from '../codec/syncml-model.ts'
 import type { TreeOps } from '../tree/types.ts'
 import type { PendingAlert } from './agent-state.ts'
+import { valueItem } from './handlers/items.ts'
 import type { ReplyEntry } from './reply.ts'
 
 /**
@@ -34,9 +35,7 @@ export function devInfoReplace(tree: TreeOps): ItemCommand {
         if (depth < 8) walk(child, depth + 1)
         continue
       }
-      const meta: Item['meta'] = { format: got.value.format }
-      if (got.value.type !== undefined) meta.type = got.value.type
-      items.push({ source: { locUri: child }, meta, data: got.value.data ?? '' })
+      items.push(valueItem(child, got.value))
     }
   }
   walk(DEVINFO, 0)

@@ -27,6 +27,16 @@ export function nodeValue(cmd: ItemCommand, item: Item): NodeValue | undefined {
 }
 
 /**
+ * A node's value as an Item of ours: Source/LocURI = the node URI, Meta Format and Type, Data (Results of a
+ * Get, the DevInfo of Package 1: DM Protocol 1.2, 8.2 and 8.3).
+ */
+export function valueItem(uri: string, value: NodeValue): Item {
+  const meta: Item['meta'] = { format: value.format }
+  if (value.type !== undefined) meta.type = value.type
+  return { source: { locUri: uri }, meta, data: value.data ?? '' }
+}
+
+/**
  * Runs one tree operation per Item and answers each with its own Status, naming the item by TargetRef (and
  * SourceRef where it has a Source), as binding.md §3 asks: every command gets its tree's code.
  */
