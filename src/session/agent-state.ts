@@ -264,7 +264,7 @@ function checkDocument(raw: unknown): string | undefined {
   if (typeof raw.nonceReservedUntil !== 'string' || !/^\d{1,20}$/.test(raw.nonceReservedUntil)) {
     return 'nonceReservedUntil: not a counter'
   }
-  if (typeof raw.alertSeq !== 'number' || !Number.isSafeInteger(raw.alertSeq) || raw.alertSeq < 0) return 'alertSeq: not a count'
+  if (!Number.isSafeInteger(raw.alertSeq) || (raw.alertSeq as number) < 0) return 'alertSeq: not a count'
   if (!isRecord(raw.pendingAlerts)) return 'pendingAlerts: not an object'
   for (const [serverId, queue] of Object.entries(raw.pendingAlerts)) {
     if (!Array.isArray(queue)) return `pendingAlerts.${serverId}: not a list`

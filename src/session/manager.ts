@@ -269,7 +269,8 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   async function openSession(serverId: string, request: OpenRequest): Promise<void> {
     if (stopping || accountOf(serverId) === undefined) return
     const slot = slotOf(serverId)
-    const alert = request.alert === 1200 ? ALERT.SERVER_INITIATED_MGMT : ALERT.CLIENT_INITIATED_MGMT
+    // The request's alert code as the Alert carries it: ALERT.SERVER_INITIATED_MGMT or CLIENT_INITIATED_MGMT.
+    const alert = `${request.alert}` as const
     let sessionId: string | undefined
     if (request.alert === 1200) {
       sessionId = request.notification.sessionIdHex

@@ -182,7 +182,7 @@ export class Session {
     this.#lastInbound = msgId
     this.#retransmit.cancel()
     this.#encoding = isWbxmlPayload(inbound.payload, inbound.contentType) ? 'wbxml' : 'xml'
-    if (msg.hdr.meta?.maxMsgSize !== undefined) this.#partyMaxMsgSize = msg.hdr.meta.maxMsgSize
+    this.#partyMaxMsgSize = msg.hdr.meta?.maxMsgSize ?? this.#partyMaxMsgSize
 
     // Authentication of the party comes first: nothing of an unauthenticated party runs (binding.md §6).
     const header = await this.#admit(msg, inbound)
@@ -322,9 +322,9 @@ export class Session {
   }
 
   #package1(code: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): ReplyEntry[] {
+    // Only a party with an account is opened a session to (the manager checks), so it has a queue of its own.
     const { tree, state, constants } = this.#engine
-    const pending = this.#account === undefined ? [] : state.pendingAlerts(this.party).slice(0, constants.maxGenericAlertsPerPackage)
-    return package1(code, tree, pending)
+    return package1(code, tree, state.pendingAlerts(this.party).slice(0, constants.maxGenericAlertsPerPackage))
   }
 
   /** Builds our next message (MsgID = last + 1) with its credentials, fitted to the party's MaxMsgSize. */
@@ -360,15 +360,11 @@ export class Session {
   }
 
   /**
-   * Whether our last message held nothing but Status: the session may be over, and waits only in case the
-   * party goes on. A new request for the party ends it at once (`finishIfClosing`).
+   * Ends the session if our last message held nothing but Status: the session may be over, and waits only in
+   * case the party goes on. A new request for the party ends it at once.
    */
-  get closing(): boolean {
-    return this.#retransmit.closing && !this.#ended
-  }
-
   finishIfClosing(): void {
-    if (this.closing) this.#end('completed')
+    if (this.#retransmit.closing) this.#end('completed')
   }
 
   async #timedOut(action: TimeoutAction): Promise<void> {
