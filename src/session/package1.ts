@@ -1,7 +1,7 @@
 import { ALERT, buildGenericAlert } from '../codec/gwmo.ts'
 import type { Alert, Item, ItemCommand } from '../codec/syncml-model.ts'
 import type { TreeOps } from '../tree/types.ts'
-import type { PendingAlert } from './agent-state.ts'
+import type { GenericAlertSpec, PendingAlert } from './agent-state.ts'
 import { valueItem } from './handlers/items.ts'
 import type { ReplyEntry } from './reply.ts'
 
@@ -42,9 +42,9 @@ export function devInfoReplace(tree: TreeOps): ItemCommand {
   return { kind: 'Replace', cmdId: '', items }
 }
 
-/** A queued Generic Alert as an `Alert 1226` command (DM Protocol 1.2, 8.7). */
-export function genericAlertCommand(pending: PendingAlert): Alert {
-  return buildGenericAlert({ cmdId: '', ...pending.alert })
+/** A Generic Alert as an `Alert 1226` command (DM Protocol 1.2, 8.7). */
+export function genericAlertCommand(alert: GenericAlertSpec): Alert {
+  return buildGenericAlert({ cmdId: '', ...alert })
 }
 
 /** The whole of our Package 1 content (also sent again after a challenge, DM Protocol 1.2, 9.3). */
@@ -56,6 +56,6 @@ export function package1(
   return [
     { kind: 'command', command: alertCommand(code) },
     { kind: 'command', command: devInfoReplace(tree) },
-    ...pending.map((alert): ReplyEntry => ({ kind: 'command', command: genericAlertCommand(alert), alertId: alert.id })),
+    ...pending.map(({ alert, id }): ReplyEntry => ({ kind: 'command', command: genericAlertCommand(alert), alertId: id })),
   ]
 }

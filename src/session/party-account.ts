@@ -42,18 +42,21 @@ export function findPartyAccount(tree: TreeOps, serverId: string): PartyAccount 
   const found = findAccount(tree, serverId)
   if (found === undefined) return undefined
   const uri = `${DMACC}/${found.node}`
-  const account: PartyAccount = { serverId, uri, clientEntries: [], serverEntries: [] }
-  const address = found.addresses.find((a) => MQTT_URL.test(a.addr))
-  if (address !== undefined) account.address = address.addr
-  if (found.authPref !== undefined && found.authPref !== '') account.authPref = found.authPref
+  const account: PartyAccount = {
+    serverId,
+    uri,
+    address: found.addresses.find((a) => MQTT_URL.test(a.addr))?.addr,
+    // An empty AAuthPref prefers nothing.
+    authPref: found.authPref || undefined,
+    clientEntries: [],
+    serverEntries: [],
+  }
   for (const y of tree.children(`${uri}/AppAuth`) ?? []) {
     const entryUri = `${uri}/AppAuth/${y}`
     const level = leaf(tree, `${entryUri}/AAuthLevel`)
     const type = leaf(tree, `${entryUri}/AAuthType`)
     if (level === undefined || type === undefined) continue
-    const entry: AuthEntry = { uri: entryUri, level, type }
-    const name = leaf(tree, `${entryUri}/AAuthName`)
-    if (name !== undefined) entry.name = name
+    const entry: AuthEntry = { uri: entryUri, level, type, name: leaf(tree, `${entryUri}/AAuthName`) }
     if (level === 'CLCRED') account.clientEntries.push(entry)
     else if (level === 'SRVCRED') account.serverEntries.push(entry)
   }

@@ -288,7 +288,7 @@ export class Session {
   }
 
   async #sendGenericAlert(spec: GenericAlertSpec, into: ReplyBuilder): Promise<void> {
-    const command = genericAlertCommand({ id: '', alert: spec, queuedAt: 0 })
+    const command = genericAlertCommand(spec)
     if (this.#account === undefined) return into.command(command)
     const pending = this.#engine.state.enqueueAlert(this.party, spec, this.#engine.clock.now())
     // An alert carried in our answer to the party does not wait for the disk: if the answer is lost, the party
