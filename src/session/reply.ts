@@ -19,6 +19,11 @@ export interface StatusOptions {
   write?: boolean
 }
 
+/** A 2xx SyncML status code: the command succeeded. */
+export function isSuccess(code: number): boolean {
+  return code >= 200 && code <= 299
+}
+
 export class ReplyBuilder {
   readonly entries: ReplyEntry[] = []
   /** Statuses produced with a code other than 2xx, counted even when NoResp keeps them out of the reply. */
@@ -29,10 +34,11 @@ export class ReplyBuilder {
 
   /** A Status for a command of the inbound message (OMA DM RepPro 1.2, 6.6.16); NoResp commands get none. */
   status(cmd: Pick<Command, 'kind' | 'cmdId' | 'noResp'> & { name?: string }, code: number, options: StatusOptions = {}): Status | undefined {
-    if (code < 200 || code > 299) this.failures += 1
+    const ok = isSuccess(code)
+    if (!ok) this.failures += 1
     if (cmd.noResp) return undefined
     const status = makeStatus(this.msgRef, cmd.cmdId, cmd.kind === 'Unknown' ? (cmd.name ?? 'Unknown') : cmd.kind, code, options)
-    this.entries.push({ kind: 'status', status, write: options.write === true && code >= 200 && code < 300 })
+    this.entries.push({ kind: 'status', status, write: options.write === true && ok })
     return status
   }
 
