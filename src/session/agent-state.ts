@@ -50,25 +50,23 @@ interface StateDocument {
   slots: Record<string, JsonValue>
 }
 
-interface StoredAlert {
+/** A queued alert as saved: its data as `text`, or as `b64` when it is bytes; the optional fields when set. */
+interface StoredAlert extends Omit<GenericAlertSpec, 'data'> {
   id: string
-  type: string
-  format?: string
   text?: string
   b64?: string
-  source?: string
-  target?: string
-  mark?: string
-  correlator?: string
   queuedAt: number
 }
+
+/** The optional fields of a Generic Alert, copied only when set so that a saved alert holds no empty keys. */
+const OPTIONAL_ALERT_FIELDS = ['format', 'source', 'target', 'mark', 'correlator'] as const
 
 export type StateOpenResult = { ok: true; state: AgentState; created: boolean } | { ok: false; error: string }
 
 export class AgentState {
   #doc: StateDocument
   #store: StateStore
-  #deviceKey: Uint8Array
+  readonly deviceKey: Uint8Array
   #dirty = false
   #saving: Promise<void> | undefined
   #queuedSave: Promise<void> | undefined
@@ -76,7 +74,7 @@ export class AgentState {
   private constructor(store: StateStore, doc: StateDocument) {
     this.#store = store
     this.#doc = doc
-    this.#deviceKey = new Uint8Array(Buffer.from(doc.deviceKey, 'base64'))
+    this.deviceKey = new Uint8Array(Buffer.from(doc.deviceKey, 'base64'))
   }
 
   /**
@@ -101,12 +99,8 @@ export class AgentState {
       return { ok: true, state, created: true }
     }
     const parsed = parseStateFile(bytes)
-    if (!parsed.ok) return parsed
-    return { ok: true, state: new AgentState(store, parsed.doc), created: false }
-  }
-
-  get deviceKey(): Uint8Array {
-    return this.#deviceKey
+    if (typeof parsed === 'string') return { ok: false, error: `agent state: ${parsed}` }
+    return { ok: true, state: new AgentState(store, parsed), created: false }
   }
 
   /** True while a change has not been saved. */
@@ -228,34 +222,33 @@ export class AgentState {
   }
 }
 
-function serializeState(doc: StateDocument): Uint8Array {
-  const body = JSON.stringify(doc)
-  const sum = createHash('sha256').update(body, 'utf8').digest('hex')
-  return new Uint8Array(Buffer.from(`${MAGIC} ${AGENT_STATE_VERSION} ${sum}\n${body}`, 'utf8'))
+function checksum(body: string): string {
+  return createHash('sha256').update(body, 'utf8').digest('hex')
 }
 
-function parseStateFile(bytes: Uint8Array): { ok: true; doc: StateDocument } | { ok: false; error: string } {
+function serializeState(doc: StateDocument): Uint8Array {
+  const body = JSON.stringify(doc)
+  return new Uint8Array(Buffer.from(`${MAGIC} ${AGENT_STATE_VERSION} ${checksum(body)}\n${body}`, 'utf8'))
+}
+
+/** The document a state file holds, or the reason it is refused. */
+function parseStateFile(bytes: Uint8Array): StateDocument | string {
   const text = Buffer.from(bytes).toString('utf8')
   const newline = text.indexOf('\n')
   const header = (newline < 0 ? text : text.slice(0, newline)).split(' ')
-  if (header.length !== 3 || header[0] !== MAGIC) return { ok: false, error: 'agent state: not an agent state file (bad header)' }
+  if (header.length !== 3 || header[0] !== MAGIC) return 'not an agent state file (bad header)'
   const version = Number(header[1])
-  if (!Number.isInteger(version) || version < 1) return { ok: false, error: 'agent state: bad version in header' }
-  if (version > AGENT_STATE_VERSION) {
-    return { ok: false, error: `agent state: version ${version} is newer than this agent reads (${AGENT_STATE_VERSION})` }
-  }
+  if (!Number.isInteger(version) || version < 1) return 'bad version in header'
+  if (version > AGENT_STATE_VERSION) return `version ${version} is newer than this agent reads (${AGENT_STATE_VERSION})`
   const body = text.slice(newline + 1)
-  if (createHash('sha256').update(body, 'utf8').digest('hex') !== header[2]) {
-    return { ok: false, error: 'agent state: checksum mismatch (corrupt or truncated file)' }
-  }
+  if (checksum(body) !== header[2]) return 'checksum mismatch (corrupt or truncated file)'
   let raw: unknown
   try {
     raw = JSON.parse(body)
   } catch {
-    return { ok: false, error: 'agent state: body is not JSON' }
+    return 'body is not JSON'
   }
-  const problem = checkDocument(raw)
-  return problem === undefined ? { ok: true, doc: raw as StateDocument } : { ok: false, error: `agent state: ${problem}` }
+  return checkDocument(raw) ?? (raw as StateDocument)
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -271,7 +264,7 @@ function checkDocument(raw: unknown): string | undefined {
   if (typeof raw.nonceReservedUntil !== 'string' || !/^\d{1,20}$/.test(raw.nonceReservedUntil)) {
     return 'nonceReservedUntil: not a counter'
   }
-  if (typeof raw.alertSeq !== 'number' || !Number.isSafeInteger(raw.alertSeq) || raw.alertSeq < 0) return 'alertSeq: not a count'
+  if (!Number.isSafeInteger(raw.alertSeq) || (raw.alertSeq as number) < 0) return 'alertSeq: not a count'
   if (!isRecord(raw.pendingAlerts)) return 'pendingAlerts: not an object'
   for (const [serverId, queue] of Object.entries(raw.pendingAlerts)) {
     if (!Array.isArray(queue)) return `pendingAlerts.${serverId}: not a list`
@@ -287,15 +280,15 @@ function checkDocument(raw: unknown): string | undefined {
   return undefined
 }
 
+function copyOptionalFields(from: Omit<GenericAlertSpec, 'data'>, to: Omit<GenericAlertSpec, 'data'>): void {
+  for (const field of OPTIONAL_ALERT_FIELDS) if (from[field] !== undefined) to[field] = from[field]
+}
+
 function toStored(id: string, alert: GenericAlertSpec, now: number): StoredAlert {
   const stored: StoredAlert = { id, type: alert.type, queuedAt: now }
   if (typeof alert.data === 'string') stored.text = alert.data
   else stored.b64 = Buffer.from(alert.data).toString('base64')
-  if (alert.format !== undefined) stored.format = alert.format
-  if (alert.source !== undefined) stored.source = alert.source
-  if (alert.target !== undefined) stored.target = alert.target
-  if (alert.mark !== undefined) stored.mark = alert.mark
-  if (alert.correlator !== undefined) stored.correlator = alert.correlator
+  copyOptionalFields(alert, stored)
   return stored
 }
 
@@ -304,11 +297,7 @@ function fromStored(stored: StoredAlert): PendingAlert {
     type: stored.type,
     data: stored.text ?? new Uint8Array(Buffer.from(stored.b64 ?? '', 'base64')),
   }
-  if (stored.format !== undefined) alert.format = stored.format
-  if (stored.source !== undefined) alert.source = stored.source
-  if (stored.target !== undefined) alert.target = stored.target
-  if (stored.mark !== undefined) alert.mark = stored.mark
-  if (stored.correlator !== undefined) alert.correlator = stored.correlator
+  copyOptionalFields(stored, alert)
   return { id: stored.id, alert, queuedAt: stored.queuedAt }
 }
 

@@ -51,17 +51,12 @@ export class AlertRegistry {
     return this.#handlers.get(code.trim())
   }
 
-  /** Whether an alert with this code may run for a party that has not authenticated. */
-  admitsUnauthenticated(code: string, party: { serverId: string; hasAccount: boolean }): boolean {
-    return this.lookup(code)?.acceptUnauthenticated?.(party) === true
-  }
-
   /**
    * Whether a message may run for a party that has not authenticated: it holds at least one alert, and every
    * command other than Status is an alert whose registration admits the party.
    */
   admitsMessage(body: readonly Command[], party: { serverId: string; hasAccount: boolean }): boolean {
     const commands = body.filter((c) => c.kind !== 'Status')
-    return commands.length > 0 && commands.every((c) => c.kind === 'Alert' && this.admitsUnauthenticated(c.data, party))
+    return commands.length > 0 && commands.every((c) => c.kind === 'Alert' && this.lookup(c.data)?.acceptUnauthenticated?.(party) === true)
   }
 }

@@ -86,7 +86,9 @@ export function sessionConstants(overrides: Partial<SessionConstants> = {}): Ses
   for (const [key, value] of Object.entries(merged)) {
     if (typeof value === 'number' && !(value >= 0)) throw new RangeError(`session constant ${key} must be a number ≥ 0`)
   }
-  if (merged.nonceReservationBlock < 1) throw new RangeError('session constant nonceReservationBlock must be ≥ 1')
-  if (merged.authFailureBurst < 1) throw new RangeError('session constant authFailureBurst must be ≥ 1')
+  // A block of no nonces would reserve forever; a bucket holding less than one answer would never answer.
+  for (const key of ['nonceReservationBlock', 'authFailureBurst'] as const) {
+    if (merged[key] < 1) throw new RangeError(`session constant ${key} must be ≥ 1`)
+  }
   return merged
 }

@@ -26,29 +26,27 @@ export interface AuthEntry {
 /** The three DM-level schemes (AAuthType ↔ Meta/Type of Cred and Chal). */
 export type AuthScheme = 'md5' | 'basic' | 'hmac'
 
+/** Each scheme's AAuthType (upper case, as compared) and Meta/Type. */
+const SCHEMES: ReadonlyArray<[scheme: AuthScheme, aauthType: string, metaType: string]> = [
+  ['md5', 'DIGEST', AUTH_TYPE.MD5],
+  ['basic', 'BASIC', AUTH_TYPE.BASIC],
+  ['hmac', 'HMAC', AUTH_TYPE.HMAC],
+]
+
 export function schemeOfAAuthType(type: string): AuthScheme | undefined {
-  switch (type.trim().toUpperCase()) {
-    case 'DIGEST':
-      return 'md5'
-    case 'BASIC':
-      return 'basic'
-    case 'HMAC':
-      return 'hmac'
-    default:
-      return undefined
-  }
+  const wanted = type.trim().toUpperCase()
+  return SCHEMES.find(([, aauthType]) => aauthType === wanted)?.[0]
 }
 
 export function schemeOfMetaType(type: string | undefined): AuthScheme | undefined {
   // A Cred without Meta/Type is syncml:auth-basic (OMA DM RepPro 1.2, Cred: basic is the default type).
-  const t = (type ?? AUTH_TYPE.BASIC).trim().toLowerCase()
-  if (t === AUTH_TYPE.MD5.toLowerCase()) return 'md5'
-  if (t === AUTH_TYPE.BASIC.toLowerCase()) return 'basic'
-  if (t === AUTH_TYPE.HMAC.toLowerCase()) return 'hmac'
-  return undefined
+  const wanted = (type ?? AUTH_TYPE.BASIC).trim().toLowerCase()
+  return SCHEMES.find(([, , metaType]) => metaType.toLowerCase() === wanted)?.[0]
 }
 
-const META_TYPE: Record<AuthScheme, string> = { md5: AUTH_TYPE.MD5, basic: AUTH_TYPE.BASIC, hmac: AUTH_TYPE.HMAC }
+function metaTypeOf(scheme: AuthScheme): string {
+  return SCHEMES.find(([s]) => s === scheme)![2]
+}
 
 /** Whether a scheme uses nonces (basic does not: its Chal carries none). */
 export function usesNonce(scheme: AuthScheme): boolean {
@@ -62,16 +60,10 @@ export function usesNonce(scheme: AuthScheme): boolean {
  */
 export function chooseEntry(entries: readonly AuthEntry[], options: { type?: string | undefined; pref?: string | undefined }): AuthEntry | undefined {
   const usable = entries.filter((e) => schemeOfAAuthType(e.type) !== undefined)
-  const wanted = schemeOfMetaType(options.type)
-  if (options.type !== undefined && wanted !== undefined) {
-    const match = usable.find((e) => schemeOfAAuthType(e.type) === wanted)
-    if (match) return match
-  }
-  if (options.pref !== undefined) {
-    const match = usable.find((e) => e.type.trim().toUpperCase() === options.pref!.trim().toUpperCase())
-    if (match) return match
-  }
-  return usable[0]
+  const ofScheme = (scheme: AuthScheme | undefined) => (scheme ? usable.find((e) => schemeOfAAuthType(e.type) === scheme) : undefined)
+  // AAuthPref names an AAuthType, as the entries do.
+  const { type, pref } = options
+  return ofScheme(type === undefined ? undefined : schemeOfMetaType(type)) ?? ofScheme(pref === undefined ? undefined : schemeOfAAuthType(pref)) ?? usable[0]
 }
 
 /** What goes with a message we send: a Cred in the SyncHdr (md5, basic), or an HMAC over the bytes. */
@@ -81,20 +73,17 @@ export type OutboundAuth =
 
 /** Our credentials for one message, from the CLCRED entry, its secret and the nonce the party gave us. */
 export function outboundAuth(scheme: AuthScheme, username: string, secret: string, nonce: Uint8Array): OutboundAuth {
-  switch (scheme) {
-    case 'md5':
-      return { scheme, username, cred: { meta: { type: AUTH_TYPE.MD5, format: 'b64' }, data: md5Digest(username, secret, nonce) } }
-    case 'basic':
-      return { scheme, username, cred: { meta: { type: AUTH_TYPE.BASIC, format: 'b64' }, data: basicCredential(username, secret) } }
-    case 'hmac':
-      return {
-        scheme,
-        username,
-        sign: (payload) => ({
-          [HMAC_PROPERTY]: formatHmacHeader({ username, mac: computeHmacMac(username, secret, nonce, payload) }),
-        }),
-      }
+  if (scheme === 'hmac') {
+    return {
+      scheme,
+      username,
+      sign: (payload) => ({
+        [HMAC_PROPERTY]: formatHmacHeader({ username, mac: computeHmacMac(username, secret, nonce, payload) }),
+      }),
+    }
   }
+  const data = scheme === 'md5' ? md5Digest(username, secret, nonce) : basicCredential(username, secret)
+  return { scheme, username, cred: { meta: { type: metaTypeOf(scheme), format: 'b64' }, data } }
 }
 
 /** The MQTT 5 user property that carries the `x-syncml-hmac` transport header (binding.md §2). */
@@ -102,7 +91,7 @@ export const HMAC_PROPERTY = 'x-syncml-hmac'
 
 /** A challenge for the party (OMA DM Protocol 1.2, 9.3: a 401/407 MUST carry one; 212 MAY). */
 export function challenge(scheme: AuthScheme, nonce: Uint8Array | undefined): Chal {
-  const meta: Chal['meta'] = { type: META_TYPE[scheme], format: 'b64' }
+  const meta: Chal['meta'] = { type: metaTypeOf(scheme), format: 'b64' }
   if (nonce !== undefined && usesNonce(scheme)) meta.nextNonce = encodeNonce(nonce)
   return { meta }
 }
@@ -126,23 +115,20 @@ export function checkParty(input: {
   hmacHeader?: string
   payload: Uint8Array
 }): PartyCheck {
-  const { scheme, username, secret, nonce } = input
+  const { scheme, username, secret, nonce, cred } = input
+  const missing = (what: string): PartyCheck => ({ ok: false, code: 407, scheme, reason: `no ${what}` })
+  /** 401 with `reason` unless `good`. */
+  const verdict = (good: boolean, reason: string): PartyCheck => (good ? { ok: true, scheme } : { ok: false, code: 401, scheme, reason })
   if (scheme === 'hmac') {
-    if (input.hmacHeader === undefined) return { ok: false, code: 407, scheme, reason: 'no x-syncml-hmac' }
-    return verifyHmac(input.hmacHeader, secret, nonce, input.payload, username)
-      ? { ok: true, scheme }
-      : { ok: false, code: 401, scheme, reason: 'hmac mismatch' }
+    if (input.hmacHeader === undefined) return missing(HMAC_PROPERTY)
+    return verdict(verifyHmac(input.hmacHeader, secret, nonce, input.payload, username), 'hmac mismatch')
   }
-  const cred = input.cred
-  if (cred === undefined) return { ok: false, code: 407, scheme, reason: 'no Cred' }
-  if (schemeOfMetaType(cred.meta?.type) !== scheme) return { ok: false, code: 401, scheme, reason: 'Cred of another type' }
-  if (scheme === 'md5') {
-    return verifyMd5(cred.data, username, secret, nonce) ? { ok: true, scheme } : { ok: false, code: 401, scheme, reason: 'digest mismatch' }
-  }
+  if (cred === undefined) return missing('Cred')
+  if (schemeOfMetaType(cred.meta?.type) !== scheme) return verdict(false, 'Cred of another type')
+  if (scheme === 'md5') return verdict(verifyMd5(cred.data, username, secret, nonce), 'digest mismatch')
   const basic = parseBasicCredential(cred.data)
   // Both halves are compared whatever the first gives, so the time taken does not tell which one was wrong.
   const nameOk = constantTimeEqual(basic?.username ?? '', username)
   const passwordOk = constantTimeEqual(basic?.password ?? '', secret)
-  const good = basic !== undefined && nameOk && passwordOk
-  return good ? { ok: true, scheme } : { ok: false, code: 401, scheme, reason: 'basic credentials mismatch' }
+  return verdict(basic !== undefined && nameOk && passwordOk, 'basic credentials mismatch')
 }

@@ -41,4 +41,6 @@ export interface Engine {
   treeWork: Serial
   /** Nonce bookkeeping dirtied the tree without a flush: have it flushed later (see `lazyFlushDelayMs`). */
   nonceBookkeeping(): void
+  /** Saves the agent state; a failure is logged, never thrown (what was saved stays, the rest goes next time). */
+  saveState(): Promise<void>
 }

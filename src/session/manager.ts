@@ -12,7 +12,7 @@ import { NonceIssuer } from './nonces.ts'
 import { findPartyAccount, type PartyAccount } from './party-account.ts'
 import { PartyInterval, PartyRateLimiter } from './rate-limit.ts'
 import { Serial } from './serial.ts'
-import { Session, type EndedSession, type SessionOutcome } from './session.ts'
+import { Session, type EndedSession, type SessionOptions, type SessionOutcome } from './session.ts'
 
 export interface SessionManagerDeps {
   deviceId: string
@@ -55,7 +55,7 @@ export interface SessionManager {
 }
 
 type QueuedRequest =
-  | { kind: 'open'; alert: '1200' | '1201'; sessionId?: string }
+  | { kind: 'open'; alert: '1200' | '1201'; sessionId: string | undefined }
   | { kind: 'push'; msg: SyncMLMessage; inbound: InboundMessage }
 
 /** Everything the manager keeps about one party. */
@@ -72,6 +72,24 @@ interface PartySlot {
    * read (OMA DM Protocol 1.2, 9.3). One per party, so refusals keep no more state than that.
    */
   refused: { sessionId: string; lastMsgId: number; at: number } | undefined
+}
+
+/** Nothing runs, waits or is scheduled for the party. */
+function idle(slot: PartySlot): boolean {
+  return !slot.active && slot.queue.length === 0 && slot.retryTimer === undefined
+}
+
+/** A session of the party runs: further requests wait behind it. */
+function busy(slot: PartySlot): boolean {
+  return slot.active !== undefined && !slot.active.ended
+}
+
+/**
+ * The entries newer than `horizon`. Filtered only when one has expired: an array made by filter() keeps room for
+ * 16 entries, in every engine.
+ */
+function recent<T extends { at: number }>(list: T[], horizon: number): T[] {
+  return list.some((e) => e.at < horizon) ? list.filter((e) => e.at >= horizon) : list
 }
 
 /**
@@ -115,6 +133,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
         track(deps.tree.flush().catch((error: unknown) => logger.error('tree flush failed', { error })))
       }, constants.lazyFlushDelayMs)
     },
+    saveState: () => deps.state.save().catch((error: unknown) => logger.error('agent state save failed', { error })),
   }
 
   function track<T>(work: Promise<T>): Promise<T> {
@@ -136,9 +155,8 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       if (parties.size > constants.maxTrackedParties) forgetIdleParties(party)
     }
     const horizon = deps.clock.now() - constants.endedSessionMemoryMs
-    // Filtered only when one has expired: an array made by filter() keeps room for 16 entries, in every engine.
-    if (slot.ended.some((e) => e.endedAt < horizon)) slot.ended = slot.ended.filter((e) => e.endedAt >= horizon)
-    if (slot.notificationIds.some((n) => n.at < horizon)) slot.notificationIds = slot.notificationIds.filter((n) => n.at >= horizon)
+    slot.ended = recent(slot.ended, horizon)
+    slot.notificationIds = recent(slot.notificationIds, horizon)
     if (slot.refused !== undefined && slot.refused.at < horizon) slot.refused = undefined
     return slot
   }
@@ -147,19 +165,43 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   function forgetIdleParties(keep: string): void {
     for (const [party, slot] of parties) {
       if (parties.size <= constants.maxTrackedParties) return
-      if (party !== keep && !slot.active && slot.queue.length === 0 && slot.retryTimer === undefined) parties.delete(party)
+      if (party !== keep && idle(slot)) parties.delete(party)
     }
   }
 
   function forgetIfIdle(party: string, slot: PartySlot): void {
-    const idle = !slot.active && slot.queue.length === 0 && slot.retryTimer === undefined
     const remembers = slot.ended.length > 0 || slot.notificationIds.length > 0 || slot.failures > 0 || slot.refused !== undefined
-    if (idle && !remembers) parties.delete(party)
+    if (idle(slot) && !remembers) parties.delete(party)
   }
 
-  function activate(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined): void {
+  /**
+   * `list` with `item` added and the oldest dropped past `endedSessionsPerParty`. A copy of the exact length
+   * rather than a push (which keeps room for 16): these lists are remembered for minutes in every engine of a fleet.
+   */
+  function remember<T>(list: T[], item: T): T[] {
+    const out = [...list, item]
+    return out.length > constants.endedSessionsPerParty ? out.slice(1) : out
+  }
+
+  function cancelRetry(slot: PartySlot): void {
+    if (slot.retryTimer !== undefined) deps.clock.clearTimeout(slot.retryTimer)
+    slot.retryTimer = undefined
+  }
+
+  /** The party's account, or undefined (logged: a session cannot open without one). */
+  function accountOf(party: string): PartyAccount | undefined {
+    const account = findPartyAccount(deps.tree, party)
+    if (account === undefined) logger.warn('no account for the party; session not opened', { party })
+    return account
+  }
+
+  /** Starts the party's active session. */
+  function activate(slot: PartySlot, options: Omit<SessionOptions, 'first'>): Session {
+    const { party, account } = options
+    const session = new Session(engine, { ...options, first: isFirst(party) })
     slot.active = session
     void session.done.then((outcome) => finished(party, slot, session, account, outcome))
+    return session
   }
 
   function finished(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined, outcome: SessionOutcome): void {
@@ -167,47 +209,36 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     if (outcome === 'rejected' && session.lastMsgId > 0) {
       slot.refused = { sessionId: session.sessionId, lastMsgId: session.lastMsgId, at: deps.clock.now() }
     }
-    if (outcome !== 'rejected' && outcome !== 'stopped') {
-      // A copy of the exact length rather than a push (which keeps room for 16): ended sessions are remembered
-      // for minutes in every engine of a fleet.
-      const ended = [...slot.ended, session.remains()]
-      slot.ended = ended.length > constants.endedSessionsPerParty ? ended.slice(1) : ended
-    }
-    if (outcome === 'completed' && account !== undefined && deps.state.accountFlag(party, 'firstSessionDone') !== true) {
+    if (outcome !== 'rejected' && outcome !== 'stopped') slot.ended = remember(slot.ended, session.remains())
+    if (outcome === 'completed' && account !== undefined && isFirst(party)) {
       deps.state.setAccountFlag(party, 'firstSessionDone', true)
-      track(deps.state.save().catch((error: unknown) => logger.error('agent state save failed', { error })))
+      track(engine.saveState())
     }
     if (session.initiator === 'device' && outcome === 'completed') slot.failures = 0
     if (session.initiator === 'device' && outcome === 'failed' && !stopping) scheduleRetry(party, slot)
-    if (outcome !== 'rejected') tellEnd({ serverId: party, sessionId: session.sessionId, initiator: session.initiator, outcome })
-    next(party, slot)
-  }
-
-  function tellEnd(info: SessionEndInfo): void {
     try {
-      deps.onSessionEnd?.(info)
+      if (outcome !== 'rejected') deps.onSessionEnd?.({ serverId: party, sessionId: session.sessionId, initiator: session.initiator, outcome })
     } catch (error) {
       logger.error('session end listener failed', { error })
     }
+    next(party, slot)
   }
 
   function next(party: string, slot: PartySlot): void {
-    if (stopping || (slot.active && !slot.active.ended)) return
+    if (stopping || busy(slot)) return
     const request = slot.queue.shift()
     if (request === undefined) return forgetIfIdle(party, slot)
-    if (request.kind === 'push') track(route(request.msg, request.inbound))
-    else track(startOpen(party, slot, request.alert, request.sessionId))
+    track(request.kind === 'push' ? route(request.msg, request.inbound) : startOpen(party, slot, request.alert, request.sessionId))
   }
 
   /** binding.md §3: a failed client-initiated session is retried later, with backoff and jitter, capped. */
   function scheduleRetry(party: string, slot: PartySlot): void {
     slot.failures += 1
     const ceiling = Math.min(constants.retryBackoffCapMs, constants.retryBackoffBaseMs * 2 ** Math.min(slot.failures - 1, 30))
-    const bytes = deps.random(4)
-    const fraction = (((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0) / 2 ** 32
+    const fraction = Buffer.from(deps.random(4)).readUInt32BE() / 2 ** 32
     // "Equal jitter": at least half the ceiling, so retries never bunch up at zero.
     const delay = Math.round(ceiling / 2 + (fraction * ceiling) / 2)
-    if (slot.retryTimer !== undefined) deps.clock.clearTimeout(slot.retryTimer)
+    cancelRetry(slot)
     logger.info('session retry scheduled', { party, delayMs: delay, failures: slot.failures })
     slot.retryTimer = deps.clock.setTimeout(() => {
       slot.retryTimer = undefined
@@ -222,8 +253,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   function newSessionId(slot: PartySlot): string {
     const taken = new Set([...slot.ended.map((e) => e.sessionId), slot.active?.sessionId])
     for (;;) {
-      const bytes = deps.random(2)
-      const id = ((bytes[0]! << 8) | bytes[1]!) & 0xffff
+      const id = Buffer.from(deps.random(2)).readUInt16BE()
       // Same form as a notification's (DM Notification 1.2, 6.2.2.10): 1..FFFF, upper-case hex, no leading zeros.
       const hex = id.toString(16).toUpperCase()
       if (id !== 0 && !taken.has(hex)) return hex
@@ -231,24 +261,16 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   }
 
   async function startOpen(party: string, slot: PartySlot, alert: '1200' | '1201', sessionId: string | undefined): Promise<void> {
-    const account = findPartyAccount(deps.tree, party)
-    if (account === undefined) {
-      logger.warn('no account for the party; session not opened', { party })
-      return next(party, slot)
-    }
-    const session = new Session(engine, { party, sessionId: sessionId ?? newSessionId(slot), initiator: 'device', account, first: isFirst(party) })
-    activate(party, slot, session, account)
-    await session.start(alert)
+    const account = accountOf(party)
+    if (account === undefined) return next(party, slot)
+    await activate(slot, { party, sessionId: sessionId ?? newSessionId(slot), initiator: 'device', account }).start(alert)
   }
 
   async function openSession(serverId: string, request: OpenRequest): Promise<void> {
-    if (stopping) return
-    if (findPartyAccount(deps.tree, serverId) === undefined) {
-      logger.warn('no account for the party; session not opened', { party: serverId })
-      return
-    }
+    if (stopping || accountOf(serverId) === undefined) return
     const slot = slotOf(serverId)
-    const alert = request.alert === 1200 ? ALERT.SERVER_INITIATED_MGMT : ALERT.CLIENT_INITIATED_MGMT
+    // The request's alert code as the Alert carries it: ALERT.SERVER_INITIATED_MGMT or CLIENT_INITIATED_MGMT.
+    const alert = `${request.alert}` as const
     let sessionId: string | undefined
     if (request.alert === 1200) {
       sessionId = request.notification.sessionIdHex
@@ -258,17 +280,13 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
         logger.info('notification session id already handled', { party: serverId, sessionId })
         return
       }
-      slot.notificationIds.push({ id: sessionId, at: deps.clock.now() })
-      if (slot.notificationIds.length > constants.endedSessionsPerParty) slot.notificationIds.shift()
+      slot.notificationIds = remember(slot.notificationIds, { id: sessionId, at: deps.clock.now() })
     }
-    if (slot.retryTimer !== undefined) {
-      // This session does what the scheduled retry would have done.
-      deps.clock.clearTimeout(slot.retryTimer)
-      slot.retryTimer = undefined
-    }
-    if (slot.active && !slot.active.ended) {
+    // This session does what a scheduled retry would have done.
+    cancelRetry(slot)
+    if (busy(slot)) {
       const duplicate = alert === ALERT.CLIENT_INITIATED_MGMT && slot.queue.some((q) => q.kind === 'open' && q.alert === alert)
-      if (!duplicate) enqueue(serverId, slot, sessionId === undefined ? { kind: 'open', alert } : { kind: 'open', alert, sessionId })
+      if (!duplicate) enqueue(serverId, slot, { kind: 'open', alert, sessionId })
       return
     }
     await startOpen(serverId, slot, alert, sessionId)
@@ -315,14 +333,10 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       return
     }
     const slot = slotOf(party)
-    if (slot.active && !slot.active.ended) return enqueue(party, slot, { kind: 'push', msg, inbound })
+    if (busy(slot)) return enqueue(party, slot, { kind: 'push', msg, inbound })
     const refused = slot.refused?.sessionId === msg.hdr.sessionId ? slot.refused : undefined
     slot.refused = undefined
-    const session = new Session(engine, {
-      party, sessionId: msg.hdr.sessionId, initiator: 'party', account, first: isFirst(party),
-      ...(refused !== undefined && { continuesAfter: refused.lastMsgId }),
-    })
-    activate(party, slot, session, account)
+    const session = activate(slot, { party, sessionId: msg.hdr.sessionId, initiator: 'party', account, continuesAfter: refused?.lastMsgId })
     await session.deliver(msg, inbound)
   }
 
@@ -361,8 +375,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       if (lazyFlush !== undefined) deps.clock.clearTimeout(lazyFlush)
       lazyFlush = undefined
       for (const slot of parties.values()) {
-        if (slot.retryTimer !== undefined) deps.clock.clearTimeout(slot.retryTimer)
-        slot.retryTimer = undefined
+        cancelRetry(slot)
         slot.active?.stop()
         slot.queue.length = 0
       }

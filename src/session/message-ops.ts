@@ -1,12 +1,12 @@
 import type { Transaction } from '../tree/types.ts'
 import type { MessageTransaction } from './handlers/context.ts'
+import { isSuccess } from './reply.ts'
 
 /** Counts the tree changes an inbound message made, whatever ran them (handlers, alert handlers, Atomic). */
 export interface WriteCounter {
   writes: number
 }
 
-const isSuccess = (status: number) => status >= 200 && status <= 299
 
 /**
  * A transaction seen as the message's tree operations: every successful write is counted (a message that

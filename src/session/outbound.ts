@@ -45,7 +45,7 @@ export function composeMessage(input: ComposeInput): Composed {
     sessionId: input.sessionId,
     msgId: String(msgId),
     target: { locUri: input.party },
-    source: auth ? { locUri: deviceId, locName: auth.username } : { locUri: deviceId },
+    source: { locUri: deviceId, locName: auth?.username },
     meta: { maxMsgSize: constants.maxMsgSize },
   }
   if (auth && auth.scheme !== 'hmac') hdr.cred = auth.cred

@@ -1,7 +1,8 @@
 import { ALERT, buildGenericAlert } from '../codec/gwmo.ts'
 import type { Alert, Item, ItemCommand } from '../codec/syncml-model.ts'
 import type { TreeOps } from '../tree/types.ts'
-import type { PendingAlert } from './agent-state.ts'
+import type { GenericAlertSpec, PendingAlert } from './agent-state.ts'
+import { valueItem } from './handlers/items.ts'
 import type { ReplyEntry } from './reply.ts'
 
 /**
@@ -11,8 +12,11 @@ import type { ReplyEntry } from './reply.ts'
 
 const DEVINFO = './DevInfo'
 
-/** `Alert 1201` (client-initiated) or `Alert 1200` (answering a DM Notification, or a pushed session). */
-export function sessionAlert(code: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): Alert {
+/**
+ * An Alert of the device without items: `1201` (client-initiated) or `1200` (answering a DM Notification, or a
+ * pushed session) opening Package 1, `1222` asking for the next message of a package.
+ */
+export function alertCommand(code: string): Alert {
   return { kind: 'Alert', cmdId: '', data: code, items: [] }
 }
 
@@ -31,18 +35,16 @@ export function devInfoReplace(tree: TreeOps): ItemCommand {
         if (depth < 8) walk(child, depth + 1)
         continue
       }
-      const meta: Item['meta'] = { format: got.value.format }
-      if (got.value.type !== undefined) meta.type = got.value.type
-      items.push({ source: { locUri: child }, meta, data: got.value.data ?? '' })
+      items.push(valueItem(child, got.value))
     }
   }
   walk(DEVINFO, 0)
   return { kind: 'Replace', cmdId: '', items }
 }
 
-/** A queued Generic Alert as an `Alert 1226` command (DM Protocol 1.2, 8.7). */
-export function genericAlertCommand(pending: PendingAlert): Alert {
-  return buildGenericAlert({ cmdId: '', ...pending.alert })
+/** A Generic Alert as an `Alert 1226` command (DM Protocol 1.2, 8.7). */
+export function genericAlertCommand(alert: GenericAlertSpec): Alert {
+  return buildGenericAlert({ cmdId: '', ...alert })
 }
 
 /** The whole of our Package 1 content (also sent again after a challenge, DM Protocol 1.2, 9.3). */
@@ -52,8 +54,8 @@ export function package1(
   pending: readonly PendingAlert[],
 ): ReplyEntry[] {
   return [
-    { kind: 'command', command: sessionAlert(code) },
+    { kind: 'command', command: alertCommand(code) },
     { kind: 'command', command: devInfoReplace(tree) },
-    ...pending.map((alert): ReplyEntry => ({ kind: 'command', command: genericAlertCommand(alert), alertId: alert.id })),
+    ...pending.map(({ alert, id }): ReplyEntry => ({ kind: 'command', command: genericAlertCommand(alert), alertId: id })),
   ]
 }

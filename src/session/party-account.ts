@@ -1,4 +1,4 @@
-import { findAccount, setNonce } from '../tree/accounts.ts'
+import { findAccount } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 import type { AuthEntry } from './credentials.ts'
 
@@ -23,12 +23,15 @@ export interface PartyAccount {
 const DMACC = './DMAcc'
 const MQTT_URL = /^mqtts?:\/\//i
 
+/** A value as text: '' when there is none, bytes as UTF-8. */
+function asText(data: string | Uint8Array | undefined): string {
+  return data === undefined ? '' : typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
+}
+
 function leaf(tree: TreeOps, uri: string): string | undefined {
   const got = tree.get(uri, 'device')
   if (got.status !== 200 || got.value === undefined || got.value.format === 'node') return undefined
-  const data = got.value.data
-  if (data === undefined) return ''
-  return typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
+  return asText(got.value.data)
 }
 
 /**
@@ -39,18 +42,21 @@ export function findPartyAccount(tree: TreeOps, serverId: string): PartyAccount 
   const found = findAccount(tree, serverId)
   if (found === undefined) return undefined
   const uri = `${DMACC}/${found.node}`
-  const account: PartyAccount = { serverId, uri, clientEntries: [], serverEntries: [] }
-  const address = found.addresses.find((a) => MQTT_URL.test(a.addr))
-  if (address !== undefined) account.address = address.addr
-  if (found.authPref !== undefined && found.authPref !== '') account.authPref = found.authPref
+  const account: PartyAccount = {
+    serverId,
+    uri,
+    address: found.addresses.find((a) => MQTT_URL.test(a.addr))?.addr,
+    // An empty AAuthPref prefers nothing.
+    authPref: found.authPref || undefined,
+    clientEntries: [],
+    serverEntries: [],
+  }
   for (const y of tree.children(`${uri}/AppAuth`) ?? []) {
     const entryUri = `${uri}/AppAuth/${y}`
     const level = leaf(tree, `${entryUri}/AAuthLevel`)
     const type = leaf(tree, `${entryUri}/AAuthType`)
     if (level === undefined || type === undefined) continue
-    const entry: AuthEntry = { uri: entryUri, level, type }
-    const name = leaf(tree, `${entryUri}/AAuthName`)
-    if (name !== undefined) entry.name = name
+    const entry: AuthEntry = { uri: entryUri, level, type, name: leaf(tree, `${entryUri}/AAuthName`) }
     if (level === 'CLCRED') account.clientEntries.push(entry)
     else if (level === 'SRVCRED') account.serverEntries.push(entry)
   }
@@ -59,9 +65,7 @@ export function findPartyAccount(tree: TreeOps, serverId: string): PartyAccount 
 
 /** An entry's AAuthSecret as text ('' when there is none). */
 export function readEntrySecret(tree: TreeOps, entry: AuthEntry): string {
-  const secret = tree.readSecret(`${entry.uri}/AAuthSecret`)
-  if (secret === undefined) return ''
-  return typeof secret === 'string' ? secret : Buffer.from(secret).toString('utf8')
+  return asText(tree.readSecret(`${entry.uri}/AAuthSecret`))
 }
 
 /**
@@ -75,6 +79,4 @@ export function readEntryNonce(tree: TreeOps, entry: AuthEntry): Uint8Array {
 }
 
 /** Stores a nonce in an entry's AAuthData as the device (binary, `bin`); the tree's status code. */
-export function storeEntryNonce(tree: TreeOps, entry: AuthEntry, nonce: Uint8Array): number {
-  return setNonce(tree, entry, nonce)
-}
+export { setNonce as storeEntryNonce } from '../tree/accounts.ts'

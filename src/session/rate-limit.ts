@@ -31,64 +31,49 @@ export class BoundedMap<K, V> {
       map.delete(oldest)
     }
   }
-
-  delete(key: K): void {
-    this.#map?.delete(key)
-  }
-
-  get size(): number {
-    return this.#map?.size ?? 0
-  }
 }
 
 /**
  * A token bucket per party: `perSecond` tokens refill each second, at most `burst` are held. Used for the
  * answers to failed authentication (binding.md §6: a few per second per party; the rest dropped and logged).
  */
-export class PartyRateLimiter {
-  /** Made on the first answer limited (see BoundedMap). */
-  #buckets: BoundedMap<string, { tokens: number; at: number }> | undefined
+export class PartyRateLimiter extends BoundedMap<string, { tokens: number; at: number }> {
   readonly #perSecond: number
   readonly #burst: number
-  readonly #maxParties: number
 
   constructor(perSecond: number, burst: number, maxParties: number) {
+    super(maxParties)
     this.#perSecond = perSecond
     this.#burst = burst
-    this.#maxParties = maxParties
   }
 
   /** Takes one token for the party at time `now` (ms); false when its bucket is empty. */
   take(party: string, now: number): boolean {
-    const buckets = (this.#buckets ??= new BoundedMap(this.#maxParties))
-    const bucket = buckets.get(party) ?? { tokens: this.#burst, at: now }
+    const bucket = this.get(party) ?? { tokens: this.#burst, at: now }
     const refill = (Math.max(0, now - bucket.at) / 1000) * this.#perSecond
     bucket.tokens = Math.min(this.#burst, bucket.tokens + refill)
     bucket.at = now
     const allowed = bucket.tokens >= 1
     if (allowed) bucket.tokens -= 1
-    buckets.set(party, bucket)
+    this.set(party, bucket)
     return allowed
   }
 }
 
-/** At most one event per key in each interval (nonce rotation on failures, repeated log lines). */
-export class PartyInterval {
-  /** Made on the first event (see BoundedMap). */
-  #last: BoundedMap<string, number> | undefined
+/** At most one event per key in each interval (nonce rotation on failures, repeated log lines): key → last event. */
+export class PartyInterval extends BoundedMap<string, number> {
   readonly #intervalMs: number
-  readonly #maxParties: number
 
   constructor(intervalMs: number, maxParties: number) {
+    super(maxParties)
     this.#intervalMs = intervalMs
-    this.#maxParties = maxParties
   }
 
   /** True (and records `now`) when the key's last event is at least the interval ago, or there was none. */
   allow(key: string, now: number): boolean {
-    const last = this.#last?.get(key)
+    const last = this.get(key)
     if (last !== undefined && now - last < this.#intervalMs) return false
-    ;(this.#last ??= new BoundedMap(this.#maxParties)).set(key, now)
+    this.set(key, now)
     return true
   }
 }

@@ -19,6 +19,11 @@ export interface StatusOptions {
   write?: boolean
 }
 
+/** A 2xx SyncML status code: the command succeeded. */
+export function isSuccess(code: number): boolean {
+  return code >= 200 && code <= 299
+}
+
 export class ReplyBuilder {
   readonly entries: ReplyEntry[] = []
   /** Statuses produced with a code other than 2xx, counted even when NoResp keeps them out of the reply. */
@@ -29,10 +34,11 @@ export class ReplyBuilder {
 
   /** A Status for a command of the inbound message (OMA DM RepPro 1.2, 6.6.16); NoResp commands get none. */
   status(cmd: Pick<Command, 'kind' | 'cmdId' | 'noResp'> & { name?: string }, code: number, options: StatusOptions = {}): Status | undefined {
-    if (code < 200 || code > 299) this.failures += 1
+    const ok = isSuccess(code)
+    if (!ok) this.failures += 1
     if (cmd.noResp) return undefined
     const status = makeStatus(this.msgRef, cmd.cmdId, cmd.kind === 'Unknown' ? (cmd.name ?? 'Unknown') : cmd.kind, code, options)
-    this.entries.push({ kind: 'status', status, write: options.write === true && code >= 200 && code < 300 })
+    this.entries.push({ kind: 'status', status, write: options.write === true && ok })
     return status
   }
 
@@ -41,7 +47,7 @@ export class ReplyBuilder {
   }
 
   command(command: Alert | ItemCommand, alertId?: string): void {
-    this.entries.push(alertId === undefined ? { kind: 'command', command } : { kind: 'command', command, alertId })
+    this.entries.push({ kind: 'command', command, alertId })
   }
 
   /** A child builder for the commands inside Atomic or Sequence; its entries are adopted (or changed) after. */
@@ -51,6 +57,16 @@ export class ReplyBuilder {
 
   adopt(entries: ReplyEntry[]): void {
     this.entries.push(...entries)
+  }
+
+  /**
+   * A container (Atomic, Sequence) whose commands ran in `scope`: its 200, a tree change when one inside changed
+   * the tree, then what its commands produced.
+   */
+  containerDone(cmd: Command, scope: ReplyBuilder): void {
+    this.status(cmd, 200, { write: scope.entries.some((e) => e.kind === 'status' && e.write) })
+    this.adopt(scope.entries)
+    this.failures += scope.failures
   }
 
   /** True when nothing but Statuses was produced. */
@@ -66,13 +82,17 @@ export function makeStatus(msgRef: string, cmdRef: string, cmd: string, code: nu
     msgRef,
     cmdRef,
     cmd,
-    targetRefs: options.targetRef !== undefined ? [options.targetRef] : [],
-    sourceRefs: options.sourceRef !== undefined ? [options.sourceRef] : [],
+    targetRefs: listOf(options.targetRef),
+    sourceRefs: listOf(options.sourceRef),
     data: String(code),
     items: options.items ?? [],
   }
   if (options.chal !== undefined) status.chal = options.chal
   return status
+}
+
+function listOf(ref: string | undefined): string[] {
+  return ref === undefined ? [] : [ref]
 }
 
 /**

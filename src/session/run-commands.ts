@@ -1,4 +1,5 @@
 import type { Command, Status } from '../codec/syncml-model.ts'
+import type { Logger } from '../log.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
 import type { Engine } from './engine.ts'
 import { dispatchCommand } from './handlers/index.ts'
@@ -8,6 +9,8 @@ import type { ReplyBuilder, ReplyEntry } from './reply.ts'
 
 export interface RunOptions {
   reply: ReplyBuilder
+  /** The session's logger (it names the party and the session). */
+  logger: Logger
   party: PartyInfo
   session: SessionInfo
   consumeStatus(status: Status): void
@@ -32,10 +35,11 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
     const counter: WriteCounter = { writes: 0 }
     const tx = messageOps(engine.tree.begin(), counter, true)
     let aborted = false
-    const logger = engine.logger.child({ party: options.party.serverId, sessionId: options.session.sessionId })
+    const { logger } = options
     const contextFor = (reply: ReplyBuilder, ops: MessageOps): HandlerContext => ({
       ops,
-      principal: { serverId: options.party.serverId },
+      // The party is the principal the tree checks ACLs against (its ServerID).
+      principal: options.party,
       reply,
       alerts: engine.alerts,
       party: options.party,

@@ -14,9 +14,4 @@ export class Serial {
     )
     return result
   }
-
-  /** Resolves once everything queued so far has run. */
-  idle(): Promise<void> {
-    return this.#tail.then(() => undefined)
-  }
 }

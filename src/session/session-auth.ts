@@ -13,6 +13,7 @@ import {
   type AuthEntry,
   type AuthScheme,
   type OutboundAuth,
+  type PartyCheck,
 } from './credentials.ts'
 import type { NonceIssuer } from './nonces.ts'
 import { readEntryNonce, readEntrySecret, storeEntryNonce, type PartyAccount } from './party-account.ts'
@@ -23,9 +24,11 @@ import { readEntryNonce, readEntrySecret, storeEntryNonce, type PartyAccount } f
  */
 
 export type PartyVerdict =
-  | { ok: true; scheme: AuthScheme | undefined; already: boolean }
-  /** `challengeable` is false for an account without SRVCRED: nothing the party sends could authenticate it. */
-  | { ok: false; code: 401 | 407; scheme: AuthScheme; challengeable: boolean; reason: string }
+  | PartyCheck
+  /** Authenticated earlier in this session with a scheme that checks once (md5, basic). */
+  | { ok: true; already: true }
+  /** An account without SRVCRED: nothing the party sends could authenticate it, so no Chal goes with the refusal. */
+  | { ok: false; code: 401 | 407; scheme: undefined; reason: string }
 
 /** The party's side: checks its credentials against SRVCRED and hands out its nonces. */
 export class PartyAuthenticator {
@@ -36,40 +39,42 @@ export class PartyAuthenticator {
   #entry: AuthEntry | undefined
   /** Whether a nonce was written to the tree (the manager flushes such bookkeeping lazily). */
   nonceWritten = false
+  readonly #tree: TreeOps
+  readonly #nonces: NonceIssuer
+  readonly #party: string
+  readonly #account: PartyAccount | undefined
 
-  constructor(
-    private readonly tree: TreeOps,
-    private readonly nonces: NonceIssuer,
-    private readonly party: string,
-    private readonly account: PartyAccount | undefined,
-  ) {}
+  constructor(tree: TreeOps, nonces: NonceIssuer, party: string, account: PartyAccount | undefined) {
+    this.#tree = tree
+    this.#nonces = nonces
+    this.#party = party
+    this.#account = account
+  }
 
   /** Checks one inbound message; no side effect (a failure is answered, and costs a nonce, only if the caller says). */
   verify(msg: SyncMLMessage, payload: Uint8Array, properties: Record<string, string>): PartyVerdict {
-    if (this.authenticated && this.scheme !== 'hmac') return { ok: true, scheme: this.scheme, already: true }
+    if (this.authenticated && this.scheme !== 'hmac') return { ok: true, already: true }
     const hmacHeader = properties[HMAC_PROPERTY]
     const cred = msg.hdr.cred
     // The entry the party's credentials are of (an account may hold several SRVCRED entries); HMAC, once in
     // use, stays for the whole session (DM Security 1.2, 5.1.3).
     const used = this.scheme === 'hmac' || hmacHeader !== undefined ? AUTH_TYPE.HMAC : cred ? (cred.meta?.type ?? AUTH_TYPE.BASIC) : undefined
-    const entry = this.scheme === 'hmac' ? this.#entry : chooseEntry(this.account?.serverEntries ?? [], { type: used })
+    const entry = this.scheme === 'hmac' ? this.#entry : chooseEntry(this.#account?.serverEntries ?? [], { type: used })
     if (entry === undefined) {
-      return { ok: false, code: cred || hmacHeader ? 401 : 407, scheme: 'md5', challengeable: false, reason: 'no SRVCRED for this party' }
+      return { ok: false, code: cred || hmacHeader ? 401 : 407, scheme: undefined, reason: 'no SRVCRED for this party' }
     }
     const scheme = schemeOfAAuthType(entry.type)!
     this.#entry = entry
-    this.#nonce ??= readEntryNonce(this.tree, entry)
-    const check = checkParty({
+    this.#nonce ??= readEntryNonce(this.#tree, entry)
+    return checkParty({
       scheme,
-      username: entry.name ?? this.party,
-      secret: readEntrySecret(this.tree, entry),
+      username: entry.name ?? this.#party,
+      secret: readEntrySecret(this.#tree, entry),
       nonce: this.#nonce,
-      ...(cred !== undefined && { cred }),
-      ...(hmacHeader !== undefined && { hmacHeader }),
+      cred,
+      hmacHeader,
       payload,
     })
-    if (check.ok) return { ok: true, scheme, already: false }
-    return { ok: false, code: check.code, scheme, challengeable: true, reason: check.reason }
   }
 
   /**
@@ -79,7 +84,7 @@ export class PartyAuthenticator {
    * reply that carries it is sure to leave.
    */
   accept(verdict: Extract<PartyVerdict, { ok: true }>): { code: number; nonceDue: boolean } {
-    if (verdict.already || verdict.scheme === undefined) return { code: 200, nonceDue: false }
+    if ('already' in verdict) return { code: 200, nonceDue: false }
     const first = !this.authenticated
     this.authenticated = true
     this.scheme = verdict.scheme
@@ -105,16 +110,16 @@ export class PartyAuthenticator {
    * new nonce when `mayRotate` allows it (at most once a second per party, binding.md §6), else the current one.
    */
   async failureChallenge(verdict: Extract<PartyVerdict, { ok: false }>, mayRotate: () => boolean): Promise<Chal | undefined> {
-    if (!verdict.challengeable) return undefined
+    if (verdict.scheme === undefined) return undefined
     if (!usesNonce(verdict.scheme)) return challenge(verdict.scheme, undefined)
     if (mayRotate()) this.#nonce = await this.#rotate()
     return challenge(verdict.scheme, this.#nonce)
   }
 
   async #rotate(): Promise<Uint8Array> {
-    const fresh = await this.nonces.issue()
+    const fresh = await this.#nonces.issue()
     if (this.#entry !== undefined) {
-      storeEntryNonce(this.tree, this.#entry, fresh)
+      storeEntryNonce(this.#tree, this.#entry, fresh)
       this.nonceWritten = true
     }
     return fresh
@@ -125,19 +130,20 @@ export type HeaderStatusEffect = 'accepted' | 'challenged' | 'refused'
 
 /** The device's side: its credentials toward the party (CLCRED), and what the party's SyncHdr Status says. */
 export class DeviceCredentials {
-  authenticated = false
   #entry: AuthEntry | undefined
   #secret = ''
   #nonce: Uint8Array = new Uint8Array(0)
   /** Cred goes with every message until a 212 (DM Protocol 1.2, 9.3: after 200 the same credentials again). */
   #sendCred = true
   nonceWritten = false
+  readonly #tree: TreeOps
+  readonly #account: PartyAccount | undefined
+  readonly #deviceId: string
 
-  constructor(
-    private readonly tree: TreeOps,
-    private readonly account: PartyAccount | undefined,
-    private readonly deviceId: string,
-  ) {
+  constructor(tree: TreeOps, account: PartyAccount | undefined, deviceId: string) {
+    this.#tree = tree
+    this.#account = account
+    this.#deviceId = deviceId
     this.#select(undefined)
   }
 
@@ -147,12 +153,7 @@ export class DeviceCredentials {
     if (entry === undefined) return undefined
     const scheme = schemeOfAAuthType(entry.type)!
     if (!this.#sendCred && scheme !== 'hmac') return undefined
-    return outboundAuth(scheme, entry.name ?? this.deviceId, this.#secret, this.#nonce)
-  }
-
-  /** The user name the device authenticates with (SyncHdr/Source/LocName), if it has credentials. */
-  get username(): string | undefined {
-    return this.#entry === undefined ? undefined : (this.#entry.name ?? this.deviceId)
+    return outboundAuth(scheme, entry.name ?? this.#deviceId, this.#secret, this.#nonce)
   }
 
   /**
@@ -168,11 +169,9 @@ export class DeviceCredentials {
       this.#select(chal?.type)
       if (nonce !== undefined) this.#useNonce(nonce, partyAuthenticated)
       this.#sendCred = true
-      this.authenticated = false
       return 'challenged'
     }
     if (code === '212' || code === '200') {
-      this.authenticated = true
       if (code === '212') this.#sendCred = false
       if (nonce !== undefined) this.#useNonce(nonce, partyAuthenticated)
       return 'accepted'
@@ -181,19 +180,19 @@ export class DeviceCredentials {
   }
 
   #select(chalType: string | undefined): void {
-    const entries = this.account?.clientEntries ?? []
-    const entry = chooseEntry(entries, { type: chalType, pref: this.account?.authPref }) ?? this.#entry
+    const entries = this.#account?.clientEntries ?? []
+    const entry = chooseEntry(entries, { type: chalType, pref: this.#account?.authPref }) ?? this.#entry
     if (entry === this.#entry) return
     this.#entry = entry
     if (entry === undefined) return
-    this.#secret = readEntrySecret(this.tree, entry)
-    this.#nonce = readEntryNonce(this.tree, entry)
+    this.#secret = readEntrySecret(this.#tree, entry)
+    this.#nonce = readEntryNonce(this.#tree, entry)
   }
 
   #useNonce(nonce: Uint8Array, store: boolean): void {
     this.#nonce = nonce
     if (store && this.#entry !== undefined) {
-      storeEntryNonce(this.tree, this.#entry, nonce)
+      storeEntryNonce(this.#tree, this.#entry, nonce)
       this.nonceWritten = true
     }
   }

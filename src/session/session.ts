@@ -1,21 +1,27 @@
 import { ALERT } from '../codec/gwmo.ts'
 import type { Chal, Status, SyncMLMessage } from '../codec/syncml-model.ts'
 import { isWbxmlPayload, type MessageEncoding } from '../codec/syncml.ts'
+import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { Engine } from './engine.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
-import { genericAlertCommand, package1 } from './package1.ts'
+import { alertCommand, genericAlertCommand, package1 } from './package1.ts'
 import type { PartyAccount } from './party-account.ts'
 import { denyCommands, runCommands } from './run-commands.ts'
 import { composeMessage } from './outbound.ts'
 import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 import { Retransmitter, type TimeoutAction } from './retransmit.ts'
+import { Serial } from './serial.ts'
 import { DeviceCredentials, PartyAuthenticator } from './session-auth.ts'
 
-/** The device's Status for the party's SyncHdr: its code, and a Chal or a fresh nonce still to issue. */
-interface HeaderAnswer {
+/**
+ * Whether the party's commands may run, and the device's Status for its SyncHdr: its code, and a Chal or a
+ * fresh nonce still to issue.
+ */
+interface Admission {
+  admitted: boolean
   code: number
-  chal?: Chal
+  chal?: Chal | undefined
   nonceDue?: boolean
 }
 
@@ -30,7 +36,7 @@ export interface SessionOptions {
   /** No session with this party has completed before. */
   first: boolean
   /** Our last MsgID in this SessionID so far: the party goes on after a message the device refused. */
-  continuesAfter?: number
+  continuesAfter?: number | undefined
 }
 
 /** What an ended session leaves behind, so a late duplicate is answered from it (binding.md §3). */
@@ -38,7 +44,8 @@ export interface EndedSession {
   sessionId: string
   lastInbound: number | undefined
   lastReply: OutboundMessage | undefined
-  endedAt: number
+  /** When it ended. */
+  at: number
 }
 
 /**
@@ -53,6 +60,8 @@ export class Session {
   readonly done: Promise<SessionOutcome>
   #resolveDone!: (outcome: SessionOutcome) => void
   readonly #engine: Engine
+  /** The engine's logger bound to this party and session: every line names both. */
+  readonly #log: Logger
   readonly #account: PartyAccount | undefined
   readonly #first: boolean
   readonly #partyAuth: PartyAuthenticator
@@ -76,10 +85,12 @@ export class Session {
   /** A message of the party ran, authenticated or admitted unauthenticated. */
   #admittedOnce = false
   #ended = false
-  #chain: Promise<void> = Promise.resolve()
+  /** The session's inbound messages and timeouts, handled one at a time in arrival order. */
+  readonly #serial = new Serial()
 
   constructor(engine: Engine, options: SessionOptions) {
     this.#engine = engine
+    this.#log = engine.logger.child({ party: options.party, sessionId: options.sessionId })
     this.party = options.party
     this.sessionId = options.sessionId
     this.initiator = options.initiator
@@ -138,49 +149,45 @@ export class Session {
       sessionId: this.sessionId,
       lastInbound: this.#lastInbound,
       lastReply: this.#lastSentAnswers === this.#lastInbound ? this.#lastSent : undefined,
-      endedAt: this.#engine.clock.now(),
+      at: this.#engine.clock.now(),
     }
   }
 
+  /** Runs a task after the session's earlier ones, unless the session has ended; never rejects. */
   #serially(task: () => Promise<void>): Promise<void> {
-    const run = this.#chain.then(() => (this.#ended ? undefined : task()))
-    this.#chain = run.catch((error: unknown) => {
-      this.#engine.logger.error('session error', { party: this.party, sessionId: this.sessionId, error })
+    return this.#serial.run(() => (this.#ended ? undefined : task())).catch((error: unknown) => {
+      this.#log.error('session error', { error })
       this.#end('failed')
     })
-    return this.#chain
   }
 
   async #process(msg: SyncMLMessage, inbound: InboundMessage): Promise<void> {
-    const log = this.#engine.logger
+    const log = this.#log
     const msgId = Number(msg.hdr.msgId)
     if (!Number.isSafeInteger(msgId) || msgId < 1) {
-      log.warn('message with an unusable MsgID dropped', { party: this.party, sessionId: this.sessionId })
+      log.warn('message with an unusable MsgID dropped')
       return
     }
     if (this.#lastInbound !== undefined && msgId <= this.#lastInbound) {
       // binding.md §3: a duplicate is answered again from the same state, never executed twice; an older
       // message arriving late has been superseded.
       if (msgId === this.#lastInbound && this.#lastSentAnswers === msgId && this.#lastSent) {
-        log.debug('duplicate message answered again', { party: this.party, sessionId: this.sessionId, msgId })
+        log.debug('duplicate message answered again', { msgId })
         await this.#handOver(this.#lastSent)
       } else {
-        log.info('old message ignored', { party: this.party, sessionId: this.sessionId, msgId })
+        log.info('old message ignored', { msgId })
       }
       return
     }
     this.#lastInbound = msgId
     this.#retransmit.cancel()
     this.#encoding = isWbxmlPayload(inbound.payload, inbound.contentType) ? 'wbxml' : 'xml'
-    if (msg.hdr.meta?.maxMsgSize !== undefined) this.#partyMaxMsgSize = msg.hdr.meta.maxMsgSize
+    this.#partyMaxMsgSize = msg.hdr.meta?.maxMsgSize ?? this.#partyMaxMsgSize
 
     // Authentication of the party comes first: nothing of an unauthenticated party runs (binding.md §6).
-    const admission = await this.#admit(msg, inbound)
-    if (admission === undefined) {
-      if (!this.#partyAuth.authenticated && this.initiator === 'party') this.#end('rejected')
-      return
-    }
-    const { header, admitted } = admission
+    const header = await this.#admit(msg, inbound)
+    if (header === undefined) return this.#endIfRefusedPush()
+    const { admitted } = header
     if (admitted && !this.#admittedOnce) {
       this.#admittedOnce = true
       if (this.initiator === 'party') this.#logStart()
@@ -190,6 +197,7 @@ export class Session {
     if (admitted) {
       const ran = await runCommands(this.#engine, msg.body, {
         reply,
+        logger: log,
         party: { serverId: this.party, hasAccount: this.#account !== undefined, authenticated: this.#partyAuth.authenticated },
         session: { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId, first: this.#first },
         consumeStatus: (status) => this.#consumeStatus(status),
@@ -197,9 +205,8 @@ export class Session {
       })
       changed = ran.changed
       if (ran.aborted) {
-        if (changed) await this.#engine.tree.flush()
-        this.#afterNonces(changed)
-        log.info('session aborted by the party', { party: this.party, sessionId: this.sessionId })
+        await this.#settle(changed)
+        log.info('session aborted by the party')
         this.#end('aborted')
         return
       }
@@ -214,8 +221,8 @@ export class Session {
     if (this.#challenged) {
       this.#challenged = false
       if (++this.#package1Resends > this.#engine.constants.maxPackage1Resends) {
-        log.warn('party keeps refusing our credentials', { party: this.party, sessionId: this.sessionId })
-        this.#afterNonces(changed)
+        log.warn('party keeps refusing our credentials')
+        await this.#settle(changed)
         this.#end('failed')
         return
       }
@@ -228,32 +235,32 @@ export class Session {
     // the party failed to authenticate: it gets its 401/407 and Chal, or it would never learn the nonce to use.
     const holdsCommands = msg.body.some((c) => c.kind !== 'Status')
     if (msg.final && !holdsCommands && own.length === 0 && admitted) {
-      if (changed) await this.#engine.tree.flush()
-      this.#afterNonces(changed)
+      await this.#settle(changed)
       this.#end('completed')
       return
     }
     // A message without Final is one of several in its package: ask for the next one (DM Protocol 1.2, 8.6).
-    if (!msg.final) own.push({ kind: 'command', command: { kind: 'Alert', cmdId: '', data: ALERT.NEXT_MESSAGE, items: [] } })
+    if (!msg.final) own.push({ kind: 'command', command: alertCommand(ALERT.NEXT_MESSAGE) })
 
     // The fresh nonce is issued only now that a reply carries it (binding.md §6).
     const chal = header.nonceDue === true ? await this.#partyAuth.freshChallenge() : (header.chal ?? refusedChal)
     const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', header.code, {
       targetRef: msg.hdr.target.locUri,
       sourceRef: msg.hdr.source.locUri,
-      ...(chal !== undefined && { chal }),
+      chal,
     })
     const out = this.#compose(headerStatus, [...reply.entries, ...own])
     // binding.md §3: a 200 for a change leaves only once the change is durable.
-    if (changed) await this.#engine.tree.flush()
-    this.#afterNonces(changed)
+    await this.#settle(changed)
     // binding.md §3: our message holding nothing but Status (with Final) may end the session; the party still
     // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
     await this.#transmit(out, msgId, reply.onlyStatuses && own.length === 0)
-    if (!admitted && !this.#partyAuth.authenticated && this.initiator === 'party') {
-      // A pushed message that did not authenticate starts no session: its answer was all it gets.
-      this.#end('rejected')
-    }
+    if (!admitted) this.#endIfRefusedPush()
+  }
+
+  /** A pushed message that did not authenticate starts no session: its answer (if any) was all it gets. */
+  #endIfRefusedPush(): void {
+    if (!this.#partyAuth.authenticated && this.initiator === 'party') this.#end('rejected')
   }
 
   /**
@@ -261,41 +268,34 @@ export class Session {
    * command is an alert admitted for unauthenticated parties; or not, answered 401/407 with a Chal, unless the
    * party's answers are over their rate (then undefined: nothing is answered).
    */
-  async #admit(msg: SyncMLMessage, inbound: InboundMessage): Promise<{ header: HeaderAnswer; admitted: boolean } | undefined> {
+  async #admit(msg: SyncMLMessage, inbound: InboundMessage): Promise<Admission | undefined> {
     const verdict = this.#partyAuth.verify(msg, inbound.payload, inbound.properties)
-    if (verdict.ok) {
-      const { code, nonceDue } = this.#partyAuth.accept(verdict)
-      return { header: { code, nonceDue }, admitted: true }
-    }
+    if (verdict.ok) return { admitted: true, ...this.#partyAuth.accept(verdict) }
     if (this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })) {
-      return { header: { code: 200 }, admitted: true }
+      return { admitted: true, code: 200 }
     }
-    const { clock, authFailureAnswers, nonces, quietLog, logger } = this.#engine
+    const { clock, authFailureAnswers, nonces, quietLog } = this.#engine
     const now = clock.now()
-    const fields = { party: this.party, sessionId: this.sessionId, code: verdict.code, reason: verdict.reason }
+    const fields = { code: verdict.code, reason: verdict.reason }
     if (!authFailureAnswers.take(this.party, now)) {
       // binding.md §6: the rest is dropped and logged (the log itself at most once a second per party).
-      if (quietLog.allow(`${this.party}\u0000drop`, now)) logger.warn('answers to failed authentication dropped (rate limit)', fields)
+      if (quietLog.allow(`${this.party}\u0000drop`, now)) this.#log.warn('answers to failed authentication dropped (rate limit)', fields)
       return undefined
     }
-    logger.warn('authentication failed', fields)
+    this.#log.warn('authentication failed', fields)
     const chal = await this.#partyAuth.failureChallenge(verdict, () => nonces.mayRotateOnFailure(this.party, now))
-    return { header: chal ? { code: verdict.code, chal } : { code: verdict.code }, admitted: false }
+    return { admitted: false, code: verdict.code, chal }
   }
 
   async #sendGenericAlert(spec: GenericAlertSpec, into: ReplyBuilder): Promise<void> {
-    const command = genericAlertCommand({ id: '', alert: spec, queuedAt: 0 })
+    const command = genericAlertCommand(spec)
     if (this.#account === undefined) return into.command(command)
     const pending = this.#engine.state.enqueueAlert(this.party, spec, this.#engine.clock.now())
     // An alert carried in our answer to the party does not wait for the disk: if the answer is lost, the party
     // asks again (a gateway repeats its detection); if it arrives, the save begun here keeps the alert queued
     // until the party acknowledges it. Waiting would put an fsync into every detection round trip.
-    this.#saveState()
+    void this.#engine.saveState()
     into.command(command, pending.id)
-  }
-
-  #saveState(): void {
-    this.#engine.state.save().catch((error: unknown) => this.#engine.logger.error('agent state save failed', { error }))
   }
 
   #consumeStatus(status: Status): void {
@@ -304,7 +304,7 @@ export class Session {
       const effect = this.#device.onHeaderStatus(status, this.#partyAuth.authenticated)
       if (effect === 'challenged') this.#challenged = true
       else if (effect === 'refused') {
-        this.#engine.logger.warn('party refused our message', { party: this.party, sessionId: this.sessionId, code: status.data })
+        this.#log.warn('party refused our message', { code: status.data })
       }
       return
     }
@@ -315,16 +315,16 @@ export class Session {
     // DM Protocol 1.2, 8.7: the server answers a Generic Alert 200 or 202; anything else leaves it queued.
     if ((code === '200' || code === '202') && this.#partyAuth.authenticated) {
       this.#alertRefs.delete(key)
-      if (this.#engine.state.removeAlert(this.party, alertId)) this.#saveState()
+      if (this.#engine.state.removeAlert(this.party, alertId)) void this.#engine.saveState()
     } else {
-      this.#engine.logger.info('generic alert not acknowledged, kept queued', { party: this.party, code })
+      this.#log.info('generic alert not acknowledged, kept queued', { code })
     }
   }
 
   #package1(code: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): ReplyEntry[] {
+    // Only a party with an account is opened a session to (the manager checks), so it has a queue of its own.
     const { tree, state, constants } = this.#engine
-    const pending = this.#account === undefined ? [] : state.pendingAlerts(this.party).slice(0, constants.maxGenericAlertsPerPackage)
-    return package1(code, tree, pending)
+    return package1(code, tree, state.pendingAlerts(this.party).slice(0, constants.maxGenericAlertsPerPackage))
   }
 
   /** Builds our next message (MsgID = last + 1) with its credentials, fitted to the party's MaxMsgSize. */
@@ -345,7 +345,7 @@ export class Session {
     this.#lastEntries = entries
     this.#lastChal = headerStatus?.chal
     if (composed.oversize) {
-      this.#engine.logger.warn('reply exceeds the party MaxMsgSize', { party: this.party, size: composed.message.payload.length })
+      this.#log.warn('reply exceeds the party MaxMsgSize', { size: composed.message.payload.length })
     }
     for (const [key, alertId] of composed.alertRefs) this.#alertRefs.set(key, alertId)
     return composed.message
@@ -356,31 +356,27 @@ export class Session {
     this.#lastSent = out
     this.#lastSentAnswers = answers
     await this.#handOver(out)
-    if (!this.#ended) this.#retransmit.sent(out, closing)
+    if (!this.#ended) this.#retransmit.sent(closing)
   }
 
   /**
-   * Whether our last message held nothing but Status: the session may be over, and waits only in case the
-   * party goes on. A new request for the party ends it at once (`finishIfClosing`).
+   * Ends the session if our last message held nothing but Status: the session may be over, and waits only in
+   * case the party goes on. A new request for the party ends it at once.
    */
-  get closing(): boolean {
-    return this.#retransmit.closing && !this.#ended
-  }
-
   finishIfClosing(): void {
-    if (this.closing) this.#end('completed')
+    if (this.#retransmit.closing) this.#end('completed')
   }
 
   async #timedOut(action: TimeoutAction): Promise<void> {
-    const fields = { party: this.party, sessionId: this.sessionId, msgId: this.#sentMsgId }
+    const fields = { msgId: this.#sentMsgId }
     // A party that never authenticated did not complete anything: the session is tried again later.
-    if (action.kind === 'close') return this.#end(this.#admittedOnce ? 'completed' : 'failed')
-    if (action.kind === 'give-up') {
-      this.#engine.logger.warn('session timed out', fields)
+    if (action === 'close') return this.#end(this.#admittedOnce ? 'completed' : 'failed')
+    if (action === 'give-up') {
+      this.#log.warn('session timed out', fields)
       return this.#end('failed')
     }
-    this.#engine.logger.info('message sent again', fields)
-    await this.#handOver(action.message)
+    this.#log.info('message sent again', fields)
+    await this.#handOver(this.#lastSent!)
     if (!this.#ended) this.#retransmit.resent()
   }
 
@@ -389,29 +385,34 @@ export class Session {
       await this.#engine.send(out)
     } catch (error) {
       // Not handed over: the session timeout sends it again.
-      this.#engine.logger.warn('send failed', { party: this.party, sessionId: this.sessionId, error })
+      this.#log.warn('send failed', { error })
     }
   }
 
-  #afterNonces(flushed: boolean): void {
+  /**
+   * Once a message's work is done: a committed change is made durable now; nonces written to the tree alone
+   * are flushed later (`lazyFlushDelayMs`), since the counter reservation already keeps them from repeating.
+   */
+  async #settle(changed: boolean): Promise<void> {
+    if (changed) await this.#engine.tree.flush()
     const wrote = this.#partyAuth.nonceWritten || this.#device.nonceWritten
     this.#partyAuth.nonceWritten = false
     this.#device.nonceWritten = false
-    if (wrote && !flushed) this.#engine.nonceBookkeeping()
+    if (wrote && !changed) this.#engine.nonceBookkeeping()
   }
 
   #logStart(): void {
-    this.#engine.logger.info('session started', { party: this.party, sessionId: this.sessionId, initiator: this.initiator })
+    this.#log.info('session started', { initiator: this.initiator })
   }
 
   #end(outcome: SessionOutcome): void {
     if (this.#ended) return
     this.#ended = true
     this.#retransmit.cancel()
-    const fields = { party: this.party, sessionId: this.sessionId, outcome }
-    if (outcome === 'failed') this.#engine.logger.warn('session failed', fields)
-    else if (outcome === 'rejected') this.#engine.logger.debug('pushed message refused; no session', fields)
-    else this.#engine.logger.info('session ended', fields)
+    const fields = { outcome }
+    if (outcome === 'failed') this.#log.warn('session failed', fields)
+    else if (outcome === 'rejected') this.#log.debug('pushed message refused; no session', fields)
+    else this.#log.info('session ended', fields)
     this.#resolveDone(outcome)
   }
 }

@@ -1,6 +1,6 @@
 import type { Command, ContainerCommand } from '../../codec/syncml-model.ts'
 import type { ReplyEntry } from '../reply.ts'
-import type { HandlerContext, MessageOps } from './context.ts'
+import type { HandlerContext } from './context.ts'
 
 /** SyncML status codes of Atomic (OMA DM RepPro 1.2, 10.3). */
 const ATOMIC_FAILED = 507
@@ -23,13 +23,12 @@ export async function handleAtomic(cmd: ContainerCommand, ctx: HandlerContext): 
     return
   }
   const scope = ctx.reply.scope()
-  // Inside an Atomic, transactions do not nest further: an inner Atomic (even within a Sequence) gets 500.
-  const ops: MessageOps = tx
   let failedAt = -1
   for (const [index, inner] of cmd.commands.entries()) {
     if (ctx.aborted) break
     const failuresBefore = scope.failures
-    await ctx.dispatch(inner, scope, ops)
+    // Inside an Atomic, transactions do not nest further: an inner Atomic (even within a Sequence) gets 500.
+    await ctx.dispatch(inner, scope, tx)
     if (scope.failures > failuresBefore) {
       failedAt = index
       break
@@ -37,12 +36,7 @@ export async function handleAtomic(cmd: ContainerCommand, ctx: HandlerContext): 
   }
   if (failedAt < 0) {
     const committed = tx.commit()
-    if (committed.ok) {
-      const wrote = scope.entries.some((e) => e.kind === 'status' && e.write)
-      ctx.reply.status(cmd, 200, { write: wrote })
-      ctx.reply.adopt(scope.entries)
-      return
-    }
+    if (committed.ok) return ctx.reply.containerDone(cmd, scope)
     ctx.logger.warn('atomic refused by validation', { cmdId: cmd.cmdId, problems: committed.failure.messages })
   } else {
     tx.rollback()

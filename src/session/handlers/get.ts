@@ -1,6 +1,6 @@
 import type { Item, ItemCommand } from '../../codec/syncml-model.ts'
 import type { HandlerContext } from './context.ts'
-import { BAD_REQUEST } from './items.ts'
+import { BAD_REQUEST, valueItem } from './items.ts'
 
 /**
  * Get (OMA DM Protocol 1.2, 6.6.7): a Status per item with the tree's code, and for the items read, one Results
@@ -17,12 +17,7 @@ export function handleGet(cmd: ItemCommand, ctx: HandlerContext): void {
     const result = ctx.ops.get(uri, ctx.principal)
     ctx.reply.status(cmd, result.status, { targetRef: uri })
     if (result.status !== 200 || result.value === undefined) continue
-    const { format, type, data } = result.value
-    found.push({
-      source: { locUri: uri },
-      meta: { format, ...(type !== undefined && { type }) },
-      data: data ?? '',
-    })
+    found.push(valueItem(uri, result.value))
   }
   if (found.length > 0) ctx.reply.results({ cmdRef: cmd.cmdId, targetRefs: [], sourceRefs: [], items: found })
 }

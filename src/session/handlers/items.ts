@@ -2,7 +2,7 @@ import type { Item, ItemCommand } from '../../codec/syncml-model.ts'
 import type { NodeFormat, NodeValue } from '../../tree/types.ts'
 import type { HandlerContext } from './context.ts'
 
-/** DM TND 1.2 formats (`Meta/Format`). */
+/** DM TND 1.2 formats (`Meta/Format`), the tree's `NodeFormat` values: one string, as it ships smaller. */
 const NODE_FORMATS: ReadonlySet<string> = new Set<NodeFormat>([
   'b64', 'bin', 'bool', 'chr', 'int', 'node', 'null', 'xml', 'date', 'time', 'float',
 ])
@@ -27,6 +27,16 @@ export function nodeValue(cmd: ItemCommand, item: Item): NodeValue | undefined {
 }
 
 /**
+ * A node's value as an Item of ours: Source/LocURI = the node URI, Meta Format and Type, Data (Results of a
+ * Get, the DevInfo of Package 1: DM Protocol 1.2, 8.2 and 8.3).
+ */
+export function valueItem(uri: string, value: NodeValue): Item {
+  const meta: Item['meta'] = { format: value.format }
+  if (value.type !== undefined) meta.type = value.type
+  return { source: { locUri: uri }, meta, data: value.data ?? '' }
+}
+
+/**
  * Runs one tree operation per Item and answers each with its own Status, naming the item by TargetRef (and
  * SourceRef where it has a Source), as binding.md §3 asks: every command gets its tree's code.
  */
@@ -39,7 +49,7 @@ export function forEachItem(
   for (const item of cmd.items) {
     const target = item.target?.locUri
     const source = item.source?.locUri
-    const refs = { ...(target !== undefined && { targetRef: target }), ...(source !== undefined && { sourceRef: source }) }
+    const refs = { targetRef: target, sourceRef: source }
     if (target === undefined || (options.needsSource && source === undefined)) {
       ctx.reply.status(cmd, BAD_REQUEST, refs)
       continue

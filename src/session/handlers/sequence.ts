@@ -12,9 +12,5 @@ export async function handleSequence(cmd: ContainerCommand, ctx: HandlerContext)
     if (ctx.aborted) break
     await ctx.dispatch(inner, scope, ctx.ops)
   }
-  if (ctx.aborted) return
-  const wrote = scope.entries.some((e) => e.kind === 'status' && e.write)
-  ctx.reply.status(cmd, 200, { write: wrote })
-  ctx.reply.adopt(scope.entries)
-  ctx.reply.failures += scope.failures
+  if (!ctx.aborted) ctx.reply.containerDone(cmd, scope)
 }
