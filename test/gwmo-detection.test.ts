@@ -1,7 +1,7 @@
 import t from 'tap'
 import { findAccount } from '../src/tree/accounts.ts'
 import { detectionAlert, parseServerList, type DetectionForm } from './peers/gateway.ts'
-import { alert, get } from './peers/commands.ts'
+import { add, alert, atomic, get } from './peers/commands.ts'
 import { DEVICE, genericAlerts, gwmoWorld, statusFor, type PartySpec } from './helpers/gwmo-harness.ts'
 
 const GW = 'http://gw.local'
@@ -129,6 +129,43 @@ t.test('a bad payload gets 400, a log line, and changes nothing', async (t) => {
   t.same(w.to(SRV1), [])
   t.equal(w.log.lines.filter((l) => l.msg === 'device detection refused: bad payload').length, bad.length)
   t.notOk(w.log.text().includes(GW_ADDRESS), 'the refused payload is not logged')
+  await w.stop()
+})
+
+t.test('Associated Gateway sessions start only once the detection is stored, after the answer to the gateway', async (t) => {
+  const w = await gwmoWorld({ accounts: ACCOUNTS })
+  await w.party(GW).push([detectionAlert({ gwAddress: GW_ADDRESS, share: true })])
+  await w.settle()
+  const firstTo = (party: string) => w.sent.findIndex((m) => m.to === party)
+  t.equal(firstTo(GW), 0, 'the gateway\'s answer is the first message out')
+  t.ok(firstTo(SRV1) > 0 && firstTo(SRV2) > 0, 'each server\'s session follows it')
+  await w.stop()
+})
+
+// Regression: the Associated Gateway sessions used to start inside the alert handler, before the message's
+// commit, so a detection whose message was refused still told every server about the gateway.
+t.test('a detection in a message whose commit the validator refuses starts no session and tells no server', async (t) => {
+  const w = await gwmoWorld({ accounts: ACCOUNTS })
+  // An account without ServerID and AppAddr is invalid (DMAcc MO): the whole message's changes are refused.
+  const replies = await w.party(GW).push([detectionAlert({ gwAddress: GW_ADDRESS, share: true }), add('./DMAcc/bad/AppID', 'w7')])
+  await w.settle()
+  t.equal(replies.length, 1, 'the gateway is answered')
+  t.equal(statusFor(replies[0]!.message, '2'), '500', 'the refused write gets 500')
+  t.not(findAccount(w.tree, GW)?.role, 'gateway', 'the gateway mark went with the refused commit')
+  t.same(w.to(SRV1), [], 'no session with the first server')
+  t.same(w.to(SRV2), [], 'nor with the second')
+  t.same(w.state.pendingAlerts(SRV1), [], 'and no Associated Gateway alert queued')
+  t.match(w.log.text(), /commit refused by validation/)
+  await w.stop()
+})
+
+t.test('a detection inside an Atomic that rolls back starts no session either', async (t) => {
+  const w = await gwmoWorld({ accounts: ACCOUNTS })
+  const replies = await w.party(GW).push([atomic(detectionAlert({ gwAddress: GW_ADDRESS, share: true }), add('./DevInfo/DevId', 'taken'))])
+  await w.settle()
+  t.equal(statusFor(replies[0]!.message, '1'), '507', 'the Atomic failed')
+  t.not(findAccount(w.tree, GW)?.role, 'gateway', 'the gateway mark was rolled back')
+  t.same([...w.to(SRV1), ...w.to(SRV2)], [], 'no server was told')
   await w.stop()
 })
 

@@ -42,7 +42,11 @@ export interface AcceptedDetection {
 export interface DetectionOptions {
   deviceId: string
   acceptDetectionFrom: AcceptDetectionFrom
-  /** Runs after the alert is answered: Associated Gateway alerts and sessions, the location monitor. */
+  /**
+   * Runs once the detection's message is committed and durable and its answer handed over: the Associated
+   * Gateway alerts and sessions, the location monitor. A message whose commit is refused leaves the gateway
+   * unmarked, and so starts nothing either.
+   */
   onAccepted(detection: AcceptedDetection): void
   logger: Logger
 }
@@ -93,7 +97,8 @@ async function handleDetection(ctx: AlertContext, options: DetectionOptions): Pr
     ...(share && { gwAddress }),
     servers: servers.length,
   })
-  options.onAccepted({ gatewayId: party.serverId, gwAddress, share, servers, authenticated: party.authenticated })
+  const accepted = { gatewayId: party.serverId, gwAddress, share, servers, authenticated: party.authenticated }
+  ctx.ops.afterCommit(() => options.onAccepted(accepted))
   return OK
 }
 

@@ -11,13 +11,15 @@ export interface WriteCounter {
 /**
  * A transaction seen as the message's tree operations: every successful write is counted (a message that
  * changed the tree is flushed before its reply leaves, binding.md §3). `begin` nests one level: inside an
- * Atomic, transactions do not nest further.
+ * Atomic, transactions do not nest further. Follow-ups registered with `afterCommit` join `followUps` only
+ * when their transaction commits (a nested one hands them to its parent), so a rolled-back Atomic drops its own.
  */
-export function messageOps(tx: Transaction, counter: WriteCounter, nestable: boolean): MessageTransaction {
+export function messageOps(tx: Transaction, counter: WriteCounter, nestable: boolean, followUps: Array<() => void>): MessageTransaction {
   const counted = (status: number) => {
     if (isSuccess(status)) counter.writes += 1
     return status
   }
+  const pending: Array<() => void> = []
   return {
     get: (uri, principal) => tx.get(uri, principal),
     add: (uri, value, principal) => counted(tx.add(uri, value, principal)),
@@ -26,8 +28,16 @@ export function messageOps(tx: Transaction, counter: WriteCounter, nestable: boo
     exec: (uri, data, principal) => counted(tx.exec(uri, data, principal)),
     readSecret: (uri) => tx.readSecret(uri),
     children: (uri) => tx.children(uri),
-    begin: () => (nestable ? messageOps(tx.begin(), counter, false) : undefined),
-    commit: () => tx.commit(),
-    rollback: () => tx.rollback(),
+    begin: () => (nestable ? messageOps(tx.begin(), counter, false, pending) : undefined),
+    afterCommit: (followUp) => void pending.push(followUp),
+    commit: () => {
+      const committed = tx.commit()
+      if (committed.ok) followUps.push(...pending.splice(0))
+      return committed
+    },
+    rollback: () => {
+      pending.length = 0
+      tx.rollback()
+    },
   }
 }

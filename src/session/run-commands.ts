@@ -23,6 +23,8 @@ export interface RunResult {
   changed: boolean
   /** The party sent Session Abort (1223). */
   aborted: boolean
+  /** What the handlers asked to run once the message's changes are durable (MessageOps.afterCommit). */
+  followUps: Array<() => void>
 }
 
 /**
@@ -33,7 +35,8 @@ export interface RunResult {
 export function runCommands(engine: Engine, body: Command[], options: RunOptions): Promise<RunResult> {
   return engine.treeWork.run(async () => {
     const counter: WriteCounter = { writes: 0 }
-    const tx = messageOps(engine.tree.begin(), counter, true)
+    const followUps: Array<() => void> = []
+    const tx = messageOps(engine.tree.begin(), counter, true, followUps)
     let aborted = false
     const { logger } = options
     const contextFor = (reply: ReplyBuilder, ops: MessageOps): HandlerContext => ({
@@ -71,9 +74,9 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
     if (!committed.ok) {
       logger.warn('commit refused by validation', { problems: committed.failure.messages })
       failWrites(options.reply.entries)
-      return { changed: false, aborted }
+      return { changed: false, aborted, followUps }
     }
-    return { changed: counter.writes > 0, aborted }
+    return { changed: counter.writes > 0, aborted, followUps }
   })
 }
 

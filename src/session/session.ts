@@ -194,6 +194,7 @@ export class Session {
     }
     const reply = new ReplyBuilder(msg.hdr.msgId)
     let changed = false
+    let followUps: Array<() => void> = []
     if (admitted) {
       const ran = await runCommands(this.#engine, msg.body, {
         reply,
@@ -204,10 +205,12 @@ export class Session {
         sendGenericAlert: (spec, into) => this.#sendGenericAlert(spec, into),
       })
       changed = ran.changed
+      followUps = ran.followUps
       if (ran.aborted) {
         await this.#settle(changed)
         log.info('session aborted by the party')
         this.#end('aborted')
+        this.#runFollowUps(followUps)
         return
       }
     } else {
@@ -224,6 +227,7 @@ export class Session {
         log.warn('party keeps refusing our credentials')
         await this.#settle(changed)
         this.#end('failed')
+        this.#runFollowUps(followUps)
         return
       }
       own.push(...this.#lastEntries)
@@ -255,7 +259,19 @@ export class Session {
     // binding.md §3: our message holding nothing but Status (with Final) may end the session; the party still
     // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
     await this.#transmit(out, msgId, reply.onlyStatuses && own.length === 0)
+    this.#runFollowUps(followUps)
     if (!admitted) this.#endIfRefusedPush()
+  }
+
+  /** What the message's handlers asked for once its changes were durable (MessageOps.afterCommit). */
+  #runFollowUps(followUps: Array<() => void>): void {
+    for (const followUp of followUps) {
+      try {
+        followUp()
+      } catch (error) {
+        this.#log.error('follow-up of a committed message failed', { error })
+      }
+    }
   }
 
   /** A pushed message that did not authenticate starts no session: its answer (if any) was all it gets. */

@@ -9,6 +9,12 @@ import type { ReplyBuilder } from '../reply.ts'
 export interface MessageOps extends TreeOps {
   /** A nested transaction, or undefined where transactions do not nest further (inside an Atomic). */
   begin(): MessageTransaction | undefined
+  /**
+   * Runs `followUp` once the message's changes are committed and durable, after its reply was handed over; never
+   * if this transaction rolls back or the message's commit is refused. For work that must not start on a change
+   * that may not happen: GwMO's Associated Gateway sessions follow a detection only once it is stored.
+   */
+  afterCommit(followUp: () => void): void
 }
 
 export interface MessageTransaction extends MessageOps, Pick<Transaction, 'commit' | 'rollback'> {}
