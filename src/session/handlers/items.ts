@@ -1,11 +1,7 @@
 import type { Item, ItemCommand } from '../../codec/syncml-model.ts'
-import type { NodeFormat, NodeValue } from '../../tree/types.ts'
+import { canonicalFormat } from '../../tree/formats.ts'
+import type { NodeValue } from '../../tree/types.ts'
 import type { HandlerContext } from './context.ts'
-
-/** DM TND 1.2 formats (`Meta/Format`), the tree's `NodeFormat` values: one string, as it ships smaller. */
-const NODE_FORMATS: ReadonlySet<string> = new Set<NodeFormat>([
-  'b64', 'bin', 'bool', 'chr', 'int', 'node', 'null', 'xml', 'date', 'time', 'float',
-])
 
 /** Status 415 "Unsupported media type or format" (OMA DM RepPro 1.2, 10.3) for a format the tree does not know. */
 export const UNSUPPORTED_FORMAT = 415
@@ -17,9 +13,10 @@ export const BAD_REQUEST = 400
  * (RepPro 1.2, 5.4: an Item's Meta overrides the command's); `chr` when neither says.
  */
 export function nodeValue(cmd: ItemCommand, item: Item): NodeValue | undefined {
-  const format = (item.meta?.format ?? cmd.meta?.format ?? 'chr').trim()
-  if (!NODE_FORMATS.has(format)) return undefined
-  const value: NodeValue = { format: format as NodeFormat }
+  // DM TND 1.2 formats (`Meta/Format`): the tree's own list.
+  const format = canonicalFormat((item.meta?.format ?? cmd.meta?.format ?? 'chr').trim())
+  if (format === undefined) return undefined
+  const value: NodeValue = { format }
   const type = item.meta?.type ?? cmd.meta?.type
   if (type !== undefined) value.type = type
   if (item.data !== undefined && format !== 'node') value.data = item.data
