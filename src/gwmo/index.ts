@@ -139,8 +139,8 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
         return await handleLocalBootstrap(inbound, {
           tree,
           deviceId,
-          // The configuration's userPin and networkId are the secrets of the bootstrap's SEC methods.
-          secrets: config,
+          // The bootstrap's SEC methods get their two secrets, not the whole configuration.
+          secrets: { userPin: config.userPin, networkId: config.networkId },
           openSession: (serverId) => sessions.openSession(serverId, { alert: 1201 }),
           logger: logger.child({ behaviour: 'bootstrap' }),
         })
