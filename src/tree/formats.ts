@@ -2,6 +2,7 @@
  * DM TND 1.2 node formats (7.7.2, formats from SyncML Meta Information 1.2) and the check a value passes before
  * it is stored. Text formats keep a string, binary formats (`bin`, `b64`) keep bytes.
  */
+import { decodeBase64 } from '../codec/bytes.ts'
 import type { NodeFormat } from './types.ts'
 
 /** Every format, in the order the persisted form numbers them (never reorder: it is the file format). */
@@ -25,7 +26,6 @@ const TEXT_PATTERNS: Partial<Record<NodeFormat, RegExp>> = {
   /** ISO 8601 time of day, with optional fraction and zone. */
   time: /^\d{2}:?\d{2}(:?\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$/,
 }
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
 /**
  * Checks data against its format and gives the form it is stored in (`node` and `null` take no data), or
@@ -36,8 +36,9 @@ export function checkLeafData(format: NodeFormat, data: string | Uint8Array | un
   if (format === 'bin' || format === 'b64') {
     if (typeof data !== 'string') return { data: data === undefined ? new Uint8Array(0) : data.slice() }
     if (format === 'bin') return { data: new TextEncoder().encode(data) }
-    const compact = data.replace(/\s+/g, '')
-    return BASE64.test(compact) ? { data: new Uint8Array(Buffer.from(compact, 'base64')) } : undefined
+    // The codec's reading of base64, so a value means the same in an Item and in the tree: wrapped lines pass.
+    const bytes = decodeBase64(data)
+    return bytes && { data: bytes }
   }
   if (format === 'node' || format === 'null') return data === undefined || data.length === 0 ? { data: undefined } : undefined
   const text = strictText(data)
