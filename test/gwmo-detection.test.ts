@@ -1,5 +1,6 @@
 import t from 'tap'
 import { findAccount } from '../src/tree/accounts.ts'
+import { ManagementTree } from '../src/tree/tree.ts'
 import { detectionAlert, parseServerList, type DetectionForm } from './peers/gateway.ts'
 import { add, alert, atomic, get } from './peers/commands.ts'
 import { DEVICE, genericAlerts, gwmoWorld, statusFor, type PartySpec } from './helpers/gwmo-harness.ts'
@@ -35,7 +36,9 @@ for (const form of forms) {
         t.same(parseServerList(lists[0]!.data.trim()), [SRV1, SRV2], 'every DM Server, no gateway')
 
         t.equal(findAccount(w.tree, GW)?.role, 'gateway', 'the account is marked as a gateway')
-        t.notOk(w.tree.dirty, 'and that is durable before the reply')
+        // The mark is stored with the message's commit; the fresh nonce of the reply's Chal may follow lazily.
+        const stored = ManagementTree.restore((await w.stores.tree.load())!)
+        t.equal(stored.ok && findAccount(stored.tree, GW)?.role, 'gateway', 'and that is durable before the reply')
 
         await w.settle()
         const associated = [SRV1, SRV2].map((s) => w.to(s).flatMap((m) => genericAlerts(m.message)))

@@ -5,7 +5,7 @@ import type { InboundMessage } from '../src/transport/port.ts'
 import { findAccount, readAccounts } from '../src/tree/accounts.ts'
 import { MemoryStore } from '../src/tree/memory-store.ts'
 import { createStandardTree } from '../src/tree/standard-tree.ts'
-import type { ManagementTree } from '../src/tree/tree.ts'
+import { ManagementTree } from '../src/tree/tree.ts'
 import { buildAccountCommands, buildBootstrap, type AccountSpec } from './peers/bootstrap-server.ts'
 import { add, alert, del, type OutCommand } from './peers/commands.ts'
 import { buildMessage } from './peers/syncml.ts'
@@ -198,12 +198,28 @@ t.test('a Replace bootstrap updates an existing account and opens a session with
   t.same(f.opened, [GATEWAY.serverId, GATEWAY.serverId])
 })
 
-t.test('a store that fails: no session on accounts that are not durable', async (t) => {
+t.test('a store that fails: nothing applied, no session; the next delivery applies', async (t) => {
   const f = await fixture()
-  f.tree.attachStore({ load: async () => undefined, save: () => Promise.reject(new Error('disk full')) })
+  let failing = true
+  const saved: Uint8Array[] = []
+  f.tree.attachStore({
+    load: async () => undefined,
+    save: async (bytes) => {
+      if (failing) throw new Error('disk full')
+      saved.push(bytes)
+    },
+  })
   const outcome = await handleLocalBootstrap(inbound(good()), f.options)
   t.match(outcome, { ok: false, stage: 'flush', reason: 'disk full' })
   t.same(f.opened, [])
+  t.equal(findAccount(f.tree, GATEWAY.serverId), undefined, 'the account is not in the tree either')
+  t.match(f.log.text(), /disk full.*bootstrap not stored, so not applied/)
+
+  failing = false
+  t.same(await handleLocalBootstrap(inbound(good()), f.options), { ok: true, serverIds: [GATEWAY.serverId] }, 'the same message again applies')
+  const stored = ManagementTree.restore(saved.at(-1)!)
+  t.ok(stored.ok && findAccount(stored.tree, GATEWAY.serverId), 'and is stored')
+  t.same(f.opened, [GATEWAY.serverId])
 })
 
 t.test('a failing session open is logged, not thrown', async (t) => {

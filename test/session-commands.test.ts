@@ -210,6 +210,37 @@ t.test('the reply goes out only once the change is durable in the store', async 
   t.same(seen, ['yes'])
 })
 
+t.test('a store that cannot take the change (disk full): every write 500, nothing applied, the next message stores', async (t) => {
+  class FullDisk extends MemoryStore {
+    full = false
+    override save(bytes: Uint8Array): Promise<void> {
+      return this.full ? Promise.reject(new Error('ENOSPC: no space left on device, write')) : super.save(bytes)
+    }
+  }
+  const treeStore = new FullDisk()
+  const h = await createHarness({ treeStore })
+  const server = new Party(SERVER)
+  t.equal(h.tree.add('./Vendor', { format: 'node' }, 'device'), 200)
+  t.equal(h.tree.replace('./Vendor?prop=ACL', { format: 'chr', data: OPEN_ACL }, 'device'), 200)
+  t.equal(h.tree.add('./Vendor/keep', { format: 'chr', data: 'kept' }, 'device'), 200)
+  await h.tree.flush()
+
+  treeStore.full = true
+  const refused = await push(h, server, [get('./Vendor/keep'), add('./Vendor/new', 'v'), replace('./Vendor/keep', 'changed'), del('./Vendor/keep')])
+  t.same(statusCodes(refused), { '0': '212', '1': '200', '2': '500', '3': '500', '4': '500' }, 'the writes 500, the Get answered')
+  t.same(results(refused)[0]?.items[0]?.data, 'kept')
+  t.equal(h.tree.get('./Vendor/new', 'device').status, 404, 'the Add is not in the tree')
+  t.equal(leaf(h, './Vendor/keep'), 'kept', 'the Replace and Delete are not either')
+  t.ok(h.log.lines.some((l) => l.level === 'error' && String(l.msg).startsWith('changes not stored') && JSON.stringify(l).includes('ENOSPC')),
+    'one error line names the cause')
+
+  treeStore.full = false
+  const stored = await push(h, server, [add('./Vendor/new', 'v')])
+  t.same(statusCodes(stored), { '0': '212', '1': '200' }, 'once the disk has room, the same Add succeeds')
+  const onDisk = ManagementTree.restore((await treeStore.load())!)
+  t.equal(onDisk.ok && onDisk.tree.get('./Vendor/new', 'device').value?.data, 'v', 'and is durable')
+})
+
 t.test('WBXML in, WBXML out', async (t) => {
   const { h, server } = await setup()
   await h.manager.receive(server.message({ sessionId: '77', msgId: 1, body: [get('./DevInfo/Man')], encoding: 'wbxml' }))

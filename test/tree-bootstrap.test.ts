@@ -55,7 +55,7 @@ t.test('a bootstrap creates accounts and reports their ServerIDs', async (t) => 
     ...gatewayAccount(),
     { kind: 'Atomic', cmdId: '90', commands: gatewayAccount('dms', 'http://dms.example').slice(0, 5) },
   ]))
-  t.same(result, { ok: true, serverIds: ['gw.example', 'http://dms.example'] })
+  t.same(result.ok && result.serverIds, ['gw.example', 'http://dms.example'])
   const [gw, dms] = readAccounts(tree)
   t.equal(gw?.role, 'gateway')
   t.equal(gw?.serverAuth?.name, 'gw.example')
@@ -129,7 +129,7 @@ t.test('Replace changes an existing account; an ACL may be set through ?prop=ACL
     cmd('Replace', [item('./DMAcc/gw/AppAddr/1/Addr', 'mqtt://192.0.2.99')]),
     cmd('Replace', [item('./DMAcc/gw?prop=ACL', 'Get=*&Replace=gw.example')]),
   ]))
-  t.same(result, { ok: true, serverIds: ['gw.example'] })
+  t.same(result.ok && result.serverIds, ['gw.example'])
   t.equal(readAccounts(tree)[0]?.addresses[0]?.addr, 'mqtt://192.0.2.99')
   t.equal(tree.get('./DMAcc/gw?prop=ACL', 'device').value?.data, 'Get=*&Replace=gw.example')
   const withAcl = standardTree()
@@ -177,6 +177,6 @@ t.test('a bootstrap runs inside an enclosing transaction too', async (t) => {
   const tx = tree.begin()
   t.equal(applyBootstrap(tx, message(gatewayAccount())).ok, true)
   t.same(tree.children('./DMAcc'), [])
-  t.same(tx.commit(), { ok: true })
+  t.match(tx.commit(), { ok: true })
   t.same(tree.children('./DMAcc'), ['gw'])
 })

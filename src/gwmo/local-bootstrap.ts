@@ -72,8 +72,10 @@ export async function handleLocalBootstrap(
   try {
     await options.tree.flush()
   } catch (error) {
-    // The tree in memory holds the accounts, but they are not durable: no session is opened on them yet.
-    logger.error('bootstrap applied but not stored', { error })
+    // All of it or none (binding.md §4.7): what the store does not hold is taken back out of the tree too, so
+    // no session opens on it, and the bootstrap server's next delivery of the message applies afresh.
+    applied.undo?.()
+    logger.error('bootstrap not stored, so not applied', { error })
     return { ok: false, stage: 'flush', reason: (error as Error).message }
   }
   logger.info('bootstrap applied', { method: check.method, servers: applied.serverIds })

@@ -19,7 +19,7 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  /** The tree changed and the change was committed: it must be flushed before the reply leaves. */
+  /** The tree changed, and the change is committed and durable. */
   changed: boolean
   /** The party sent Session Abort (1223). */
   aborted: boolean
@@ -28,9 +28,10 @@ export interface RunResult {
 }
 
 /**
- * Runs the commands of one inbound message in one transaction (binding.md §3, durability), then commits. If
- * the validator refuses the commit, nothing is applied and every tree-changing command's 2xx becomes 500,
- * with the validator's messages logged (each names its tree path).
+ * Runs the commands of one inbound message in one transaction (binding.md §3, durability), then commits and
+ * flushes. If the validator refuses the commit, or the store cannot take it (a full or failing disk), nothing
+ * is applied and every tree-changing command's 2xx becomes 500, with the reason logged (the validator's
+ * messages each name their tree path).
  */
 export function runCommands(engine: Engine, body: Command[], options: RunOptions): Promise<RunResult> {
   return engine.treeWork.run(async () => {
@@ -74,9 +75,20 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
     if (!committed.ok) {
       logger.warn('commit refused by validation', { problems: committed.failure.messages })
       failWrites(options.reply.entries)
-      return { changed: false, aborted, followUps }
+      return { changed: false, aborted, followUps: [] }
     }
-    return { changed: counter.writes > 0, aborted, followUps }
+    if (counter.writes === 0) return { changed: false, aborted, followUps }
+    // binding.md §3: a 200 for a change leaves only once the change is durable. Flushed before the next message's
+    // commands run, so that a failed flush takes back this message's changes alone.
+    try {
+      await engine.tree.flush()
+    } catch (error) {
+      committed.undo?.()
+      logger.error('changes not stored, so not made: every write answered 500', { error })
+      failWrites(options.reply.entries)
+      return { changed: false, aborted, followUps: [] }
+    }
+    return { changed: true, aborted, followUps }
   })
 }
 

@@ -193,7 +193,6 @@ export class Session {
       if (this.initiator === 'party') this.#logStart()
     }
     const reply = new ReplyBuilder(msg.hdr.msgId)
-    let changed = false
     let followUps: Array<() => void> = []
     if (admitted) {
       const ran = await runCommands(this.#engine, msg.body, {
@@ -204,10 +203,9 @@ export class Session {
         consumeStatus: (status) => this.#consumeStatus(status),
         sendGenericAlert: (spec, into) => this.#sendGenericAlert(spec, into),
       })
-      changed = ran.changed
       followUps = ran.followUps
       if (ran.aborted) {
-        await this.#settle(changed)
+        this.#settle()
         log.info('session aborted by the party')
         this.#end('aborted')
         this.#runFollowUps(followUps)
@@ -225,7 +223,7 @@ export class Session {
       this.#challenged = false
       if (++this.#package1Resends > this.#engine.constants.maxPackage1Resends) {
         log.warn('party keeps refusing our credentials')
-        await this.#settle(changed)
+        this.#settle()
         this.#end('failed')
         this.#runFollowUps(followUps)
         return
@@ -239,7 +237,7 @@ export class Session {
     // the party failed to authenticate: it gets its 401/407 and Chal, or it would never learn the nonce to use.
     const holdsCommands = msg.body.some((c) => c.kind !== 'Status')
     if (msg.final && !holdsCommands && own.length === 0 && admitted) {
-      await this.#settle(changed)
+      this.#settle()
       this.#end('completed')
       return
     }
@@ -255,7 +253,7 @@ export class Session {
     })
     const out = this.#compose(headerStatus, [...reply.entries, ...own])
     // binding.md §3: a 200 for a change leaves only once the change is durable.
-    await this.#settle(changed)
+    this.#settle()
     // binding.md §3: our message holding nothing but Status (with Final) may end the session; the party still
     // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
     await this.#transmit(out, msgId, reply.onlyStatuses && own.length === 0)
@@ -406,15 +404,14 @@ export class Session {
   }
 
   /**
-   * Once a message's work is done: a committed change is made durable now; nonces written to the tree alone
+   * Once a message's work is done (its changes are durable already, `runCommands`): nonces written to the tree
    * are flushed later (`lazyFlushDelayMs`), since the counter reservation already keeps them from repeating.
    */
-  async #settle(changed: boolean): Promise<void> {
-    if (changed) await this.#engine.tree.flush()
+  #settle(): void {
     const wrote = this.#partyAuth.nonceWritten || this.#device.nonceWritten
     this.#partyAuth.nonceWritten = false
     this.#device.nonceWritten = false
-    if (wrote && !changed) this.#engine.nonceBookkeeping()
+    if (wrote) this.#engine.nonceBookkeeping()
   }
 
   #logStart(): void {

@@ -8,10 +8,11 @@ import type { Command, ItemCommand, SyncMLMessage } from '../codec/syncml-model.
 import { readLeafText } from './accounts.ts'
 import { creatorAcl } from './acl.ts'
 import { canonicalFormat } from './formats.ts'
-import type { NodeValue, Transaction } from './types.ts'
+import type { CommitUndo, NodeValue, Transaction } from './types.ts'
 import { parseUri } from './uri.ts'
 
-export type BootstrapResult = { ok: true; serverIds: string[] } | { ok: false; reason: string }
+/** `undo` as `Transaction.commit` gives it: for a bootstrap the store then fails to take. */
+export type BootstrapResult = { ok: true; serverIds: string[]; undo?: CommitUndo } | { ok: false; reason: string }
 
 /** Anything a bootstrap can run in: the tree, or an enclosing transaction. */
 export interface BootstrapTarget {
@@ -91,5 +92,5 @@ export function applyBootstrap(tree: BootstrapTarget, message: SyncMLMessage): B
   }
   const committed = tx.commit()
   if (!committed.ok) return { ok: false, reason: `invalid account: ${committed.failure.messages.join('; ')}` }
-  return { ok: true, serverIds }
+  return { ok: true, serverIds, undo: committed.undo }
 }

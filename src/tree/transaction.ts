@@ -8,9 +8,9 @@ import { touchedAccounts, validateAccounts } from './account-rules.ts'
 import type { NodeView } from './node.ts'
 import { addOp, childrenOp, deleteOp, execOp, getOp, readSecretOp, replaceOp, type TreeContext } from './operations.ts'
 import { Overlay } from './overlay.ts'
-import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, ValidationFailure } from './types.ts'
+import type { CommitUndo, GetResult, NodeValue, Principal, SyncMLStatus, Transaction, ValidationFailure } from './types.ts'
 
-export type CommitResult = { ok: true } | { ok: false; failure: ValidationFailure }
+export type CommitResult = { ok: true; undo?: CommitUndo } | { ok: false; failure: ValidationFailure }
 
 /** What a top-level transaction needs from its tree. */
 export interface TransactionRoot extends TreeContext {

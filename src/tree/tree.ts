@@ -4,7 +4,7 @@
  */
 import { validateAllAccounts } from './account-rules.ts'
 import { depthOf, parentPath, pathToUri, shared, TreeNode } from './node.ts'
-import { NodeMap, TreeBase } from './node-map.ts'
+import { NodeMap, sameNode, TreeBase } from './node-map.ts'
 import { childrenOp, execOp, getOp, nodePath, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
@@ -253,15 +253,43 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     const validated = validateChanges(merged)
     if (!validated.ok) return validated
     const additions: [string, TreeNode][] = []
+    const before: Change[] = []
     for (const [path, node] of merged.changes) {
+      before.push([path, nodes.node(path), node ?? undefined])
       if (node === null) nodes.delete(path)
       else additions.push([path, node])
     }
     // Parents before children, so that the Map's order (and the file's) always has a parent first.
-    additions.sort((a, b) => depthOf(a[0]) - depthOf(b[0]))
+    additions.sort(byDepth)
     for (const [path, node] of additions) nodes.set(shared(path), node)
     this.#generation++
-    return { ok: true }
+    return { ok: true, undo: () => this.#undo(before) }
+  }
+
+  /** See `CommitUndo`. Leaves the tree dirty: the next flush stores it as it is now, whatever a failed one left. */
+  #undo(changes: Change[]): void {
+    const nodes = this.committed
+    const current = (path: string, node: TreeNode | undefined) => {
+      const now = nodes.node(path)
+      return now === undefined || node === undefined ? now === node : sameNode(now, node)
+    }
+    const undone = changes.filter(([path, , after]) => current(path, after))
+    const added = undone.filter(([, was]) => was === undefined).sort(byDepth).reverse()
+    const removing = new Set(added.map(([path]) => path))
+    // Deepest first: a node a later commit put below an added one keeps it, so no node is left without its parent.
+    for (const [path] of added) {
+      const prefix = path + '/'
+      let keep = false
+      for (const [key] of nodes) if (key.startsWith(prefix) && !removing.has(key)) keep = true
+      if (keep) removing.delete(path)
+      else nodes.delete(path)
+    }
+    for (const [path, was, after] of undone) if (was !== undefined && after !== undefined) nodes.set(path, was)
+    // Parents first, each only under a parent that is there.
+    for (const [path, was, after] of undone.filter(([, , after]) => after === undefined).sort(byDepth)) {
+      if (was !== undefined && after === undefined && nodes.node(parentPath(path))?.f === 'node') nodes.set(shared(path), was)
+    }
+    this.#generation++
   }
 
   #single(op: (tx: Transaction) => SyncMLStatus): SyncMLStatus {
@@ -277,3 +305,10 @@ export class ManagementTree implements TreeOps, TransactionRoot {
 }
 
 function noop(): void {}
+
+/** A path a commit changed: the node before it and after it (undefined where there was none). */
+type Change = [path: string, before: TreeNode | undefined, after: TreeNode | undefined]
+
+function byDepth(a: readonly [string, ...unknown[]], b: readonly [string, ...unknown[]]): number {
+  return depthOf(a[0]) - depthOf(b[0])
+}

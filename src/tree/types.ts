@@ -43,6 +43,13 @@ export interface TreeOps {
   children(uri: string): string[] | undefined
 }
 
+/**
+ * Takes a commit back out of the tree: each node it changed returns to what it was, unless a later commit has
+ * changed that node since (that change stands). For a commit whose flush failed: what the store does not hold
+ * is not kept either, so no party is told of, or reads, a change the device could not make durable.
+ */
+export type CommitUndo = () => void
+
 /** The reason a commit was refused: each message names the tree path it is about. */
 export interface ValidationFailure {
   status: SyncMLStatus
@@ -59,8 +66,11 @@ export interface Transaction extends TreeOps {
    * writes (500); opening another rolls the open one back.
    */
   begin(): Transaction
-  /** Validates every changed account; on failure nothing is applied and the failure says why. */
-  commit(): { ok: true } | { ok: false; failure: ValidationFailure }
+  /**
+   * Validates every changed account; on failure nothing is applied and the failure says why. A top-level
+   * commit that changed the tree also gives `undo`, for a change that cannot be made durable (see `undo`).
+   */
+  commit(): { ok: true; undo?: CommitUndo } | { ok: false; failure: ValidationFailure }
   rollback(): void
 }
 
