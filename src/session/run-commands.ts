@@ -19,8 +19,6 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  /** The tree changed, and the change is committed and durable. */
-  changed: boolean
   /** The party sent Session Abort (1223). */
   aborted: boolean
   /** What the handlers asked to run once the message's changes are durable (MessageOps.afterCommit). */
@@ -75,9 +73,9 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
     if (!committed.ok) {
       logger.warn('commit refused by validation', { problems: committed.failure.messages })
       failWrites(options.reply.entries)
-      return { changed: false, aborted, followUps: [] }
+      return { aborted, followUps: [] }
     }
-    if (counter.writes === 0) return { changed: false, aborted, followUps }
+    if (counter.writes === 0) return { aborted, followUps }
     // binding.md §3: a 200 for a change leaves only once the change is durable. Flushed before the next message's
     // commands run, so that a failed flush takes back this message's changes alone.
     try {
@@ -86,9 +84,9 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
       committed.undo?.()
       logger.error('changes not stored, so not made: every write answered 500', { error })
       failWrites(options.reply.entries)
-      return { changed: false, aborted, followUps: [] }
+      return { aborted, followUps: [] }
     }
-    return { changed: true, aborted, followUps }
+    return { aborted, followUps }
   })
 }
 

@@ -252,7 +252,6 @@ export class Session {
       chal,
     })
     const out = this.#compose(headerStatus, [...reply.entries, ...own])
-    // binding.md §3: a 200 for a change leaves only once the change is durable.
     this.#settle()
     // binding.md §3: our message holding nothing but Status (with Final) may end the session; the party still
     // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
