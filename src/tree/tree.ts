@@ -286,8 +286,8 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     }
     for (const [path, was, after] of undone) if (was !== undefined && after !== undefined) nodes.set(path, was)
     // Parents first, each only under a parent that is there.
-    for (const [path, was, after] of undone.filter(([, , after]) => after === undefined).sort(byDepth)) {
-      if (was !== undefined && after === undefined && nodes.node(parentPath(path))?.f === 'node') nodes.set(shared(path), was)
+    for (const [path, was] of undone.filter(([, , after]) => after === undefined).sort(byDepth)) {
+      if (was !== undefined && nodes.node(parentPath(path))?.f === 'node') nodes.set(shared(path), was)
     }
     this.#generation++
   }

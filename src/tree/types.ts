@@ -68,7 +68,7 @@ export interface Transaction extends TreeOps {
   begin(): Transaction
   /**
    * Validates every changed account; on failure nothing is applied and the failure says why. A top-level
-   * commit that changed the tree also gives `undo`, for a change that cannot be made durable (see `undo`).
+   * commit that changed the tree also gives `undo`, for a change that cannot be made durable (`CommitUndo`).
    */
   commit(): { ok: true; undo?: CommitUndo } | { ok: false; failure: ValidationFailure }
   rollback(): void
