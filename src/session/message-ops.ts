@@ -7,7 +7,6 @@ export interface WriteCounter {
   writes: number
 }
 
-
 /**
  * A transaction seen as the message's tree operations: every successful write is counted (a message that
  * changed the tree is flushed before its reply leaves, binding.md §3). `begin` nests one level: inside an

@@ -1,4 +1,5 @@
 import { findAccount } from '../tree/accounts.ts'
+import { textOf } from '../tree/formats.ts'
 import type { TreeOps } from '../tree/types.ts'
 import type { AuthEntry } from './credentials.ts'
 
@@ -23,15 +24,10 @@ export interface PartyAccount {
 const DMACC = './DMAcc'
 const MQTT_URL = /^mqtts?:\/\//i
 
-/** A value as text: '' when there is none, bytes as UTF-8. */
-function asText(data: string | Uint8Array | undefined): string {
-  return data === undefined ? '' : typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
-}
-
 function leaf(tree: TreeOps, uri: string): string | undefined {
   const got = tree.get(uri, 'device')
   if (got.status !== 200 || got.value === undefined || got.value.format === 'node') return undefined
-  return asText(got.value.data)
+  return textOf(got.value.data) ?? ''
 }
 
 /**
@@ -65,7 +61,7 @@ export function findPartyAccount(tree: TreeOps, serverId: string): PartyAccount 
 
 /** An entry's AAuthSecret as text ('' when there is none). */
 export function readEntrySecret(tree: TreeOps, entry: AuthEntry): string {
-  return asText(tree.readSecret(`${entry.uri}/AAuthSecret`))
+  return textOf(tree.readSecret(`${entry.uri}/AAuthSecret`)) ?? ''
 }
 
 /**

@@ -48,9 +48,12 @@ export function checkLeafData(format: NodeFormat, data: string | Uint8Array | un
   return { data: format === 'bool' ? text.toLowerCase() : text }
 }
 
-/** Leaf data as text, bytes read as UTF-8 (malformed sequences replaced); no data stays undefined. */
+/**
+ * Leaf data as text, bytes read as UTF-8 (malformed sequences replaced, a leading byte-order mark kept: a
+ * secret's bytes are all of it); no data stays undefined.
+ */
 export function textOf(data: string | Uint8Array | undefined): string | undefined {
-  return data === undefined || typeof data === 'string' ? data : new TextDecoder().decode(data)
+  return data === undefined || typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
 }
 
 /** Data as text for a text format: no data is empty text, bytes must be well-formed UTF-8. */
