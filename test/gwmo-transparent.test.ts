@@ -15,7 +15,7 @@ const STORED = new Uint8Array(Buffer.from('stored-server-nonce'))
 async function world(): Promise<World> {
   const w = await gwmoWorld({ accounts: ACCOUNTS })
   const account = findAccount(w.tree, SRV)!
-  if (setNonce(w.tree, account.serverAuth!, STORED) !== 200) throw new Error('cannot store the server nonce')
+  if (setNonce(w.tree, account.serverEntries[0]!, STORED) !== 200) throw new Error('cannot store the server nonce')
   return w
 }
 
@@ -98,7 +98,7 @@ t.test('the same session id twice opens one session, even after that session end
   await w.settle()
   t.same(package1s(w).map((p) => p.sessionId), ['2A'], 'a late repeat opens nothing')
   // The session may have given the server a fresh nonce; its next notification uses whatever is stored now.
-  const current = w.tree.readSecret(`${findAccount(w.tree, SRV)!.serverAuth!.uri}/AAuthData`) as Uint8Array
+  const current = w.tree.readSecret(`${findAccount(w.tree, SRV)!.serverEntries[0]!.uri}/AAuthData`) as Uint8Array
   t.match(await w.gwmo.onNotification(notification({ sessionId: 0x2b }, current)), { ok: true, nonce: 'stored' })
   await w.settle()
   t.same(package1s(w).map((p) => p.sessionId), ['2A', '2B'], 'another id does')

@@ -88,16 +88,18 @@ t.test('the typed view of the accounts', async (t) => {
   t.same(accounts, [
     {
       node: 'srv',
+      uri: './DMAcc/srv',
       serverId: 'http://dms.example',
       name: 'Account srv',
       addresses: [{ addr: 'mqtt://broker.example/dms', addrType: 'URI', port: 1883 }],
       authPref: 'DIGEST',
-      clientAuth: { uri: './DMAcc/srv/AppAuth/1', type: 'DIGEST', name: 'device-user' },
-      serverAuth: { uri: './DMAcc/srv/AppAuth/2', type: 'DIGEST', name: 'http://dms.example' },
+      clientEntries: [{ uri: './DMAcc/srv/AppAuth/1', level: 'CLCRED', type: 'DIGEST', name: 'device-user' }],
+      serverEntries: [{ uri: './DMAcc/srv/AppAuth/2', level: 'SRVCRED', type: 'DIGEST', name: 'http://dms.example' }],
       role: 'server',
     },
     {
       node: 'gw',
+      uri: './DMAcc/gw',
       serverId: 'gw1',
       name: 'Account gw',
       addresses: [
@@ -105,15 +107,15 @@ t.test('the typed view of the accounts', async (t) => {
         { addr: '192.0.2.7', addrType: 'IPv4' },
       ],
       authPref: 'DIGEST',
-      clientAuth: { uri: './DMAcc/gw/AppAuth/1', type: 'DIGEST', name: 'device-user' },
-      serverAuth: { uri: './DMAcc/gw/AppAuth/2', type: 'DIGEST', name: 'gw1' },
+      clientEntries: [{ uri: './DMAcc/gw/AppAuth/1', level: 'CLCRED', type: 'DIGEST', name: 'device-user' }],
+      serverEntries: [{ uri: './DMAcc/gw/AppAuth/2', level: 'SRVCRED', type: 'DIGEST', name: 'gw1' }],
       role: 'gateway',
     },
   ])
   t.equal(findAccount(tree, 'gw1')?.node, 'gw')
   t.equal(findAccount(tree, 'nobody'), undefined)
   t.same(readAccounts(standardTree()), [])
-  const secret = tree.readSecret(accounts[0]!.clientAuth!.uri + '/AAuthSecret')
+  const secret = tree.readSecret(accounts[0]!.clientEntries[0]!.uri + '/AAuthSecret')
   t.equal(secret, 'device-secret', 'secrets are fetched by the entry\'s URI')
   t.notOk(JSON.stringify(accounts).includes('secret'), 'and are not part of the view')
 })
@@ -140,11 +142,25 @@ t.test('setNonce stores AAuthData as bytes that only readSecret returns', async 
   addAccount(tree, { x: 'a', serverId: 'A', extra: [] })
   const account = findAccount(tree, 'A')!
   const nonce = new Uint8Array([9, 8, 7, 6])
-  t.equal(setNonce(tree, account.serverAuth!, nonce), 200, 'created where there was none')
-  t.same(tree.readSecret(account.serverAuth!.uri + '/AAuthData'), nonce)
-  t.equal(setNonce(tree, account.clientAuth!, new Uint8Array([1])), 200, 'replaced where there was one')
+  t.equal(setNonce(tree, account.serverEntries[0]!, nonce), 200, 'created where there was none')
+  t.same(tree.readSecret(account.serverEntries[0]!.uri + '/AAuthData'), nonce)
+  t.equal(setNonce(tree, account.clientEntries[0]!, new Uint8Array([1])), 200, 'replaced where there was one')
   t.same(tree.readSecret('./DMAcc/a/AppAuth/1/AAuthData'), new Uint8Array([1]))
   t.equal(tree.get('./DMAcc/a/AppAuth/1/AAuthData?prop=Format', 'device').value?.data, 'bin')
   t.equal(tree.get('./DMAcc/a/AppAuth/1/AAuthData', 'device').status, 405)
-  t.equal(setNonce(tree, { uri: './DMAcc/none/AppAuth/1', type: 'DIGEST' }, nonce), 500, 'no account there: refused')
+  t.equal(setNonce(tree, { uri: './DMAcc/none/AppAuth/1', level: 'SRVCRED', type: 'DIGEST' }, nonce), 500, 'no account there: refused')
+})
+
+t.test('an AppAuth entry with an empty or missing secret is no credential (binding.md §6)', async (t) => {
+  const tree = standardTree()
+  addAccount(tree, { x: 'a', serverId: 'A' })
+  const tx = tree.begin()
+  tx.replace('./DMAcc/a/AppAuth/2/AAuthSecret', chr(''), 'device')
+  tx.add('./DMAcc/a/AppAuth/3', { format: 'node' }, 'device')
+  tx.add('./DMAcc/a/AppAuth/3/AAuthLevel', chr('SRVCRED'), 'device')
+  tx.add('./DMAcc/a/AppAuth/3/AAuthType', chr('BASIC'), 'device')
+  t.match(tx.commit(), { ok: true })
+  const account = findAccount(tree, 'A')!
+  t.same(account.serverEntries, [], 'neither the emptied SRVCRED nor the one without AAuthSecret is listed')
+  t.equal(account.clientEntries.length, 1, 'the CLCRED with a secret still is')
 })

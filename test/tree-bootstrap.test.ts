@@ -58,7 +58,7 @@ t.test('a bootstrap creates accounts and reports their ServerIDs', async (t) => 
   t.same(result.ok && result.serverIds, ['gw.example', 'http://dms.example'])
   const [gw, dms] = readAccounts(tree)
   t.equal(gw?.role, 'gateway')
-  t.equal(gw?.serverAuth?.name, 'gw.example')
+  t.equal(gw?.serverEntries[0]?.name, 'gw.example')
   t.equal(dms?.role, 'server')
   t.equal(tree.readSecret('./DMAcc/gw/AppAuth/1/AAuthSecret'), 's3cret', 'chr data given as bytes is stored as text')
   t.same(tree.readSecret('./DMAcc/gw/AppAuth/1/AAuthData'), new Uint8Array([0, 1, 2, 3]), 'b64 from the item Meta')

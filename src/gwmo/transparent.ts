@@ -13,10 +13,9 @@
 import { verifyNotificationDigest } from '../auth/notification-digest.ts'
 import { NOTIFICATION_VERSION_DM12, parseNotification, type Notification } from '../codec/notification.ts'
 import type { Logger } from '../log.ts'
-import { findPartyAccount, readEntryNonce, readEntrySecret } from '../session/party-account.ts'
 import { PartyInterval } from '../session/rate-limit.ts'
 import type { InboundMessage } from '../transport/port.ts'
-import { findAccount } from '../tree/accounts.ts'
+import { entryNonce, entrySecret, findAccount } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 
 export interface TransparentOptions {
@@ -59,13 +58,13 @@ export class NotificationHandler {
     const account = findAccount(tree, serverId)
     if (account === undefined) return this.#drop('unknown-server', serverId)
     if (account.role === 'gateway') return this.#drop('gateway', serverId)
-    const entries = findPartyAccount(tree, serverId)?.serverEntries ?? []
+    const entries = account.serverEntries
     if (entries.length === 0) return this.#drop('no-credentials', serverId)
 
     // An account may hold several SRVCRED entries (one per AAuthType); the notification digest is MD5 whatever
     // the session's scheme, so any of their secrets may have made it.
     for (const entry of entries) {
-      const check = verifyNotificationDigest(n, readEntrySecret(tree, entry), readEntryNonce(tree, entry))
+      const check = verifyNotificationDigest(n, entrySecret(tree, entry), entryNonce(tree, entry))
       if (!check.ok) continue
       // Logged once the digest holds, so that forged packets cannot fill the log with this line.
       if (n.version !== NOTIFICATION_VERSION_DM12) {

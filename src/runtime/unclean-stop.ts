@@ -9,8 +9,7 @@
 import { NONCE_BYTES } from '../auth/nonce.ts'
 import type { Logger } from '../log.ts'
 import type { AgentState } from '../session/agent-state.ts'
-import { findPartyAccount, storeEntryNonce } from '../session/party-account.ts'
-import { readAccounts } from '../tree/accounts.ts'
+import { readAccounts, setNonce } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 
 const RUNNING_SLOT = 'runtime.running'
@@ -27,10 +26,9 @@ export async function beginRun(
 ): Promise<void> {
   if (state.slot(RUNNING_SLOT) === true) {
     let parties = 0
-    for (const { serverId } of readAccounts(tree)) {
-      const entries = findPartyAccount(tree, serverId)?.serverEntries ?? []
-      for (const entry of entries) storeEntryNonce(tree, entry, random(NONCE_BYTES))
-      if (entries.length > 0) parties += 1
+    for (const { serverEntries } of readAccounts(tree)) {
+      for (const entry of serverEntries) setNonce(tree, entry, random(NONCE_BYTES))
+      if (serverEntries.length > 0) parties += 1
     }
     await tree.flush()
     logger.warn('the last run did not stop cleanly: parties will be challenged for a new nonce', { parties })

@@ -5,23 +5,13 @@ import { md5Digest, verifyMd5 } from '../auth/md5.ts'
 import { encodeNonce } from '../auth/nonce.ts'
 import { AUTH_TYPE } from '../codec/gwmo.ts'
 import type { Chal, Cred } from '../codec/syncml-model.ts'
+import type { AuthEntry } from '../tree/accounts.ts'
 
 /**
  * The device's credentials toward a party (its account's CLCRED) and the check of the party's credentials
  * (its SRVCRED), as OMA DM Security 1.2 and dm-reference.md §2.6 define them. Pure: secrets and nonces are
  * passed in; reading and storing them is the session's business.
  */
-
-/** An `AppAuth/<y>` entry of an account (DMAcc, dm-reference.md §4.1). */
-export interface AuthEntry {
-  /** URI of the `AppAuth/<y>` node. */
-  uri: string
-  /** `CLCRED`, `SRVCRED`, … */
-  level: string
-  /** AAuthType: `DIGEST`, `BASIC`, `HMAC`, … */
-  type: string
-  name?: string
-}
 
 /** The three DM-level schemes (AAuthType ↔ Meta/Type of Cred and Chal). */
 export type AuthScheme = 'md5' | 'basic' | 'hmac'

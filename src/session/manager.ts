@@ -9,7 +9,7 @@ import { AlertRegistry, type AlertHandler, type AlertRegistrationOptions } from 
 import { sessionConstants, type SessionConstants } from './constants.ts'
 import type { Clock, Engine, SessionTree } from './engine.ts'
 import { NonceIssuer } from './nonces.ts'
-import { findPartyAccount, type PartyAccount } from './party-account.ts'
+import { findAccount, type Account } from '../tree/accounts.ts'
 import { PartyInterval, PartyRateLimiter } from './rate-limit.ts'
 import { Serial } from './serial.ts'
 import { Session, type EndedSession, type SessionOptions, type SessionOutcome } from './session.ts'
@@ -189,8 +189,8 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   }
 
   /** The party's account, or undefined (logged: a session cannot open without one). */
-  function accountOf(party: string): PartyAccount | undefined {
-    const account = findPartyAccount(deps.tree, party)
+  function accountOf(party: string): Account | undefined {
+    const account = findAccount(deps.tree, party)
     if (account === undefined) logger.warn('no account for the party; session not opened', { party })
     return account
   }
@@ -204,7 +204,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     return session
   }
 
-  function finished(party: string, slot: PartySlot, session: Session, account: PartyAccount | undefined, outcome: SessionOutcome): void {
+  function finished(party: string, slot: PartySlot, session: Session, account: Account | undefined, outcome: SessionOutcome): void {
     if (slot.active === session) slot.active = undefined
     if (outcome === 'rejected' && session.lastMsgId > 0) {
       slot.refused = { sessionId: session.sessionId, lastMsgId: session.lastMsgId, at: deps.clock.now() }
@@ -326,7 +326,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       return
     }
     // A SessionID the device has no session for: the party pushes a new session (binding.md §3).
-    const account = findPartyAccount(deps.tree, party)
+    const account = findAccount(deps.tree, party)
     if (account === undefined && !alerts.admitsMessage(msg.body, { serverId: party, hasAccount: false })) {
       // binding.md §4.1: a party with no account gets no answer at all; logged, rate-limited.
       if (unknownPartyLog.allow(party, deps.clock.now())) logger.warn('message from a party without an account dropped', { party })

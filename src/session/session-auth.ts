@@ -1,6 +1,7 @@
 import { decodeNonce } from '../auth/nonce.ts'
 import { AUTH_TYPE } from '../codec/gwmo.ts'
 import type { Chal, Status, SyncMLMessage } from '../codec/syncml-model.ts'
+import { entryNonce, entrySecret, setNonce, type Account, type AuthEntry } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 import {
   challenge,
@@ -10,13 +11,11 @@ import {
   outboundAuth,
   schemeOfAAuthType,
   usesNonce,
-  type AuthEntry,
   type AuthScheme,
   type OutboundAuth,
   type PartyCheck,
 } from './credentials.ts'
 import type { NonceIssuer } from './nonces.ts'
-import { readEntryNonce, readEntrySecret, storeEntryNonce, type PartyAccount } from './party-account.ts'
 
 /**
  * Authentication both ways within one session (OMA DM Protocol 1.2, 9; DM Security 1.2; binding.md §6).
@@ -42,9 +41,9 @@ export class PartyAuthenticator {
   readonly #tree: TreeOps
   readonly #nonces: NonceIssuer
   readonly #party: string
-  readonly #account: PartyAccount | undefined
+  readonly #account: Account | undefined
 
-  constructor(tree: TreeOps, nonces: NonceIssuer, party: string, account: PartyAccount | undefined) {
+  constructor(tree: TreeOps, nonces: NonceIssuer, party: string, account: Account | undefined) {
     this.#tree = tree
     this.#nonces = nonces
     this.#party = party
@@ -65,11 +64,11 @@ export class PartyAuthenticator {
     }
     const scheme = schemeOfAAuthType(entry.type)!
     this.#entry = entry
-    this.#nonce ??= readEntryNonce(this.#tree, entry)
+    this.#nonce ??= entryNonce(this.#tree, entry)
     return checkParty({
       scheme,
       username: entry.name ?? this.#party,
-      secret: readEntrySecret(this.#tree, entry),
+      secret: entrySecret(this.#tree, entry),
       nonce: this.#nonce,
       cred,
       hmacHeader,
@@ -119,7 +118,7 @@ export class PartyAuthenticator {
   async #rotate(): Promise<Uint8Array> {
     const fresh = await this.#nonces.issue()
     if (this.#entry !== undefined) {
-      storeEntryNonce(this.#tree, this.#entry, fresh)
+      setNonce(this.#tree, this.#entry, fresh)
       this.nonceWritten = true
     }
     return fresh
@@ -137,10 +136,10 @@ export class DeviceCredentials {
   #sendCred = true
   nonceWritten = false
   readonly #tree: TreeOps
-  readonly #account: PartyAccount | undefined
+  readonly #account: Account | undefined
   readonly #deviceId: string
 
-  constructor(tree: TreeOps, account: PartyAccount | undefined, deviceId: string) {
+  constructor(tree: TreeOps, account: Account | undefined, deviceId: string) {
     this.#tree = tree
     this.#account = account
     this.#deviceId = deviceId
@@ -185,14 +184,14 @@ export class DeviceCredentials {
     if (entry === this.#entry) return
     this.#entry = entry
     if (entry === undefined) return
-    this.#secret = readEntrySecret(this.#tree, entry)
-    this.#nonce = readEntryNonce(this.#tree, entry)
+    this.#secret = entrySecret(this.#tree, entry)
+    this.#nonce = entryNonce(this.#tree, entry)
   }
 
   #useNonce(nonce: Uint8Array, store: boolean): void {
     this.#nonce = nonce
     if (store && this.#entry !== undefined) {
-      storeEntryNonce(this.#tree, this.#entry, nonce)
+      setNonce(this.#tree, this.#entry, nonce)
       this.nonceWritten = true
     }
   }

@@ -6,7 +6,7 @@ import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { Engine } from './engine.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
 import { alertCommand, genericAlertCommand, package1 } from './package1.ts'
-import type { PartyAccount } from './party-account.ts'
+import type { Account } from '../tree/accounts.ts'
 import { denyCommands, runCommands } from './run-commands.ts'
 import { composeMessage } from './outbound.ts'
 import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
@@ -25,6 +25,8 @@ interface Admission {
   nonceDue?: boolean
 }
 
+const MQTT_URL = /^mqtts?:\/\//i
+
 export type SessionOutcome = 'completed' | 'aborted' | 'failed' | 'rejected' | 'stopped'
 
 export interface SessionOptions {
@@ -32,7 +34,7 @@ export interface SessionOptions {
   sessionId: string
   initiator: 'device' | 'party'
   /** The account the device holds for the party; a party without one only runs alerts admitted unauthenticated. */
-  account: PartyAccount | undefined
+  account: Account | undefined
   /** No session with this party has completed before. */
   first: boolean
   /** Our last MsgID in this SessionID so far: the party goes on after a message the device refused. */
@@ -62,7 +64,9 @@ export class Session {
   readonly #engine: Engine
   /** The engine's logger bound to this party and session: every line names both. */
   readonly #log: Logger
-  readonly #account: PartyAccount | undefined
+  readonly #account: Account | undefined
+  /** The first `mqtt://`/`mqtts://` AppAddr of the party's account (binding.md §2), if any. */
+  readonly #address: string | undefined
   readonly #first: boolean
   readonly #partyAuth: PartyAuthenticator
   readonly #device: DeviceCredentials
@@ -95,6 +99,7 @@ export class Session {
     this.sessionId = options.sessionId
     this.initiator = options.initiator
     this.#account = options.account
+    this.#address = options.account?.addresses.find((a) => MQTT_URL.test(a.addr))?.addr
     this.#first = options.first
     this.#sentMsgId = options.continuesAfter ?? 0
     this.#partyAuth = new PartyAuthenticator(engine.tree, engine.nonces, options.party, options.account)
@@ -346,7 +351,7 @@ export class Session {
       constants: this.#engine.constants,
       deviceId: this.#engine.deviceId,
       party: this.party,
-      address: this.#account?.address,
+      address: this.#address,
       sessionId: this.sessionId,
       msgId: this.#sentMsgId + 1,
       encoding: this.#encoding,

@@ -5,7 +5,7 @@ export type { TreeBase } from './node-map.ts'
 export type { ExecHandler } from './operations.ts'
 export { createStandardTree, type StandardTreeOptions } from './standard-tree.ts'
 export {
-  readAccounts, findAccount, markGateway, setNonce, type Account, type AccountAddress, type AccountRole, type AuthEntry,
+  readAccounts, findAccount, markGateway, setNonce, entrySecret, entryNonce, type Account, type AccountAddress, type AccountRole, type AuthEntry,
 } from './accounts.ts'
 export { applyBootstrap, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
 export { serializeTree, restoreTree, TREE_FILE_VERSION } from './persistence.ts'
