@@ -8,6 +8,7 @@
  *
  * Every default lives in `CONFIG_DEFAULTS` below and nowhere else.
  */
+import { ConfigError } from './errors.ts'
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { brokerOrigin } from './transport/topics.ts'
@@ -113,8 +114,7 @@ export interface ParseOptions {
 
 type Json = Record<string, unknown>
 
-/** Thrown only inside this module and turned into `{ ok: false }` at its edge. */
-class ConfigError extends Error {}
+// ConfigError is thrown only inside this module and turned into `{ ok: false }` at its edge.
 
 const fail = (key: string, problem: string): never => {
   throw new ConfigError(`config: ${key}: ${problem}`)

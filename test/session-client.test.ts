@@ -2,7 +2,7 @@ import t from 'tap'
 import { md5Digest } from '../src/auth/md5.ts'
 import type { Alert, ItemCommand } from '../src/codec/syncml-model.ts'
 import {
-  bytes, createHarness, DEVICE_ID, headerStatus, md5Chal, Party, SERVER, settle, status,
+  bytes, createHarness, DEVICE_ID, get, headerStatus, md5Chal, Party, SERVER, settle, status,
 } from './helpers/session-harness.ts'
 
 t.test('Package 1: Alert 1201, DevInfo Replace, md5 Cred, pending Generic Alerts, Final', async (t) => {
@@ -70,8 +70,10 @@ t.test('401 + Chal on our SyncHdr: Package 1 again, new MsgID, Cred over the new
     again.body.filter((c) => c.kind !== 'Status').map((c) => (c.kind === 'Alert' ? `Alert ${c.data}` : c.kind)),
     ['Alert 1201', 'Replace'],
   )
-  // The server accepts: the session ends with its status-only Final message, and nothing more is sent.
-  await h.manager.receive(server.message({ sessionId, msgId: 2, body: [status('2', '0', 'SyncHdr', 212)], cred: 'none' }))
+  // The server accepts: the session ends with its status-only Final message (made with the nonce the device's
+  // last message gave it), and nothing more is sent.
+  server.learnNonce(again)
+  await h.manager.receive(server.message({ sessionId, msgId: 2, body: [status('2', '0', 'SyncHdr', 212)] }))
   await settle()
   t.equal(h.sent.length, 2)
   t.same(h.ended.map((e) => e.outcome), ['completed'])
@@ -83,6 +85,7 @@ t.test('a party that keeps challenging our credentials fails the session after t
   const sessionId = await open(h)
   for (let msgId = 1; msgId <= 2; msgId++) {
     await h.manager.receive(server.message({ sessionId, msgId, body: [status(String(msgId), '0', 'SyncHdr', 401, md5Chal(bytes(`n${msgId}`)))] }))
+    server.learnNonce(h.decoded())
   }
   await settle()
   t.equal(h.sent.length, 2, 'one resend only')
@@ -130,28 +133,33 @@ t.test('Generic Alerts stay queued (persisted) until a 200/202 and go out again 
   await settle()
   t.same(h.state.pendingAlerts(SERVER.serverId).map((a) => a.id), [id])
 
-  // Package 2 held only Statuses, so no reply carried the server's next nonce: it reads it from the device here.
-  server.nonce = h.tree.readSecret('./DMAcc/dms/AppAuth/2/AAuthData') as Uint8Array
+  // Package 2 held only Statuses, so no reply carried the server's next nonce: the one it used is spent, and the
+  // next session's first answer is refused with a Chal and our Package 1 again (binding.md §6).
   sessionId = await open(h)
-  const again = h.decoded()
-  t.equal(again.body.filter((c) => c.kind === 'Alert' && c.data === '1226').length, 1, 'sent again')
+  t.equal(h.decoded().body.filter((c) => c.kind === 'Alert' && c.data === '1226').length, 1, 'sent again')
   await h.manager.receive(server.message({ sessionId, msgId: 1, body: [status('1', '0', 'SyncHdr', 212), status('1', '3', 'Alert', 202)] }))
+  const refusal = h.decoded()
+  t.equal(headerStatus(refusal)?.data, '401')
+  t.same(h.state.pendingAlerts(SERVER.serverId).map((a) => a.id), [id], 'an answer that does not authenticate acknowledges nothing')
+  server.learnNonce(refusal)
+  const alertCmd = refusal.body.find((c) => c.kind === 'Alert' && c.data === '1226')!.cmdId
+  await h.manager.receive(server.message({ sessionId, msgId: 2, body: [status('2', '0', 'SyncHdr', 212), status('2', alertCmd, 'Alert', 202)] }))
   await settle()
   t.same(h.state.pendingAlerts(SERVER.serverId), [], 'dropped on 202')
   t.notMatch(Buffer.from((await h.stateStore.load())!).toString(), /urn:x:test/, 'and the drop persisted')
 
-  server.nonce = h.tree.readSecret('./DMAcc/dms/AppAuth/2/AAuthData') as Uint8Array
   await open(h)
   t.equal(h.decoded().body.filter((c) => c.kind === 'Alert' && c.data === '1226').length, 0)
 })
 
-t.test('AAuthPref picks among CLCRED entries; a Chal of another type switches to that entry', async (t) => {
+t.test('AAuthPref picks among CLCRED entries; a Chal of another type switches to that entry, never to a weaker one', async (t) => {
   const spec = {
     ...SERVER,
     authPref: 'DIGEST',
     clientAuth: [
-      { type: 'BASIC' as const, name: 'basic-user', secret: 'basic-secret' },
+      { type: 'HMAC' as const, name: 'hmac-user', secret: 'hmac-secret', nonce: bytes('hmac-0') },
       { type: 'DIGEST' as const, name: 'device-user', secret: 'device-secret', nonce: bytes('client-nonce-0') },
+      { type: 'BASIC' as const, name: 'basic-user', secret: 'basic-secret' },
     ],
   }
   const h = await createHarness({ accounts: [spec] })
@@ -164,13 +172,23 @@ t.test('AAuthPref picks among CLCRED entries; a Chal of another type switches to
     server.message({
       sessionId: first.hdr.sessionId,
       msgId: 1,
-      body: [status('1', '0', 'SyncHdr', 401, { meta: { type: 'syncml:auth-basic', format: 'b64' } })],
+      body: [status('1', '0', 'SyncHdr', 401, { meta: { type: 'syncml:auth-basic', format: 'b64' } }), get('./DevInfo/Mod')],
+    }),
+  )
+  const answer = h.decoded()
+  t.equal(answer.hdr.cred?.meta?.type, 'syncml:auth-md5', 'a basic Chal to a DIGEST account is not obeyed')
+  server.learnNonce(answer)
+  await h.manager.receive(
+    server.message({
+      sessionId: first.hdr.sessionId,
+      msgId: 2,
+      body: [status('2', '0', 'SyncHdr', 401, { meta: { type: 'syncml:auth-MAC', format: 'b64', nextNonce: Buffer.from('mac-n').toString('base64') } })],
     }),
   )
   const again = h.decoded()
-  t.equal(again.hdr.cred?.meta?.type, 'syncml:auth-basic')
-  t.equal(again.hdr.cred?.data, Buffer.from('basic-user:basic-secret').toString('base64'))
-  t.equal(again.hdr.source.locName, 'basic-user')
+  t.equal(again.hdr.cred, undefined, 'an HMAC Chal: the HMAC entry, no Cred')
+  t.equal(again.hdr.source.locName, 'hmac-user')
+  t.match(h.sent.at(-1)!.properties?.['x-syncml-hmac'], /username="hmac-user"/)
 })
 
 t.test("replies fit the party's MaxMsgSize: the largest Results give way, their Get answered 413", async (t) => {

@@ -1,7 +1,6 @@
 import t from 'tap'
-import { buildNotification, parseNotification, type Notification } from '../src/codec/notification.ts'
 import {
-  add, alert, createHarness, DEVICE_ID, GATEWAY, get, headerStatus, Party, replace, SERVER, settle, status, statusCodes,
+  add, alert, createHarness, DEVICE_ID, GATEWAY, get, headerStatus, Party, push, replace, SERVER, settle, status, statusCodes,
 } from './helpers/session-harness.ts'
 
 const OPEN_ACL = 'Add=*&Delete=*&Exec=*&Get=*&Replace=*'
@@ -22,17 +21,17 @@ t.test('a pushed session runs Package 2/3/4 with an authenticated party until a 
   t.same(headerStatus(first)?.sourceRefs, [SERVER.serverId])
   server.learnNonce(first)
 
-  await h.manager.receive(
-    server.message({ sessionId: 'ABC', msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212), add('./Vendor/n', 'v')] }),
-  )
+  await h.manager.receive(server.message({ sessionId: 'ABC', msgId: 2, body: [status('1', '0', 'SyncHdr', 212), add('./Vendor/n', 'v')] }))
   const second = h.decoded()
   t.equal(second.hdr.msgId, '2')
-  t.equal(second.hdr.cred, undefined, 'no Cred after 212')
-  t.equal(headerStatus(second)?.data, '200', 'authenticated for the rest of the session')
+  t.ok(second.hdr.cred, 'the device authenticates in every message (binding.md §6)')
+  t.equal(headerStatus(second)?.data, '200', 'the party authenticated again, with the nonce of our last message')
+  t.ok(headerStatus(second)?.chal?.meta.nextNonce, 'and gets the next one')
   t.same(statusCodes(second), { '0': '200', '2': '200' })
   t.equal(second.body.find((c) => c.kind === 'Status' && c.cmdRef === '2')?.kind === 'Status' ? '2' : '', '2')
 
-  await h.manager.receive(server.message({ sessionId: 'ABC', msgId: 3, cred: 'none', body: [status('2', '0', 'SyncHdr', 200), status('2', '2', 'Status', 200)] }))
+  server.learnNonce(second)
+  await h.manager.receive(server.message({ sessionId: 'ABC', msgId: 3, body: [status('2', '0', 'SyncHdr', 200), status('2', '2', 'Status', 200)] }))
   await settle()
   t.equal(h.sent.length, 2, 'the closing message is not answered')
   t.same(h.ended, [{ serverId: SERVER.serverId, sessionId: 'ABC', initiator: 'party', outcome: 'completed' }])
@@ -88,15 +87,16 @@ t.test('a duplicate delivery gets the same reply again and runs nothing twice; o
   t.same(statusCodes(h.decoded(1)), { '0': '212', '1': '200' }, 'not 418: the Add ran once')
   server.learnNonce(h.decoded(0))
 
-  await h.manager.receive(server.message({ sessionId: 'D1', msgId: 3, cred: 'none', body: [get('./Vendor/once')] }))
+  await h.manager.receive(server.message({ sessionId: 'D1', msgId: 3, body: [get('./Vendor/once')] }))
   t.equal(h.sent.length, 3)
-  await h.manager.receive(server.message({ sessionId: 'D1', msgId: 2, cred: 'none', body: [add('./Vendor/late', 'x')] }))
+  server.learnNonce(h.decoded())
+  await h.manager.receive(server.message({ sessionId: 'D1', msgId: 2, body: [add('./Vendor/late', 'x')] }))
   t.equal(h.sent.length, 3, 'an older message is not answered')
   t.equal(h.tree.get('./Vendor/late', 'device').status, 404, 'nor run')
   t.ok(h.log.lines.some((l) => l.msg === 'old message ignored'))
 
   // After the session ends, a duplicate of its last answered message is answered from what remains of it.
-  const closing = server.message({ sessionId: 'D1', msgId: 4, cred: 'none', body: [status('2', '0', 'SyncHdr', 200)] })
+  const closing = server.message({ sessionId: 'D1', msgId: 4, body: [status('2', '0', 'SyncHdr', 200)] })
   await h.manager.receive(closing)
   await settle()
   t.equal(h.ended.length, 1)
@@ -109,22 +109,19 @@ t.test('ended sessions are remembered per party, at most endedSessionsPerParty a
   const h = await createHarness({ constants: { endedSessionsPerParty: 2, endedSessionMemoryMs: 60_000 } })
   const server = new Party(SERVER)
   const opening = (sessionId: string) => server.message({ sessionId, msgId: 1, body: [get('./DevInfo/Mod')] })
-  for (const sessionId of ['E1', 'E2', 'E3']) {
-    await h.manager.receive(opening(sessionId))
-    server.learnNonce(h.decoded())
-    await h.manager.receive(server.message({ sessionId, msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212)] }))
+  const session = async (sessionId: string) => {
+    const { nextMsgId } = await push(h, server, sessionId, [get('./DevInfo/Mod')])
+    await h.manager.receive(server.message({ sessionId, msgId: nextMsgId, body: [status(String(nextMsgId - 1), '0', 'SyncHdr', 212)] }))
     await settle()
   }
+  for (const sessionId of ['E1', 'E2', 'E3']) await session(sessionId)
   t.same(h.ended.map((e) => e.sessionId), ['E1', 'E2', 'E3'])
   const sent = h.sent.length
   await h.manager.receive(opening('E3'))
   await h.manager.receive(opening('E2'))
   t.equal(h.sent.length, sent, 'a late message of one of the last two is ignored')
   await h.manager.receive(opening('E1'))
-  t.equal(h.sent.length, sent + 1, 'the oldest is forgotten: its id opens a new session')
-  server.learnNonce(h.decoded())
-  await h.manager.receive(server.message({ sessionId: 'E1', msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212)] }))
-  await settle()
+  t.equal(h.sent.length, sent + 1, 'the oldest is forgotten: its id is a new push (challenged: the nonce is spent)')
   h.clock.advance(60_001)
   await h.manager.receive(opening('E3'))
   t.equal(h.sent.length, sent + 2, 'and after endedSessionMemoryMs no ended session is remembered')
@@ -134,7 +131,8 @@ t.test('Session Abort: the session ends, no reply', async (t) => {
   const h = await createHarness()
   const server = new Party(SERVER)
   await h.manager.receive(server.message({ sessionId: 'AB', msgId: 1, body: [get('./DevInfo/Mod')] }))
-  await h.manager.receive(server.message({ sessionId: 'AB', msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212), alert('1223')] }))
+  server.learnNonce(h.decoded())
+  await h.manager.receive(server.message({ sessionId: 'AB', msgId: 2, body: [status('1', '0', 'SyncHdr', 212), alert('1223')] }))
   await settle()
   t.equal(h.sent.length, 1)
   t.same(h.ended.map((e) => e.outcome), ['aborted'])
@@ -169,20 +167,6 @@ t.test('no answer: the same message again (same MsgID) after each timeout, then 
   t.equal(h.clock.pending, 0, 'stop leaves no timer')
 })
 
-t.test('the same notification session id twice opens one session', async (t) => {
-  const h = await createHarness()
-  const bytesOf = buildNotification({ sessionId: 0x2a, serverId: SERVER.serverId }, () => new Uint8Array(16))
-  const parsed = parseNotification(bytesOf)
-  t.ok(parsed.ok)
-  const notification = (parsed as { value: Notification }).value
-  await h.manager.openSession(SERVER.serverId, { alert: 1200, notification })
-  await h.manager.openSession(SERVER.serverId, { alert: 1200, notification })
-  t.equal(h.sent.length, 1)
-  const msg = h.decoded()
-  t.equal(msg.hdr.sessionId, '2A')
-  t.equal(msg.body[0]?.kind === 'Alert' && msg.body[0].data, '1200')
-})
-
 t.test('one session per party at a time; a party waiting does not hold up another', async (t) => {
   const h = await createHarness({ accounts: [SERVER, GATEWAY] })
   const server = new Party(SERVER)
@@ -207,13 +191,16 @@ t.test('one session per party at a time; a party waiting does not hold up anothe
   const second = h.decoded()
   t.not(second.hdr.sessionId, first)
   t.equal(second.body[0]?.kind === 'Alert' && second.body[0].data, '1201')
-  server.nonce = h.tree.readSecret('./DMAcc/dms/AppAuth/2/AAuthData') as Uint8Array
+  // The server's first message spent its stored nonce; the second session begins with one challenge.
   await h.manager.receive(server.message({ sessionId: second.hdr.sessionId, msgId: 1, body: [status('1', '0', 'SyncHdr', 212)] }))
+  t.equal(headerStatus(h.decoded())?.data, '401')
+  server.learnNonce(h.decoded())
+  await h.manager.receive(server.message({ sessionId: second.hdr.sessionId, msgId: 2, body: [status('2', '0', 'SyncHdr', 212)] }))
   await settle()
-  t.equal(h.sent.length, 4)
+  t.equal(h.sent.length, 5)
   t.equal(h.decoded().hdr.sessionId, 'F00')
-  // Both sessions ended on a status-only message, so no reply carried a new nonce and none was issued.
-  t.equal(headerStatus(h.decoded())?.data, '212', 'the push was made with a nonce still expected')
+  // The push waited, admitted, and was checked again when its turn came: its nonce had been spent meanwhile.
+  t.equal(headerStatus(h.decoded())?.data, '401', 'a queued push is admitted again when its turn comes')
 })
 
 t.test('after a reply of nothing but Status the session waits only in case the party goes on; no resend', async (t) => {
@@ -223,14 +210,15 @@ t.test('after a reply of nothing but Status the session waits only in case the p
   t.same(statusCodes(h.decoded()), { '0': '212', '1': '405' })
   server.learnNonce(h.decoded())
   // The party goes on in the same session.
-  await h.manager.receive(server.message({ sessionId: 'C1', msgId: 2, cred: 'none', body: [get('./DevInfo/Lang')] }))
+  await h.manager.receive(server.message({ sessionId: 'C1', msgId: 2, body: [get('./DevInfo/Lang')] }))
   t.equal(h.sent.length, 2)
   t.equal(h.decoded().hdr.sessionId, 'C1')
   // Our message held Results: the party owes an answer, so this one is sent again on timeout.
   h.clock.advance(1000)
   await settle()
   t.equal(h.sent.length, 3)
-  await h.manager.receive(server.message({ sessionId: 'C1', msgId: 3, cred: 'none', body: [replace('./DevInfo/Lang', 'x')] }))
+  server.learnNonce(h.decoded())
+  await h.manager.receive(server.message({ sessionId: 'C1', msgId: 3, body: [replace('./DevInfo/Lang', 'x')] }))
   t.equal(h.sent.length, 4)
   // A status-only reply: nothing is sent again, and the session ends quietly at the timeout.
   h.clock.advance(1000)
@@ -239,8 +227,7 @@ t.test('after a reply of nothing but Status the session waits only in case the p
   t.same(h.ended.map((e) => e.outcome), ['completed'])
 
   // A new request ends such a lingering session at once.
-  await h.manager.receive(server.message({ sessionId: 'C2', msgId: 1, body: [replace('./DevInfo/Lang', 'fr')] }))
-  server.learnNonce(h.decoded())
+  await push(h, server, 'C2', [replace('./DevInfo/Lang', 'fr')])
   await h.manager.openSession(SERVER.serverId, { alert: 1201 })
   await settle()
   t.same(h.ended.map((e) => e.outcome), ['completed', 'completed'])

@@ -65,14 +65,14 @@ t.test('nonces: unique, a disk write per block only, and a crash never brings on
   const issued = new Set<string>()
   let state = await openState(store)
   const savesAtStart = store.saves
-  let issuer = new NonceIssuer(state, { block: 4, rotationIntervalMs: 1000, maxParties: 8 })
+  let issuer = new NonceIssuer(state, { block: 4 })
   for (let k = 0; k < 10; k++) issued.add(encodeNonce(await issuer.issue()))
   t.equal(issued.size, 10)
   t.equal(store.saves - savesAtStart, 3, 'ten nonces in blocks of four: three reservations')
   // Crashes at various points: the process dies without saving anything more; a new one starts from the store.
   for (const count of [1, 3, 4, 5, 0, 2]) {
     state = await openState(store)
-    issuer = new NonceIssuer(state, { block: 4, rotationIntervalMs: 1000, maxParties: 8 })
+    issuer = new NonceIssuer(state, { block: 4 })
     for (let k = 0; k < count; k++) {
       const nonce = encodeNonce(await issuer.issue())
       t.notOk(issued.has(nonce), `restart issuing ${count}: nonce ${k} is new`)
@@ -81,24 +81,15 @@ t.test('nonces: unique, a disk write per block only, and a crash never brings on
   }
 })
 
-t.test('nonce rotation on failures: at most once per interval per party', async (t) => {
-  const state = await openState(new MemoryStore())
-  const issuer = new NonceIssuer(state, { block: 4, rotationIntervalMs: 1000, maxParties: 8 })
-  t.ok(issuer.mayRotateOnFailure('a', 0))
-  t.notOk(issuer.mayRotateOnFailure('a', 999))
-  t.ok(issuer.mayRotateOnFailure('b', 999), 'per party')
-  t.ok(issuer.mayRotateOnFailure('a', 1000))
-})
-
 t.test('the engine restarted from its stores never hands out a nonce it gave before', async (t) => {
   const treeStore = new MemoryStore()
   const stateStore = new MemoryStore()
   const given = new Set<string>()
   for (let run = 0; run < 3; run++) {
-    const h = await createHarness({ treeStore, stateStore, constants: { nonceRotationIntervalMs: 0, authFailureBurst: 100 } })
+    const h = await createHarness({ treeStore, stateStore, constants: { authFailureBurst: 100 } })
     const server = new Party(SERVER)
     for (let k = 0; k < 5; k++) {
-      // Bad credentials: every answer carries a freshly rotated nonce.
+      // Bad credentials: every refusal carries a fresh nonce.
       await h.manager.receive(server.message({ sessionId: `${run}${k}`, msgId: 1, cred: 'bad', body: [get('./DevInfo/Mod')] }))
       const nonce = headerStatus(h.decoded())?.chal?.meta.nextNonce
       t.ok(nonce)
@@ -114,7 +105,8 @@ t.test('firstSessionDone is set (and persisted) when the first session with a se
   const server = new Party(SERVER)
   t.equal(h.state.accountFlag(SERVER.serverId, 'firstSessionDone'), undefined)
   await h.manager.receive(server.message({ sessionId: '1', msgId: 1, body: [replace('./DevInfo/Lang', 'de')] }))
-  await h.manager.receive(server.message({ sessionId: '1', msgId: 2, cred: 'none', body: [status('1', '0', 'SyncHdr', 212)] }))
+  server.learnNonce(h.decoded())
+  await h.manager.receive(server.message({ sessionId: '1', msgId: 2, body: [status('1', '0', 'SyncHdr', 212)] }))
   await settle()
   t.equal(h.state.accountFlag(SERVER.serverId, 'firstSessionDone'), true)
   // Handlers learn whether a session is the first one (GwMO 1.0, 8.4.1).
@@ -123,8 +115,11 @@ t.test('firstSessionDone is set (and persisted) when the first session with a se
     firsts.push(ctx.session.first)
     return 200
   })
-  server.learnNonce(h.decoded())
+  // The closing message spent the nonce the reply gave: the next session begins with one challenge (binding.md §6).
   await h.manager.receive(server.message({ sessionId: '2', msgId: 1, body: [alert('1299')] }))
+  t.equal(headerStatus(h.decoded())?.data, '401')
+  server.learnNonce(h.decoded())
+  await h.manager.receive(server.message({ sessionId: '2', msgId: 2, body: [alert('1299')] }))
   t.same(firsts, [false])
   await h.manager.stop()
   const reopened = await openState(h.stateStore)

@@ -24,8 +24,6 @@ export interface SessionConstants {
    */
   authFailureAnswersPerSecond: number
   authFailureBurst: number
-  /** A failure rotates a party's nonce at most once in this many ms (binding.md §6). */
-  nonceRotationIntervalMs: number
   /**
    * Nonce counter values reserved (and persisted) ahead in one disk write (binding.md §6): a crash skips the
    * rest of the block, so no nonce ever comes back, and only one session in this many costs a disk sync.
@@ -49,8 +47,11 @@ export interface SessionConstants {
   endedSessionsPerParty: number
   /** Parties tracked for rate limits and logs (least recently seen evicted), so a flood of names stays bounded. */
   maxTrackedParties: number
-  /** A party with no account is logged at most once in this many ms (binding.md §4.1: logged, never answered). */
-  unknownPartyLogIntervalMs: number
+  /**
+   * A warning a flood can trigger (a party without an account, refused or dropped messages, a full queue) is
+   * logged at most once in this many ms per party and kind, with the count of those left out (binding.md §6).
+   */
+  quietLogIntervalMs: number
   /**
    * When nonce bookkeeping alone dirtied the tree, it is flushed this long after, not before the reply: the
    * counter reservation already guarantees that no nonce is issued twice (binding.md §6).
@@ -67,7 +68,6 @@ export const DEFAULT_SESSION_CONSTANTS: Readonly<SessionConstants> = Object.free
   retryBackoffCapMs: 600_000,
   authFailureAnswersPerSecond: 2,
   authFailureBurst: 3,
-  nonceRotationIntervalMs: 1_000,
   nonceReservationBlock: 64,
   maxPackage1Resends: 2,
   maxMsgSize: 65_536,
@@ -76,7 +76,7 @@ export const DEFAULT_SESSION_CONSTANTS: Readonly<SessionConstants> = Object.free
   endedSessionMemoryMs: 600_000,
   endedSessionsPerParty: 8,
   maxTrackedParties: 1024,
-  unknownPartyLogIntervalMs: 60_000,
+  quietLogIntervalMs: 1_000,
   lazyFlushDelayMs: 30_000,
 })
 

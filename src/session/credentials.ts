@@ -5,6 +5,7 @@ import { md5Digest, verifyMd5 } from '../auth/md5.ts'
 import { encodeNonce } from '../auth/nonce.ts'
 import { AUTH_TYPE } from '../codec/gwmo.ts'
 import type { Chal, Cred } from '../codec/syncml-model.ts'
+import { AUTH_FAILURE, type AuthFailure } from '../errors.ts'
 import type { AuthEntry } from '../tree/accounts.ts'
 
 /**
@@ -88,37 +89,42 @@ export function challenge(scheme: AuthScheme, nonce: Uint8Array | undefined): Ch
 
 export type PartyCheck =
   | { ok: true; scheme: AuthScheme }
-  /** 407: no credentials at all; 401: wrong ones, or of another type than the account's SRVCRED. */
-  | { ok: false; code: 401 | 407; scheme: AuthScheme; reason: string }
+  | { ok: false; scheme: AuthScheme; failure: AuthFailure }
 
 /**
- * Checks a party's credentials for one message against its SRVCRED: `Cred` in the SyncHdr for md5 and basic,
- * the `x-syncml-hmac` property over the payload bytes for HMAC (DM Security 1.2, 5.1.3). `nonce` is the one
- * the device gave that party.
+ * Checks a party's credentials for one message against its SRVCRED and one nonce: `Cred` in the SyncHdr for
+ * md5 and basic, the `x-syncml-hmac` property over the payload bytes for HMAC (DM Security 1.2, 5.1.3).
  */
 export function checkParty(input: {
   scheme: AuthScheme
   username: string
   secret: string
   nonce: Uint8Array
-  cred?: Cred
-  hmacHeader?: string
+  cred?: Cred | undefined
+  hmacHeader?: string | undefined
   payload: Uint8Array
 }): PartyCheck {
   const { scheme, username, secret, nonce, cred } = input
-  const missing = (what: string): PartyCheck => ({ ok: false, code: 407, scheme, reason: `no ${what}` })
-  /** 401 with `reason` unless `good`. */
-  const verdict = (good: boolean, reason: string): PartyCheck => (good ? { ok: true, scheme } : { ok: false, code: 401, scheme, reason })
+  const fail = (failure: AuthFailure): PartyCheck => ({ ok: false, scheme, failure })
+  const verdict = (good: boolean): PartyCheck => (good ? { ok: true, scheme } : fail(AUTH_FAILURE.MISMATCH))
   if (scheme === 'hmac') {
-    if (input.hmacHeader === undefined) return missing(HMAC_PROPERTY)
-    return verdict(verifyHmac(input.hmacHeader, secret, nonce, input.payload, username), 'hmac mismatch')
+    if (input.hmacHeader === undefined) return fail(AUTH_FAILURE.MISSING)
+    return verdict(verifyHmac(input.hmacHeader, secret, nonce, input.payload, username))
   }
-  if (cred === undefined) return missing('Cred')
-  if (schemeOfMetaType(cred.meta?.type) !== scheme) return verdict(false, 'Cred of another type')
-  if (scheme === 'md5') return verdict(verifyMd5(cred.data, username, secret, nonce), 'digest mismatch')
+  if (cred === undefined) return fail(AUTH_FAILURE.MISSING)
+  if (schemeOfMetaType(cred.meta?.type) !== scheme) return fail(AUTH_FAILURE.OTHER_SCHEME)
+  if (scheme === 'md5') return verdict(verifyMd5(cred.data, username, secret, nonce))
   const basic = parseBasicCredential(cred.data)
   // Both halves are compared whatever the first gives, so the time taken does not tell which one was wrong.
   const nameOk = constantTimeEqual(basic?.username ?? '', username)
   const passwordOk = constantTimeEqual(basic?.password ?? '', secret)
-  return verdict(basic !== undefined && nameOk && passwordOk, 'basic credentials mismatch')
+  return verdict(basic !== undefined && nameOk && passwordOk)
 }
+
+/** How strong a scheme is: a Chal never moves the device to a weaker one than its account's (binding.md §6). */
+export function strength(scheme: AuthScheme): number {
+  return STRENGTH[scheme]
+}
+
+/** basic hands the password itself over; md5 proves it over a nonce; HMAC also covers the body. */
+const STRENGTH: Readonly<Record<AuthScheme, number>> = { basic: 0, md5: 1, hmac: 2 }

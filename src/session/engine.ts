@@ -5,7 +5,8 @@ import type { AgentState } from './agent-state.ts'
 import type { AlertRegistry } from './alerts.ts'
 import type { SessionConstants } from './constants.ts'
 import type { NonceIssuer } from './nonces.ts'
-import type { PartyInterval, PartyRateLimiter } from './rate-limit.ts'
+import type { Admission } from './admission.ts'
+import type { PartyRateLimiter, QuietLog } from './rate-limit.ts'
 import type { Serial } from './serial.ts'
 
 /** Injected time (MQTT.js KeepaliveManager style), so tests drive the engine with a fake clock. */
@@ -23,7 +24,13 @@ export interface SessionTree extends TreeOps {
 }
 
 /** What every session of one engine shares. One object per engine: no module-level state. */
-export interface Engine {
+export interface Engine extends EngineCore {
+  /** Who may enter, with which nonce (binding.md §6). */
+  admission: Admission
+}
+
+/** The engine without its admission, which is built on it. */
+export interface EngineCore {
   deviceId: string
   tree: SessionTree
   state: AgentState
@@ -35,12 +42,15 @@ export interface Engine {
   send(message: OutboundMessage): Promise<void>
   /** Answers to failed authentication, per party (binding.md §6). */
   authFailureAnswers: PartyRateLimiter
-  /** Repeated warnings (per party and kind) are logged at most once an interval, so floods do not flood logs. */
-  quietLog: PartyInterval
+  /** Warnings a flood can trigger (per party and kind), logged at most once a second with a count of the rest. */
+  quietLog: QuietLog
   /** The tree work of inbound messages runs one message at a time. */
   treeWork: Serial
-  /** Nonce bookkeeping dirtied the tree without a flush: have it flushed later (see `lazyFlushDelayMs`). */
-  nonceBookkeeping(): void
+  /**
+   * Nonce bookkeeping changed the tree or the agent state without saving them: have both saved later (see
+   * `lazyFlushDelayMs`; the counter reservation and the unclean-stop guard cover a crash meanwhile).
+   */
+  bookkeeping(): void
   /** Saves the agent state; a failure is logged, never thrown (what was saved stays, the rest goes next time). */
   saveState(): Promise<void>
 }

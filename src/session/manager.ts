@@ -7,10 +7,12 @@ import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { AgentState, GenericAlertSpec } from './agent-state.ts'
 import { AlertRegistry, type AlertHandler, type AlertRegistrationOptions } from './alerts.ts'
 import { sessionConstants, type SessionConstants } from './constants.ts'
-import type { Clock, Engine, SessionTree } from './engine.ts'
+import type { Clock, Engine, EngineCore, SessionTree } from './engine.ts'
 import { NonceIssuer } from './nonces.ts'
 import { findAccount, type Account } from '../tree/accounts.ts'
-import { PartyInterval, PartyRateLimiter } from './rate-limit.ts'
+import { Admission } from './admission.ts'
+import { busy, Parties, type PartySlot, type QueuedRequest } from './parties.ts'
+import { PartyRateLimiter, QuietLog } from './rate-limit.ts'
 import { Serial } from './serial.ts'
 import { Session, type EndedSession, type SessionOptions, type SessionOutcome } from './session.ts'
 
@@ -54,87 +56,47 @@ export interface SessionManager {
   stop(): Promise<void>
 }
 
-type QueuedRequest =
-  | { kind: 'open'; alert: '1200' | '1201'; sessionId: string | undefined }
-  | { kind: 'push'; msg: SyncMLMessage; inbound: InboundMessage }
-
-/** Everything the manager keeps about one party. */
-interface PartySlot {
-  active: Session | undefined
-  queue: QueuedRequest[]
-  ended: EndedSession[]
-  notificationIds: { id: string; at: number }[]
-  retryTimer: unknown
-  failures: number
-  /**
-   * The last pushed session whose message was refused (401/407): the party answers the challenge in the same
-   * session, so the device's MsgIDs continue after the one it refused with, and the party's Status for it is
-   * read (OMA DM Protocol 1.2, 9.3). One per party, so refusals keep no more state than that.
-   */
-  refused: { sessionId: string; lastMsgId: number; at: number } | undefined
-}
-
-/** Nothing runs, waits or is scheduled for the party. */
-function idle(slot: PartySlot): boolean {
-  return !slot.active && slot.queue.length === 0 && slot.retryTimer === undefined
-}
-
-/** A session of the party runs: further requests wait behind it. */
-function busy(slot: PartySlot): boolean {
-  return slot.active !== undefined && !slot.active.ended
-}
-
 /**
- * The entries newer than `horizon`. Filtered only when one has expired: an array made by filter() keeps room for
- * 16 entries, in every engine.
- */
-function recent<T extends { at: number }>(list: T[], horizon: number): T[] {
-  return list.some((e) => e.at < horizon) ? list.filter((e) => e.at >= horizon) : list
-}
-
-/**
- * The session engine (binding.md §3, §6): routes inbound DM messages to their sessions, opens sessions, keeps
+ * The session engine (binding.md §3, §6): routes inbound DM messages to their sessions, admits new ones (a pushed
+ * message that does not authenticate starts nothing and never waits in a party's line), opens sessions, keeps
  * one active session per party (further requests queue behind it; different parties run independently), and
- * retries failed client-initiated sessions with capped exponential backoff and jitter. Transport-free: it
- * takes payloads in and hands payloads to `send`. All state lives in the returned object.
+ * retries failed client-initiated sessions with capped exponential backoff and jitter. Transport-free: it takes
+ * payloads in and hands payloads to `send`. All state lives in the returned object.
  */
 export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   const constants = sessionConstants(deps.constants)
   const logger = deps.logger.child({ module: 'session' })
-  const parties = new Map<string, PartySlot>()
+  const parties = new Parties(constants, deps.clock)
   /** Work under way; made when some begins and dropped when none is left (a fleet's engines are mostly idle). */
   let inFlight: Set<Promise<unknown>> | undefined
   const alerts = new AlertRegistry()
-  const unknownPartyLog = new PartyInterval(constants.unknownPartyLogIntervalMs, constants.maxTrackedParties)
   let lazyFlush: unknown
   let stopping = false
 
-  const engine: Engine = {
+  const core: EngineCore = {
     deviceId: deps.deviceId,
     tree: deps.tree,
     state: deps.state,
-    nonces: new NonceIssuer(deps.state, {
-      block: constants.nonceReservationBlock,
-      rotationIntervalMs: constants.nonceRotationIntervalMs,
-      maxParties: constants.maxTrackedParties,
-    }),
+    nonces: new NonceIssuer(deps.state, { block: constants.nonceReservationBlock }),
     alerts,
     constants,
     clock: deps.clock,
     logger,
     send: deps.send,
     authFailureAnswers: new PartyRateLimiter(constants.authFailureAnswersPerSecond, constants.authFailureBurst, constants.maxTrackedParties),
-    quietLog: new PartyInterval(1000, constants.maxTrackedParties),
+    quietLog: new QuietLog(constants.quietLogIntervalMs, constants.maxTrackedParties),
     treeWork: new Serial(),
-    nonceBookkeeping: () => {
+    bookkeeping: () => {
       if (lazyFlush !== undefined || stopping) return
       lazyFlush = deps.clock.setTimeout(() => {
         lazyFlush = undefined
         track(deps.tree.flush().catch((error: unknown) => logger.error('tree flush failed', { error })))
+        if (deps.state.dirty) track(core.saveState())
       }, constants.lazyFlushDelayMs)
     },
     saveState: () => deps.state.save().catch((error: unknown) => logger.error('agent state save failed', { error })),
   }
+  const engine: Engine = { ...core, admission: new Admission(core) }
 
   function track<T>(work: Promise<T>): Promise<T> {
     ;(inFlight ??= new Set()).add(work)
@@ -147,40 +109,9 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     return work
   }
 
-  function slotOf(party: string): PartySlot {
-    let slot = parties.get(party)
-    if (slot === undefined) {
-      slot = { active: undefined, queue: [], ended: [], notificationIds: [], retryTimer: undefined, failures: 0, refused: undefined }
-      parties.set(party, slot)
-      if (parties.size > constants.maxTrackedParties) forgetIdleParties(party)
-    }
-    const horizon = deps.clock.now() - constants.endedSessionMemoryMs
-    slot.ended = recent(slot.ended, horizon)
-    slot.notificationIds = recent(slot.notificationIds, horizon)
-    if (slot.refused !== undefined && slot.refused.at < horizon) slot.refused = undefined
-    return slot
-  }
-
-  /** Bounds the memory kept for parties: the oldest idle ones (only remembered sessions) are forgotten first. */
-  function forgetIdleParties(keep: string): void {
-    for (const [party, slot] of parties) {
-      if (parties.size <= constants.maxTrackedParties) return
-      if (party !== keep && idle(slot)) parties.delete(party)
-    }
-  }
-
-  function forgetIfIdle(party: string, slot: PartySlot): void {
-    const remembers = slot.ended.length > 0 || slot.notificationIds.length > 0 || slot.failures > 0 || slot.refused !== undefined
-    if (idle(slot) && !remembers) parties.delete(party)
-  }
-
-  /**
-   * `list` with `item` added and the oldest dropped past `endedSessionsPerParty`. A copy of the exact length
-   * rather than a push (which keeps room for 16): these lists are remembered for minutes in every engine of a fleet.
-   */
-  function remember<T>(list: T[], item: T): T[] {
-    const out = [...list, item]
-    return out.length > constants.endedSessionsPerParty ? out.slice(1) : out
+  /** A line a flood could repeat: at most one a `quietLogIntervalMs` per key, with the count of the rest. */
+  function quietly(key: string, write: (suppressed: number) => void): void {
+    engine.quietLog.note(key, deps.clock.now(), write)
   }
 
   function cancelRetry(slot: PartySlot): void {
@@ -206,10 +137,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
 
   function finished(party: string, slot: PartySlot, session: Session, account: Account | undefined, outcome: SessionOutcome): void {
     if (slot.active === session) slot.active = undefined
-    if (outcome === 'rejected' && session.lastMsgId > 0) {
-      slot.refused = { sessionId: session.sessionId, lastMsgId: session.lastMsgId, at: deps.clock.now() }
-    }
-    if (outcome !== 'rejected' && outcome !== 'stopped') slot.ended = remember(slot.ended, session.remains())
+    if (outcome !== 'rejected' && outcome !== 'stopped') parties.remember(slot, session.remains())
     if (outcome === 'completed' && account !== undefined && isFirst(party)) {
       deps.state.setAccountFlag(party, 'firstSessionDone', true)
       track(engine.saveState())
@@ -227,7 +155,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   function next(party: string, slot: PartySlot): void {
     if (stopping || busy(slot)) return
     const request = slot.queue.shift()
-    if (request === undefined) return forgetIfIdle(party, slot)
+    if (request === undefined) return parties.forgetIfIdle(party, slot)
     track(request.kind === 'push' ? route(request.msg, request.inbound) : startOpen(party, slot, request.alert, request.sessionId))
   }
 
@@ -268,19 +196,13 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
 
   async function openSession(serverId: string, request: OpenRequest): Promise<void> {
     if (stopping || accountOf(serverId) === undefined) return
-    const slot = slotOf(serverId)
+    const slot = parties.slot(serverId)
     // The request's alert code as the Alert carries it: ALERT.SERVER_INITIATED_MGMT or CLIENT_INITIATED_MGMT.
     const alert = `${request.alert}` as const
-    let sessionId: string | undefined
-    if (request.alert === 1200) {
-      sessionId = request.notification.sessionIdHex
-      // OMA DM Notification 1.2: the same session id several times opens one session only.
-      const seen = slot.active?.sessionId === sessionId || slot.notificationIds.some((n) => n.id === sessionId)
-      if (seen) {
-        logger.info('notification session id already handled', { party: serverId, sessionId })
-        return
-      }
-      slot.notificationIds = remember(slot.notificationIds, { id: sessionId, at: deps.clock.now() })
+    const sessionId = request.alert === 1200 ? request.notification.sessionIdHex : undefined
+    if (sessionId !== undefined && !parties.notification(slot, sessionId)) {
+      logger.info('notification session id already handled', { party: serverId, sessionId })
+      return
     }
     // This session does what a scheduled retry would have done.
     cancelRetry(slot)
@@ -294,7 +216,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
 
   function enqueue(party: string, slot: PartySlot, request: QueuedRequest): void {
     if (slot.queue.length >= constants.maxQueuedPerParty) {
-      logger.warn('request dropped: too many waiting for the party', { party })
+      quietly(`${party}\u0000queue`, (suppressed) => logger.warn('request dropped: too many waiting for the party', { party, suppressed }))
       return
     }
     slot.queue.push(request)
@@ -305,39 +227,48 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   async function route(msg: SyncMLMessage, inbound: InboundMessage): Promise<void> {
     if (stopping) return
     if (msg.hdr.target.locUri !== deps.deviceId) {
-      logger.warn('message for another device dropped', { target: msg.hdr.target.locUri })
+      quietly('\u0000target', (suppressed) => logger.warn('message for another device dropped', { target: msg.hdr.target.locUri, suppressed }))
       return
     }
     const party = msg.hdr.source.locUri
-    const existing = parties.get(party)
-    const current = existing?.active
-    if (current !== undefined && !current.ended && current.sessionId === msg.hdr.sessionId) {
+    const { sessionId } = msg.hdr
+    const current = parties.peek(party)?.active
+    if (current !== undefined && !current.ended && current.sessionId === sessionId) {
       if (await current.deliver(msg, inbound)) return
       return route(msg, inbound)
     }
-    const ended = existing === undefined ? undefined : slotOf(party).ended.find((e) => e.sessionId === msg.hdr.sessionId)
-    if (ended !== undefined) {
-      if (Number(msg.hdr.msgId) === ended.lastInbound && ended.lastReply !== undefined) {
-        logger.debug('duplicate of an ended session answered again', { party, sessionId: ended.sessionId })
-        await deps.send(ended.lastReply).catch((error: unknown) => logger.warn('send failed', { party, error }))
-      } else {
-        logger.info('message of an ended session ignored', { party, sessionId: ended.sessionId })
-      }
-      return
-    }
-    // A SessionID the device has no session for: the party pushes a new session (binding.md §3).
+    const ended = parties.ended(party, sessionId)
+    if (ended !== undefined) return answerEnded(party, ended.replies, msg, inbound)
+    // A SessionID the device has no session for: the party pushes a new session (binding.md §3), admitted only
+    // when it authenticates (§6), before it may take a place in the party's line.
     const account = findAccount(deps.tree, party)
-    if (account === undefined && !alerts.admitsMessage(msg.body, { serverId: party, hasAccount: false })) {
-      // binding.md §4.1: a party with no account gets no answer at all; logged, rate-limited.
-      if (unknownPartyLog.allow(party, deps.clock.now())) logger.warn('message from a party without an account dropped', { party })
+    if (account === undefined) {
+      if (!alerts.admitsMessage(msg.body, { serverId: party, hasAccount: false })) {
+        // binding.md §4.1: a party with no account gets no answer at all; logged, rate-limited.
+        quietly(`${party}\u0000unknown`, (suppressed) => logger.warn('message from a party without an account dropped', { party, suppressed }))
+        return
+      }
+    } else {
+      const gate = engine.admission.gate(party, account, sessionId)
+      const verdict = gate.verify(msg, inbound.payload, inbound.properties)
+      if (!verdict.ok) return engine.admission.refusePush(party, account, msg, inbound, gate, verdict)
+    }
+    const slot = parties.slot(party)
+    if (busy(slot)) return enqueue(party, slot, { kind: 'push', msg, inbound })
+    const continuesAfter = engine.admission.refusedPush(party, sessionId)?.lastMsgId
+    const session = activate(slot, { party, sessionId, initiator: 'party', account, continuesAfter })
+    await session.deliver(msg, inbound)
+  }
+
+  /** A message with the SessionID of an ended session: a duplicate is answered again, anything else ignored. */
+  async function answerEnded(party: string, replies: EndedSession['replies'], msg: SyncMLMessage, inbound: InboundMessage): Promise<void> {
+    const repeat = replies.repeat(Number(msg.hdr.msgId), inbound.payload)
+    if (repeat !== undefined && repeat !== 'exhausted') {
+      logger.debug('duplicate of an ended session answered again', { party, sessionId: msg.hdr.sessionId })
+      await deps.send(repeat).catch((error: unknown) => logger.warn('send failed', { party, error }))
       return
     }
-    const slot = slotOf(party)
-    if (busy(slot)) return enqueue(party, slot, { kind: 'push', msg, inbound })
-    const refused = slot.refused?.sessionId === msg.hdr.sessionId ? slot.refused : undefined
-    slot.refused = undefined
-    const session = activate(slot, { party, sessionId: msg.hdr.sessionId, initiator: 'party', account, continuesAfter: refused?.lastMsgId })
-    await session.deliver(msg, inbound)
+    quietly(`${party}\u0000ended`, (suppressed) => logger.info('message of an ended session ignored', { party, sessionId: msg.hdr.sessionId, suppressed }))
   }
 
   async function receive(inbound: InboundMessage): Promise<void> {
@@ -349,9 +280,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     const decoded = decodeMessage(inbound.payload, inbound.contentType)
     if (!decoded.ok) {
       // binding.md §3: a message that cannot be answered at all is logged and dropped.
-      if (unknownPartyLog.allow('\u0000undecodable', deps.clock.now())) {
-        logger.warn('undecodable message dropped', { code: decoded.error.code, at: decoded.error.at })
-      }
+      quietly('\u0000undecodable', (suppressed) => logger.warn('undecodable message dropped', { code: decoded.error.code, at: decoded.error.at, suppressed }))
       return
     }
     try {
@@ -374,7 +303,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       stopping = true
       if (lazyFlush !== undefined) deps.clock.clearTimeout(lazyFlush)
       lazyFlush = undefined
-      for (const slot of parties.values()) {
+      for (const slot of parties.all()) {
         cancelRetry(slot)
         slot.active?.stop()
         slot.queue.length = 0

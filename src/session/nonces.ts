@@ -1,6 +1,5 @@
 import { deriveNonce } from '../auth/nonce.ts'
 import type { AgentState } from './agent-state.ts'
-import { PartyInterval } from './rate-limit.ts'
 
 /**
  * Fresh nonces for `Chal`/`NextNonce` (binding.md §6): no nonce is ever handed out twice, and a crash never
@@ -16,14 +15,12 @@ export class NonceIssuer {
   /** Counters below this are durably reserved. */
   #usableUntil: bigint
   #reserving: Promise<void> | undefined
-  readonly #rotations: PartyInterval
 
-  constructor(state: AgentState, options: { block: number; rotationIntervalMs: number; maxParties: number }) {
+  constructor(state: AgentState, options: { block: number }) {
     this.#state = state
     this.#block = BigInt(Math.max(1, Math.floor(options.block)))
     this.#next = state.nonceReservedUntil
     this.#usableUntil = this.#next
-    this.#rotations = new PartyInterval(options.rotationIntervalMs, options.maxParties)
   }
 
   /** A nonce never issued before; waits for a disk write only when the reserved block is used up. */
@@ -32,15 +29,6 @@ export class NonceIssuer {
     const counter = this.#next
     this.#next += 1n
     return deriveNonce(this.#state.deviceKey, counter)
-  }
-
-  /**
-   * Whether a failed authentication by this party may rotate its nonce now (binding.md §6: at most once a
-   * second per party, so a flood of bad messages cannot keep a legitimate party's nonce out of step). A true
-   * answer is recorded as a rotation.
-   */
-  mayRotateOnFailure(party: string, now: number): boolean {
-    return this.#rotations.allow(party, now)
   }
 
   #reserve(): Promise<void> {

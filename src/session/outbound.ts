@@ -2,10 +2,18 @@ import { CONTENT_TYPE } from '../codec/gwmo.ts'
 import type { Command, Status, SyncHdr } from '../codec/syncml-model.ts'
 import { encodeMessage, type MessageEncoding } from '../codec/syncml.ts'
 import type { OutboundMessage } from '../transport/port.ts'
+import type { Account } from '../tree/accounts.ts'
 import type { SessionConstants } from './constants.ts'
 import type { OutboundAuth } from './credentials.ts'
 import { assignCmdIds, type ReplyEntry } from './reply.ts'
 import { fitToSize } from './size.ts'
+
+const MQTT_URL = /^mqtts?:\/\//i
+
+/** The first `mqtt://`/`mqtts://` AppAddr of a party's account (binding.md §2), if any: where its messages go. */
+export function accountAddress(account: Account | undefined): string | undefined {
+  return account?.addresses.find((a) => MQTT_URL.test(a.addr))?.addr
+}
 
 export interface ComposeInput {
   constants: SessionConstants

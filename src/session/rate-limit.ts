@@ -22,6 +22,10 @@ export class BoundedMap<K, V> {
     return value
   }
 
+  delete(key: K): void {
+    this.#map?.delete(key)
+  }
+
   set(key: K, value: V): void {
     const map = (this.#map ??= new Map())
     map.delete(key)
@@ -75,5 +79,32 @@ export class PartyInterval extends BoundedMap<string, number> {
     if (last !== undefined && now - last < this.#intervalMs) return false
     this.set(key, now)
     return true
+  }
+}
+
+/**
+ * Warnings a flood can trigger, logged at most once an interval per key, each line saying how many like it were
+ * left out since the last (binding.md §6: "the log lines themselves rate-limited").
+ */
+export class QuietLog extends BoundedMap<string, { at: number; suppressed: number }> {
+  readonly #intervalMs: number
+
+  constructor(intervalMs: number, maxKeys: number) {
+    super(maxKeys)
+    this.#intervalMs = intervalMs
+  }
+
+  /**
+   * Runs `write` with the count left out before it when the key's last line is at least the interval ago;
+   * otherwise counts this one as left out.
+   */
+  note(key: string, now: number, write: (suppressed: number) => void): void {
+    const last = this.get(key)
+    if (last !== undefined && now - last.at < this.#intervalMs) {
+      last.suppressed += 1
+      return
+    }
+    this.set(key, { at: now, suppressed: 0 })
+    write(last?.suppressed ?? 0)
   }
 }

@@ -1,31 +1,21 @@
 import { ALERT } from '../codec/gwmo.ts'
-import type { Chal, Status, SyncMLMessage } from '../codec/syncml-model.ts'
+import type { Status, SyncMLMessage } from '../codec/syncml-model.ts'
 import { isWbxmlPayload, type MessageEncoding } from '../codec/syncml.ts'
 import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
-import type { Engine } from './engine.ts'
-import type { GenericAlertSpec } from './agent-state.ts'
-import { alertCommand, genericAlertCommand, package1 } from './package1.ts'
 import type { Account } from '../tree/accounts.ts'
-import { denyCommands, runCommands } from './run-commands.ts'
-import { composeMessage } from './outbound.ts'
+import type { Verdict } from './admission.ts'
+import type { PartyGate } from './admission.ts'
+import type { GenericAlertSpec } from './agent-state.ts'
+import { DeviceCredentials } from './device-credentials.ts'
+import type { Engine } from './engine.ts'
+import { accountAddress, composeMessage } from './outbound.ts'
+import { alertCommand, genericAlertCommand, package1 } from './package1.ts'
 import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
+import { ReplyCache } from './reply-cache.ts'
 import { Retransmitter, type TimeoutAction } from './retransmit.ts'
+import { denyCommands, runCommands } from './run-commands.ts'
 import { Serial } from './serial.ts'
-import { DeviceCredentials, PartyAuthenticator } from './session-auth.ts'
-
-/**
- * Whether the party's commands may run, and the device's Status for its SyncHdr: its code, and a Chal or a
- * fresh nonce still to issue.
- */
-interface Admission {
-  admitted: boolean
-  code: number
-  chal?: Chal | undefined
-  nonceDue?: boolean
-}
-
-const MQTT_URL = /^mqtts?:\/\//i
 
 export type SessionOutcome = 'completed' | 'aborted' | 'failed' | 'rejected' | 'stopped'
 
@@ -44,16 +34,16 @@ export interface SessionOptions {
 /** What an ended session leaves behind, so a late duplicate is answered from it (binding.md §3). */
 export interface EndedSession {
   sessionId: string
-  lastInbound: number | undefined
-  lastReply: OutboundMessage | undefined
+  replies: ReplyCache
   /** When it ended. */
   at: number
 }
 
 /**
- * One DM session with one party (OMA DM Protocol 1.2, 8; binding.md §3): its SessionID, our MsgID counter, the
- * party's last MsgID, authentication both ways, the last message we sent (sent again, same MsgID, when no answer
- * comes in time, and given again for a duplicate of the message it answered), and the Generic Alerts in flight.
+ * One DM session with one party (OMA DM Protocol 1.2, 8; binding.md §3, §6): its SessionID, our MsgIDs, the
+ * party's admitted messages, authentication both ways on every message, the last message we sent (sent again,
+ * same MsgID, when no answer comes in time, and given again for a duplicate of the message it answered), and
+ * the Generic Alerts in flight.
  */
 export class Session {
   readonly party: string
@@ -65,22 +55,20 @@ export class Session {
   /** The engine's logger bound to this party and session: every line names both. */
   readonly #log: Logger
   readonly #account: Account | undefined
-  /** The first `mqtt://`/`mqtts://` AppAddr of the party's account (binding.md §2), if any. */
-  readonly #address: string | undefined
   readonly #first: boolean
-  readonly #partyAuth: PartyAuthenticator
+  readonly #gate: PartyGate
   readonly #device: DeviceCredentials
-  #sentMsgId = 0
-  #lastInbound: number | undefined
+  #sentMsgId: number
+  /** Our MsgID of the first message we sent: a Chal in the answer to it is read even unauthenticated (§6). */
+  #firstMsgId: number | undefined
+  /** Our MsgID of the last message that expects an answer; a Status for our SyncHdr names it or a later one. */
+  #answerableFrom = 0
+  readonly #replies = new ReplyCache()
   #lastSent: OutboundMessage | undefined
-  /** The inbound MsgID that `#lastSent` answers. */
-  #lastSentAnswers: number | undefined
   readonly #retransmit: Retransmitter
   #package1Resends = 0
   /** What our last message held besides the Status for the party's SyncHdr: sent again if the party refuses it. */
   #lastEntries: ReplyEntry[] = []
-  /** The Chal our last message gave the party on its SyncHdr's Status, if any. */
-  #lastChal: Chal | undefined
   #challenged = false
   #encoding: MessageEncoding = 'xml'
   #partyMaxMsgSize: number | undefined
@@ -99,10 +87,9 @@ export class Session {
     this.sessionId = options.sessionId
     this.initiator = options.initiator
     this.#account = options.account
-    this.#address = options.account?.addresses.find((a) => MQTT_URL.test(a.addr))?.addr
     this.#first = options.first
     this.#sentMsgId = options.continuesAfter ?? 0
-    this.#partyAuth = new PartyAuthenticator(engine.tree, engine.nonces, options.party, options.account)
+    this.#gate = engine.admission.gate(options.party, options.account, options.sessionId)
     this.#device = new DeviceCredentials(engine.tree, options.account, engine.deviceId)
     this.done = new Promise((resolve) => (this.#resolveDone = resolve))
     const { clock, constants } = engine
@@ -117,16 +104,12 @@ export class Session {
     return this.#ended
   }
 
-  /** The MsgID of the last message we sent in this session (0 before the first). */
-  get lastMsgId(): number {
-    return this.#sentMsgId
-  }
-
   /** Package 1 of a session the device opens: Alert 1201 or 1200, DevInfo, pending Generic Alerts, Final. */
   start(alert: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): Promise<void> {
     return this.#serially(async () => {
-      const out = this.#compose(undefined, this.#package1(alert))
-      await this.#transmit(out, undefined)
+      const entries = this.#package1(alert)
+      this.#firstMsgId = this.#sentMsgId + 1
+      await this.#transmit(this.#compose(undefined, entries), entries)
     })
   }
 
@@ -150,12 +133,15 @@ export class Session {
 
   /** The record kept after the end. */
   remains(): EndedSession {
-    return {
-      sessionId: this.sessionId,
-      lastInbound: this.#lastInbound,
-      lastReply: this.#lastSentAnswers === this.#lastInbound ? this.#lastSent : undefined,
-      at: this.#engine.clock.now(),
-    }
+    return { sessionId: this.sessionId, replies: this.#replies, at: this.#engine.clock.now() }
+  }
+
+  /**
+   * Ends the session if our last message held nothing but Status: the session may be over, and waits only in
+   * case the party goes on. A new request for the party ends it at once.
+   */
+  finishIfClosing(): void {
+    if (this.#retransmit.closing) this.#end('completed')
   }
 
   /** Runs a task after the session's earlier ones, unless the session has ended; never rejects. */
@@ -173,57 +159,55 @@ export class Session {
       log.warn('message with an unusable MsgID dropped')
       return
     }
-    if (this.#lastInbound !== undefined && msgId <= this.#lastInbound) {
-      // binding.md §3: a duplicate is answered again from the same state, never executed twice; an older
-      // message arriving late has been superseded.
-      if (msgId === this.#lastInbound && this.#lastSentAnswers === msgId && this.#lastSent) {
-        log.debug('duplicate message answered again', { msgId })
-        await this.#handOver(this.#lastSent)
-      } else {
-        log.info('old message ignored', { msgId })
-      }
+    // binding.md §3: a duplicate is answered again from the same state, never executed twice.
+    const repeat = this.#replies.repeat(msgId, inbound.payload)
+    if (repeat !== undefined) {
+      if (repeat === 'exhausted') return log.debug('duplicate message not answered again', { msgId })
+      log.debug('duplicate message answered again', { msgId })
+      return this.#handOver(repeat)
+    }
+
+    // Authentication first: nothing of a message that does not authenticate runs or changes (binding.md §6).
+    const verdict = this.#gate.verify(msg, inbound.payload, inbound.properties)
+    const admitted = verdict.ok || this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })
+    if (!admitted) return this.#refuse(msg, inbound, verdict)
+    const last = this.#replies.lastMsgId
+    if (last !== undefined && msgId <= last) {
+      log.info('old message ignored', { msgId })
       return
     }
-    this.#lastInbound = msgId
+    const headerCode = verdict.ok ? this.#gate.spend(verdict) : 200
+    if (verdict.ok) this.#engine.admission.settled(this.party, this.sessionId)
+    this.#replies.admitted(msgId, inbound.payload)
     this.#retransmit.cancel()
     this.#encoding = isWbxmlPayload(inbound.payload, inbound.contentType) ? 'wbxml' : 'xml'
     this.#partyMaxMsgSize = msg.hdr.meta?.maxMsgSize ?? this.#partyMaxMsgSize
-
-    // Authentication of the party comes first: nothing of an unauthenticated party runs (binding.md §6).
-    const header = await this.#admit(msg, inbound)
-    if (header === undefined) return this.#endIfRefusedPush()
-    const { admitted } = header
-    if (admitted && !this.#admittedOnce) {
+    if (!this.#admittedOnce) {
       this.#admittedOnce = true
       if (this.initiator === 'party') this.#logStart()
     }
+
     const reply = new ReplyBuilder(msg.hdr.msgId)
-    let followUps: Array<() => void> = []
-    if (admitted) {
-      const ran = await runCommands(this.#engine, msg.body, {
-        reply,
-        logger: log,
-        party: { serverId: this.party, hasAccount: this.#account !== undefined, authenticated: this.#partyAuth.authenticated },
-        session: { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId, first: this.#first },
-        consumeStatus: (status) => this.#consumeStatus(status),
-        sendGenericAlert: (spec, into) => this.#sendGenericAlert(spec, into),
-      })
-      followUps = ran.followUps
-      if (ran.aborted) {
-        this.#settle()
-        log.info('session aborted by the party')
-        this.#end('aborted')
-        this.#runFollowUps(followUps)
-        return
-      }
-    } else {
-      denyCommands(msg.body, reply, header.code, (status) => this.#consumeStatus(status))
+    const ran = await runCommands(this.#engine, msg.body, {
+      reply,
+      logger: log,
+      party: { serverId: this.party, hasAccount: this.#account !== undefined, authenticated: verdict.ok },
+      session: { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId, first: this.#first },
+      consumeStatus: (status) => this.#consumeStatus(status, verdict.ok),
+      sendGenericAlert: (spec, into) => this.#sendGenericAlert(spec, into),
+    })
+    const followUps = ran.followUps
+    if (ran.aborted) {
+      this.#settle()
+      log.info('session aborted by the party')
+      this.#end('aborted')
+      this.#runFollowUps(followUps)
+      return
     }
 
     // The party challenged our credentials: what it refused goes again with new ones (DM Protocol 1.2, 9.3):
     // Package 1 (with the Alert it began with), or our answer to the party's commands, which never run twice.
     const own: ReplyEntry[] = []
-    let refusedChal: Chal | undefined
     if (this.#challenged) {
       this.#challenged = false
       if (++this.#package1Resends > this.#engine.constants.maxPackage1Resends) {
@@ -234,14 +218,12 @@ export class Session {
         return
       }
       own.push(...this.#lastEntries)
-      // A nonce the refused message handed out has not reached the party: the same Chal goes again.
-      refusedChal = this.#lastChal
     }
 
-    // binding.md §3: a message with Final that holds nothing but Status ends the session; no reply is sent. Unless
-    // the party failed to authenticate: it gets its 401/407 and Chal, or it would never learn the nonce to use.
+    // binding.md §3: a message with Final that holds nothing but Status ends the session; no reply is sent (the
+    // nonce it spent is not replaced in a message: the party's next session begins with one challenge, §6).
     const holdsCommands = msg.body.some((c) => c.kind !== 'Status')
-    if (msg.final && !holdsCommands && own.length === 0 && admitted) {
+    if (msg.final && !holdsCommands && own.length === 0) {
       this.#settle()
       this.#end('completed')
       return
@@ -249,20 +231,67 @@ export class Session {
     // A message without Final is one of several in its package: ask for the next one (DM Protocol 1.2, 8.6).
     if (!msg.final) own.push({ kind: 'command', command: alertCommand(ALERT.NEXT_MESSAGE) })
 
-    // The fresh nonce is issued only now that a reply carries it (binding.md §6).
-    const chal = header.nonceDue === true ? await this.#partyAuth.freshChallenge() : (header.chal ?? refusedChal)
-    const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', header.code, {
+    // binding.md §6: every message of ours hands the party the nonce its next message must use.
+    const chal = await this.#gate.nextChallenge()
+    const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', headerCode, {
       targetRef: msg.hdr.target.locUri,
       sourceRef: msg.hdr.source.locUri,
       chal,
     })
-    const out = this.#compose(headerStatus, [...reply.entries, ...own])
+    const entries = [...reply.entries, ...own]
+    const out = this.#compose(headerStatus, entries)
     this.#settle()
+    this.#replies.answered(out)
     // binding.md §3: our message holding nothing but Status (with Final) may end the session; the party still
     // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
-    await this.#transmit(out, msgId, reply.onlyStatuses && own.length === 0)
+    await this.#transmit(out, entries, reply.onlyStatuses && own.length === 0)
     this.#runFollowUps(followUps)
-    if (!admitted) this.#endIfRefusedPush()
+  }
+
+  /**
+   * A message of this session that does not authenticate (binding.md §6): it executes nothing and changes
+   * nothing of the session (not its MsgIDs, its duplicate cache, its timers or a stored nonce).
+   * - In a session the party has authenticated in, it is someone else's, or stale: never answered.
+   * - The first message of a pushed session is refused as any push is (the party's nonce changed meanwhile).
+   * - In a session the device opened, the party has not authenticated yet (its stored nonce may be spent): a
+   *   rate-limited 401/407 with a Chal, our own commands again with our Cred (they were public already), and a
+   *   Chal in this answer to our first message is obeyed, never one for a weaker scheme.
+   */
+  async #refuse(msg: SyncMLMessage, inbound: InboundMessage, verdict: Extract<Verdict, { ok: false }>): Promise<void> {
+    const { clock, quietLog, authFailureAnswers, admission } = this.#engine
+    const now = clock.now()
+    const fields = { msgId: msg.hdr.msgId, code: verdict.failure.code }
+    if (this.#gate.authenticated) {
+      quietLog.note(`${this.party}\u0000unauthenticated`, now, (suppressed) =>
+        this.#log.warn('message that does not authenticate dropped', { ...fields, suppressed }))
+      return
+    }
+    if (this.initiator === 'party') {
+      await admission.refusePush(this.party, this.#account, msg, inbound, this.#gate, verdict)
+      this.#end('rejected')
+      return
+    }
+    if (!authFailureAnswers.take(this.party, now)) {
+      quietLog.note(`${this.party}\u0000refusals`, now, (suppressed) =>
+        this.#log.warn('answers to failed authentication dropped (rate limit)', { ...fields, suppressed }))
+      return
+    }
+    quietLog.note(`${this.party}\u0000auth`, now, (suppressed) => this.#log.warn('authentication failed', { ...fields, suppressed }))
+    const answer = msg.body.find((c): c is Status => c.kind === 'Status' && isHeaderStatus(c))
+    if (answer !== undefined && Number(answer.msgRef) === this.#firstMsgId) this.#readHeaderStatus(answer, false)
+    const chal = await this.#gate.refusalChallenge(verdict)
+    const reply = new ReplyBuilder(msg.hdr.msgId)
+    denyCommands(msg.body, reply, verdict.failure.status)
+    const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', verdict.failure.status, {
+      targetRef: msg.hdr.target.locUri,
+      sourceRef: msg.hdr.source.locUri,
+      chal,
+    })
+    const out = this.#compose(headerStatus, [...reply.entries, ...this.#lastEntries])
+    this.#settle()
+    // A message of its own: our last one stays the one sent again when no answer comes.
+    this.#sentMsgId += 1
+    await this.#handOver(out)
   }
 
   /** What the message's handlers asked for once its changes were durable (MessageOps.afterCommit). */
@@ -276,35 +305,6 @@ export class Session {
     }
   }
 
-  /** A pushed message that did not authenticate starts no session: its answer (if any) was all it gets. */
-  #endIfRefusedPush(): void {
-    if (!this.#partyAuth.authenticated && this.initiator === 'party') this.#end('rejected')
-  }
-
-  /**
-   * Whether the message's commands may run, and the Status for its SyncHdr: the party authenticated; or every
-   * command is an alert admitted for unauthenticated parties; or not, answered 401/407 with a Chal, unless the
-   * party's answers are over their rate (then undefined: nothing is answered).
-   */
-  async #admit(msg: SyncMLMessage, inbound: InboundMessage): Promise<Admission | undefined> {
-    const verdict = this.#partyAuth.verify(msg, inbound.payload, inbound.properties)
-    if (verdict.ok) return { admitted: true, ...this.#partyAuth.accept(verdict) }
-    if (this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })) {
-      return { admitted: true, code: 200 }
-    }
-    const { clock, authFailureAnswers, nonces, quietLog } = this.#engine
-    const now = clock.now()
-    const fields = { code: verdict.code, reason: verdict.reason }
-    if (!authFailureAnswers.take(this.party, now)) {
-      // binding.md §6: the rest is dropped and logged (the log itself at most once a second per party).
-      if (quietLog.allow(`${this.party}\u0000drop`, now)) this.#log.warn('answers to failed authentication dropped (rate limit)', fields)
-      return undefined
-    }
-    this.#log.warn('authentication failed', fields)
-    const chal = await this.#partyAuth.failureChallenge(verdict, () => nonces.mayRotateOnFailure(this.party, now))
-    return { admitted: false, code: verdict.code, chal }
-  }
-
   async #sendGenericAlert(spec: GenericAlertSpec, into: ReplyBuilder): Promise<void> {
     const command = genericAlertCommand(spec)
     if (this.#account === undefined) return into.command(command)
@@ -316,14 +316,11 @@ export class Session {
     into.command(command, pending.id)
   }
 
-  #consumeStatus(status: Status): void {
-    if (status.cmdRef === '0' || status.cmd === 'SyncHdr') {
-      if (status.msgRef !== String(this.#sentMsgId)) return
-      const effect = this.#device.onHeaderStatus(status, this.#partyAuth.authenticated)
-      if (effect === 'challenged') this.#challenged = true
-      else if (effect === 'refused') {
-        this.#log.warn('party refused our message', { code: status.data })
-      }
+  /** A Status of the party, in a message that authenticated (`trusted`) or was admitted unauthenticated. */
+  #consumeStatus(status: Status, trusted: boolean): void {
+    if (isHeaderStatus(status)) {
+      const msgRef = Number(status.msgRef)
+      if (msgRef >= this.#answerableFrom && msgRef <= this.#sentMsgId) this.#readHeaderStatus(status, trusted)
       return
     }
     const key = `${status.msgRef}:${status.cmdRef}`
@@ -331,11 +328,21 @@ export class Session {
     if (alertId === undefined) return
     const code = status.data.trim()
     // DM Protocol 1.2, 8.7: the server answers a Generic Alert 200 or 202; anything else leaves it queued.
-    if ((code === '200' || code === '202') && this.#partyAuth.authenticated) {
+    if ((code === '200' || code === '202') && trusted) {
       this.#alertRefs.delete(key)
       if (this.#engine.state.removeAlert(this.party, alertId)) void this.#engine.saveState()
     } else {
       this.#log.info('generic alert not acknowledged, kept queued', { code })
+    }
+  }
+
+  #readHeaderStatus(status: Status, trusted: boolean): void {
+    const effect = this.#device.onHeaderStatus(status, trusted)
+    if (effect === 'challenged') this.#challenged = true
+    else if (effect === 'refused') this.#log.warn('party refused our message', { code: status.data })
+    else if (effect === 'weaker') {
+      this.#engine.quietLog.note(`${this.party}\u0000weaker`, this.#engine.clock.now(), (suppressed) =>
+        this.#log.warn('challenge for a weaker scheme than the account\'s ignored', { type: status.chal?.meta.type, suppressed }))
     }
   }
 
@@ -345,13 +352,13 @@ export class Session {
     return package1(code, tree, state.pendingAlerts(this.party).slice(0, constants.maxGenericAlertsPerPackage))
   }
 
-  /** Builds our next message (MsgID = last + 1) with its credentials, fitted to the party's MaxMsgSize. */
+  /** Builds our next message (MsgID = last + 1) with our credentials, fitted to the party's MaxMsgSize. */
   #compose(headerStatus: Status | undefined, entries: ReplyEntry[]): OutboundMessage {
     const composed = composeMessage({
       constants: this.#engine.constants,
       deviceId: this.#engine.deviceId,
       party: this.party,
-      address: this.#address,
+      address: accountAddress(this.#account),
       sessionId: this.sessionId,
       msgId: this.#sentMsgId + 1,
       encoding: this.#encoding,
@@ -360,8 +367,6 @@ export class Session {
       entries,
       partyMaxMsgSize: this.#partyMaxMsgSize,
     })
-    this.#lastEntries = entries
-    this.#lastChal = headerStatus?.chal
     if (composed.oversize) {
       this.#log.warn('reply exceeds the party MaxMsgSize', { size: composed.message.payload.length })
     }
@@ -369,20 +374,14 @@ export class Session {
     return composed.message
   }
 
-  async #transmit(out: OutboundMessage, answers: number | undefined, closing = false): Promise<void> {
+  /** Sends our next message, the one sent again (same MsgID) when no answer comes in time. */
+  async #transmit(out: OutboundMessage, entries: ReplyEntry[], closing = false): Promise<void> {
     this.#sentMsgId += 1
+    this.#answerableFrom = this.#sentMsgId
     this.#lastSent = out
-    this.#lastSentAnswers = answers
+    this.#lastEntries = entries
     await this.#handOver(out)
     if (!this.#ended) this.#retransmit.sent(closing)
-  }
-
-  /**
-   * Ends the session if our last message held nothing but Status: the session may be over, and waits only in
-   * case the party goes on. A new request for the party ends it at once.
-   */
-  finishIfClosing(): void {
-    if (this.#retransmit.closing) this.#end('completed')
   }
 
   async #timedOut(action: TimeoutAction): Promise<void> {
@@ -409,13 +408,14 @@ export class Session {
 
   /**
    * Once a message's work is done (its changes are durable already, `runCommands`): nonces written to the tree
-   * are flushed later (`lazyFlushDelayMs`), since the counter reservation already keeps them from repeating.
+   * and the agent state are saved later (`lazyFlushDelayMs`), since the counter reservation already keeps them
+   * from repeating and the unclean-stop guard covers a crash.
    */
   #settle(): void {
-    const wrote = this.#partyAuth.nonceWritten || this.#device.nonceWritten
-    this.#partyAuth.nonceWritten = false
+    const wrote = this.#gate.bookkeeping || this.#device.nonceWritten
+    this.#gate.bookkeeping = false
     this.#device.nonceWritten = false
-    if (wrote) this.#engine.nonceBookkeeping()
+    if (wrote) this.#engine.bookkeeping()
   }
 
   #logStart(): void {
@@ -432,4 +432,8 @@ export class Session {
     else this.#log.info('session ended', fields)
     this.#resolveDone(outcome)
   }
+}
+
+function isHeaderStatus(status: Status): boolean {
+  return status.cmdRef === '0' || status.cmd === 'SyncHdr'
 }

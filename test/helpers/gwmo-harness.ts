@@ -274,8 +274,8 @@ async function openTree(store: MemoryStore, accounts: PartySpec[]): Promise<Mana
   return opened.tree
 }
 
-/** The SRVCRED nonce the device expects from a party now (its AAuthData; none stored is the empty nonce). */
-function serverNonce(tree: ManagementTree, serverId: string): Uint8Array {
+/** The SRVCRED nonce stored for a party (its AAuthData; none stored is the empty nonce): where a party starts. */
+function storedNonce(tree: ManagementTree, serverId: string): Uint8Array {
   for (const x of tree.children('./DMAcc') ?? []) {
     const id = tree.get(`./DMAcc/${x}/ServerID`, 'device').value?.data
     if (id !== serverId) continue
@@ -285,8 +285,26 @@ function serverNonce(tree: ManagementTree, serverId: string): Uint8Array {
   return new Uint8Array(0)
 }
 
+/** The nonce the device handed out on its Status for our SyncHdr, if any (binding.md §6: in every message). */
+function handedNonce(message: ParsedMessage): Uint8Array | undefined {
+  const next = message.commands.find((c) => c.name === 'Status' && c.cmdRef === '0')?.chal?.nextNonce
+  return next === undefined ? undefined : new Uint8Array(Buffer.from(next, 'base64'))
+}
+
+/** Whether a message of the device refuses ours (401/407 on our SyncHdr). */
+function refuses(message: ParsedMessage): boolean {
+  const code = message.commands.find((c) => c.name === 'Status' && c.cmdRef === '0')?.data
+  return code === '401' || code === '407'
+}
+
+/**
+ * A party as binding.md §6 has it: each message carries a Cred made with the nonce of the device's last message
+ * to it (the first one, the nonce the device stored for it), and a refused push is sent again once with the
+ * refusal's nonce.
+ */
 function partyDriver(world: World, serverId: string): PartyDriver {
   let pushed = 0
+  let nonce: Uint8Array | undefined
   /** This party's last MsgID in each session. */
   const msgIds = new Map<string, number>()
   const answered = new Set<SentMessage>()
@@ -300,12 +318,15 @@ function partyDriver(world: World, serverId: string): PartyDriver {
     }
     await world.sessions.receive(inbound)
     await world.settle()
-    return world.sent.slice(before).filter((s) => s.to === serverId)
+    const replies = world.sent.slice(before).filter((s) => s.to === serverId)
+    for (const reply of replies) nonce = handedNonce(reply.message) ?? nonce
+    return replies
   }
   const cred = (auth: PushOptions['auth']) => {
     if (auth === 'none') return undefined
     const secret = auth === 'bad' ? 'wrong-secret' : SERVER_SECRET
-    return { type: AUTH_MD5, data: md5Digest(serverId, secret, serverNonce(world.tree, serverId)) }
+    nonce ??= storedNonce(world.tree, serverId)
+    return { type: AUTH_MD5, data: md5Digest(serverId, secret, nonce) }
   }
   const driver: PartyDriver = {
     async push(commands, options = {}) {
@@ -321,7 +342,14 @@ function partyDriver(world: World, serverId: string): PartyDriver {
         locName: serverId,
         cred: cred(options.auth ?? 'good'),
       }
-      const replies = await send(buildMessage(hdr, commands, options.final ?? true).xml)
+      let replies = await send(buildMessage(hdr, commands, options.final ?? true).xml)
+      const refusal = replies.find((r) => r.message.hdr.sessionId === sessionId)
+      if ((options.auth ?? 'good') === 'good' && refusal !== undefined && refuses(refusal.message)) {
+        // Its nonce was spent: once more with the refusal's (binding.md §6).
+        const again = (msgIds.get(sessionId) ?? 0) + 1
+        msgIds.set(sessionId, again)
+        replies = await send(buildMessage({ ...hdr, msgId: String(again), cred: cred('good') }, commands, options.final ?? true).xml)
+      }
       const answer = replies.find((r) => r.message.hdr.sessionId === sessionId)
       if (!options.keepOpen && answer !== undefined) await driver.closeSession(answer)
       return replies

@@ -344,6 +344,25 @@ export function statusCodes(msg: SyncMLMessage): Record<string, string> {
   return out
 }
 
+/**
+ * The party opens a session as a real one does (binding.md §6): with the nonce it holds, and after a 401 + Chal
+ * (its nonce was spent, or the device never gave it one) once more with the Chal's. Returns the device's answer
+ * (undefined when none came) and the MsgID the party's next message of the session takes.
+ */
+export async function push(h: Harness, party: Party, sessionId: string, body: Command[]): Promise<{ reply: SyncMLMessage | undefined; nextMsgId: number }> {
+  const before = h.sent.length
+  await h.manager.receive(party.message({ sessionId, msgId: 1, body }))
+  if (h.sent.length === before) return { reply: undefined, nextMsgId: 2 }
+  const first = h.decoded()
+  party.learnNonce(first)
+  const code = headerStatus(first)?.data
+  if (code !== '401' && code !== '407') return { reply: first, nextMsgId: 2 }
+  await h.manager.receive(party.message({ sessionId, msgId: 2, body }))
+  const reply = h.sent.length > before + 1 ? h.decoded() : undefined
+  if (reply !== undefined) party.learnNonce(reply)
+  return { reply, nextMsgId: 3 }
+}
+
 /** Lets queued promise callbacks run. */
 export async function settle(rounds = 50): Promise<void> {
   for (let k = 0; k < rounds; k++) await new Promise((resolve) => setImmediate(resolve))
