@@ -130,6 +130,11 @@ t.test('the gateway\'s address only while it is the current gateway and allowed 
 
 t.test('the location survives a restart: in the same place nothing is reported, a move afterwards is', async (t) => {
   const here: Location = { addresses: ['192.0.2.78'], defaultGateway: '192.0.2.65' }
+  // Each report is acknowledged before the stop: an alert whose Status has not come back is sent again after it.
+  for (const server of servers) {
+    const last = updates(server).at(-1)!
+    await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === last.sessionId, 15_000, `end of session ${last.sessionId}`)
+  }
   t.equal((await agent.stop()).code, 0)
   const before = servers.map((s) => updates(s).length)
   agent = agent.restart()

@@ -9,17 +9,16 @@
  */
 import { encodeNonce } from '../auth/nonce.ts'
 import { AUTH_TYPE } from '../codec/gwmo.ts'
-import type { Chal, SyncMLMessage } from '../codec/syncml-model.ts'
+import type { Chal, Command, SyncMLMessage } from '../codec/syncml-model.ts'
 import { isWbxmlPayload } from '../codec/syncml.ts'
 import { AUTH_FAILURE, type AuthFailure } from '../errors.ts'
-import type { InboundMessage } from '../transport/port.ts'
+import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import { entryNonce, entrySecret, setNonce, type Account, type AuthEntry } from '../tree/accounts.ts'
-import { challenge, checkParty, chooseEntry, HMAC_PROPERTY, schemeOfAAuthType, usesNonce, type AuthScheme } from './credentials.ts'
+import { challenge, checkParty, chooseEntry, HMAC_PROPERTY, schemeOfAAuthType, schemeOfMetaType, usesNonce, type AuthScheme } from './credentials.ts'
 import type { EngineCore } from './engine.ts'
 import { accountAddress, composeMessage } from './outbound.ts'
 import { BoundedMap } from './rate-limit.ts'
 import { makeStatus, ReplyBuilder } from './reply.ts'
-import { denyCommands } from './run-commands.ts'
 
 export type Verdict =
   | { ok: true; scheme: AuthScheme; entry: AuthEntry; nonce: Uint8Array }
@@ -86,14 +85,13 @@ export class PartyGate {
     }
     const scheme = schemeOfAAuthType(entry.type)!
     const check = { scheme, username: entry.name ?? this.party, secret: entrySecret(this.deps.tree, entry), cred, hmacHeader, payload }
-    let failure: AuthFailure = AUTH_FAILURE.MISMATCH
+    // Missing or mistyped credentials are told apart from wrong ones even when no nonce is acceptable now.
+    if (scheme === 'hmac' ? hmacHeader === undefined : cred === undefined) return { ok: false, failure: AUTH_FAILURE.MISSING, scheme }
+    if (scheme !== 'hmac' && schemeOfMetaType(cred?.meta?.type) !== scheme) return { ok: false, failure: AUTH_FAILURE.OTHER_SCHEME, scheme }
     for (const nonce of this.#acceptable(entry, scheme)) {
-      const result = checkParty({ ...check, nonce })
-      if (result.ok) return { ok: true, scheme, entry, nonce }
-      failure = result.failure
-      if (failure !== AUTH_FAILURE.MISMATCH) break
+      if (checkParty({ ...check, nonce }).ok) return { ok: true, scheme, entry, nonce }
     }
-    return { ok: false, failure, scheme }
+    return { ok: false, failure: AUTH_FAILURE.MISMATCH, scheme }
   }
 
   /**
@@ -214,10 +212,8 @@ export class Admission {
   }
 
   /**
-   * Answers a pushed message that did not authenticate, at most a few times a second per party: `401`/`407`
-   * with a `Chal` on its SyncHdr, the same code for every command (DM Protocol 1.2, 9.3: "the response contains
-   * only Status commands"), and no `Cred` of ours (it would hand a forger a credential made with the real
-   * party's nonce). Nothing else happens: no command runs, no nonce is stored.
+   * Answers a pushed message that did not authenticate with a `refusal`, at most a few times a second per party.
+   * Nothing else happens: no command runs, no nonce is stored, no session starts.
    */
   async refusePush(party: string, account: Account | undefined, msg: SyncMLMessage, inbound: InboundMessage, gate: PartyGate, verdict: Extract<Verdict, { ok: false }>): Promise<void> {
     const { engine } = this
@@ -231,28 +227,7 @@ export class Admission {
     engine.quietLog.note(`${party}\u0000auth`, now, (suppressed) => engine.logger.warn('authentication failed', { ...fields, suppressed }))
     const chal = await gate.refusalChallenge(verdict)
     const msgId = (this.refusedPush(party, msg.hdr.sessionId)?.lastMsgId ?? 0) + 1
-    const code = verdict.failure.status
-    const reply = new ReplyBuilder(msg.hdr.msgId)
-    // The Statuses of a message that does not authenticate are not read: they cannot challenge us.
-    denyCommands(msg.body, reply, code)
-    const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', code, {
-      targetRef: msg.hdr.target.locUri,
-      sourceRef: msg.hdr.source.locUri,
-      chal,
-    })
-    const { message } = composeMessage({
-      constants: engine.constants,
-      deviceId: engine.deviceId,
-      party,
-      address: accountAddress(account),
-      sessionId: msg.hdr.sessionId,
-      msgId,
-      encoding: isWbxmlPayload(inbound.payload, inbound.contentType) ? 'wbxml' : 'xml',
-      auth: undefined,
-      headerStatus,
-      entries: reply.entries,
-      partyMaxMsgSize: msg.hdr.meta?.maxMsgSize,
-    })
+    const message = refusal(engine, { party, account, msg, inbound, msgId, chal, code: verdict.failure.status })
     this.#refused.set(party, { sessionId: msg.hdr.sessionId, nonce: gate.refusalNonce, lastMsgId: msgId, at: now })
     await engine.send(message).catch((error: unknown) => engine.logger.warn('send failed', { party, error }))
   }
@@ -261,4 +236,45 @@ export class Admission {
   settled(party: string, sessionId: string): void {
     if (this.#refused.get(party)?.sessionId === sessionId) this.#refused.delete(party)
   }
+}
+
+/**
+ * A refusal (binding.md §6; DM Protocol 1.2, 9.3): `401`/`407` with the `Chal` on the message's SyncHdr, the same
+ * code for every command ("the response contains only Status commands"), and no `Cred` of ours, which would hand
+ * a forger a credential made with the real party's nonce. The party sends its message again with a `Cred` for
+ * the Chal's nonce and the next MsgID. The Statuses of the refused message are not read: they cannot challenge us.
+ */
+export function refusal(
+  engine: Pick<EngineCore, 'constants' | 'deviceId'>,
+  input: { party: string; account: Account | undefined; msg: SyncMLMessage; inbound: InboundMessage; msgId: number; chal: Chal | undefined; code: number },
+): OutboundMessage {
+  const { msg } = input
+  const reply = new ReplyBuilder(msg.hdr.msgId)
+  denyCommands(msg.body, reply, input.code)
+  const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', input.code, {
+    targetRef: msg.hdr.target.locUri,
+    sourceRef: msg.hdr.source.locUri,
+    chal: input.chal,
+  })
+  return composeMessage({
+    constants: engine.constants,
+    deviceId: engine.deviceId,
+    party: input.party,
+    address: accountAddress(input.account),
+    sessionId: msg.hdr.sessionId,
+    msgId: input.msgId,
+    encoding: isWbxmlPayload(input.inbound.payload, input.inbound.contentType) ? 'wbxml' : 'xml',
+    auth: undefined,
+    headerStatus,
+    entries: reply.entries,
+    partyMaxMsgSize: msg.hdr.meta?.maxMsgSize,
+  }).message
+}
+
+/**
+ * The Statuses of a refusal: the same code (401/407) for every command, none of them run. The refused message's
+ * own Statuses get none (they are never answered).
+ */
+function denyCommands(body: Command[], reply: ReplyBuilder, code: number): void {
+  for (const command of body) if (command.kind !== 'Status') reply.status(command, code)
 }

@@ -20,7 +20,9 @@ export interface SessionConstants {
   retryBackoffCapMs: number
   /**
    * Answers to failed authentication per party: a token bucket refilled at this rate, holding at most
-   * `authFailureBurst` answers (binding.md §6: "a few per second; the rest is dropped and logged").
+   * `authFailureBurst` answers (binding.md §6: "a few per second; the rest is dropped and logged"). A party's
+   * session after one that ended on its status-only message begins with one such answer (its nonce is spent), so
+   * the bucket leaves room for a party that opens several sessions in a row.
    */
   authFailureAnswersPerSecond: number
   authFailureBurst: number
@@ -66,8 +68,8 @@ export const DEFAULT_SESSION_CONSTANTS: Readonly<SessionConstants> = Object.free
   retransmitCount: 3,
   retryBackoffBaseMs: 5_000,
   retryBackoffCapMs: 600_000,
-  authFailureAnswersPerSecond: 2,
-  authFailureBurst: 3,
+  authFailureAnswersPerSecond: 5,
+  authFailureBurst: 10,
   nonceReservationBlock: 64,
   maxPackage1Resends: 2,
   maxMsgSize: 65_536,

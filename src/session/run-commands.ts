@@ -98,12 +98,3 @@ function failWrites(entries: ReplyEntry[]): void {
     }
   }
 }
-
-/**
- * The answer to a party that did not authenticate: a Status with the same code (401/407) for every command,
- * none of them run (DM Protocol 1.2, 9.3: "the response contains only Status commands"). Its own Statuses get
- * none (they are never answered) and are not read.
- */
-export function denyCommands(body: Command[], reply: ReplyBuilder, code: number): void {
-  for (const command of body) if (command.kind !== 'Status') reply.status(command, code)
-}

@@ -4,8 +4,7 @@ import { isWbxmlPayload, type MessageEncoding } from '../codec/syncml.ts'
 import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { Account } from '../tree/accounts.ts'
-import type { Verdict } from './admission.ts'
-import type { PartyGate } from './admission.ts'
+import { refusal, type PartyGate, type Verdict } from './admission.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
 import { DeviceCredentials } from './device-credentials.ts'
 import type { Engine } from './engine.ts'
@@ -14,7 +13,7 @@ import { alertCommand, genericAlertCommand, package1 } from './package1.ts'
 import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 import { ReplyCache } from './reply-cache.ts'
 import { Retransmitter, type TimeoutAction } from './retransmit.ts'
-import { denyCommands, runCommands } from './run-commands.ts'
+import { runCommands } from './run-commands.ts'
 import { Serial } from './serial.ts'
 
 export type SessionOutcome = 'completed' | 'aborted' | 'failed' | 'rejected' | 'stopped'
@@ -59,8 +58,6 @@ export class Session {
   readonly #gate: PartyGate
   readonly #device: DeviceCredentials
   #sentMsgId: number
-  /** Our MsgID of the first message we sent: a Chal in the answer to it is read even unauthenticated (§6). */
-  #firstMsgId: number | undefined
   /** Our MsgID of the last message that expects an answer; a Status for our SyncHdr names it or a later one. */
   #answerableFrom = 0
   readonly #replies = new ReplyCache()
@@ -108,7 +105,6 @@ export class Session {
   start(alert: typeof ALERT.CLIENT_INITIATED_MGMT | typeof ALERT.SERVER_INITIATED_MGMT): Promise<void> {
     return this.#serially(async () => {
       const entries = this.#package1(alert)
-      this.#firstMsgId = this.#sentMsgId + 1
       await this.#transmit(this.#compose(undefined, entries), entries)
     })
   }
@@ -254,8 +250,8 @@ export class Session {
    * - In a session the party has authenticated in, it is someone else's, or stale: never answered.
    * - The first message of a pushed session is refused as any push is (the party's nonce changed meanwhile).
    * - In a session the device opened, the party has not authenticated yet (its stored nonce may be spent): a
-   *   rate-limited 401/407 with a Chal, our own commands again with our Cred (they were public already), and a
-   *   Chal in this answer to our first message is obeyed, never one for a weaker scheme.
+   *   rate-limited refusal, after which the party sends its message again; our own last message stays the one
+   *   sent again when no answer comes.
    */
   async #refuse(msg: SyncMLMessage, inbound: InboundMessage, verdict: Extract<Verdict, { ok: false }>): Promise<void> {
     const { clock, quietLog, authFailureAnswers, admission } = this.#engine
@@ -277,20 +273,9 @@ export class Session {
       return
     }
     quietLog.note(`${this.party}\u0000auth`, now, (suppressed) => this.#log.warn('authentication failed', { ...fields, suppressed }))
-    const answer = msg.body.find((c): c is Status => c.kind === 'Status' && isHeaderStatus(c))
-    if (answer !== undefined && Number(answer.msgRef) === this.#firstMsgId) this.#readHeaderStatus(answer, false)
     const chal = await this.#gate.refusalChallenge(verdict)
-    const reply = new ReplyBuilder(msg.hdr.msgId)
-    denyCommands(msg.body, reply, verdict.failure.status)
-    const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', verdict.failure.status, {
-      targetRef: msg.hdr.target.locUri,
-      sourceRef: msg.hdr.source.locUri,
-      chal,
-    })
-    const out = this.#compose(headerStatus, [...reply.entries, ...this.#lastEntries])
-    this.#settle()
-    // A message of its own: our last one stays the one sent again when no answer comes.
     this.#sentMsgId += 1
+    const out = refusal(this.#engine, { party: this.party, account: this.#account, msg, inbound, msgId: this.#sentMsgId, chal, code: verdict.failure.status })
     await this.#handOver(out)
   }
 
@@ -374,14 +359,18 @@ export class Session {
     return composed.message
   }
 
-  /** Sends our next message, the one sent again (same MsgID) when no answer comes in time. */
+  /**
+   * Sends our next message, the one sent again (same MsgID) when no answer comes in time. Its timer runs from
+   * before the hand-over: the party may answer before the broker's acknowledgement reaches us, and a closing
+   * message must already be known as one by then (a new request ends such a session at once).
+   */
   async #transmit(out: OutboundMessage, entries: ReplyEntry[], closing = false): Promise<void> {
     this.#sentMsgId += 1
     this.#answerableFrom = this.#sentMsgId
     this.#lastSent = out
     this.#lastEntries = entries
+    this.#retransmit.sent(closing)
     await this.#handOver(out)
-    if (!this.#ended) this.#retransmit.sent(closing)
   }
 
   async #timedOut(action: TimeoutAction): Promise<void> {

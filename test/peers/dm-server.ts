@@ -13,7 +13,6 @@ export interface DmServerOptions extends PeerBaseOptions {
   /** The server's LocURI, e.g. `http://dms.example.com`: the ServerID of the device's account. */
   serverId: string
   challenge407?: PartyOptions['challenge407']
-  credEveryMessage?: boolean
   genericAlertStatus?: PartyOptions['genericAlertStatus']
   statusForResults?: boolean
 }

@@ -1,8 +1,8 @@
 /**
  * How a scripted DM party judges the device's credentials and what it answers on its Status for the SyncHdr
- * (OMA DM Protocol 1.2, authentication): 212 + Chal when right (the nonce serves from the next
- * session), 401 + Chal when wrong and 407 + Chal when missing (the nonce serves at once, for the resend). With
- * syncml:auth-MAC every message is checked and answered 200 with a nonce for the next message.
+ * (OMA DM Protocol 1.2, authentication; binding.md §6: over MQTT every message): 212 + Chal when right (the nonce
+ * serves the device's next message, and its next session), 401 + Chal when wrong and 407 + Chal when missing
+ * (the nonce serves at once, for the resend). With syncml:auth-MAC the answer is 200 with a nonce.
  */
 import { AUTH_TYPE_URI, basicCred, freshNonce, hmacMac, md5Digest, nonceBytes, parseHmacHeader, type AuthType } from './auth.ts'
 import type { OutMeta } from './commands.ts'
@@ -65,6 +65,8 @@ export function judgeDevice(
   const typeMatches = cred.type === undefined || cred.type === AUTH_TYPE_URI[authType]
   if (!typeMatches || cred.data !== expected) return failWith('401')
   if (authType === 'basic') return { ok: true, code: '212' }
+  // binding.md §6: over MQTT the nonce of our answer serves the device's next message, and its next session.
   const next = freshNonce()
-  return { ok: true, code: '212', chal: challenge(authType, next), storedNonce: next }
+  return { ok: true, code: '212', chal: challenge(authType, next), sessionNonce: next, storedNonce: next }
 }
+

@@ -38,8 +38,6 @@ export interface PartyOptions {
   challenge407?: 'never' | 'once' | 'every'
   /** Send `Cred` at all (false: the `--no-auth` mode, to see the device refuse). */
   sendCred?: boolean
-  /** Send `Cred` on every message, not only until the device accepted it. */
-  credEveryMessage?: boolean
   /** Status code for a Generic Alert received (200 by default; OMA DM Protocol 1.2, 2.3.7 allows 202). */
   genericAlertStatus?: (alert: GenericAlert) => string
   /** Send a Status for the device's Results (on by default). */
@@ -74,7 +72,6 @@ export function resolveOptions(options: PartyOptions): ResolvedOptions {
     encoding: 'xml',
     challenge407: 'never',
     sendCred: true,
-    credEveryMessage: false,
     statusForResults: true,
     maxAuthRetries: 2,
     topicPrefix: 'omadm/v1',

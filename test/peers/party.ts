@@ -31,7 +31,6 @@ interface SessionState {
   serverNonce: string
   nextMsgId: number
   replies: Map<string, CachedReply>
-  lastBatch: OutCommand[]
   sentCommands: SentLog[]
   authRetries: number
   /** Batches still to send; undefined until the script was asked. */
@@ -96,7 +95,6 @@ export class Party {
     const st = this.newState(sessionId, 'push')
     st.plan = options.plan ? [...options.plan] : []
     st.record.turn = 1
-    st.lastBatch = commands
     await this.send(st, this.opts.deviceId, commands)
     return st.record
   }
@@ -155,7 +153,6 @@ export class Party {
       serverNonce: this.serverNonce,
       nextMsgId: 1,
       replies: new Map(),
-      lastBatch: [],
       sentCommands: [],
       authRetries: 0,
       plan: origin === 'device' ? this.plans.shift() : undefined,
@@ -199,6 +196,7 @@ export class Party {
     this.changed()
   }
 
+  /** Judges the device's credentials in one message (binding.md §6: over MQTT every message carries them). */
   private verdict(st: SessionState, msg: ParsedMessage, payload: Uint8Array, props: Record<string, string>): AuthVerdict {
     const mode = this.opts.challenge407
     const firstOfDeviceSession = st.record.origin === 'device' && !st.forcedChallengeDone && !st.record.deviceAuthenticated
@@ -207,23 +205,28 @@ export class Party {
       this.challengedOnce = true
       return forcedChallenge(this.opts.authType)
     }
-    if (st.record.deviceAuthenticated && this.opts.authType !== 'hmac') return { ok: true, code: '200' }
     return judgeDevice(this.opts, msg, st.expectNonce, payload, props['x-syncml-hmac'])
   }
 
   private async respond(st: SessionState, msg: ParsedMessage, payload: Uint8Array, props: Record<string, string>, request: string | Uint8Array): Promise<void> {
     const rec = st.record
     const hdrStatus = msg.commands.find(isHdrStatus)?.data
-    const canResend = this.opts.sendCred && st.authRetries < this.opts.maxAuthRetries
-    if ((hdrStatus === '401' || hdrStatus === '407') && !canResend) {
-      // The device refuses us and we have nothing better to offer: the session ends here, unanswered.
-      recordDeviceCommands(rec, msg, st.sentCommands)
-      rec.closed = true
+    if (hdrStatus === '401' || hdrStatus === '407') {
+      // binding.md §6: the device refused our message (a refusal carries no Cred of its own, so there is nothing
+      // to judge). We send it again, as it was, with the next MsgID and a Cred for the refusal's nonce; or, with
+      // nothing better to offer, the session ends here, unanswered.
+      this.applyHeaderAnswer(st, recordDeviceCommands(rec, msg, st.sentCommands))
+      const last = rec.sent.at(-1)?.commands
+      if (!this.opts.sendCred || st.authRetries >= this.opts.maxAuthRetries || last === undefined) {
+        rec.closed = true
+        return
+      }
+      st.authRetries++
+      const again = await this.send(st, msg.hdr.source, last)
+      st.replies.set(msg.hdr.msgId, { ...again, request })
       return
     }
     const auth = this.verdict(st, msg, payload, props)
-    if (auth.sessionNonce !== undefined) st.expectNonce = auth.sessionNonce
-    if (auth.storedNonce !== undefined) this.clientNonce = auth.storedNonce
     const statuses: OutCommand[] = [
       {
         name: 'Status',
@@ -244,7 +247,7 @@ export class Party {
       if (rec.deviceAuthFailures > 3) rec.closed = true
     } else {
       rec.deviceAuthenticated = true
-      const ourCredRejected = this.applyHeaderAnswer(st, recordDeviceCommands(rec, msg, st.sentCommands))
+      this.applyHeaderAnswer(st, recordDeviceCommands(rec, msg, st.sentCommands))
       for (const c of msg.commands) {
         if (c.name === 'Status' || c.noResp || (c.name === 'Results' && !this.opts.statusForResults)) continue
         statuses.push({ name: 'Status', msgRef: msg.hdr.msgId, cmdRef: c.cmdId, cmd: c.name, data: this.statusCode(rec, c) })
@@ -255,13 +258,9 @@ export class Party {
         return
       }
       if (!msg.final) batch = [alert('1222')] // NEXT MESSAGE: the device's package continues in another message
-      else if (ourCredRejected) {
-        st.authRetries++
-        batch = st.lastBatch
-      } else {
+      else {
         batch = this.nextBatch(st) ?? []
         if (batch.length) {
-          st.lastBatch = batch
           rec.turn++
         } else rec.closed = true
       }
@@ -269,20 +268,21 @@ export class Party {
     // A message holding only the Status for the SyncHdr is not sent (OMA DM Protocol 1.2,
     // packages: "the entire response package MUST NOT be sent"), unless it challenges.
     if (auth.ok && statuses.length === 1 && batch.length === 0) return
+    // The nonces our answer hands the device count only once it goes out.
+    if (auth.sessionNonce !== undefined) st.expectNonce = auth.sessionNonce
+    if (auth.storedNonce !== undefined) this.clientNonce = auth.storedNonce
     const reply = await this.send(st, msg.hdr.source, [...statuses, ...batch])
     st.replies.set(msg.hdr.msgId, { ...reply, request })
   }
 
   /**
-   * Takes the nonce the device gave us; returns whether it rejected our credentials (401/407). With md5 a nonce
-   * given on 212 serves from the next session, with MAC from the next message; after 401/407, at once.
+   * Takes the nonce the device gave us. Over MQTT it serves our next message of this session and, until another
+   * comes, our next session (binding.md §6).
    */
-  private applyHeaderAnswer(st: SessionState, answer: HeaderAnswer): boolean {
-    const rejected = answer.code === '401' || answer.code === '407'
-    if (answer.nextNonce === undefined) return rejected
+  private applyHeaderAnswer(st: SessionState, answer: HeaderAnswer): void {
+    if (answer.nextNonce === undefined) return
     this.serverNonce = answer.nextNonce
-    if (rejected || this.opts.authType === 'hmac') st.serverNonce = answer.nextNonce
-    return rejected
+    st.serverNonce = answer.nextNonce
   }
 
   private statusCode(rec: PartySession, c: ParsedCommand): string {
@@ -298,8 +298,8 @@ export class Party {
   }
 
   private credFor(st: SessionState): OutCred | undefined {
-    const { authType, sendCred, credEveryMessage, serverName, serverPassword } = this.opts
-    if (!sendCred || authType === 'hmac' || (st.record.partyAccepted && !credEveryMessage)) return undefined
+    const { authType, sendCred, serverName, serverPassword } = this.opts
+    if (!sendCred || authType === 'hmac') return undefined
     const data = authType === 'basic' ? basicCred(serverName, serverPassword) : md5Digest(serverName, serverPassword, nonceBytes(st.serverNonce))
     return { type: AUTH_TYPE_URI[authType], format: 'b64', data }
   }
