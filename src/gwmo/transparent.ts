@@ -10,13 +10,14 @@
  * The version field is reported, not refused (binding.md §6).
  *
  * Replay (binding.md §6): the session ids of the notifications acted on are remembered per server across
- * restarts (`NotificationMemory`), and the id is durable before the session it allows opens, so a captured
- * notification replayed after any number of others, after a restart or a crash, or hours later opens nothing
- * (OMA DM Notification 1.2, 6.2.2.10). Verifying a digest changes no stored nonce: the session it opens begins
- * with the server's Cred made with that nonce, and that spends it. The default nonce is tried only while the
- * server is out of step: a notification that fails on the stored nonce puts it out of step (and is dropped); one
- * that verifies with the stored nonce puts it back in step; one accepted on the default nonce leaves it as it is
- * (the session it opens gives the server a fresh nonce, which its next notification proves it has).
+ * restarts (`NotificationMemory`: the last 64 and all of the last 24 hours), and the id is durable before the
+ * session it allows opens, so a captured notification replayed after other notifications, after a restart or a
+ * crash, or hours later opens nothing (OMA DM Notification 1.2, 6.2.2.10). Verifying a digest changes no stored
+ * nonce: the session it opens begins with the server's Cred made with that nonce, and that spends it. The default
+ * nonce is tried only while the server is out of step: a notification that fails on the stored nonce puts it out
+ * of step (and is dropped); one that verifies with the stored nonce puts it back in step; one accepted on the
+ * default nonce leaves it as it is (the session it opens gives the server a fresh nonce, which its next
+ * notification proves it has).
  */
 import { verifyNotificationDigest } from '../auth/notification-digest.ts'
 import { NOTIFICATION_VERSION_DM12, parseNotification, type Notification } from '../codec/notification.ts'
