@@ -178,7 +178,8 @@ t.test('a captured notification replayed 11 minutes later opens nothing', async 
   t.ok(repeatLogged(agent, 0x400), 'the replay is logged as a repeat')
 })
 
-// The default nonce was accepted at once, from a server in step: a captured default-nonce notification always verified.
+// Finding 7: the default nonce was accepted from a server in step, so a captured default-nonce notification
+// always verified.
 t.test('a default-nonce notification from a server in step opens nothing', async (t) => {
   const server = await startDmServer(factoryServer(broker.url, t))
   t.teardown(() => server.stop())
