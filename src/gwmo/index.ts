@@ -119,6 +119,7 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
   const notificationHandler = () =>
     (notifications ??= new NotificationHandler({
       tree,
+      state: deps.state,
       openSession: (serverId, request) => sessions.openSession(serverId, request),
       now: () => deps.clock.now(),
       logger: logger.child({ behaviour: 'transparent' }),

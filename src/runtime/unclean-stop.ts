@@ -5,8 +5,12 @@
  * the party already used, and a recorded message of that party would then authenticate again. So the agent
  * notes in its state that it runs, and a start that finds the note of a run that never stopped cleanly gives
  * every party a stored nonce that was never handed out: a party then needs one challenge (401 with a Chal).
+ * Every DM Server is then out of step for its DM Notifications too (binding.md §6): their digests are made with
+ * the nonce the server still holds, so the default nonce is tried for them until one verifies with the stored
+ * nonce again.
  */
 import { NONCE_BYTES } from '../auth/nonce.ts'
+import { NotificationMemory } from '../gwmo/notification-memory.ts'
 import type { Logger } from '../log.ts'
 import type { AgentState } from '../session/agent-state.ts'
 import { readAccounts, setNonce } from '../tree/accounts.ts'
@@ -26,11 +30,15 @@ export async function beginRun(
 ): Promise<void> {
   if (state.slot(RUNNING_SLOT) === true) {
     let parties = 0
-    for (const { serverEntries } of readAccounts(tree)) {
+    const servers: string[] = []
+    for (const { serverId, serverEntries, role } of readAccounts(tree)) {
       for (const entry of serverEntries) setNonce(tree, entry, random(NONCE_BYTES))
       if (serverEntries.length > 0) parties += 1
+      if (role !== 'gateway') servers.push(serverId)
     }
     await tree.flush()
+    // Saved below with the note of this run, before any notification is handled.
+    new NotificationMemory(state, () => servers).markAllOutOfStep()
     logger.warn('the last run did not stop cleanly: parties will be challenged for a new nonce', { parties })
   }
   state.setSlot(RUNNING_SLOT, true)
