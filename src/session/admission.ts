@@ -107,12 +107,12 @@ export class PartyGate {
     if (usesNonce(verdict.scheme)) {
       this.#spent = true
       this.#refusal = undefined
+      // The nonce the party proved it holds is the last one it got from us: a refusal's becomes the stored one too,
+      // so that the party's next DM Notification digest (made with it) verifies. Stored, and spent.
       const { tree, state } = this.deps
-      const stored = entryNonce(tree, verdict.entry)
-      if (sameBytes(stored, verdict.nonce)) {
-        state.setAccountFlag(this.party, SPENT_NONCES, { ...spentNonces(state, this.party), [verdict.entry.uri]: encodeNonce(stored) })
-        this.bookkeeping = true
-      }
+      if (!sameBytes(entryNonce(tree, verdict.entry), verdict.nonce)) setNonce(tree, verdict.entry, verdict.nonce)
+      state.setAccountFlag(this.party, SPENT_NONCES, { ...spentNonces(state, this.party), [verdict.entry.uri]: encodeNonce(verdict.nonce) })
+      this.bookkeeping = true
     }
     return first && verdict.scheme !== 'hmac' ? 212 : 200
   }

@@ -40,12 +40,11 @@ export interface SessionConstants {
   /** Requests (opened sessions and pushed messages) that may wait behind a party's active session. */
   maxQueuedPerParty: number
   /**
-   * How long an ended session is remembered, so that a late duplicate of its messages is answered from it (or
-   * ignored) instead of starting a new session, and the same notification session id opens one session only
-   * (OMA DM Notification 1.2, 6.2.2.10).
+   * How long an ended session (and a refused push) is remembered, so that a late duplicate of its messages is
+   * answered from it (or ignored) instead of starting a new session.
    */
   endedSessionMemoryMs: number
-  /** Ended sessions and notification ids remembered per party (the oldest is forgotten first). */
+  /** Ended sessions remembered per party (the oldest is forgotten first). */
   endedSessionsPerParty: number
   /** Parties tracked for rate limits and logs (least recently seen evicted), so a flood of names stays bounded. */
   maxTrackedParties: number

@@ -45,8 +45,8 @@ export interface SessionManager {
   receive(inbound: InboundMessage): Promise<void>
   /**
    * Opens a session with a server (Package 1), or queues the request behind the party's active session.
-   * Resolves once Package 1 is handed over or the request is queued (or refused: no account, a repeated
-   * notification session id).
+   * Resolves once Package 1 is handed over or the request is queued (or refused: no account). A DM
+   * Notification's session id is checked against replays before (the GwMO layer remembers them, binding.md §6).
    */
   openSession(serverId: string, request: OpenRequest): Promise<void>
   /** Persists a Generic Alert for a server; it goes out in the next Package 1 and stays until 200/202. */
@@ -200,10 +200,6 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     // The request's alert code as the Alert carries it: ALERT.SERVER_INITIATED_MGMT or CLIENT_INITIATED_MGMT.
     const alert = `${request.alert}` as const
     const sessionId = request.alert === 1200 ? request.notification.sessionIdHex : undefined
-    if (sessionId !== undefined && !parties.notification(slot, sessionId)) {
-      logger.info('notification session id already handled', { party: serverId, sessionId })
-      return
-    }
     // This session does what a scheduled retry would have done.
     cancelRetry(slot)
     if (busy(slot)) {

@@ -15,8 +15,6 @@ export interface PartySlot {
   queue: QueuedRequest[]
   /** Recently ended sessions, so a late duplicate is answered from them (binding.md §3). */
   ended: EndedSession[]
-  /** Notification session ids handled recently (OMA DM Notification 1.2, 6.2.2.10: one session per id). */
-  notificationIds: { id: string; at: number }[]
   retryTimer: unknown
   failures: number
 }
@@ -47,14 +45,13 @@ export class Parties {
   slot(party: string): PartySlot {
     let slot = this.#slots.get(party)
     if (slot === undefined) {
-      slot = { active: undefined, queue: [], ended: [], notificationIds: [], retryTimer: undefined, failures: 0 }
+      slot = { active: undefined, queue: [], ended: [], retryTimer: undefined, failures: 0 }
       this.#slots.set(party, slot)
       if (this.#slots.size > this.constants.maxTrackedParties) this.#forgetIdle(party)
     }
     const horizon = this.clock.now() - this.constants.endedSessionMemoryMs
     // Filtered only when one has expired: an array made by filter() keeps room for 16 entries, in every engine.
     if (slot.ended.some((e) => e.at < horizon)) slot.ended = slot.ended.filter((e) => e.at >= horizon)
-    if (slot.notificationIds.some((e) => e.at < horizon)) slot.notificationIds = slot.notificationIds.filter((e) => e.at >= horizon)
     return slot
   }
 
@@ -68,24 +65,13 @@ export class Parties {
    * lists are remembered for minutes in every engine of a fleet.
    */
   remember(slot: PartySlot, ended: EndedSession): void {
-    slot.ended = this.#bounded(slot.ended, ended)
-  }
-
-  /** Remembers a handled notification session id; false when it was handled already. */
-  notification(slot: PartySlot, id: string): boolean {
-    if (slot.active?.sessionId === id || slot.notificationIds.some((n) => n.id === id)) return false
-    slot.notificationIds = this.#bounded(slot.notificationIds, { id, at: this.clock.now() })
-    return true
-  }
-
-  #bounded<T>(list: T[], item: T): T[] {
-    const out = [...list, item]
-    return out.length > this.constants.endedSessionsPerParty ? out.slice(1) : out
+    const list = [...slot.ended, ended]
+    slot.ended = list.length > this.constants.endedSessionsPerParty ? list.slice(1) : list
   }
 
   /** Drops the party's slot when nothing runs, waits or is remembered for it. */
   forgetIfIdle(party: string, slot: PartySlot): void {
-    if (idle(slot) && slot.ended.length === 0 && slot.notificationIds.length === 0 && slot.failures === 0) this.#slots.delete(party)
+    if (idle(slot) && slot.ended.length === 0 && slot.failures === 0) this.#slots.delete(party)
   }
 
   all(): IterableIterator<PartySlot> {
