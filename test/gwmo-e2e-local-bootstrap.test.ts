@@ -9,14 +9,14 @@ import { startMosquitto } from './helpers/mosquitto.ts'
 import type { AgentProcess } from './helpers/agent-process.ts'
 import { bootstrapMac } from './peers/auth.ts'
 import { buildAccountCommands, sendBootstrap, type BootstrapRequest } from './peers/bootstrap-server.ts'
-import { startDmServer, type DmServer } from './peers/dm-server.ts'
+import { startDmServer } from './peers/dm-server.ts'
 import { BOOTSTRAPPED_DMS_LIST, startGateway } from './peers/gateway.ts'
 import { connectPeer, CONTENT_TYPE, disconnect, publish, topicFor } from './peers/mqtt.ts'
 import type { Party } from './peers/party.ts'
 import { resultFor } from './peers/session-record.ts'
 import { add, buildMessage, del, get, replace, type OutCommand } from './peers/syncml.ts'
 import { BrokerWatch } from './fixtures/gwmo/broker-watch.ts'
-import { pushDetection } from './fixtures/gwmo/observe.ts'
+import { pushDetection, storedAccounts } from './fixtures/gwmo/observe.ts'
 import { accountSpec, gatewayOptions, SERVER_A, SERVER_B, serverOptions, startGwmoAgent, stranger } from './fixtures/gwmo/parties.ts'
 
 const broker = await startMosquitto()
@@ -62,13 +62,6 @@ function message(commands: OutCommand[], target = DEVICE): string {
 async function refusedAfter(agent: AgentProcess, from: number): Promise<string> {
   const line = await agent.waitForLogAfter(from, (l) => l.msg === 'bootstrap refused')
   return String(line.stage)
-}
-
-/** ./DMAcc's children, read by a server in a session it pushes. */
-async function accounts(server: DmServer): Promise<string[]> {
-  const pushed = await server.pushSession([get('./DMAcc')])
-  const done = await server.waitForSession((s) => s === pushed && s.closed, 15_000)
-  return (resultFor(done, './DMAcc') ?? '').split('/').sort()
 }
 
 const deviceSessions = (peer: Party) => peer.sessions.filter((s) => s.origin === 'device').length
@@ -118,7 +111,7 @@ t.test('applied from XML and WBXML under each SEC method, unanswered, then a ses
   const renamed = await c.waitForSession((s) => !earlier.has(s) && s.origin === 'device' && s.closed, 15_000)
   t.equal(resultFor(renamed, './DMAcc/dmsC/Name'), 'Set by the local bootstrap', 'USERPIN_NETWORKID: applied')
 
-  const before = await accounts(a)
+  const before = storedAccounts(agent.stateDir)
   t.same(before, [SERVER_A.x, SERVER_C.x, SERVER_D.x, LOCAL_GW.x].sort())
   const sessionCounts = peers.map(deviceSessions)
 
@@ -153,7 +146,7 @@ t.test('applied from XML and WBXML under each SEC method, unanswered, then a ses
     t.equal(await refusedAfter(agent, from), stage, `${what}: refused at the ${stage} step`)
   }
 
-  t.same(await accounts(a), before, 'no account added or removed')
+  t.same(storedAccounts(agent.stateDir), before, 'no account added or removed')
   t.equal((await agent.stop()).code, 0)
   const restarted = agent.restart()
   runs.push(restarted)
@@ -163,7 +156,7 @@ t.test('applied from XML and WBXML under each SEC method, unanswered, then a ses
   const pushed = await c.pushSession([get('./DMAcc/dmsC/Name')])
   const after = await c.waitForSession((s) => s === pushed && s.closed, 15_000)
   t.equal(resultFor(after, './DMAcc/dmsC/Name'), 'Set by the local bootstrap', 'after a restart: the refused Replace did not stick')
-  t.same(await accounts(a), before, 'and the accounts are the bootstraps\' own')
+  t.same(storedAccounts(restarted.stateDir), before, 'and the accounts are the bootstraps\' own')
   t.same(peers.map((p) => p.sessions.filter((s) => s.origin === 'device').length), sessionCounts, 'no refusal opened a session')
   t.notOk(restarted.logs.concat(agent.logs).some((l) => l.msg === 'bootstrap applied' && JSON.stringify(l).includes(NEVER.serverId)))
 
@@ -195,7 +188,7 @@ t.test('a method whose secret is not configured is refused; the other methods st
     const refused = await agent.waitForLogAfter(from, (l) => l.msg === 'bootstrap refused')
     t.match(refused, { stage: 'mac', reason: /not configured/ }, `${sec} without userPin: refused`)
   }
-  t.same(await accounts(b), [SERVER_B.x], 'nothing added')
+  t.same(storedAccounts(agent.stateDir), [SERVER_B.x], 'nothing added')
   t.equal(deviceSessions(c), 0, 'no session with the server it would have configured')
   const from = agent.logs.length
   await bootstrap({ encoding: 'xml', sec: 'NETWORKID', commands: buildAccountCommands(accountSpec(SERVER_C)) })

@@ -5,11 +5,13 @@
  *
  * Gateway bootstrap by a DM Server (seed 001, 8.4.1; binding.md §4.5) needs no code of its own: the seed says when
  * a server *may* add the gateway's account (in its first session with the device, or in a session reporting a
- * Location Update), and the device lets the tree's ACLs decide whether it can, as DM 1.2 does for every write.
- * The standard tree gives every server `Add` on `./DMAcc` (a factory bootstrap may narrow it); refusing such an
- * Add in other sessions would break a server whose first session failed half-way and that sends the account
- * again later, and would gate the tree by session history, which no DM 1.2 server expects. Once stored, the
- * account is a party like any other: its detections are accepted when it authenticates.
+ * Location Update), and the device lets the tree decide whether it can, as DM 1.2 does for every write. The
+ * standard tree's ACL lets a DM Server `Add` an account under `./DMAcc` (a factory bootstrap may narrow it), and
+ * the tree's rules of `./DMAcc` (binding.md §6, tree/dmacc-access.ts) take only a gateway's account
+ * (`Ext/GwMO/Role` = `gateway`) from it, give that account to the gateway, and let no gateway add or change any.
+ * Refusing such an Add in other sessions would break a server whose first session failed half-way and that
+ * sends the account again later, and would gate the tree by session history, which no DM 1.2 server expects.
+ * Once stored, the account is a party like any other: its detections are accepted when it authenticates.
  */
 import { buildGwAddress, buildLocationUpdate, GWMO_ALERT_TYPE, type LocationUpdate } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
