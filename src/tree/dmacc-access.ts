@@ -70,7 +70,7 @@ function isGateway(view: NodeView, serverId: string): boolean {
  */
 export function settleCreatedAccounts(work: Overlay, giveAcls: boolean): string[] {
   const messages: string[] = []
-  for (const account of work.creators.keys()) {
+  for (const account of work.createdAccounts()) {
     const base = childPath(DMACC, account)
     const node = work.node(base)
     if (node === undefined) continue

@@ -16,9 +16,10 @@ export class Overlay implements WritableView {
   delta = 0
   /**
    * Accounts (`<x>` of `./DMAcc/<x>`) a party created in this overlay, with that party's ServerID: the commit
-   * holds them to the rules of an added account (binding.md §6) before they join the tree.
+   * holds them to the rules of an added account (binding.md §6) before they join the tree. Made when the first
+   * is noted: most transactions create none.
    */
-  readonly creators = new Map<string, string>()
+  #creators: Map<string, string> | undefined
 
   readonly #below: NodeView
 
@@ -49,11 +50,16 @@ export class Overlay implements WritableView {
   }
 
   creatorOf(account: string): string | undefined {
-    return this.creators.get(account) ?? this.#below.creatorOf?.(account)
+    return this.#creators?.get(account) ?? this.#below.creatorOf?.(account)
   }
 
   noteCreator(account: string, serverId: string): void {
-    this.creators.set(account, serverId)
+    ;(this.#creators ??= new Map()).set(account, serverId)
+  }
+
+  /** The accounts a party created in this overlay (see `noteCreator`). */
+  createdAccounts(): Iterable<string> {
+    return this.#creators?.keys() ?? []
   }
 
   put(path: string, node: TreeNode): void {
@@ -69,7 +75,7 @@ export class Overlay implements WritableView {
     for (const [key, value] of inner.seen) if (!this.changes.has(key)) this.seen.set(key, value)
     for (const [key, value] of inner.changes) this.changes.set(key, value)
     this.delta += inner.delta
-    for (const [account, serverId] of inner.creators) this.creators.set(account, serverId)
+    for (const [account, serverId] of inner.#creators ?? []) this.noteCreator(account, serverId)
   }
 
   #change(path: string, node: TreeNode | null): void {
