@@ -52,8 +52,9 @@ function permitted(view: NodeView, path: string, command: AclCommand, principal:
 
 /**
  * Whether `principal` may run `command` on the node at `path`: 200, 404 when there is no such node, 425 when
- * the ACL in force denies it. A missing node the principal could not have used anyway (its inherited ACL denies
- * the command) is answered 425 too, so that a server learns nothing about nodes hidden from it.
+ * the rules of `./DMAcc` or the ACL in force deny it. A missing node the principal could not have used anyway
+ * (its inherited ACL denies the command) is answered 425 too, so that a server learns nothing about nodes
+ * hidden from it.
  */
 function access(view: NodeView, path: string, command: AclCommand, principal: Principal): SyncMLStatus {
   return !permitted(view, path, command, principal) ? 425 : view.node(path) === undefined ? 404 : 200
