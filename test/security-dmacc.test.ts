@@ -5,10 +5,9 @@
 import t, { type Test } from 'tap'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import type { AgentProcess } from './helpers/agent-process.ts'
-import { startDmServer, type DmServer } from './peers/dm-server.ts'
-import { ASSOCIATED_GATEWAY, startGateway } from './peers/gateway.ts'
+import { DmServer, startDmServer } from './peers/dm-server.ts'
+import { ASSOCIATED_GATEWAY, startGateway, type Gateway } from './peers/gateway.ts'
 import { buildAccountCommands } from './peers/bootstrap-server.ts'
-import type { Party } from './peers/party.ts'
 import { resultFor, statusFor, type PartySession } from './peers/session-record.ts'
 import { add, addNode, get, type OutCommand } from './peers/syncml.ts'
 import { headerStatus, pushDetection, storedAccounts } from './fixtures/gwmo/observe.ts'
@@ -25,25 +24,35 @@ const ODD = stranger('odd', 'http://dms.example.com/dm?dev=1')
 /** The gateway a DM Server bootstraps (GwMO 1.0, 8.4.1). */
 const GW_ADDED = stranger('gw2', 'http://gw2.example.net', 'gateway')
 
+type Peer = DmServer | Gateway
+
+/** Waits until the agent too has ended a session the peer has closed (the peer's last message may be on its way). */
+async function ended(agent: AgentProcess, peer: Peer, session: PartySession): Promise<PartySession> {
+  const party = peer instanceof DmServer ? peer.serverId : peer.gatewayId
+  await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === session.sessionId && l.party === party, 15_000)
+  return session
+}
+
 /** Starts the agent with the factory accounts of `parties` and the peers given; waits for every first session. */
-async function world(t: Test, parties: typeof SERVER_A[], peers: Party[]): Promise<AgentProcess> {
+async function world(t: Test, parties: typeof SERVER_A[], peers: Peer[]): Promise<AgentProcess> {
   const agent = startGwmoAgent({ brokerUrl: broker.url, deviceId: DEVICE, parties })
   t.teardown(async () => {
     if (!t.passing()) t.comment(agent.tail(60))
     await agent.remove()
     for (const peer of peers) await peer.stop()
   })
-  for (const peer of peers) await peer.waitForSession((s) => s.origin === 'device' && s.closed, 20_000)
+  for (const peer of peers) await ended(agent, peer, await peer.waitForSession((s) => s.origin === 'device' && s.closed, 20_000))
   return agent
 }
 
 /**
- * Pushes a session of `commands` and waits for it to close. A Get rides along: the peer then answers the
- * device's reply (a Status for its Results), and the nonce the peer hands out in that answer reaches the device.
+ * Pushes a session of `commands` and waits for both sides to end it. A Get rides along: the peer then answers
+ * the device's reply (a Status for its Results), and the nonce the peer hands out in that answer reaches the
+ * device.
  */
-async function push(peer: Party, commands: OutCommand[]): Promise<PartySession> {
+async function push(agent: AgentProcess, peer: Peer, commands: OutCommand[]): Promise<PartySession> {
   const pushed = await peer.pushSession([...commands, get('./DevInfo/DevId')])
-  return peer.waitForSession((s) => s === pushed && s.closed, 15_000)
+  return ended(agent, peer, await peer.waitForSession((s) => s === pushed && s.closed, 15_000))
 }
 
 /** The codes the device gave the Adds of a session. */
@@ -69,12 +78,12 @@ t.test('a gateway neither lists ./DMAcc nor adds a DM Server\'s account, which t
   const agent = await world(t, [SERVER_A, GATEWAY], [a, gateway])
 
   // Regression: Get ./DMAcc named every party the device talks to, to any authenticated party.
-  const listed = await push(gateway, [get('./DMAcc')])
+  const listed = await push(agent, gateway, [get('./DMAcc')])
   t.equal(statusFor(listed, './DMAcc'), '425', 'Get ./DMAcc: 425')
   t.equal(resultFor(listed, './DMAcc'), undefined, 'and no Results')
 
   // Regression: the gateway's Adds of a whole DM Server account, with credentials of its choosing, were stored.
-  const added = await push(gateway, buildAccountCommands(accountSpec(EVIL)))
+  const added = await push(agent, gateway, buildAccountCommands(accountSpec(EVIL)))
   const codes = addCodes(added)
   t.ok(codes.length > 0 && codes.every((code) => code === '425'), `every Add of the account: 425 (${codes.join(' ')})`)
   t.same(storedAccounts(agent.stateDir), [SERVER_A.x, GATEWAY.x].sort(), 'no account stored')
@@ -97,13 +106,13 @@ t.test('a gateway adds no credential to an account whose ServerID no ACL can nam
   const a = await startDmServer(serverOptions(broker.url, DEVICE, SERVER_A))
   const gateway = await startGateway(gatewayOptions(broker.url, DEVICE, GATEWAY))
   const odd = await startDmServer(serverOptions(broker.url, DEVICE, ODD))
-  await world(t, [SERVER_A, GATEWAY, ODD], [a, gateway, odd])
+  const agent = await world(t, [SERVER_A, GATEWAY, ODD], [a, gateway, odd])
   // Only one party listens on the server's topic at a time: the impostor takes the real server's place.
   await odd.stop()
 
   // Regression: with no ACL of its own, the account inherited ./DMAcc's `Add=*`, and the gateway added an entry.
   const base = './DMAcc/odd/AppAuth/3'
-  const added = await push(gateway, [
+  const added = await push(agent, gateway, [
     addNode(base),
     add(`${base}/AAuthLevel`, 'SRVCRED'),
     add(`${base}/AAuthType`, 'BASIC'),
@@ -129,26 +138,25 @@ t.test('a DM Server adds only a gateway\'s account, and keeps no rights over it'
   const agent = await world(t, [SERVER_A], [a])
 
   // Regression: a server could add any account, a DM Server's too (GwMO 8.4.1 is the only reason it adds one).
-  const server = await push(a, buildAccountCommands(accountSpec(EVIL)))
+  const server = await push(agent, a, buildAccountCommands(accountSpec(EVIL)))
   const serverCodes = addCodes(server)
   t.ok(serverCodes.length > 0 && serverCodes.every((code) => code === '500'), `a DM Server's account: every Add 500 (${serverCodes.join(' ')})`)
-  await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === server.sessionId)
   t.match(agent.logs.find((l) => l.msg === 'commit refused by validation' && l.sessionId === server.sessionId), {
     problems: [`./DMAcc/${EVIL.x}/Ext/GwMO/Role: missing: a DM Server adds only a gateway's account (GwMO 1.0, 8.4.1)`],
   }, 'the refusal is logged, naming the path')
 
-  const gatewayAccount = await push(a, buildAccountCommands(accountSpec(GW_ADDED)))
+  const gatewayAccount = await push(agent, a, buildAccountCommands(accountSpec(GW_ADDED)))
   const gatewayCodes = addCodes(gatewayAccount)
   t.ok(gatewayCodes.length > 0 && gatewayCodes.every((code) => code === '200'), 'a gateway\'s account: every Add 200')
   t.same(storedAccounts(agent.stateDir), [SERVER_A.x, GW_ADDED.x].sort(), 'the gateway\'s account alone is stored')
 
   // Regression: the account kept its creator's ACL, so the server could read it and change its credentials.
   const uri = `./DMAcc/${GW_ADDED.x}/AppAuth/2/AAuthName`
-  const after = await push(a, [get(uri)])
+  const after = await push(agent, a, [get(uri)])
   t.equal(statusFor(after, uri), '425', 'the server no longer reads the account it added')
   t.equal(resultFor(after, uri), undefined, 'and gets no Results')
   const gw2 = await startGateway(gatewayOptions(broker.url, DEVICE, GW_ADDED))
   t.teardown(() => gw2.stop())
-  const own = await push(gw2, [get(uri)])
+  const own = await push(agent, gw2, [get(uri)])
   t.equal(resultFor(own, uri), GW_ADDED.serverName, 'the gateway reads its own account')
 })

@@ -46,8 +46,14 @@ async function world(t: Test, secrets: { userPin: string; networkId: string }, p
     await agent.remove()
     for (const peer of [a, ...peers]) await peer.stop()
   })
-  await a.waitForSession((s) => s.origin === 'device' && s.closed, 20_000)
+  await ended(agent, await a.waitForSession((s) => s.origin === 'device' && s.closed, 20_000))
   return { agent, a }
+}
+
+/** Waits until the agent too has ended a session server A has closed (A's last message may be on its way). */
+async function ended(agent: AgentProcess, session: PartySession): Promise<PartySession> {
+  await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === session.sessionId && l.party === SERVER_A.serverId, 15_000)
+  return session
 }
 
 /** Waits for the `bootstrap applied` or `bootstrap refused` line that follows the `from`-th line. */
@@ -124,7 +130,8 @@ t.test('a local bootstrap only adds accounts: the DM Server\'s secret, ACL and c
   }
   t.same(storedAccounts(agent.stateDir), [SERVER_A.x], 'no account added')
 
-  const own = await pushAndClose(a, [get(`${account}?prop=ACL`), get('./DevInfo/DevId')])
+  const asked = await a.pushSession([get(`${account}?prop=ACL`), get('./DevInfo/DevId')])
+  const own = await ended(agent, await a.waitForSession((s) => s === asked && s.closed, 15_000))
   t.equal(resultFor(own, './DevInfo/DevId'), DEVICE, 'the real server still logs in with its own secret')
   t.equal(resultFor(own, `${account}?prop=ACL`), `Add=${SERVER_A.serverId}&Delete=${SERVER_A.serverId}&Get=${SERVER_A.serverId}&Replace=${SERVER_A.serverId}`,
     'and its account\'s ACL is its own')
@@ -145,8 +152,3 @@ t.test('a local bootstrap only adds accounts: the DM Server\'s secret, ACL and c
     t.notOk(refused.received.some((m) => m.message.commands.some((c) => c.name === 'Results')), `impostor ${k + 1}: and it reads nothing`)
   }
 })
-
-async function pushAndClose(peer: Party, commands: OutCommand[]): Promise<PartySession> {
-  const pushed = await peer.pushSession(commands)
-  return peer.waitForSession((s) => s === pushed && s.closed, 15_000)
-}
