@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto'
 import t from 'tap'
-import { bootstrapMac, verifyBootstrapMac } from '../src/auth/bootstrap-mac.ts'
+import { bootstrapMac, userPinTooShort, verifyBootstrapMac } from '../src/auth/bootstrap-mac.ts'
 
 const payload = new Uint8Array(Buffer.from('02a4016a006d6c71c3', 'hex'))
-const secrets = { userPin: '1234', networkId: '001010123456789' }
+const secrets = { userPin: '123456', networkId: '001010123456789' }
 const hmacSha1 = (key: string, data: Uint8Array) => createHmac('sha1', key).update(data).digest('hex')
 
 t.test('bootstrapMac is lower-case hex HMAC-SHA1 (RFC 2202 test case 2)', async (t) => {
@@ -44,6 +44,7 @@ t.test('every refusal has its reason', async (t) => {
     ['PIN+NETWORKID without networkId', payload, 'USERPIN_NETWORKID', good, { userPin: '1' }, 'secret-not-configured'],
     ['PIN+NETWORKID without userPin', payload, 'USERPIN_NETWORKID', good, { networkId: 'n' }, 'secret-not-configured'],
     ['empty secret', payload, 'USERPIN', good, { userPin: '' }, 'secret-not-configured'],
+    ['USERPIN with a 5-character PIN, its own MAC', payload, 'USERPIN', hmacSha1('12345', payload), { userPin: '12345' }, 'short-pin'],
     ['no MAC', payload, 'NETWORKID', undefined, secrets, 'missing-mac'],
     ['empty MAC', payload, 'NETWORKID', '', secrets, 'missing-mac'],
     ['wrong MAC', payload, 'NETWORKID', hmacSha1('other', payload), secrets, 'bad-mac'],
@@ -60,4 +61,15 @@ t.test('every refusal has its reason', async (t) => {
 t.test('surrounding whitespace in SEC and MAC is tolerated', async (t) => {
   const mac = hmacSha1(secrets.userPin, payload)
   t.same(verifyBootstrapMac(payload, ' USERPIN ', ` ${mac}\n`, secrets), { ok: true, method: 'USERPIN' })
+})
+
+t.test('USERPIN alone needs a PIN of 6 characters or more; USERPIN_NETWORKID takes any', async (t) => {
+  for (const [pin, short] of [['12345', true], ['123456', false], ['ééééé', true], ['éééééé', false], ['', false]] as const) {
+    t.equal(userPinTooShort({ userPin: pin }), short, `${JSON.stringify(pin)}: ${[...pin].length} characters`)
+  }
+  t.equal(userPinTooShort({}), false, 'no PIN: nothing to say (the method is not configured)')
+  const both = { userPin: '1234', networkId: secrets.networkId }
+  const mac = hmacSha1(`1234:${secrets.networkId}`, payload)
+  t.same(verifyBootstrapMac(payload, 'USERPIN_NETWORKID', mac, both), { ok: true, method: 'USERPIN_NETWORKID' })
+  t.same(verifyBootstrapMac(payload, 'USERPIN', hmacSha1('1234', payload), both), { ok: false, reason: 'short-pin' })
 })

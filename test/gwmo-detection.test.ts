@@ -149,11 +149,12 @@ t.test('Associated Gateway sessions start only once the detection is stored, aft
 // commit, so a detection whose message was refused still told every server about the gateway.
 t.test('a detection in a message whose commit the validator refuses starts no session and tells no server', async (t) => {
   const w = await gwmoWorld({ accounts: ACCOUNTS })
-  // An account without ServerID and AppAddr is invalid (DMAcc MO): the whole message's changes are refused.
-  const replies = await w.party(GW).push([detectionAlert({ gwAddress: GW_ADDRESS, share: true }), add('./DMAcc/bad/AppID', 'w7')])
+  // An account without ServerID and AppAddr is invalid (DMAcc MO): the whole message's changes are refused. It
+  // comes before the detection: once marked a gateway, the party could not even write it (binding.md §6).
+  const replies = await w.party(GW).push([add('./DMAcc/bad/AppID', 'w7'), detectionAlert({ gwAddress: GW_ADDRESS, share: true })])
   await w.settle()
   t.equal(replies.length, 1, 'the gateway is answered')
-  t.equal(statusFor(replies[0]!.message, '2'), '500', 'the refused write gets 500')
+  t.equal(statusFor(replies[0]!.message, '1'), '500', 'the refused write gets 500')
   t.not(findAccount(w.tree, GW)?.role, 'gateway', 'the gateway mark went with the refused commit')
   t.same(w.to(SRV1), [], 'no session with the first server')
   t.same(w.to(SRV2), [], 'nor with the second')

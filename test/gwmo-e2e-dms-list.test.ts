@@ -1,7 +1,8 @@
 // Bootstrapped DMS List through the real agent (GwMO seed 000, 8.6.1.2 step 2, Appendix X; binding.md §1,
 // §4.2): the answer to a Device Detection lists every DM Server account the device holds and no gateway's,
 // the detecting gateway's own account included among those left out; an account a party used to detect the
-// device becomes a gateway's for good; an account added later is listed; no DM Server is ever sent the list.
+// device becomes a gateway's for good; an account a local bootstrap adds later is listed; no DM Server is ever
+// sent the list.
 import t from 'tap'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,7 +10,7 @@ import { join } from 'node:path'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import { BOOTSTRAPPED_DMS_LIST, LOCATION_UPDATE, startGateway } from './peers/gateway.ts'
-import { buildAccountCommands } from './peers/bootstrap-server.ts'
+import { buildAccountCommands, sendBootstrap } from './peers/bootstrap-server.ts'
 import type { Party } from './peers/party.ts'
 import { LocationFeed } from './fixtures/gwmo/location-feed.ts'
 import { alertsOfType, pushDetection } from './fixtures/gwmo/observe.ts'
@@ -23,8 +24,9 @@ const DEVICE = 'mac:01-ab-34-ef-69-0c'
 const GATEWAY_2 = stranger('gw2', 'http://gw2.example.net', 'gateway')
 /** A party whose account carries no Role: a DM Server's, until it sends a Device Detection. */
 const EDGE = stranger('edge', 'http://edge.example.net')
-/** A DM Server that server A adds later. */
+/** A DM Server a local DM Bootstrap Server adds later (a DM Server adds only gateways' accounts, binding.md §6). */
 const SERVER_C = stranger('dmsC', 'http://www.thirdDMServer.com')
+const NETWORK_ID = '310150123456789'
 
 const sorted = (ids: string[]) => [...ids].sort()
 
@@ -44,7 +46,7 @@ t.test('every DM Server but no gateway, the detecting one included; kept across 
     deviceId: DEVICE,
     parties: [SERVER_A, SERVER_B, GATEWAY, GATEWAY_2, EDGE],
     dir,
-    config: { location: { sourceFile: feed.path, pollSeconds: 3600 } },
+    config: { networkId: NETWORK_ID, location: { sourceFile: feed.path, pollSeconds: 3600 } },
   })
   t.teardown(async () => {
     await agent.remove()
@@ -65,14 +67,16 @@ t.test('every DM Server but no gateway, the detecting one included; kept across 
     'both DM Servers and the account without a Role; neither gateway')
 
   // The party without a Role detects the device: its own account is left out, and it is a gateway's from now
-  // on. Another gateway is a move: in the session reporting it, server A adds the account of server C.
-  a.queueSession(buildAccountCommands(accountSpec(SERVER_C)))
+  // on. Another gateway is a move, reported to each server; then a local bootstrap adds the account of server C.
   const byEdge = await pushDetection(edge, { gwAddress: '192.168.7.1', share: false })
   t.same(sorted(byEdge.lists[0] ?? []), sorted([SERVER_A.serverId, SERVER_B.serverId]), 'the detecting party is not in its own list')
-  const added = await a.waitForSession((s) => s.genericAlerts.some((x) => x.type === LOCATION_UPDATE) && s.closed, 15_000)
-  // A refused message is answered 401 and sent again (binding.md §6): the last Status of each command counts.
-  const final = [...new Map(added.statuses.map((s) => [s.target, s.code])).entries()]
-  t.same(final.filter(([, code]) => code !== '200'), [], 'server A adds the account of server C')
+  await a.waitForSession((s) => s.genericAlerts.some((x) => x.type === LOCATION_UPDATE) && s.closed, 15_000)
+  const from = agent.logs.length
+  await sendBootstrap({
+    brokerUrl: broker.url, deviceId: DEVICE, networkId: NETWORK_ID, encoding: 'xml', sec: 'NETWORKID',
+    commands: buildAccountCommands(accountSpec(SERVER_C)),
+  })
+  t.match(await agent.waitForLogAfter(from, (l) => l.msg === 'bootstrap applied'), { servers: [SERVER_C.serverId] }, 'a local bootstrap adds server C')
 
   const again = await pushDetection(gateway, { gwAddress: '192.168.4.1', share: false })
   t.same(sorted(again.lists[0] ?? []), sorted([SERVER_A.serverId, SERVER_B.serverId, SERVER_C.serverId]),

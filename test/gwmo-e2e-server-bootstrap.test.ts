@@ -20,8 +20,8 @@ const broker = await startMosquitto()
 t.teardown(() => broker.stop())
 
 const DEVICE = 'mac:01-ab-34-ef-69-0c'
-/** Added in the first session, without a Role: it becomes a gateway's when it detects the device. */
-const GW_FIRST = stranger('gw1', 'http://gw1.example.net')
+/** Added in the first session, marked as a gateway by the server (the only account a server may add, binding.md §6). */
+const GW_FIRST = stranger('gw1', 'http://gw1.example.net', 'gateway')
 /** Added in the Location Update session, marked as a gateway by the server. */
 const GW_MOVED = stranger('gw2', 'http://gw2.example.net', 'gateway')
 /** An account the server gets wrong (no AppID): refused whole. */

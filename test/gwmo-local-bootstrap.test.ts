@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto'
 import t from 'tap'
+import { BOOTSTRAP_THROTTLE, BootstrapThrottle } from '../src/gwmo/bootstrap-throttle.ts'
 import { handleLocalBootstrap, type LocalBootstrapOptions } from '../src/gwmo/local-bootstrap.ts'
 import type { InboundMessage } from '../src/transport/port.ts'
 import { findAccount, readAccounts } from '../src/tree/accounts.ts'
@@ -7,13 +8,13 @@ import { MemoryStore } from '../src/tree/memory-store.ts'
 import { createStandardTree } from '../src/tree/standard-tree.ts'
 import { ManagementTree } from '../src/tree/tree.ts'
 import { buildAccountCommands, buildBootstrap, type AccountSpec } from './peers/bootstrap-server.ts'
-import { add, alert, del, type OutCommand } from './peers/commands.ts'
+import { add, addNode, alert, del, replace, type OutCommand } from './peers/commands.ts'
 import { buildMessage } from './peers/syncml.ts'
 import { captureLog, gwmoWorld } from './helpers/gwmo-harness.ts'
 import { detectionAlert } from './peers/gateway.ts'
 
 const DEVICE = 'mac:01-ab-34-ef-69-0c'
-const SECRETS = { userPin: '1234', networkId: 'net-secret-9f' }
+const SECRETS = { userPin: '246813', networkId: 'net-secret-9f' }
 
 const SERVER: AccountSpec = {
   id: 'srv',
@@ -23,6 +24,15 @@ const SERVER: AccountSpec = {
   clientPassword: 'client-pass',
   serverName: 'http://www.someDMServer.com',
   serverPassword: 'server-pass',
+}
+const NEW: AccountSpec = {
+  id: 'new',
+  serverId: 'http://new.example.com',
+  addr: 'mqtt://broker.example:1883/omadm/v1/new',
+  clientName: DEVICE,
+  clientPassword: 'new-client-pass',
+  serverName: 'http://new.example.com',
+  serverPassword: 'new-server-pass',
 }
 const GATEWAY: AccountSpec = {
   id: 'gw',
@@ -43,6 +53,8 @@ async function fixture() {
   await tree.flush()
   const opened: string[] = []
   const log = captureLog()
+  /** The device's clock, moved by the test. */
+  const clock = { now: 1_000_000 }
   const options: LocalBootstrapOptions = {
     tree,
     deviceId: DEVICE,
@@ -50,9 +62,10 @@ async function fixture() {
     openSession: async (serverId) => {
       opened.push(serverId)
     },
+    throttle: new BootstrapThrottle(() => clock.now),
     logger: log.logger,
   }
-  return { tree, store, opened, log, options }
+  return { tree, store, opened, log, options, clock }
 }
 
 function inbound(built: { payload: Uint8Array; contentType: string; userProperties: Record<string, string> }): InboundMessage {
@@ -186,16 +199,32 @@ t.test('a duplicate delivery of an Add bootstrap fails whole, with nothing chang
   t.equal(readAccounts(f.tree).length, 2)
 })
 
-t.test('a Replace bootstrap updates an existing account and opens a session with its server', async (t) => {
+t.test('a local bootstrap only adds new accounts: each other write refuses the whole message, nothing changed', async (t) => {
   const f = await fixture()
-  await handleLocalBootstrap(inbound(good(buildAccountCommands(GATEWAY))), f.options)
-  const outcome = await handleLocalBootstrap(
-    inbound(good([{ name: 'Replace', items: [{ target: './DMAcc/gw/AppAddr/1/Addr', meta: { format: 'chr' }, data: 'mqtt://other:1883/gw' }] }])),
-    f.options,
-  )
-  t.same(outcome, { ok: true, serverIds: [GATEWAY.serverId] })
-  t.same(findAccount(f.tree, GATEWAY.serverId)?.addresses[0]?.addr, 'mqtt://other:1883/gw')
-  t.same(f.opened, [GATEWAY.serverId, GATEWAY.serverId])
+  t.ok((await handleLocalBootstrap(inbound(good([...buildAccountCommands(SERVER), ...buildAccountCommands(GATEWAY)])), f.options)).ok)
+  const before = snapshot(f.tree)
+  const opened = [...f.opened]
+  const cases: Array<[string, OutCommand[], RegExp]> = [
+    ['a Replace of an existing account\'s secret', [replace('./DMAcc/srv/AppAuth/2/AAuthSecret', 'chosen')],
+      /^Replace \.\/DMAcc\/srv\/AppAuth\/2\/AAuthSecret \(CmdID 1\): a local bootstrap only adds new accounts \(binding\.md §6\)$/],
+    ['a Replace of an existing account\'s ACL', [replace('./DMAcc/srv?prop=ACL', 'Add=*&Delete=*&Get=*&Replace=*')], /only adds new accounts/],
+    ['a Replace inside an account the message creates', [...buildAccountCommands(NEW), replace('./DMAcc/new/Name', 'x')], /^Replace \.\/DMAcc\/new\/Name .*only adds new accounts/],
+    ['a credential added to an existing account', [addNode('./DMAcc/srv/AppAuth/3'), add('./DMAcc/srv/AppAuth/3/AAuthLevel', 'SRVCRED')],
+      /^Add \.\/DMAcc\/srv\/AppAuth\/3 \(CmdID 1\): \.\/DMAcc\/srv exists: a local bootstrap only adds new accounts/],
+    ['a new account and a node outside ./DMAcc', [...buildAccountCommands(NEW), add('./DevDetail/Ext', 'x')], /^Add \.\/DevDetail\/Ext .*: outside \.\/DMAcc: a local bootstrap only adds/],
+    ['an Add of ./DMAcc itself', [addNode('./DMAcc')], /outside \.\/DMAcc/],
+    ['an existing account added again', buildAccountCommands(SERVER), /^Add \.\/DMAcc\/srv \(CmdID 1\): 418 already exists$/],
+  ]
+  for (const [what, commands, reason] of cases) {
+    const outcome = await handleLocalBootstrap(inbound(good(commands)), f.options)
+    t.match(outcome, { ok: false, stage: 'apply', reason }, what)
+    t.equal(snapshot(f.tree), before, `${what}: the tree unchanged`)
+  }
+  t.same(f.opened, opened, 'no session')
+  t.equal(f.tree.readSecret('./DMAcc/srv/AppAuth/2/AAuthSecret'), SERVER.serverPassword)
+  t.same(await handleLocalBootstrap(inbound(good(buildAccountCommands(NEW))), f.options), { ok: true, serverIds: [NEW.serverId] }, 'a new account alone is added')
+  t.equal(f.tree.get('./DMAcc/new?prop=ACL', 'device').value?.data, `Add=${NEW.serverId}&Delete=${NEW.serverId}&Get=${NEW.serverId}&Replace=${NEW.serverId}`,
+    'with the ACL of its own server')
 })
 
 t.test('a store that fails: nothing applied, no session; the next delivery applies', async (t) => {
@@ -229,6 +258,90 @@ t.test('a failing session open is logged, not thrown', async (t) => {
   t.ok(outcome.ok)
   await new Promise((r) => setImmediate(r))
   t.match(f.log.text(), /session after bootstrap failed/)
+})
+
+/** A USERPIN bootstrap of the account NEW, its MAC made with `pin`. */
+const guess = (pin: string) => inbound(buildBootstrap({ deviceId: DEVICE, encoding: 'xml', sec: 'USERPIN', userPin: pin, commands: buildAccountCommands(NEW) }))
+
+// Regression: a 4-digit USERPIN fell to ~735 guesses in 1.9 s; every MAC was checked, as fast as they came.
+t.test('MAC failures of a method: three are free, then each starts a backoff that refuses its bootstraps unchecked', async (t) => {
+  const f = await fixture()
+  for (let k = 1; k <= 3; k++) {
+    t.match(await handleLocalBootstrap(guess(String(100000 + k)), f.options), { ok: false, stage: 'mac', reason: 'the MAC does not verify' })
+    const line = f.log.lines.at(-1)
+    t.match(line, { msg: 'bootstrap refused', stage: 'mac', method: 'USERPIN', failures: k }, `failure ${k}: logged`)
+    t.notOk(line && 'backoffSeconds' in line, `failure ${k}: no backoff yet`)
+  }
+  await handleLocalBootstrap(guess('100004'), f.options)
+  t.match(f.log.lines.at(-1), { msg: 'bootstrap refused', stage: 'mac', method: 'USERPIN', failures: 4, backoffSeconds: 30 }, 'the fourth starts a backoff')
+
+  const lines = f.log.lines.length
+  const before = snapshot(f.tree)
+  for (let k = 0; k < 10; k++) {
+    t.same(await handleLocalBootstrap(guess(SECRETS.userPin), f.options),
+      { ok: false, stage: 'throttle', reason: 'SEC=USERPIN: refused unchecked for 30 s more after repeated MAC failures' },
+      `the right PIN too is refused, unchecked (${k + 1})`)
+  }
+  t.equal(f.log.lines.length, lines, 'no line for a refusal of the backoff')
+  t.equal(snapshot(f.tree), before, 'nothing changed')
+  t.same(f.opened, [])
+
+  t.same(await handleLocalBootstrap(inbound(good()), f.options), { ok: true, serverIds: [GATEWAY.serverId] }, 'another method is not held back')
+
+  f.clock.now += 29_999
+  t.match(await handleLocalBootstrap(guess(SECRETS.userPin), f.options), { ok: false, stage: 'throttle', reason: /for 1 s more/ })
+  f.clock.now += 1
+  t.same(await handleLocalBootstrap(guess(SECRETS.userPin), f.options), { ok: true, serverIds: [NEW.serverId] }, 'once the backoff is over, a MAC is checked again')
+  t.match(f.log.lines.at(-1), { msg: 'bootstrap applied', method: 'USERPIN', throttled: 11 }, 'its line says how many the backoff refused')
+
+  // A MAC that verifies starts the count over: three free failures again.
+  for (let k = 1; k <= 3; k++) {
+    t.match(await handleLocalBootstrap(guess('0'), f.options), { ok: false, stage: 'mac' })
+    t.match(f.log.lines.at(-1), { failures: k })
+  }
+  t.notOk(f.log.text().includes(SECRETS.userPin), 'the PIN is in no log line')
+})
+
+t.test('the backoff doubles up to its cap: 10,000 guesses take the device\'s clock over 100 days', async (t) => {
+  t.same(BOOTSTRAP_THROTTLE, { freeFailures: 3, firstBackoffMs: 30_000, maxBackoffMs: 900_000 })
+  let now = 0
+  const throttle = new BootstrapThrottle(() => now)
+  const backoffs: number[] = []
+  for (let k = 0; k < 10_000; k++) {
+    for (let admitted = throttle.admit('USERPIN'); !admitted.ok; admitted = throttle.admit('USERPIN')) now += admitted.retryInMs
+    const { backoffMs } = throttle.failed('USERPIN')
+    if (k < 9) backoffs.push(backoffMs)
+  }
+  t.same(backoffs, [0, 0, 0, 30_000, 60_000, 120_000, 240_000, 480_000, 900_000])
+  const days = now / 86_400_000
+  t.ok(days > 100, `the 10,000th guess is checked after ${days.toFixed(1)} days`)
+  t.ok(throttle.admit('NETWORKID').ok, 'per method: NETWORKID is not held back')
+})
+
+t.test('USERPIN alone is refused with a PIN shorter than 6 characters, even with the right MAC; USERPIN_NETWORKID works', async (t) => {
+  const f = await fixture()
+  const pin = '8642'
+  f.options.secrets = { userPin: pin, networkId: SECRETS.networkId }
+  for (let k = 0; k < 5; k++) {
+    t.same(await handleLocalBootstrap(guess(pin), f.options),
+      { ok: false, stage: 'mac', reason: 'USERPIN alone is refused: the configured PIN is shorter than 6 characters' })
+  }
+  t.notOk(f.log.lines.some((l) => 'failures' in l), 'no MAC was checked, so no failure was counted')
+  const both = buildBootstrap({ deviceId: DEVICE, encoding: 'xml', sec: 'USERPIN_NETWORKID', userPin: pin, networkId: SECRETS.networkId, commands: buildAccountCommands(NEW) })
+  t.same(await handleLocalBootstrap(inbound(both), f.options), { ok: true, serverIds: [NEW.serverId] })
+  t.notOk(f.log.text().includes(pin), 'the PIN is in no log line')
+})
+
+t.test('a PIN shorter than 6 characters is reported once, at start, without the PIN', async (t) => {
+  const short = await gwmoWorld({ config: { userPin: '8642', networkId: SECRETS.networkId } })
+  const said = short.log.lines.filter((l) => /USERPIN/.test(String(l.msg)))
+  t.equal(said.length, 1, 'one line')
+  t.match(said[0], { level: 'warn', msg: 'SEC=USERPIN bootstraps refused: the configured userPin is shorter than 6 characters (NETWORKID and USERPIN_NETWORKID are not affected)' })
+  t.notOk(short.log.text().includes('8642'))
+  await short.stop()
+  const long = await gwmoWorld({ config: { userPin: SECRETS.userPin } })
+  t.notOk(long.log.lines.some((l) => /USERPIN/.test(String(l.msg))), 'no line for a PIN long enough')
+  await long.stop()
 })
 
 t.test('through the device: a bootstrap opens a 1201 session with each server, and the gateway is accepted after', async (t) => {

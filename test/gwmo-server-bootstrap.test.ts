@@ -1,7 +1,8 @@
 /**
- * Gateway bootstrap by a DM Server (GwMO seed 001, 8.4.1; binding.md §4.5). The device lets the tree's ACLs
- * decide whether a server may write a gateway's account, whatever the session: the seed names when a server
- * may do it (its first session, a session reporting a Location Update), not when the device must refuse it.
+ * Gateway bootstrap by a DM Server (GwMO seed 001, 8.4.1; binding.md §4.5). The device lets the tree decide
+ * whether a server may write a gateway's account, whatever the session: the seed names when a server may do it
+ * (its first session, a session reporting a Location Update), not when the device must refuse it. The tree's
+ * rules (binding.md §6) take only a gateway's account from a server, and give it to the gateway.
  */
 import t from 'tap'
 import { findAccount } from '../src/tree/accounts.ts'
@@ -24,6 +25,7 @@ const GATEWAY_ACCOUNT: AccountSpec = {
   clientPassword: 'gw-client-secret',
   serverName: GW,
   serverPassword: SERVER_SECRET,
+  role: 'gateway',
 }
 
 /** Status codes the device gave the server's commands, in order. */
@@ -52,10 +54,9 @@ t.test('in the first session: the server adds the gateway account, and the devic
   const stored = ManagementTree.restore((await w.stores.tree.load())!)
   t.ok(stored.ok && findAccount(stored.tree, GW), 'the account is durable before the 200s leave')
   await w.party(SRV).closeAll()
-  t.equal(findAccount(w.tree, GW)?.role, 'server', 'no Role written: a DM party like any other until it detects')
+  t.equal(findAccount(w.tree, GW)?.role, 'gateway', 'the server wrote the Role')
 
   t.ok(await detectionAccepted(w), 'after: its detection is accepted')
-  t.equal(findAccount(w.tree, GW)?.role, 'gateway', 'and its account is marked as a gateway')
 
   const restarted = await w.restart()
   t.equal(findAccount(restarted.tree, GW)?.role, 'gateway', 'both survive a restart')
@@ -70,7 +71,7 @@ t.test('in a session reporting a Location Update: the server adds the account of
   await w.settle()
   const package1 = w.to(SRV)[0]!
   t.ok(genericAlerts(package1.message).some((a) => a.type === 'urn:oma:gwmo:1.0:LocationUpdate' && a.source === DEVICE))
-  const [reply] = await w.party(SRV).respond(buildAccountCommands({ ...GATEWAY_ACCOUNT, role: 'gateway' }))
+  const [reply] = await w.party(SRV).respond(buildAccountCommands(GATEWAY_ACCOUNT))
   t.ok(statusesOf(reply!).every((code) => code === '200'))
   await w.party(SRV).closeAll()
   t.equal(w.state.pendingAlerts(SRV).length, 0, 'the Location Update was acknowledged')
@@ -79,7 +80,7 @@ t.test('in a session reporting a Location Update: the server adds the account of
   await w.stop()
 })
 
-t.test('in any later session the ACL decides: the standard tree lets a server add an account', async (t) => {
+t.test('in any later session the ACL decides: the standard tree lets a server add a gateway\'s account', async (t) => {
   const w = await gwmoWorld({ accounts: ACCOUNTS })
   await w.sessions.openSession(SRV, { alert: 1201 })
   await w.settle()
@@ -104,11 +105,23 @@ t.test('a server the ACL does not let add accounts gets 425, and the gateway sta
   await w.stop()
 })
 
-t.test('a server cannot take over another party\'s account: the account ACL decides', async (t) => {
+t.test('a server cannot take over another party\'s account', async (t) => {
   const w = await gwmoWorld({ accounts: [...ACCOUNTS, { x: 'gw', serverId: GW, role: 'gateway' }] })
   const replies = await w.party(SRV).push([replace('./DMAcc/gw/AppAuth/2/AAuthSecret', 'attacker-chosen')])
   t.equal(statusesOf(replies[0]!)[0], '425')
   t.equal(w.tree.readSecret('./DMAcc/gw/AppAuth/2/AAuthSecret'), SERVER_SECRET)
+  await w.stop()
+})
+
+t.test('an account that is not a gateway\'s is refused whole (500), nothing stored', async (t) => {
+  const w = await gwmoWorld({ accounts: ACCOUNTS })
+  const { role: _role, ...serverAccount } = GATEWAY_ACCOUNT
+  const replies = await w.party(SRV).push(buildAccountCommands(serverAccount))
+  const codes = statusesOf(replies[0]!)
+  t.ok(codes.length > 0 && codes.every((code) => code === '500'), 'every write answers 500 once the commit is refused')
+  t.equal(findAccount(w.tree, GW), undefined)
+  t.match(w.log.text(), /Ext\/GwMO\/Role: missing: a DM Server adds only a gateway's account/)
+  t.notOk(await detectionAccepted(w))
   await w.stop()
 })
 

@@ -68,29 +68,18 @@ t.test('Add needs Add rights on the nearest existing ancestor', async (t) => {
 })
 
 t.test('what a server adds it may manage; other servers may not see it', async (t) => {
-  const tree = standardTree()
-  t.equal(tree.add('./DMAcc/new/Name', chr('n'), s1), 500, 'an incomplete account is refused on commit')
-  const tx = tree.begin()
-  for (const [rel, value] of [['AppID', 'w7'], ['ServerID', 'gw9'], ['AppAddr/1/Addr', 'mqtt://gw9']] as const) {
-    t.equal(tx.add(`./DMAcc/gw9/${rel}`, chr(value), s1), 200, rel)
-  }
-  t.equal(tx.commit().ok, true)
-  t.equal(tree.get('./DMAcc/gw9?prop=ACL', dev).value?.data, 'Add=srv1&Delete=srv1&Get=srv1&Replace=srv1',
+  const tree = populatedTree()
+  tree.replace('./Vendor?prop=ACL', chr('Add=*&Get=*'), dev)
+  t.equal(tree.add('./Vendor/p/q', chr('v'), s1), 200)
+  t.equal(tree.get('./Vendor/p?prop=ACL', dev).value?.data, 'Add=srv1&Delete=srv1&Get=srv1&Replace=srv1',
     'the topmost created node names its creator')
-  t.equal(tree.get('./DMAcc/gw9/AppID?prop=ACL', dev).value?.data, '', 'below it the ACL is inherited')
-  t.equal(tree.get('./DMAcc/gw9/ServerID', s1).value?.data, 'gw9')
-  t.equal(tree.replace('./DMAcc/gw9/AppAddr/1/Addr', chr('mqtt://other'), s1), 200)
-  t.equal(tree.get('./DMAcc/gw9/ServerID', s2).status, 425)
-  t.equal(tree.get('./DMAcc', s2).value?.data, 'gw9', 'the account list itself is Get=*')
-  t.equal(tree.delete('./DMAcc/gw9', s2), 425)
-  t.equal(tree.delete('./DMAcc/gw9', s1), 200)
-  t.equal(tree.add('./DMAcc/odd/Name', chr('n'), { serverId: 'has space' }), 500)
-  const odd = tree.begin()
-  for (const [rel, value] of [['AppID', 'w7'], ['ServerID', 'odd'], ['AppAddr/1/Addr', 'mqtt://odd']] as const) {
-    odd.add(`./DMAcc/odd/${rel}`, chr(value), { serverId: 'has space' })
-  }
-  t.match(odd.commit(), { ok: true })
-  t.equal(tree.get('./DMAcc/odd?prop=ACL', dev).value?.data, '', 'a ServerID no ACL can name gets no ACL')
+  t.equal(tree.get('./Vendor/p/q?prop=ACL', dev).value?.data, '', 'below it the ACL is inherited')
+  t.equal(tree.replace('./Vendor/p/q', chr('w'), s1), 200)
+  t.equal(tree.get('./Vendor/p/q', s2).status, 425)
+  t.equal(tree.delete('./Vendor/p', s2), 425)
+  t.equal(tree.delete('./Vendor/p', s1), 200)
+  t.equal(tree.add('./Vendor/odd', chr('v'), { serverId: 'has space' }), 200)
+  t.equal(tree.get('./Vendor/odd?prop=ACL', dev).value?.data, '', 'a ServerID no ACL can name leaves the node to its inherited ACL')
   // Where the inherited ACL already lets the creator manage the node, no ACL is added.
   const vendor = populatedTree()
   t.equal(vendor.add('./Vendor/mine', chr('v'), s1), 200)

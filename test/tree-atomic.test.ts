@@ -121,10 +121,11 @@ t.test('accounts may be built across commands of one transaction; validation wai
   const tx = tree.begin()
   tx.add('./DMAcc/a', node(), srv)
   tx.add('./DMAcc/a/AppID', chr('w7'), srv)
-  tx.add('./DMAcc/a/ServerID', chr('srv1'), srv)
+  tx.add('./DMAcc/a/ServerID', chr('gw-a'), srv)
   tx.add('./DMAcc/a/AppAddr/1/Addr', chr('mqtt://a'), srv)
+  tx.add('./DMAcc/a/Ext/GwMO/Role', chr('gateway'), srv)
   t.match(tx.commit(), { ok: true })
-  t.equal(tree.get('./DMAcc/a/ServerID', srv).value?.data, 'srv1')
+  t.equal(tree.get('./DMAcc/a/ServerID', { serverId: 'gw-a' }).value?.data, 'gw-a')
 })
 
 t.test('concurrent top-level transactions merge without orphans', async (t) => {

@@ -180,3 +180,24 @@ t.test('a bootstrap runs inside an enclosing transaction too', async (t) => {
   t.match(tx.commit(), { ok: true })
   t.same(tree.children('./DMAcc'), ['gw'])
 })
+
+t.test('newAccountsOnly (a local bootstrap): Adds inside the accounts the message creates, nothing else', async (t) => {
+  const tree = standardTree()
+  t.equal(applyBootstrap(tree, message(gatewayAccount())).ok, true)
+  const before = hex(tree.serialize())
+  const only = { newAccountsOnly: true }
+  const refusals: Array<[Command[], RegExp]> = [
+    [[cmd('Replace', [item('./DMAcc/gw/AppAuth/1/AAuthSecret', 'x')])], /^Replace \S+ \(CmdID \d+\): a local bootstrap only adds new accounts \(binding\.md §6\)$/],
+    [[cmd('Replace', [item('./DMAcc/gw?prop=ACL', 'Get=*')])], /only adds new accounts/],
+    [[add('./DMAcc/gw/AppAuth/2/AAuthLevel', 'SRVCRED')], /^Add \S+ \(CmdID \d+\): \.\/DMAcc\/gw exists: a local bootstrap only adds new accounts/],
+    [[...gatewayAccount('gw2', 'gw2.example'), add('./Vendor/x', 'v')], /^Add \.\/Vendor\/x \(CmdID \d+\): outside \.\/DMAcc: /],
+    [[{ kind: 'Atomic', cmdId: '90', commands: [...gatewayAccount('gw2', 'gw2.example'), cmd('Replace', [item('./DMAcc/gw2/Name', 'x')])] }], /only adds new accounts/],
+    [gatewayAccount(), /418 already exists$/],
+  ]
+  for (const [body, reason] of refusals) t.match(applyBootstrap(tree, message(body), only), { ok: false, reason })
+  t.equal(hex(tree.serialize()), before, 'nothing changed')
+  const added = applyBootstrap(tree, message(gatewayAccount('gw2', 'gw2.example')), only)
+  t.same(added.ok && added.serverIds, ['gw2.example'], 'a new account is added')
+  t.equal(tree.get('./DMAcc/gw2?prop=ACL', 'device').value?.data, 'Add=gw2.example&Delete=gw2.example&Get=gw2.example&Replace=gw2.example')
+  t.equal(applyBootstrap(tree, message([cmd('Replace', [item('./DMAcc/gw/Name', 'factory')])])).ok, true, 'without it (the factory bootstrap) anything goes')
+})

@@ -15,9 +15,26 @@ export interface BootstrapSecrets {
 
 export type BootstrapMacCheck =
   | { ok: true; method: BootstrapSecMethod }
-  | { ok: false; reason: 'missing-sec' | 'unknown-sec' | 'secret-not-configured' | 'missing-mac' | 'bad-mac' }
+  | { ok: false; reason: 'missing-sec' | 'unknown-sec' | 'secret-not-configured' | 'short-pin' | 'missing-mac' | 'bad-mac' }
 
 const MAC_HEX = /^[0-9a-fA-F]{40}$/
+
+/**
+ * The shortest PIN that `USERPIN` alone is taken with (binding.md §6): a 4-digit PIN is 10,000 keys, a brute
+ * force of minutes. With `USERPIN_NETWORKID` the network secret makes up the key, whatever the PIN's length.
+ */
+export const MIN_USERPIN_LENGTH = 6
+
+/** Whether a PIN is configured and is too short for `USERPIN` alone (its length in characters, not bytes). */
+export function userPinTooShort({ userPin }: BootstrapSecrets): boolean {
+  return !!userPin && [...userPin].length < MIN_USERPIN_LENGTH
+}
+
+/** The SEC method a `SEC` property names (any case, blanks around it ignored), or undefined. */
+export function secMethodOf(sec: string | undefined): BootstrapSecMethod | undefined {
+  const name = sec?.trim().toUpperCase()
+  return name === 'NETWORKID' || name === 'USERPIN' || name === 'USERPIN_NETWORKID' ? name : undefined
+}
 
 /** Lower-case hex of HMAC-SHA1(key, payload), two digits per byte. */
 export function bootstrapMac(key: string, payload: Uint8Array): string {
@@ -40,7 +57,8 @@ function keysOf({ userPin, networkId }: BootstrapSecrets): Record<BootstrapSecMe
  * Checks a bootstrap message's SEC and MAC (MQTT 5 user properties on `/bootstrap`). SEC is matched without
  * regard to case and MAC hex in either case; surrounding whitespace is ignored in both. The first failing step
  * gives the reason: no SEC, a SEC that is not a DM-profile method, a method whose secret is not configured,
- * no MAC, or a MAC that is not 40 hex digits or does not match.
+ * `USERPIN` with a PIN shorter than `MIN_USERPIN_LENGTH`, no MAC, or a MAC that is not 40 hex digits or does
+ * not match.
  */
 export function verifyBootstrapMac(
   payload: Uint8Array,
@@ -48,13 +66,12 @@ export function verifyBootstrapMac(
   macHex: string | undefined,
   secrets: BootstrapSecrets,
 ): BootstrapMacCheck {
-  const secName = sec?.trim().toUpperCase()
-  if (!secName) return { ok: false, reason: 'missing-sec' }
-  const keys = keysOf(secrets)
-  if (!Object.hasOwn(keys, secName)) return { ok: false, reason: 'unknown-sec' }
-  const method = secName as BootstrapSecMethod
-  const key = keys[method]
+  if (!sec?.trim()) return { ok: false, reason: 'missing-sec' }
+  const method = secMethodOf(sec)
+  if (method === undefined) return { ok: false, reason: 'unknown-sec' }
+  const key = keysOf(secrets)[method]
   if (key === undefined) return { ok: false, reason: 'secret-not-configured' }
+  if (method === 'USERPIN' && userPinTooShort(secrets)) return { ok: false, reason: 'short-pin' }
   const mac = macHex?.trim()
   if (!mac) return { ok: false, reason: 'missing-mac' }
   if (!MAC_HEX.test(mac)) return { ok: false, reason: 'bad-mac' }

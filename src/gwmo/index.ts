@@ -5,18 +5,22 @@
  *
  * Gateway bootstrap by a DM Server (seed 001, 8.4.1; binding.md §4.5) needs no code of its own: the seed says when
  * a server *may* add the gateway's account (in its first session with the device, or in a session reporting a
- * Location Update), and the device lets the tree's ACLs decide whether it can, as DM 1.2 does for every write.
- * The standard tree gives every server `Add` on `./DMAcc` (a factory bootstrap may narrow it); refusing such an
- * Add in other sessions would break a server whose first session failed half-way and that sends the account
- * again later, and would gate the tree by session history, which no DM 1.2 server expects. Once stored, the
- * account is a party like any other: its detections are accepted when it authenticates.
+ * Location Update), and the device lets the tree decide whether it can, as DM 1.2 does for every write. The
+ * standard tree's ACL lets a DM Server `Add` an account under `./DMAcc` (a factory bootstrap may narrow it), and
+ * the tree's rules of `./DMAcc` (binding.md §6, tree/dmacc-access.ts) take only a gateway's account
+ * (`Ext/GwMO/Role` = `gateway`) from it, give that account to the gateway, and let no gateway add or change any.
+ * Refusing such an Add in other sessions would break a server whose first session failed half-way and that
+ * sends the account again later, and would gate the tree by session history, which no DM 1.2 server expects.
+ * Once stored, the account is a party like any other: its detections are accepted when it authenticates.
  */
+import { MIN_USERPIN_LENGTH, userPinTooShort } from '../auth/bootstrap-mac.ts'
 import { buildGwAddress, buildLocationUpdate, GWMO_ALERT_TYPE, type LocationUpdate } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
 import type { AgentState, Clock, SessionManager } from '../session/index.ts'
 import type { InboundMessage } from '../transport/port.ts'
 import type { BootstrapTarget } from '../tree/bootstrap.ts'
 import type { TreeOps } from '../tree/types.ts'
+import { BootstrapThrottle } from './bootstrap-throttle.ts'
 import { dmServers, gwmoAlert, registerDetection, type AcceptDetectionFrom, type AcceptedDetection } from './detection.ts'
 import { handleLocalBootstrap, type LocalBootstrapOutcome } from './local-bootstrap.ts'
 import { fileLocationSource, osLocationSource, type LocationSource } from './location-source.ts'
@@ -114,6 +118,15 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     },
   })
 
+  // The bootstrap's SEC methods get their two secrets, not the whole configuration.
+  const secrets = { userPin: config.userPin, networkId: config.networkId }
+  if (userPinTooShort(secrets)) {
+    // binding.md §6: said once, at start; the PIN itself (and its length) stays out of the log.
+    logger.warn(`SEC=USERPIN bootstraps refused: the configured userPin is shorter than ${MIN_USERPIN_LENGTH} characters (NETWORKID and USERPIN_NETWORKID are not affected)`)
+  }
+  // Made on the first bootstrap, like the notification handler below: most devices of a fleet never get one.
+  let throttle: BootstrapThrottle | undefined
+
   // Made on the first notification: most devices of a fleet never get one, and its bookkeeping is per device.
   let notifications: NotificationHandler | undefined
   const notificationHandler = () =>
@@ -140,9 +153,9 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
         return await handleLocalBootstrap(inbound, {
           tree,
           deviceId,
-          // The bootstrap's SEC methods get their two secrets, not the whole configuration.
-          secrets: { userPin: config.userPin, networkId: config.networkId },
+          secrets,
           openSession: (serverId) => sessions.openSession(serverId, { alert: 1201 }),
+          throttle: (throttle ??= new BootstrapThrottle(() => deps.clock.now())),
           logger: logger.child({ behaviour: 'bootstrap' }),
         })
       } catch (error) {

@@ -19,11 +19,26 @@ const ROLES = ['gateway', 'server']
 /** Records a broken rule of one account: `rel` is the path below the account (`''` for the account itself). */
 type Problem = (rel: string, text: string) => void
 
+const ACCOUNT_PREFIX = DMACC + '/'
+
+/** The account (`<x>`) a path lies in: `DMAcc/<x>` itself or a node below it; undefined anywhere else. */
+export function accountOf(path: string): string | undefined {
+  if (!path.startsWith(ACCOUNT_PREFIX)) return undefined
+  const slash = path.indexOf('/', ACCOUNT_PREFIX.length)
+  return path.slice(ACCOUNT_PREFIX.length, slash < 0 ? undefined : slash)
+}
+
+/** Whether `path` is an account's own node, `DMAcc/<x>`. */
+export function isAccountNode(path: string): boolean {
+  return path.startsWith(ACCOUNT_PREFIX) && path.indexOf('/', ACCOUNT_PREFIX.length) < 0
+}
+
 /** The account names (`<x>`) that a set of changed paths touches. */
 export function touchedAccounts(paths: Iterable<string>): Set<string> {
   const touched = new Set<string>()
   for (const path of paths) {
-    if (path.startsWith('DMAcc/')) touched.add(path.split('/')[1]!)
+    const account = accountOf(path)
+    if (account !== undefined) touched.add(account)
   }
   return touched
 }

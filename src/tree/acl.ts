@@ -1,7 +1,9 @@
 /**
  * Access control lists as OMA DM TND 1.2, 7.7.1 defines them: `Add=*&Get=srv1+srv2&Replace=srv1`, inherited
- * from the nearest ancestor that has a value, `*` granting any server.
+ * from the nearest ancestor that has a value, `*` granting any server; except that an account's nodes inherit
+ * nothing from above the account (binding.md §6).
  */
+import { isAccountNode } from './account-rules.ts'
 import { parentPath, type NodeView } from './node.ts'
 import type { Principal } from './types.ts'
 
@@ -35,13 +37,17 @@ export function aclGrants(acl: string, command: AclCommand, serverId: string): b
 /**
  * The ACL in force at `path`: its own, or that of the nearest ancestor with one. A path that does not exist
  * yet inherits the same way, so a missing node answers as the node would once added.
+ *
+ * Inside an account the search stops at `./DMAcc/<x>` (binding.md §6): an account with no ACL on the way up to
+ * its own node grants nothing to anyone, rather than what `./DMAcc` or the root grant. That is also what an
+ * account whose ServerID no ACL can name (TND 1.2, 7.7.1.5) is left with: deny-all, never an inherited ACL.
  */
 export function effectiveAcl(view: NodeView, path: string): string {
   let p = path
   for (;;) {
     const acl = view.node(p)?.a
     if (acl) return acl
-    if (p === '') return ''
+    if (p === '' || isAccountNode(p)) return ''
     p = parentPath(p)
   }
 }

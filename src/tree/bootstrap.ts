@@ -2,7 +2,8 @@
  * Applying a bootstrap message (OMA DM Bootstrap 1.2, DM profile): a SyncML DM message holding only Add and
  * Replace commands (possibly inside Atomic or Sequence) and Final. It is applied in one transaction as the
  * device, all or nothing, so that a duplicate delivery of an Add bootstrap fails cleanly with nothing changed.
- * Both the factory bootstrap of a first start and the local DM Bootstrap Server go through here.
+ * Both the factory bootstrap of a first start and the local DM Bootstrap Server go through here; the factory
+ * bootstrap may write anything, a local bootstrap only adds accounts (`BootstrapOptions.newAccountsOnly`).
  */
 import type { Command, ItemCommand, SyncMLMessage } from '../codec/syncml-model.ts'
 import { readLeafText } from './accounts.ts'
@@ -19,13 +20,26 @@ export interface BootstrapTarget {
   begin(): Transaction
 }
 
+export interface BootstrapOptions {
+  /**
+   * A local bootstrap (binding.md §6; GwMO 1.0, 8.4.2, gateway bootstrap): every command is an Add inside an
+   * account that the same message creates. It never replaces or deletes an existing account or its ACL, adds no
+   * node (no credential) to one, and writes nothing outside the accounts it creates; each of these refuses the
+   * whole message. A new account's ACL is that of its own server (below), as no Replace can set another.
+   */
+  newAccountsOnly?: boolean
+}
+
+/** Why a local bootstrap refuses a command (binding.md §6). */
+const ONLY_NEW_ACCOUNTS = 'a local bootstrap only adds new accounts (binding.md §6)'
+
 const STATUS_TEXT: Record<number, string> = {
   400: 'bad request', 404: 'not found', 405: 'not allowed', 406: 'not supported', 414: 'URI too long',
   415: 'data does not fit its format', 418: 'already exists', 420: 'tree full', 425: 'permission denied',
   500: 'failed',
 }
 
-export function applyBootstrap(tree: BootstrapTarget, message: SyncMLMessage): BootstrapResult {
+export function applyBootstrap(tree: BootstrapTarget, message: SyncMLMessage, options: BootstrapOptions = {}): BootstrapResult {
   // OMA DM Protocol 1.2, 5.1.4: Final closes the package; a bootstrap is one whole package in one message.
   if (!message.final) return { ok: false, reason: 'the bootstrap message has no Final' }
   const tx = tree.begin()
@@ -64,6 +78,15 @@ export function applyBootstrap(tree: BootstrapTarget, message: SyncMLMessage): B
       const path = typeof parsed === 'number' ? '' : parsed.path
       const account = path.startsWith('DMAcc/') ? path.split('/')[1]! : undefined
       const isNewAccount = command.kind === 'Add' && account !== undefined && tx.children('./DMAcc/' + account) === undefined
+      if (options.newAccountsOnly && typeof parsed !== 'number') {
+        // An Add of an existing account's own node is left to the tree: 418, as a duplicate delivery expects.
+        const refusal =
+          command.kind !== 'Add' ? ONLY_NEW_ACCOUNTS
+          : account === undefined ? `outside ./DMAcc: ${ONLY_NEW_ACCOUNTS}`
+          : !isNewAccount && !created.has(account) && path !== `DMAcc/${account}` ? `./DMAcc/${account} exists: ${ONLY_NEW_ACCOUNTS}`
+          : undefined
+        if (refusal !== undefined) return `${where}: ${refusal}`
+      }
       const status = command.kind === 'Add' ? tx.add(uri, value, 'device') : tx.replace(uri, value, 'device')
       if (status !== 200) return `${where}: ${status} ${STATUS_TEXT[status] ?? 'refused'}`
       writes++

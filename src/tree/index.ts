@@ -7,7 +7,7 @@ export { createStandardTree, type StandardTreeOptions } from './standard-tree.ts
 export {
   readAccounts, findAccount, markGateway, setNonce, entrySecret, entryNonce, type Account, type AccountAddress, type AccountRole, type AuthEntry,
 } from './accounts.ts'
-export { applyBootstrap, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
+export { applyBootstrap, type BootstrapOptions, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
 export { serializeTree, restoreTree, TREE_FILE_VERSION } from './persistence.ts'
 export { AtomicFileStore } from './file-store.ts'
 export { DiscardingStore, MemoryStore } from './memory-store.ts'

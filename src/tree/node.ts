@@ -55,6 +55,12 @@ export interface NodeView {
   childNames(path: string): string[]
   /** How many nodes the view holds, the root included. */
   size(): number
+  /**
+   * The ServerID of the party that is creating the account `./DMAcc/<account>` in the transaction this view is
+   * the working copy of (or one it is nested in); undefined for an account that existed before, or that the
+   * device creates. Committed views know of no account in the making.
+   */
+  creatorOf?(account: string): string | undefined
 }
 
 /** A view whose changes are recorded (a transaction's working copy). */
@@ -62,6 +68,8 @@ export interface WritableView extends NodeView {
   put(path: string, node: TreeNode): void
   /** Removes one node; the caller removes the descendants first. */
   remove(path: string): void
+  /** Records that the party `serverId` created the account `./DMAcc/<account>` (see `creatorOf`). */
+  noteCreator(account: string, serverId: string): void
 }
 
 export function parentPath(path: string): string {

@@ -2,7 +2,9 @@
  * The DM commands on a view of the tree, each answering a SyncML status code (OMA DM RepPro 1.2, 6.5 and
  * DM TND 1.2). Both the committed tree (reads) and a transaction's working copy (writes) run through here.
  */
+import { accountOf, DMACC } from './account-rules.ts'
 import { allowed, creatorAcl, effectiveAcl, isValidAcl, aclGrants, type AclCommand } from './acl.ts'
+import { dmAccRule, inDmAcc } from './dmacc-access.ts'
 import { checkLeafData, canonicalFormat, DEFAULT_LEAF_TYPE, textOf } from './formats.ts'
 import { childPath, parentPath, TreeNode, type NodeView, type WritableView } from './node.ts'
 import { parseUri, type UriLimits } from './uri.ts'
@@ -40,12 +42,22 @@ export function nodePath(ctx: TreeContext | undefined, uri: string): string | Sy
 }
 
 /**
+ * Whether `principal` may run `command` on `path`: the rules of `./DMAcc` first (binding.md §6), then the ACL in
+ * force at `aclPath` (for Add, the nearest existing ancestor).
+ */
+function permitted(view: NodeView, path: string, command: AclCommand, principal: Principal, aclPath = path): boolean {
+  const verdict = dmAccRule(view, path, command, principal)
+  return verdict === 'acl' ? allowed(view, aclPath, command, principal) : verdict === 'allow'
+}
+
+/**
  * Whether `principal` may run `command` on the node at `path`: 200, 404 when there is no such node, 425 when
- * the ACL in force denies it. A missing node the principal could not have used anyway (its inherited ACL denies
- * the command) is answered 425 too, so that a server learns nothing about nodes hidden from it.
+ * the rules of `./DMAcc` or the ACL in force deny it. A missing node the principal could not have used anyway
+ * (its inherited ACL denies the command) is answered 425 too, so that a server learns nothing about nodes
+ * hidden from it.
  */
 function access(view: NodeView, path: string, command: AclCommand, principal: Principal): SyncMLStatus {
-  return !allowed(view, path, command, principal) ? 425 : view.node(path) === undefined ? 404 : 200
+  return !permitted(view, path, command, principal) ? 425 : view.node(path) === undefined ? 404 : 200
 }
 
 /** The node a written value makes (with `acl`), or the status that refuses the value. */
@@ -89,11 +101,12 @@ export function addOp(view: WritableView, ctx: TreeContext, uri: string, value: 
   // The nearest existing ancestor: Add needs Add rights there (TND 1.2, 7.7.1), and creates what is missing.
   let anchor = parentPath(path)
   while (anchor !== '' && view.node(anchor) === undefined) anchor = parentPath(anchor)
-  if (!allowed(view, anchor, 'Add', principal)) return 425
+  if (!permitted(view, path, 'Add', principal, anchor)) return 425
   if (view.node(path) !== undefined) return 418
   if (view.node(anchor)?.f !== 'node') return 405
   let acl: string | undefined
-  if (principal !== 'device') {
+  // An account a party creates gets its ACL when the transaction commits (settleCreatedAccounts, binding.md §6).
+  if (principal !== 'device' && !inDmAcc(path)) {
     // A server keeps control of what it creates: unless the inherited ACL already lets it manage the new
     // node, the topmost created node gets an ACL naming it (DM TND is silent; the CP bootstrap profile gives
     // mapped accounts the same rights).
@@ -109,8 +122,12 @@ export function addOp(view: WritableView, ctx: TreeContext, uri: string, value: 
   if (typeof node === 'number') return node
   // DM RepPro 1.2 status 420: the tree is bounded so that one party cannot exhaust a device's memory.
   if (view.size() + between.length + 1 > ctx.maxNodes) return 420
+  // A party creating an account: recorded for the rules the commit holds it to (binding.md §6).
+  const account = accountOf(path)
+  const creating = principal !== 'device' && account !== undefined && view.node(`${DMACC}/${account}`) === undefined
   for (const p of between) view.put(p, new TreeNode('node', undefined, undefined, p === between[0] ? acl : undefined))
   view.put(path, node)
+  if (creating) view.noteCreator(account, principal.serverId)
   return 200
 }
 
@@ -138,6 +155,8 @@ export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, val
  * also by whoever has Replace on its parent; a leaf's own ACL never grants the change.
  */
 function replaceAcl(view: WritableView, path: string, value: NodeValue, principal: Principal): SyncMLStatus {
+  // binding.md §6: no party changes an ACL in ./DMAcc, not even in its own account.
+  if (principal !== 'device' && inDmAcc(path)) return 425
   const node = view.node(path)
   if (node === undefined) return access(view, path, 'Replace', principal)
   const bySelf = node.f === 'node' && allowed(view, path, 'Replace', principal)

@@ -14,6 +14,12 @@ export class Overlay implements WritableView {
   readonly seen = new Map<string, TreeNode | undefined>()
   /** Nodes added minus nodes removed, relative to the view below. */
   delta = 0
+  /**
+   * Accounts (`<x>` of `./DMAcc/<x>`) a party created in this overlay, with that party's ServerID: the commit
+   * holds them to the rules of an added account (binding.md §6) before they join the tree. Made when the first
+   * is noted: most transactions create none.
+   */
+  #creators: Map<string, string> | undefined
 
   readonly #below: NodeView
 
@@ -43,6 +49,19 @@ export class Overlay implements WritableView {
     return this.#below.size() + this.delta
   }
 
+  creatorOf(account: string): string | undefined {
+    return this.#creators?.get(account) ?? this.#below.creatorOf?.(account)
+  }
+
+  noteCreator(account: string, serverId: string): void {
+    ;(this.#creators ??= new Map()).set(account, serverId)
+  }
+
+  /** The accounts a party created in this overlay (see `noteCreator`). */
+  createdAccounts(): Iterable<string> {
+    return this.#creators?.keys() ?? []
+  }
+
   put(path: string, node: TreeNode): void {
     this.#change(path, node)
   }
@@ -56,6 +75,7 @@ export class Overlay implements WritableView {
     for (const [key, value] of inner.seen) if (!this.changes.has(key)) this.seen.set(key, value)
     for (const [key, value] of inner.changes) this.changes.set(key, value)
     this.delta += inner.delta
+    for (const [account, serverId] of inner.#creators ?? []) this.noteCreator(account, serverId)
   }
 
   #change(path: string, node: TreeNode | null): void {

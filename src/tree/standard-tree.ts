@@ -55,9 +55,10 @@ export function createStandardTree(options: StandardTreeOptions): ManagementTree
   add('./DevDetail/LrgObj', { format: 'bool', data: 'false' })
   add('./DMAcc', { format: 'node' })
   add('./Inbox', { format: 'node', type: INBOX_TYPE })
-  // Any server reads the device description; none changes it. Any server may add an account (GwMO 1.0,
-  // 8.4.1: a DM Server bootstraps the gateway's account) and gets rights on what it adds; ./Inbox is Add-only.
-  const acls = { DevInfo: 'Get=*', DevDetail: 'Get=*', DMAcc: 'Add=*&Get=*', Inbox: 'Add=*' }
+  // Any server reads the device description; none changes it. A DM Server may add a gateway's account (GwMO
+  // 1.0, 8.4.1), which then belongs to the gateway; no party lists ./DMAcc (binding.md §6, the tree's rules in
+  // dmacc-access.ts hold whatever this ACL says). ./Inbox is Add-only.
+  const acls = { DevInfo: 'Get=*', DevDetail: 'Get=*', DMAcc: 'Add=*', Inbox: 'Add=*' }
   for (const [name, data] of Object.entries(acls)) tx.replace(`./${name}?prop=ACL`, { format: 'chr', data }, 'device')
   tx.commit()
   return tree

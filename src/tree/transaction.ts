@@ -5,6 +5,7 @@
  * validate, commit or roll back).
  */
 import { touchedAccounts, validateAccounts } from './account-rules.ts'
+import { settleCreatedAccounts } from './dmacc-access.ts'
 import type { NodeView } from './node.ts'
 import { addOp, childrenOp, deleteOp, execOp, getOp, readSecretOp, replaceOp, type TreeContext } from './operations.ts'
 import { Overlay } from './overlay.ts'
@@ -87,6 +88,9 @@ export class TreeTransaction implements Transaction {
     if (!this.#open) return refused(UNUSABLE, ['.: the transaction is already finished'])
     this.rollback() // closes this one and any nested one still open; the work stays, for the merge below
     const outer = this.#outer
+    // Accounts a party added: refused unless a gateway's; the ACL of their own server once they reach the tree.
+    const problems = settleCreatedAccounts(this.#work, outer === undefined)
+    if (problems.length > 0) return refused(425, problems)
     if (outer === undefined) return this.#root.applyCommit(this.#work)
     const result = validateChanges(this.#work)
     if (result.ok) outer.#work.absorb(this.#work)

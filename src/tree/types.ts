@@ -67,8 +67,10 @@ export interface Transaction extends TreeOps {
    */
   begin(): Transaction
   /**
-   * Validates every changed account; on failure nothing is applied and the failure says why. A top-level
-   * commit that changed the tree also gives `undo`, for a change that cannot be made durable (`CommitUndo`).
+   * Validates every changed account, and holds each account a party added to the rules of `./DMAcc` (binding.md
+   * §6: a gateway's, given its own server's ACL); on failure nothing is applied and the failure says why. A
+   * top-level commit that changed the tree also gives `undo`, for a change that cannot be made durable
+   * (`CommitUndo`).
    */
   commit(): { ok: true; undo?: CommitUndo } | { ok: false; failure: ValidationFailure }
   rollback(): void
