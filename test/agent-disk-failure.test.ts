@@ -30,8 +30,9 @@ async function session(server: DmServer, commands: OutCommand[]): Promise<PartyS
   return server.waitForSession((s) => s === pushed && s.closed, 20_000)
 }
 
+/** The device's last Status for a command (a refused message is answered 401 and sent again, binding.md §6). */
 function statusOf(done: PartySession, command: OutCommand): string | undefined {
-  return done.statuses.find((s) => s.command === command)?.code
+  return done.statuses.filter((s) => s.command === command).at(-1)?.code
 }
 
 t.test('a change the disk cannot take: 500, not kept; reads go on; stored once the disk takes writes again', async (t) => {

@@ -241,6 +241,9 @@ export class Party {
     ]
     let batch: OutCommand[] = []
     if (!auth.ok) {
+      // Our refusal authenticates with the nonce the device's message handed us, whatever we think of its Cred.
+      const next = msg.commands.find(isHdrStatus)?.chal?.nextNonce
+      if (next !== undefined) st.serverNonce = next
       rec.deviceAuthFailures++
       // Commands of an unauthenticated message are neither executed nor recorded as accepted (OMA DM Protocol 1.2:
       // on authentication failure the answer holds only Status).
