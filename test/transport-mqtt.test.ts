@@ -362,8 +362,8 @@ t.test('party brokers are pooled: the least recently used one is closed when the
     return peer
   }))
   await device.online.next()
-  for (const [index, target] of [first, second, first].entries()) {
-    await device.transport.send({ to: server, address: `${target.url}/party/dm`, payload: Buffer.from(`m${index}`), contentType: XML })
+  for (const [index, [target, account]] of ([[first, 'a'], [second, 'b'], [first, 'a']] as const).entries()) {
+    await device.transport.send({ to: server, account, address: `${target.url}/party/dm`, payload: Buffer.from(`m${index}`), contentType: XML })
   }
   t.equal((await peers[0]!.received.next()).payload.toString(), 'm0')
   t.equal((await peers[1]!.received.next()).payload.toString(), 'm1')
@@ -390,4 +390,133 @@ t.test('mqtts with the configured CA and client certificate', async (t) => {
   while (!untrusting.logs.some((line) => line.msg === 'mqtt connection error')) await new Promise((r) => setImmediate(r))
   t.equal(untrusting.online.size, 0)
   t.equal(await retained(t, mosquitto.url, untrusting.statusTopic), undefined)
+})
+
+/** Resolves once the device has logged a line with `msg` beyond the first `from` lines; returns it. */
+async function logged(device: Device, msg: string, from = 0): Promise<Record<string, unknown>> {
+  for (;;) {
+    const line = device.logs.slice(from).find((l) => l.msg === msg)
+    if (line) return line
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** A watcher of the device's status; `seen()` returns every value published so far, the broker's will among them. */
+async function statusWatch(t: Test, url: string, device: Device) {
+  const { client, received } = await startPeer(t, url)
+  const marker = `${device.statusTopic}/marker`
+  await client.subscribeAsync([device.statusTopic, marker], { qos: 1 })
+  return {
+    async seen(): Promise<string[]> {
+      // Whatever the broker sent before the marker has arrived once the marker has.
+      await client.publishAsync(marker, 'end', { qos: 1 })
+      const values: string[] = []
+      for (let got = await received.next(); got.topic !== marker; got = await received.next()) values.push(got.payload.toString())
+      return values
+    },
+  }
+}
+
+const hex12 = /^[0-9a-f]{12}$/
+
+// Regression (finding 9): an AppAddr naming the device's own broker by another name opened a second connection
+// with the main ClientId; each took the other's session over, with a retained `offline` every time.
+t.test('an AppAddr connection has a ClientId of its own: one naming the device\'s broker by another name takes nothing over', async (t) => {
+  const mosquitto = await broker(t)
+  const device = await startDevice(t, mosquitto.url)
+  const status = await statusWatch(t, mosquitto.url, device)
+  const { client: peer, received } = await startPeer(t, mosquitto.url)
+  await peer.subscribeAsync('party/dm', { qos: 1 })
+  await device.online.next()
+
+  const sameBroker = `mqtt://localhost:${mosquitto.port}/party/dm`
+  await device.transport.send({ to: server, account: 'gw', address: sameBroker, payload: Buffer.from('one'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'one')
+  await device.transport.send({ to: server, address: sameBroker, payload: Buffer.from('two'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'two')
+
+  const opened = device.logs.filter((l) => l.msg === 'opened connection to a party broker').map((l) => String(l.clientId))
+  t.equal(opened.length, 2, 'a connection for the account, one for the message that names none')
+  t.equal(opened[0], `gwmo-${device.deviceId}/gw`, '<clientId>/<account>')
+  const [prefixPart, name] = (opened[1] ?? '').split('/')
+  t.same([prefixPart, hex12.test(name ?? '')], [`gwmo-${device.deviceId}`, true], '<clientId>/<hash of the party> without an account')
+
+  t.same(await status.seen(), ['online'], 'no offline: the main session was never taken over')
+  t.notMatch(mosquitto.log(), /already connected, closing old connection/, 'the broker closed no session')
+  // The main connection still hears its parties.
+  await peer.publishAsync(device.dmTopic, 'still here', { qos: 1 })
+  t.equal(Buffer.from((await device.messages.next()).payload).toString(), 'still here')
+  t.equal(device.offline.size, 0, 'the device never went offline')
+})
+
+t.test('an AppAddr equal to the device\'s broker goes out on the main connection; another user name there gets its own', async (t) => {
+  const mosquitto = await broker(t)
+  const device = await startDevice(t, `mqtt://localhost:${mosquitto.port}`, { username: 'device-user', password: 'pw' })
+  const { client: peer, received } = await startPeer(t, mosquitto.url)
+  await peer.subscribeAsync('party/#', { qos: 1 })
+  await device.online.next()
+
+  const port = mosquitto.port
+  const same = [
+    `mqtt://localhost:${port}/party/plain`,
+    `MQTT://LocalHost.:${port}/party/spelled`,
+    `mqtt://device-user:another-password@localhost:${port}/party/own-user`,
+  ]
+  for (const address of same) {
+    await device.transport.send({ to: server, account: 'dms', address, payload: Buffer.from(address), contentType: XML })
+    t.equal((await received.next()).payload.toString(), address, `${address}: delivered`)
+  }
+  t.equal(device.logs.filter((l) => l.msg === 'opened connection to a party broker').length, 0, 'all on the main connection')
+  t.equal(mosquitto.log().match(new RegExp(`New client connected .* as gwmo-${device.deviceId}[ /]`, 'g'))?.length, 1, 'one device connection')
+
+  await device.transport.send({ to: server, account: 'other', address: `mqtt://someone-else@localhost:${port}/party/other`, payload: Buffer.from('other'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'other')
+  const opened = device.logs.filter((l) => l.msg === 'opened connection to a party broker')
+  t.same(opened.map((l) => l.clientId), [`gwmo-${device.deviceId}/other`], 'another identity on the same broker: a connection of its own')
+  t.match(mosquitto.log(), new RegExp(`as gwmo-${device.deviceId}/other \\(.*u'someone-else'\\)`), 'with the AppAddr\'s user name')
+  t.notMatch(mosquitto.log(), /already connected, closing old connection/)
+})
+
+t.test('a party broker connection closes once idle and opens again for the next message', async (t) => {
+  const main = await broker(t)
+  const other = await broker(t)
+  const device = await startDevice(t, main.url, { partyBrokerIdleMs: 50 })
+  const { client: peer, received } = await startPeer(t, other.url)
+  await peer.subscribeAsync('party/dm', { qos: 1 })
+  await device.online.next()
+  const address = `${other.url}/party/dm`
+
+  await device.transport.send({ to: server, account: 'gw', address, payload: Buffer.from('before'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'before')
+  const closed = await logged(device, 'closing idle broker connection')
+  t.same([closed.broker, closed.clientId], [`mqtt://127.0.0.1:${other.port}`, `gwmo-${device.deviceId}/gw`])
+  while (!/Client gwmo-\S+\/gw disconnected/.test(other.log())) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.pass('the party broker saw the device leave')
+
+  await device.transport.send({ to: server, account: 'gw', address, payload: Buffer.from('after'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'after')
+  t.equal(device.logs.filter((l) => l.msg === 'opened connection to a party broker').length, 2, 'opened again')
+  t.equal(device.offline.size, 0, 'the main connection is untouched')
+})
+
+t.test('an account whose AppAddr changes keeps one connection: the previous one is closed first', async (t) => {
+  const main = await broker(t)
+  const first = await broker(t)
+  const second = await broker(t)
+  const device = await startDevice(t, main.url)
+  const peers = await Promise.all([first, second].map(async (b) => {
+    const peer = await startPeer(t, b.url)
+    await peer.client.subscribeAsync('party/dm', { qos: 1 })
+    return peer
+  }))
+  await device.online.next()
+  await device.transport.send({ to: server, account: 'gw', address: `${first.url}/party/dm`, payload: Buffer.from('a'), contentType: XML })
+  t.equal((await peers[0]!.received.next()).payload.toString(), 'a')
+  await device.transport.send({ to: server, account: 'gw', address: `${second.url}/party/dm`, payload: Buffer.from('b'), contentType: XML })
+  t.equal((await peers[1]!.received.next()).payload.toString(), 'b')
+  const retired = device.logs.find((l) => l.msg === 'closing the account\'s previous broker connection')
+  t.same([retired?.broker, retired?.clientId], [`mqtt://127.0.0.1:${first.port}`, `gwmo-${device.deviceId}/gw`])
+
+  await t.rejects(device.transport.send({ to: server, address: `mqtt://%zz@127.0.0.1:${first.port}/x`, payload: Buffer.from('x'), contentType: XML }),
+    /cannot route to .*: address has a malformed user name or password/, 'a malformed AppAddr user name is refused, not thrown')
 })
