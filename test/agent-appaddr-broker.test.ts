@@ -5,6 +5,7 @@
 import t from 'tap'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { StatusWatcher } from './helpers/agent-process.ts'
+import { usernameFor } from './helpers/broker-world.ts'
 import { buildAccountCommands } from './peers/bootstrap-server.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import { startGateway } from './peers/gateway.ts'
@@ -18,8 +19,9 @@ const GW = stranger('gw', 'http://gw.example.net', 'gateway')
 t.test('a gateway account on the device\'s own broker, named another way: its sessions work and nothing is taken over', async (t) => {
   const broker = await startMosquitto()
   t.teardown(() => broker.stop())
-  // The broker listens on 127.0.0.1, the agent's broker.url; the gateway's AppAddr names it `localhost`.
-  const appAddr = `mqtt://localhost:${broker.port}`
+  // The broker listens on 127.0.0.1, the agent's broker.url; the gateway's AppAddr names it `localhost`, with the
+  // device's user name on it (its ACL lets that user publish to the gateway).
+  const appAddr = `mqtt://${encodeURIComponent(usernameFor(DEVICE))}@localhost:${broker.port}`
   const status = await StatusWatcher.start(broker.url, DEVICE)
   t.teardown(() => status.stop())
   const server = await startDmServer(serverOptions(broker.url, DEVICE, SERVER_A))

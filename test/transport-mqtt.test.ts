@@ -1,5 +1,7 @@
 /**
  * The MQTT binding against a real broker (Debian's mosquitto), with parties played by plain MQTT.js clients.
+ * The device's broker runs the project's least-privilege ACL (binding.md §6) for the devices this file starts
+ * and their DM Server; the brokers that parties' AppAddr name are theirs, and open here.
  */
 import t, { type Test } from 'tap'
 import { connect as netConnect, createServer, type Socket } from 'node:net'
@@ -9,14 +11,23 @@ import { createLogger } from '../src/log.ts'
 import { createMqttTransport, type MqttTransportOptions } from '../src/transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../src/transport/port.ts'
 import { topicFor } from '../src/transport/topics.ts'
+import { usernameFor, worldOf } from './helpers/broker-world.ts'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.ts'
 
 const prefix = 'omadm/v1'
 const XML = 'application/vnd.syncml.dm+xml'
 const WBXML = 'application/vnd.syncml.dm+wbxml'
 const server = 'http://www.someDMServer.com'
+const deviceIdOf = (n: number) => `mac:01-ab-34-ef-69-${n.toString(16).padStart(2, '0')}`
 let deviceCount = 0
-const nextDeviceId = () => `mac:01-ab-34-ef-69-${(++deviceCount).toString(16).padStart(2, '0')}`
+const nextDeviceId = () => deviceIdOf(++deviceCount)
+/** Each device this file starts, with the DM Server as its party on every channel and on one topic of its own. */
+const WORLD = worldOf(Array.from({ length: 48 }, (_, k) => deviceIdOf(k + 1)), [
+  { id: server, role: 'server', channels: ['dm', 'notification', 'bootstrap'] },
+  { id: server, role: 'server', topic: 'here/too' },
+])
+/** The device's user name, written into an AppAddr. */
+const userInfo = (deviceId: string) => encodeURIComponent(usernameFor(deviceId))
 
 /** Events of one kind, in order, each handed to exactly one `next()`. */
 function queue<T>() {
@@ -55,6 +66,7 @@ async function startDevice(t: Test, url: string, options: Partial<MqttTransportO
   const logger = createLogger({ level: 'debug', write: (line) => logs.push(JSON.parse(line)) })
   const transport = createMqttTransport({
     url,
+    username: usernameFor(deviceId),
     clientId: `gwmo-${deviceId}`,
     keepaliveSeconds: 30,
     prefix,
@@ -85,8 +97,9 @@ async function startDevice(t: Test, url: string, options: Partial<MqttTransportO
 
 type Received = { topic: string; payload: Buffer; packet: IPublishPacket }
 
+/** A client in the DM Server's place (its user name), unless `options` say otherwise. */
 async function startPeer(t: Test, url: string, options: mqtt.IClientOptions = {}) {
-  const client: PeerClient = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 50, ...options })
+  const client: PeerClient = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 50, username: usernameFor(server), ...options })
   const received = queue<Received>()
   client.on('message', (topic, payload, packet) => received.push({ topic, payload, packet }))
   client.on('error', () => {})
@@ -99,8 +112,9 @@ async function startPeer(t: Test, url: string, options: mqtt.IClientOptions = {}
 async function retained(t: Test, url: string, topic: string): Promise<string | undefined> {
   const { client, received } = await startPeer(t, url)
   await client.subscribeAsync(topic, { qos: 1 })
-  // A marker published after the subscription arrives after any retained message.
-  const marker = `${topic}/marker`
+  // A marker published after the subscription arrives after any retained message (the server's own status topic:
+  // the ACL lets it publish there and read it).
+  const marker = topicFor(prefix, server, 'status')
   await client.subscribeAsync(marker, { qos: 1 })
   await client.publishAsync(marker, 'end', { qos: 1 })
   const first = await received.next()
@@ -148,10 +162,16 @@ async function relay(t: Test, brokerPort: number) {
   }
 }
 
+/** The device's broker, under the ACL of `WORLD`. */
 async function broker(t: Test, options: Parameters<typeof startMosquitto>[0] = {}): Promise<Mosquitto> {
-  const started = await startMosquitto(options)
+  const started = await startMosquitto({ world: WORLD, ...options })
   t.teardown(() => started.stop())
   return started
+}
+
+/** A broker that a party's AppAddr names: its own, whatever its rules; open here. */
+function partyBroker(t: Test): Promise<Mosquitto> {
+  return broker(t, { open: true, world: undefined })
 }
 
 t.test('a party\'s messages reach the device with channel, payload, content type and properties', async (t) => {
@@ -215,7 +235,7 @@ t.test('send publishes to the party\'s topic at QoS 1 with content type and user
 
 t.test('stop publishes a retained offline and settles; sending afterwards is refused', async (t) => {
   const mosquitto = await broker(t)
-  const device = await startDevice(t, mosquitto.url, { username: 'device', password: 'pw-never-logged' })
+  const device = await startDevice(t, mosquitto.url, { password: 'pw-never-logged' })
   await device.online.next()
   const { client: watcher, received } = await startPeer(t, mosquitto.url)
   await watcher.subscribeAsync(device.statusTopic, { qos: 1 })
@@ -325,7 +345,7 @@ t.test('a message sent while the broker is down is delivered once it is back', a
 
 t.test('an mqtt:// AppAddr routes to that broker and that topic', async (t) => {
   const main = await broker(t)
-  const other = await broker(t)
+  const other = await partyBroker(t)
   const device = await startDevice(t, main.url)
   const { client: otherPeer, received: onOther } = await startPeer(t, other.url)
   const { client: mainPeer, received: onMain } = await startPeer(t, main.url)
@@ -353,8 +373,8 @@ t.test('an mqtt:// AppAddr routes to that broker and that topic', async (t) => {
 
 t.test('party brokers are pooled: the least recently used one is closed when the pool is full', async (t) => {
   const main = await broker(t)
-  const first = await broker(t)
-  const second = await broker(t)
+  const first = await partyBroker(t)
+  const second = await partyBroker(t)
   const device = await startDevice(t, main.url, { maxExtraBrokers: 1 })
   const peers = await Promise.all([first, second].map(async (b) => {
     const peer = await startPeer(t, b.url)
@@ -404,7 +424,7 @@ async function logged(device: Device, msg: string, from = 0): Promise<Record<str
 /** A watcher of the device's status; `seen()` returns every value published so far, the broker's will among them. */
 async function statusWatch(t: Test, url: string, device: Device) {
   const { client, received } = await startPeer(t, url)
-  const marker = `${device.statusTopic}/marker`
+  const marker = topicFor(prefix, server, 'status')
   await client.subscribeAsync([device.statusTopic, marker], { qos: 1 })
   return {
     async seen(): Promise<string[]> {
@@ -426,10 +446,11 @@ t.test('an AppAddr connection has a ClientId of its own: one naming the device\'
   const device = await startDevice(t, mosquitto.url)
   const status = await statusWatch(t, mosquitto.url, device)
   const { client: peer, received } = await startPeer(t, mosquitto.url)
-  await peer.subscribeAsync('party/dm', { qos: 1 })
+  await peer.subscribeAsync(topicFor(prefix, server, 'dm'), { qos: 1 })
   await device.online.next()
 
-  const sameBroker = `mqtt://localhost:${mosquitto.port}/party/dm`
+  // The broker listens on 127.0.0.1, the device's url; `localhost` is another name for it.
+  const sameBroker = `mqtt://${userInfo(device.deviceId)}@localhost:${mosquitto.port}`
   await device.transport.send({ to: server, account: 'gw', address: sameBroker, payload: Buffer.from('one'), contentType: XML })
   t.equal((await received.next()).payload.toString(), 'one')
   await device.transport.send({ to: server, address: sameBroker, payload: Buffer.from('two'), contentType: XML })
@@ -451,16 +472,16 @@ t.test('an AppAddr connection has a ClientId of its own: one naming the device\'
 
 t.test('an AppAddr equal to the device\'s broker goes out on the main connection; another user name there gets its own', async (t) => {
   const mosquitto = await broker(t)
-  const device = await startDevice(t, `mqtt://localhost:${mosquitto.port}`, { username: 'device-user', password: 'pw' })
+  const device = await startDevice(t, `mqtt://localhost:${mosquitto.port}`, { password: 'pw' })
   const { client: peer, received } = await startPeer(t, mosquitto.url)
-  await peer.subscribeAsync('party/#', { qos: 1 })
+  await peer.subscribeAsync(topicFor(prefix, server, 'dm'), { qos: 1 })
   await device.online.next()
 
   const port = mosquitto.port
   const same = [
-    `mqtt://localhost:${port}/party/plain`,
-    `MQTT://LocalHost.:${port}/party/spelled`,
-    `mqtt://device-user:another-password@localhost:${port}/party/own-user`,
+    `mqtt://localhost:${port}`,
+    `MQTT://LocalHost.:${port}/`,
+    `mqtt://${userInfo(device.deviceId)}:another-password@localhost:${port}`,
   ]
   for (const address of same) {
     await device.transport.send({ to: server, account: 'dms', address, payload: Buffer.from(address), contentType: XML })
@@ -469,17 +490,19 @@ t.test('an AppAddr equal to the device\'s broker goes out on the main connection
   t.equal(device.logs.filter((l) => l.msg === 'opened connection to a party broker').length, 0, 'all on the main connection')
   t.equal(mosquitto.log().match(new RegExp(`New client connected .* as gwmo-${device.deviceId}[ /]`, 'g'))?.length, 1, 'one device connection')
 
-  await device.transport.send({ to: server, account: 'other', address: `mqtt://someone-else@localhost:${port}/party/other`, payload: Buffer.from('other'), contentType: XML })
+  // Another identity on the same broker (here another device's, which its ACL lets publish to the server).
+  const other = deviceIdOf(48)
+  await device.transport.send({ to: server, account: 'other', address: `mqtt://${userInfo(other)}@localhost:${port}`, payload: Buffer.from('other'), contentType: XML })
   t.equal((await received.next()).payload.toString(), 'other')
   const opened = device.logs.filter((l) => l.msg === 'opened connection to a party broker')
-  t.same(opened.map((l) => l.clientId), [`gwmo-${device.deviceId}/other`], 'another identity on the same broker: a connection of its own')
-  t.match(mosquitto.log(), new RegExp(`as gwmo-${device.deviceId}/other \\(.*u'someone-else'\\)`), 'with the AppAddr\'s user name')
+  t.same(opened.map((l) => l.clientId), [`gwmo-${device.deviceId}/other`], 'another user name on the same broker: a connection of its own')
+  t.match(mosquitto.log(), `as gwmo-${device.deviceId}/other (p5, c1, k30, u'${usernameFor(other)}')`, 'with the AppAddr\'s user name')
   t.notMatch(mosquitto.log(), /already connected, closing old connection/)
 })
 
 t.test('a party broker connection closes once idle and opens again for the next message', async (t) => {
   const main = await broker(t)
-  const other = await broker(t)
+  const other = await partyBroker(t)
   const device = await startDevice(t, main.url, { partyBrokerIdleMs: 50 })
   const { client: peer, received } = await startPeer(t, other.url)
   await peer.subscribeAsync('party/dm', { qos: 1 })
@@ -501,8 +524,8 @@ t.test('a party broker connection closes once idle and opens again for the next 
 
 t.test('an account whose AppAddr changes keeps one connection: the previous one is closed first', async (t) => {
   const main = await broker(t)
-  const first = await broker(t)
-  const second = await broker(t)
+  const first = await partyBroker(t)
+  const second = await partyBroker(t)
   const device = await startDevice(t, main.url)
   const peers = await Promise.all([first, second].map(async (b) => {
     const peer = await startPeer(t, b.url)
