@@ -58,6 +58,10 @@ function buildPackage(stage, bundled) {
   // An example only: a live config.json would start a half-configured agent on install.
   put(stage, `etc/${PACKAGE}/config.example.json`, read(root, 'build', 'example-config.json'))
   put(stage, `usr/share/doc/${PACKAGE}/README.Debian`, read(systemdDir, 'README.Debian'))
+  // The least-privilege broker ACL (binding.md §6): for the broker's host, not the device; see README.Debian.
+  for (const file of ['make-acl.mjs', 'world.example.json', 'gwmo-agent.conf']) {
+    put(stage, `usr/share/doc/${PACKAGE}/examples/mosquitto/${file}`, read(root, 'targets', 'mosquitto', file))
+  }
   put(stage, `usr/share/man/man1/${PACKAGE}.1.gz`, gzipSync(read(systemdDir, 'gwmo-agent.1'), { level: 9 }))
   put(stage, `usr/share/lintian/overrides/${PACKAGE}`, read(systemdDir, 'lintian-overrides'))
   put(stage, `usr/share/doc/${PACKAGE}/copyright`, copyrightFile(bundled))

@@ -13,7 +13,8 @@ import { Party } from './peers/party.ts'
 import { resultFor, type PartySession } from './peers/session-record.ts'
 import { get, replace, type OutCommand, type ParsedCommand, type ParsedMessage } from './peers/syncml.ts'
 
-const broker = await startMosquitto()
+// Open: replay() plays an attacker who captured a message and may publish on any topic, past any broker ACL.
+const broker = await startMosquitto({ open: true })
 t.teardown(() => broker.stop())
 
 const EVIL = 'changed by an impostor'

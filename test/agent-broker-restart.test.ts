@@ -9,7 +9,7 @@ import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, StatusWatcher, type
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.ts'
 import { startDmServer, type DmServer } from './peers/dm-server.ts'
 import { LOCATION_UPDATE } from './peers/gateway.ts'
-import { topicFor } from './peers/mqtt.ts'
+import { topicFor, usernameOf } from './peers/mqtt.ts'
 import { parseMessage, type ParsedMessage } from './peers/syncml.ts'
 
 const HOME = { addresses: ['192.0.2.7'], defaultGateway: '192.0.2.1' }
@@ -18,7 +18,8 @@ const AWAY = { addresses: ['198.51.100.23'], defaultGateway: '198.51.100.1' }
 /** A plain subscriber on the server's topic: sees what the device sends while no server answers. */
 async function overhear(t: TeardownHost, brokerUrl: string): Promise<ParsedMessage[]> {
   const heard: ParsedMessage[] = []
-  const client = mqtt.connect(brokerUrl, { protocolVersion: 5, clientId: `overhear-${process.pid}`, reconnectPeriod: 0 })
+  // In the server's place on the broker, the only one its ACL lets read the server's topic.
+  const client = mqtt.connect(brokerUrl, { protocolVersion: 5, clientId: `overhear-${process.pid}`, username: usernameOf(FACTORY.serverId), reconnectPeriod: 0 })
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve())
     client.once('error', reject)

@@ -5,6 +5,7 @@ import t from 'tap'
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, StatusWatcher, writeAgentConfig } from './helpers/agent-process.ts'
+import { usernameFor } from './helpers/broker-world.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import { Party } from './peers/party.ts'
@@ -145,7 +146,7 @@ t.test('no secret appears in the debug log of a full session', async (t) => {
   const agent = cleanUpAgent(t, AgentProcess.start({
     brokerUrl: broker.url,
     logLevel: 'debug',
-    config: { broker: { url: broker.url, username: 'device', password: secrets.brokerPassword }, userPin: secrets.userPin, networkId: secrets.networkId },
+    config: { broker: { url: broker.url, username: usernameFor(FACTORY.deviceId), password: secrets.brokerPassword }, userPin: secrets.userPin, networkId: secrets.networkId },
   }))
   const first = await server.waitForSession((s) => s.closed, 20_000)
   await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === first.sessionId)

@@ -7,7 +7,7 @@ import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, finalStatus, type T
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { md5Digest, nonceBytes } from './peers/auth.ts'
 import { startDmServer } from './peers/dm-server.ts'
-import { CONTENT_TYPE, topicFor } from './peers/mqtt.ts'
+import { CONTENT_TYPE, topicFor, usernameOf } from './peers/mqtt.ts'
 import { resultFor, type PartySession } from './peers/session-record.ts'
 import { add, addNode, atomic, buildMessage, del, get, raw, replace, sequence, type OutCommand } from './peers/syncml.ts'
 import { parseWbxmlMessage, xmlToWbxml } from './peers/wbxml.ts'
@@ -29,7 +29,7 @@ function statusByCmdRef(session: PartySession, cmdRef: string): { cmd: string; c
 
 /** A plain MQTT client in the server's place: sends raw payloads to the device and hands over its answers. */
 async function rawParty(t: TeardownHost, brokerUrl: string) {
-  const client = mqtt.connect(brokerUrl, { protocolVersion: 5, clientId: `raw-server-${process.pid}`, reconnectPeriod: 0 })
+  const client = mqtt.connect(brokerUrl, { protocolVersion: 5, clientId: `raw-server-${process.pid}`, username: usernameOf(FACTORY.serverId), reconnectPeriod: 0 })
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve())
     client.once('error', reject)

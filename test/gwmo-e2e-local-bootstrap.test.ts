@@ -9,7 +9,7 @@ import t from 'tap'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import type { AgentProcess } from './helpers/agent-process.ts'
 import { bootstrapMac } from './peers/auth.ts'
-import { buildAccountCommands, sendBootstrap, type BootstrapRequest } from './peers/bootstrap-server.ts'
+import { buildAccountCommands, DEFAULT_SOURCE, sendBootstrap, type BootstrapRequest } from './peers/bootstrap-server.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import { BOOTSTRAPPED_DMS_LIST, startGateway } from './peers/gateway.ts'
 import { connectPeer, CONTENT_TYPE, disconnect, publish, topicFor } from './peers/mqtt.ts'
@@ -47,7 +47,7 @@ function bootstrap(request: Omit<BootstrapRequest, 'brokerUrl' | 'deviceId'> & {
 
 /** Publishes raw bytes on the device's bootstrap topic with the given user properties. */
 async function publishRaw(payload: Uint8Array, properties: Record<string, string>, contentType: string = CONTENT_TYPE.xml, deviceId = DEVICE): Promise<void> {
-  const client = await connectPeer(broker.url)
+  const client = await connectPeer(broker.url, { as: DEFAULT_SOURCE })
   try {
     await publish(client, topicFor(deviceId, 'bootstrap'), payload, { contentType, userProperties: properties })
     sent.push(Buffer.from(payload))

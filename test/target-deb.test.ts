@@ -77,6 +77,9 @@ t.test('the package holds the bundle, launcher, unit, example config and docs, r
     '/usr/share/doc/gwmo-agent/changelog.Debian.gz': '-rw-r--r--',
     '/usr/share/doc/gwmo-agent/README.Debian': '-rw-r--r--',
     '/usr/share/man/man1/gwmo-agent.1.gz': '-rw-r--r--',
+    '/usr/share/doc/gwmo-agent/examples/mosquitto/make-acl.mjs': '-rw-r--r--',
+    '/usr/share/doc/gwmo-agent/examples/mosquitto/world.example.json': '-rw-r--r--',
+    '/usr/share/doc/gwmo-agent/examples/mosquitto/gwmo-agent.conf': '-rw-r--r--',
   }
   for (const [path, mode] of Object.entries(expected)) {
     t.equal(entries.get(path)?.mode, mode, `${path} ${mode}`)

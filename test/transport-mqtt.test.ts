@@ -1,5 +1,7 @@
 /**
  * The MQTT binding against a real broker (Debian's mosquitto), with parties played by plain MQTT.js clients.
+ * The device's broker runs the project's least-privilege ACL (binding.md §6) for the devices this file starts
+ * and their DM Server; the brokers that parties' AppAddr name are theirs, and open here.
  */
 import t, { type Test } from 'tap'
 import { connect as netConnect, createServer, type Socket } from 'node:net'
@@ -9,14 +11,23 @@ import { createLogger } from '../src/log.ts'
 import { createMqttTransport, type MqttTransportOptions } from '../src/transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../src/transport/port.ts'
 import { topicFor } from '../src/transport/topics.ts'
+import { usernameFor, worldOf } from './helpers/broker-world.ts'
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.ts'
 
 const prefix = 'omadm/v1'
 const XML = 'application/vnd.syncml.dm+xml'
 const WBXML = 'application/vnd.syncml.dm+wbxml'
 const server = 'http://www.someDMServer.com'
+const deviceIdOf = (n: number) => `mac:01-ab-34-ef-69-${n.toString(16).padStart(2, '0')}`
 let deviceCount = 0
-const nextDeviceId = () => `mac:01-ab-34-ef-69-${(++deviceCount).toString(16).padStart(2, '0')}`
+const nextDeviceId = () => deviceIdOf(++deviceCount)
+/** Each device this file starts, with the DM Server as its party on every channel and on one topic of its own. */
+const WORLD = worldOf(Array.from({ length: 48 }, (_, k) => deviceIdOf(k + 1)), [
+  { id: server, role: 'server', channels: ['dm', 'notification', 'bootstrap'] },
+  { id: server, role: 'server', topic: 'here/too' },
+])
+/** The device's user name, written into an AppAddr. */
+const userInfo = (deviceId: string) => encodeURIComponent(usernameFor(deviceId))
 
 /** Events of one kind, in order, each handed to exactly one `next()`. */
 function queue<T>() {
@@ -55,6 +66,7 @@ async function startDevice(t: Test, url: string, options: Partial<MqttTransportO
   const logger = createLogger({ level: 'debug', write: (line) => logs.push(JSON.parse(line)) })
   const transport = createMqttTransport({
     url,
+    username: usernameFor(deviceId),
     clientId: `gwmo-${deviceId}`,
     keepaliveSeconds: 30,
     prefix,
@@ -85,8 +97,9 @@ async function startDevice(t: Test, url: string, options: Partial<MqttTransportO
 
 type Received = { topic: string; payload: Buffer; packet: IPublishPacket }
 
+/** A client in the DM Server's place (its user name), unless `options` say otherwise. */
 async function startPeer(t: Test, url: string, options: mqtt.IClientOptions = {}) {
-  const client: PeerClient = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 50, ...options })
+  const client: PeerClient = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 50, username: usernameFor(server), ...options })
   const received = queue<Received>()
   client.on('message', (topic, payload, packet) => received.push({ topic, payload, packet }))
   client.on('error', () => {})
@@ -99,8 +112,9 @@ async function startPeer(t: Test, url: string, options: mqtt.IClientOptions = {}
 async function retained(t: Test, url: string, topic: string): Promise<string | undefined> {
   const { client, received } = await startPeer(t, url)
   await client.subscribeAsync(topic, { qos: 1 })
-  // A marker published after the subscription arrives after any retained message.
-  const marker = `${topic}/marker`
+  // A marker published after the subscription arrives after any retained message (the server's own status topic:
+  // the ACL lets it publish there and read it).
+  const marker = topicFor(prefix, server, 'status')
   await client.subscribeAsync(marker, { qos: 1 })
   await client.publishAsync(marker, 'end', { qos: 1 })
   const first = await received.next()
@@ -148,10 +162,16 @@ async function relay(t: Test, brokerPort: number) {
   }
 }
 
+/** The device's broker, under the ACL of `WORLD`. */
 async function broker(t: Test, options: Parameters<typeof startMosquitto>[0] = {}): Promise<Mosquitto> {
-  const started = await startMosquitto(options)
+  const started = await startMosquitto({ world: WORLD, ...options })
   t.teardown(() => started.stop())
   return started
+}
+
+/** A broker that a party's AppAddr names: its own, whatever its rules; open here. */
+function partyBroker(t: Test): Promise<Mosquitto> {
+  return broker(t, { open: true, world: undefined })
 }
 
 t.test('a party\'s messages reach the device with channel, payload, content type and properties', async (t) => {
@@ -215,7 +235,7 @@ t.test('send publishes to the party\'s topic at QoS 1 with content type and user
 
 t.test('stop publishes a retained offline and settles; sending afterwards is refused', async (t) => {
   const mosquitto = await broker(t)
-  const device = await startDevice(t, mosquitto.url, { username: 'device', password: 'pw-never-logged' })
+  const device = await startDevice(t, mosquitto.url, { password: 'pw-never-logged' })
   await device.online.next()
   const { client: watcher, received } = await startPeer(t, mosquitto.url)
   await watcher.subscribeAsync(device.statusTopic, { qos: 1 })
@@ -325,7 +345,7 @@ t.test('a message sent while the broker is down is delivered once it is back', a
 
 t.test('an mqtt:// AppAddr routes to that broker and that topic', async (t) => {
   const main = await broker(t)
-  const other = await broker(t)
+  const other = await partyBroker(t)
   const device = await startDevice(t, main.url)
   const { client: otherPeer, received: onOther } = await startPeer(t, other.url)
   const { client: mainPeer, received: onMain } = await startPeer(t, main.url)
@@ -353,8 +373,8 @@ t.test('an mqtt:// AppAddr routes to that broker and that topic', async (t) => {
 
 t.test('party brokers are pooled: the least recently used one is closed when the pool is full', async (t) => {
   const main = await broker(t)
-  const first = await broker(t)
-  const second = await broker(t)
+  const first = await partyBroker(t)
+  const second = await partyBroker(t)
   const device = await startDevice(t, main.url, { maxExtraBrokers: 1 })
   const peers = await Promise.all([first, second].map(async (b) => {
     const peer = await startPeer(t, b.url)
@@ -362,8 +382,8 @@ t.test('party brokers are pooled: the least recently used one is closed when the
     return peer
   }))
   await device.online.next()
-  for (const [index, target] of [first, second, first].entries()) {
-    await device.transport.send({ to: server, address: `${target.url}/party/dm`, payload: Buffer.from(`m${index}`), contentType: XML })
+  for (const [index, [target, account]] of ([[first, 'a'], [second, 'b'], [first, 'a']] as const).entries()) {
+    await device.transport.send({ to: server, account, address: `${target.url}/party/dm`, payload: Buffer.from(`m${index}`), contentType: XML })
   }
   t.equal((await peers[0]!.received.next()).payload.toString(), 'm0')
   t.equal((await peers[1]!.received.next()).payload.toString(), 'm1')
@@ -390,4 +410,136 @@ t.test('mqtts with the configured CA and client certificate', async (t) => {
   while (!untrusting.logs.some((line) => line.msg === 'mqtt connection error')) await new Promise((r) => setImmediate(r))
   t.equal(untrusting.online.size, 0)
   t.equal(await retained(t, mosquitto.url, untrusting.statusTopic), undefined)
+})
+
+/** Resolves once the device has logged a line with `msg` beyond the first `from` lines; returns it. */
+async function logged(device: Device, msg: string, from = 0): Promise<Record<string, unknown>> {
+  for (;;) {
+    const line = device.logs.slice(from).find((l) => l.msg === msg)
+    if (line) return line
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** A watcher of the device's status; `seen()` returns every value published so far, the broker's will among them. */
+async function statusWatch(t: Test, url: string, device: Device) {
+  const { client, received } = await startPeer(t, url)
+  const marker = topicFor(prefix, server, 'status')
+  await client.subscribeAsync([device.statusTopic, marker], { qos: 1 })
+  return {
+    async seen(): Promise<string[]> {
+      // Whatever the broker sent before the marker has arrived once the marker has.
+      await client.publishAsync(marker, 'end', { qos: 1 })
+      const values: string[] = []
+      for (let got = await received.next(); got.topic !== marker; got = await received.next()) values.push(got.payload.toString())
+      return values
+    },
+  }
+}
+
+const hex12 = /^[0-9a-f]{12}$/
+
+// Regression (finding 9): an AppAddr naming the device's own broker by another name opened a second connection
+// with the main ClientId; each took the other's session over, with a retained `offline` every time.
+t.test('an AppAddr connection has a ClientId of its own: one naming the device\'s broker by another name takes nothing over', async (t) => {
+  const mosquitto = await broker(t)
+  const device = await startDevice(t, mosquitto.url)
+  const status = await statusWatch(t, mosquitto.url, device)
+  const { client: peer, received } = await startPeer(t, mosquitto.url)
+  await peer.subscribeAsync(topicFor(prefix, server, 'dm'), { qos: 1 })
+  await device.online.next()
+
+  // The broker listens on 127.0.0.1, the device's url; `localhost` is another name for it.
+  const sameBroker = `mqtt://${userInfo(device.deviceId)}@localhost:${mosquitto.port}`
+  await device.transport.send({ to: server, account: 'gw', address: sameBroker, payload: Buffer.from('one'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'one')
+  await device.transport.send({ to: server, address: sameBroker, payload: Buffer.from('two'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'two')
+
+  const opened = device.logs.filter((l) => l.msg === 'opened connection to a party broker').map((l) => String(l.clientId))
+  t.equal(opened.length, 2, 'a connection for the account, one for the message that names none')
+  t.equal(opened[0], `gwmo-${device.deviceId}/gw`, '<clientId>/<account>')
+  const [prefixPart, name] = (opened[1] ?? '').split('/')
+  t.same([prefixPart, hex12.test(name ?? '')], [`gwmo-${device.deviceId}`, true], '<clientId>/<hash of the party> without an account')
+
+  t.same(await status.seen(), ['online'], 'no offline: the main session was never taken over')
+  t.notMatch(mosquitto.log(), /already connected, closing old connection/, 'the broker closed no session')
+  // The main connection still hears its parties.
+  await peer.publishAsync(device.dmTopic, 'still here', { qos: 1 })
+  t.equal(Buffer.from((await device.messages.next()).payload).toString(), 'still here')
+  t.equal(device.offline.size, 0, 'the device never went offline')
+})
+
+t.test('an AppAddr equal to the device\'s broker goes out on the main connection; another user name there gets its own', async (t) => {
+  const mosquitto = await broker(t)
+  const device = await startDevice(t, `mqtt://localhost:${mosquitto.port}`, { password: 'pw' })
+  const { client: peer, received } = await startPeer(t, mosquitto.url)
+  await peer.subscribeAsync(topicFor(prefix, server, 'dm'), { qos: 1 })
+  await device.online.next()
+
+  const port = mosquitto.port
+  const same = [
+    `mqtt://localhost:${port}`,
+    `MQTT://LocalHost.:${port}/`,
+    `mqtt://${userInfo(device.deviceId)}:another-password@localhost:${port}`,
+  ]
+  for (const address of same) {
+    await device.transport.send({ to: server, account: 'dms', address, payload: Buffer.from(address), contentType: XML })
+    t.equal((await received.next()).payload.toString(), address, `${address}: delivered`)
+  }
+  t.equal(device.logs.filter((l) => l.msg === 'opened connection to a party broker').length, 0, 'all on the main connection')
+  t.equal(mosquitto.log().match(new RegExp(`New client connected .* as gwmo-${device.deviceId}[ /]`, 'g'))?.length, 1, 'one device connection')
+
+  // Another identity on the same broker (here another device's, which its ACL lets publish to the server).
+  const other = deviceIdOf(48)
+  await device.transport.send({ to: server, account: 'other', address: `mqtt://${userInfo(other)}@localhost:${port}`, payload: Buffer.from('other'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'other')
+  const opened = device.logs.filter((l) => l.msg === 'opened connection to a party broker')
+  t.same(opened.map((l) => l.clientId), [`gwmo-${device.deviceId}/other`], 'another user name on the same broker: a connection of its own')
+  t.match(mosquitto.log(), `as gwmo-${device.deviceId}/other (p5, c1, k30, u'${usernameFor(other)}')`, 'with the AppAddr\'s user name')
+  t.notMatch(mosquitto.log(), /already connected, closing old connection/)
+})
+
+t.test('a party broker connection closes once idle and opens again for the next message', async (t) => {
+  const main = await broker(t)
+  const other = await partyBroker(t)
+  const device = await startDevice(t, main.url, { partyBrokerIdleMs: 50 })
+  const { client: peer, received } = await startPeer(t, other.url)
+  await peer.subscribeAsync('party/dm', { qos: 1 })
+  await device.online.next()
+  const address = `${other.url}/party/dm`
+
+  await device.transport.send({ to: server, account: 'gw', address, payload: Buffer.from('before'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'before')
+  const closed = await logged(device, 'closing idle broker connection')
+  t.same([closed.broker, closed.clientId], [`mqtt://127.0.0.1:${other.port}`, `gwmo-${device.deviceId}/gw`])
+  while (!/Client gwmo-\S+\/gw disconnected/.test(other.log())) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.pass('the party broker saw the device leave')
+
+  await device.transport.send({ to: server, account: 'gw', address, payload: Buffer.from('after'), contentType: XML })
+  t.equal((await received.next()).payload.toString(), 'after')
+  t.equal(device.logs.filter((l) => l.msg === 'opened connection to a party broker').length, 2, 'opened again')
+  t.equal(device.offline.size, 0, 'the main connection is untouched')
+})
+
+t.test('an account whose AppAddr changes keeps one connection: the previous one is closed first', async (t) => {
+  const main = await broker(t)
+  const first = await partyBroker(t)
+  const second = await partyBroker(t)
+  const device = await startDevice(t, main.url)
+  const peers = await Promise.all([first, second].map(async (b) => {
+    const peer = await startPeer(t, b.url)
+    await peer.client.subscribeAsync('party/dm', { qos: 1 })
+    return peer
+  }))
+  await device.online.next()
+  await device.transport.send({ to: server, account: 'gw', address: `${first.url}/party/dm`, payload: Buffer.from('a'), contentType: XML })
+  t.equal((await peers[0]!.received.next()).payload.toString(), 'a')
+  await device.transport.send({ to: server, account: 'gw', address: `${second.url}/party/dm`, payload: Buffer.from('b'), contentType: XML })
+  t.equal((await peers[1]!.received.next()).payload.toString(), 'b')
+  const retired = device.logs.find((l) => l.msg === 'closing the account\'s previous broker connection')
+  t.same([retired?.broker, retired?.clientId], [`mqtt://127.0.0.1:${first.port}`, `gwmo-${device.deviceId}/gw`])
+
+  await t.rejects(device.transport.send({ to: server, address: `mqtt://%zz@127.0.0.1:${first.port}/x`, payload: Buffer.from('x'), contentType: XML }),
+    /cannot route to .*: address has a malformed user name or password/, 'a malformed AppAddr user name is refused, not thrown')
 })

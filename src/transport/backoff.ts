@@ -13,6 +13,12 @@ export const TRANSPORT_TIMINGS = Object.freeze({
   connectTimeoutMs: 30_000,
   /** `stop()` waits this long for the broker to take the retained `offline` before it closes anyway. */
   stopTimeoutMs: 2000,
+  /**
+   * A connection to a broker named by a party's AppAddr is closed after this long without a send: the device
+   * hears its parties on its own broker, so such a connection only carries its own messages out, and a
+   * session's next message (or its retries, `session.retries`) comes well within it.
+   */
+  partyBrokerIdleMs: 5 * 60_000,
 })
 
 export interface BackoffOptions {

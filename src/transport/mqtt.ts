@@ -8,6 +8,7 @@
  * every connection is exactly what this module asked for: no subscriptions left over from an older
  * configuration, no backlog of stale notifications replayed long after a long outage.
  */
+import { createHash } from 'node:crypto'
 import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage, Transport, TransportEvents } from './port.ts'
 import { TRANSPORT_TIMINGS } from './backoff.ts'
@@ -39,10 +40,12 @@ export interface MqttTransportOptions extends TlsMaterial {
   reconnect?: { baseMs?: number; capMs?: number }
   /** How many brokers other than the agent's own (from parties' AppAddr) stay connected at once. */
   maxExtraBrokers?: number
+  /** How long a connection to a party's AppAddr broker stays open without a send (`TRANSPORT_TIMINGS`). */
+  partyBrokerIdleMs?: number
 }
 
 const DEFAULT_MAX_EXTRA_BROKERS = 4
-const MQTT_URL = /^mqtts?:\/\//
+const MQTT_URL = /^mqtts?:\/\//i
 
 interface Connection {
   client: MqttClient
@@ -50,9 +53,47 @@ interface Connection {
   inFlight: Set<(error: Error) => void>
 }
 
+/** A connection to a broker that a party's AppAddr names, one per account, broker and user name. */
+interface PartyConnection extends Connection {
+  key: string
+  origin: string
+  clientId: string
+  /** The timer that closes it once idle, set again by every send. */
+  idle: unknown
+}
+
 const defaultTimers: Timers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+}
+
+/**
+ * binding.md §6: every connection has its own ClientId, so that one to an AppAddr broker that is in fact the
+ * device's own (`localhost` for `127.0.0.1`) never takes the main session over. Named after the account; a
+ * message that does not name it is named after its party (a short hash of the LocURI, stable and free of the
+ * characters some brokers refuse).
+ */
+function partyClientId(clientId: string, message: OutboundMessage): string {
+  const name = message.account ?? createHash('sha256').update(message.to).digest('hex').slice(0, 12)
+  return `${clientId}/${name}`
+}
+
+interface Credentials {
+  username?: string
+  password?: string
+}
+
+/** The user name and password of an AppAddr (`mqtt://user:password@host`), percent-decoded; undefined if malformed. */
+function credentialsOf(address: string): Credentials | undefined {
+  try {
+    const url = new URL(address)
+    return {
+      ...(url.username !== '' && { username: decodeURIComponent(url.username) }),
+      ...(url.password !== '' && { password: decodeURIComponent(url.password) }),
+    }
+  } catch {
+    return undefined
+  }
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -119,7 +160,8 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   let events: TransportEvents | undefined
   let main: Connection | undefined
   /** Brokers named by parties' AppAddr, least recently used first. */
-  const extra = new Map<string, Connection>()
+  const extra = new Map<string, PartyConnection>()
+  const idleMs = options.partyBrokerIdleMs ?? TRANSPORT_TIMINGS.partyBrokerIdleMs
   let online = false
   /**
    * Whether the device's own topics are subscribed on the current connection, and the sends waiting for that:
@@ -200,37 +242,67 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     notify('offline')
   }
 
-  const extraConnection = (origin: string, address: string): Connection => {
-    const url = new URL(address)
-    const username = url.username === '' ? undefined : decodeURIComponent(url.username)
-    const password = url.password === '' ? undefined : decodeURIComponent(url.password)
-    // Pooled per broker and account, so two parties on one broker with different credentials stay apart.
-    const key = username === undefined ? origin : `${origin} as ${username}`
+  /** Takes a party connection out of the pool and closes it. */
+  const retire = (connection: PartyConnection, why: string) => {
+    timers.clearTimeout(connection.idle)
+    extra.delete(connection.key)
+    log.info(why, { broker: connection.origin, clientId: connection.clientId })
+    void close(connection, TRANSPORT_TIMINGS.stopTimeoutMs, timers)
+  }
+
+  /**
+   * Closes the connection once no send has used it for `idleMs`. A send still unacknowledged by then (a broker
+   * that has been unreachable all along) is rejected: its session gave up long before.
+   */
+  const armIdle = (connection: PartyConnection) => {
+    timers.clearTimeout(connection.idle)
+    connection.idle = timers.setTimeout(() => {
+      if (extra.get(connection.key) === connection) retire(connection, 'closing idle broker connection')
+    }, idleMs)
+  }
+
+  const partyConnection = (origin: string, credentials: Credentials, clientId: string): PartyConnection => {
+    const { username, password } = credentials
+    // Per account, broker and user name, so two parties on one broker with different credentials stay apart.
+    const key = JSON.stringify([clientId, origin, username ?? null])
     const existing = extra.get(key)
     if (existing) {
       extra.delete(key)
       extra.set(key, existing)
       return existing
     }
+    // The account's earlier broker or credentials (its AppAddr changed): one connection per ClientId, always.
+    for (const other of [...extra.values()]) if (other.clientId === clientId) retire(other, 'closing the account\'s previous broker connection')
     const maxExtra = options.maxExtraBrokers ?? DEFAULT_MAX_EXTRA_BROKERS
-    while (extra.size >= maxExtra) {
-      const [oldestKey, oldest] = extra.entries().next().value as [string, Connection]
-      extra.delete(oldestKey)
-      log.info('closing least recently used broker connection', { broker: oldestKey })
-      void close(oldest, TRANSPORT_TIMINGS.stopTimeoutMs, timers)
-    }
+    while (extra.size >= maxExtra) retire(extra.values().next().value as PartyConnection, 'closing least recently used broker connection')
     // The agent's own broker password never goes to a broker that a party named.
     const { client } = openConnection({
       ...common,
       url: origin,
+      clientId,
       username,
       password,
       logger: log.child({ broker: origin }),
     })
-    const connection: Connection = { client, inFlight: new Set() }
-    log.info('opened connection to a party broker', { broker: origin })
+    const connection: PartyConnection = { client, inFlight: new Set(), key, origin, clientId, idle: undefined }
+    log.info('opened connection to a party broker', { broker: origin, clientId })
     extra.set(key, connection)
     return connection
+  }
+
+  /**
+   * The connection a message to `address` (an `mqtt://` / `mqtts://` AppAddr) goes out on: the main one when
+   * the AppAddr names the agent's own broker (same origin) with no user name or the agent's own; one of its own
+   * otherwise. A different user name on the agent's broker is another identity there, which the broker's ACL may
+   * let reach topics the device's own may not, so it is honoured rather than folded into the main session.
+   */
+  const connectionFor = (main: Connection, origin: string, address: string, message: OutboundMessage): Connection | string => {
+    // An address that names no broker (`mqtt://` alone) leaves the party on the default route, like no address.
+    if (brokerOrigin(address) === undefined) return main
+    const credentials = credentialsOf(address)
+    if (credentials === undefined) return 'address has a malformed user name or password'
+    if (origin === mainOrigin && (credentials.username === undefined || credentials.username === options.username)) return main
+    return partyConnection(origin, credentials, partyClientId(options.clientId, message))
   }
 
   async function stopConnections(): Promise<void> {
@@ -247,6 +319,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       await within(publish(connection, statusTopic, 'offline', { retain: true }), TRANSPORT_TIMINGS.stopTimeoutMs, timers)
     }
     const connections = [connection, ...extra.values()]
+    for (const party of extra.values()) timers.clearTimeout(party.idle)
     extra.clear()
     await Promise.all(connections.map((c) => close(c, TRANSPORT_TIMINGS.stopTimeoutMs, timers)))
     onClose()
@@ -282,14 +355,17 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       const routed = routeFor({ prefix: options.prefix, mainOrigin, to: message.to, ...(address && { address }) })
       if (!routed.ok) return Promise.reject(new Error(`mqtt: cannot route to ${message.to}: ${routed.reason}`))
       const { origin, topic } = routed.route
-      const connection = origin === mainOrigin || address === undefined ? main : extraConnection(origin, address)
+      const connection = address === undefined ? main : connectionFor(main, origin, address, message)
+      if (typeof connection === 'string') return Promise.reject(new Error(`mqtt: cannot route to ${message.to}: ${connection}`))
       const properties = {
         contentType: message.contentType,
         ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
       }
       log.debug('publishing', { topic, bytes: message.payload.length })
       const out = () => publish(connection, topic, asBuffer(message.payload), { properties })
-      return connection !== main || subscribed ? out() : whenSubscribed().then(out)
+      if (connection === main) return subscribed ? out() : whenSubscribed().then(out)
+      armIdle(connection as PartyConnection)
+      return out()
     },
 
     stop(): Promise<void> {

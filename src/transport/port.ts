@@ -20,6 +20,12 @@ export interface OutboundMessage {
   to: string
   /** `mqtt://` / `mqtts://` URL from the party's account AppAddr, if it has one. */
   address?: string
+  /**
+   * The node name `<x>` of the party's `./DMAcc/<x>` account. A connection to an AppAddr broker is the
+   * account's own, with the MQTT ClientId `<clientId>/<x>` (binding.md §6); without it the binding names the
+   * connection after the party's LocURI instead.
+   */
+  account?: string
   payload: Uint8Array
   contentType: string
   properties?: Record<string, string>

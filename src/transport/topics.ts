@@ -40,7 +40,11 @@ export interface Route {
 
 const DEFAULT_PORTS: Record<string, string> = { 'mqtt:': '1883', 'mqtts:': '8883' }
 
-/** `mqtt://host:port` of a broker URL, the default port written out; undefined unless `mqtt:` or `mqtts:`. */
+/**
+ * `mqtt://host:port` of a broker URL: the host in lower case and without a trailing dot (`Broker.Example.` is
+ * `broker.example`), the default port written out; undefined unless `mqtt:` or `mqtts:`. Two URLs with the same
+ * origin name the same broker; the converse needs DNS (`localhost` and `127.0.0.1`), which this does not ask.
+ */
 export function brokerOrigin(url: string): string | undefined {
   let parsed: URL
   try {
@@ -49,8 +53,10 @@ export function brokerOrigin(url: string): string | undefined {
     return undefined
   }
   const port = DEFAULT_PORTS[parsed.protocol]
-  if (port === undefined || parsed.hostname === '') return undefined
-  return `${parsed.protocol}//${parsed.hostname.toLowerCase()}:${parsed.port || port}`
+  if (port === undefined) return undefined
+  const host = parsed.hostname.toLowerCase().replace(/\.$/, '')
+  if (host === '') return undefined
+  return `${parsed.protocol}//${host}:${parsed.port || port}`
 }
 
 /** MQTT 5, 4.7.3: a topic name is non-empty and holds no wildcard (and no U+0000, 1.5.4). */

@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
 import { Waiters } from '../peers/waiters.ts'
+import { STATUS_OBSERVER, usernameFor } from './broker-world.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const AGENT_BUNDLE = join(ROOT, 'dist', 'gwmo-agent.js')
@@ -93,17 +94,16 @@ export function writeAgentConfig(dir: string, options: AgentProcessOptions): Rec
   const source = fixture.startsWith('/') ? fixture : join(AGENT_FIXTURES, fixture)
   const target = join(dir, fixture.endsWith('.wbxml') ? 'factory.wbxml' : 'factory.xml')
   if (existsSync(source)) copyFileSync(source, target)
+  const deviceId = String((options.config?.deviceId as string | undefined) ?? options.deviceId ?? FACTORY.deviceId)
   const config = mergeConfig(
-    mergeConfig(
-      {
-        deviceId: options.deviceId ?? FACTORY.deviceId,
-        broker: { url: options.brokerUrl },
-        stateDir: join(dir, 'state'),
-        factoryBootstrap: target,
-        ...TEST_DEFAULTS,
-      },
-      {},
-    ),
+    {
+      deviceId,
+      // The test broker's ACL knows the device by its user name (binding.md §6).
+      broker: { url: options.brokerUrl, username: usernameFor(deviceId) },
+      stateDir: join(dir, 'state'),
+      factoryBootstrap: target,
+      ...TEST_DEFAULTS,
+    },
     options.config ?? {},
   )
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
@@ -342,6 +342,7 @@ export class StatusWatcher {
     const client = mqtt.connect(brokerUrl, {
       protocolVersion: 5,
       clientId: `status-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+      username: STATUS_OBSERVER,
       reconnectPeriod: 500,
     })
     await new Promise<void>((resolve, reject) => {

@@ -1,12 +1,14 @@
 /**
  * A private Debian `mosquitto` for integration tests: its own configuration, port and log in a temporary
- * directory, optionally a TLS listener with a CA made by `openssl` for the test. Never skipped: without the
- * broker the tests fail and say how to install it.
+ * directory, optionally a TLS listener with a CA made by `openssl` for the test. It runs the least-privilege
+ * ACL the project ships (binding.md §6, `broker-world.ts`) unless a test asks for an open broker. Never
+ * skipped: without the broker the tests fail and say how to install it.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
+import { aclFileFor, TEST_WORLD, type AclWorld } from './broker-world.ts'
 import { freePort, waitForPort } from './free-port.ts'
 
 const MOSQUITTO = '/usr/sbin/mosquitto'
@@ -21,6 +23,10 @@ export interface MosquittoOptions {
   persistence?: boolean
   /** More `mosquitto.conf` lines for the whole broker, e.g. `max_queued_messages 0` for a simulated fleet. */
   settings?: string[]
+  /** The devices and parties the ACL admits; `TEST_WORLD` unless given. */
+  world?: AclWorld
+  /** No ACL: every client reads and publishes every topic, as one with full access to the broker would. */
+  open?: boolean
 }
 
 export interface TlsListener {
@@ -82,11 +88,17 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   const tlsPort = options.tls ? await freePort() : undefined
   if (options.tls) makeCertificates(dir)
 
+  if (options.open && options.world) throw new Error('startMosquitto: an open broker has no world')
+  const aclFile = join(dir, 'acl')
+  if (!options.open) writeFileSync(aclFile, aclFileFor(options.world ?? TEST_WORLD))
+
   const lines = [
     // Started as root, mosquitto would switch to its own user and lose access to this directory.
     `user ${userInfo().username}`,
     'per_listener_settings false',
+    // No password file: a client names itself with its user name, which the ACL goes by.
     'allow_anonymous true',
+    ...(options.open ? [] : [`acl_file ${aclFile}`]),
     'set_tcp_nodelay true',
     `persistence ${options.persistence ? 'true' : 'false'}`,
     ...(options.persistence ? [`persistence_location ${dir}/`] : []),

@@ -66,6 +66,9 @@ export function buildAccountCommands(account: AccountSpec, root = './DMAcc'): Ou
   ]
 }
 
+/** The bootstrap server's name (it has no LocURI, binding.md §1): its Source, and its identity on the broker. */
+export const DEFAULT_SOURCE = 'bootstrap'
+
 export interface BootstrapRequest {
   brokerUrl: string
   deviceId: string
@@ -99,7 +102,7 @@ export interface BootstrapPayload {
 export function buildBootstrap(req: Omit<BootstrapRequest, 'brokerUrl'>): BootstrapPayload {
   const xml =
     req.xml ??
-    buildMessage({ sessionId: '0', msgId: '1', target: req.deviceId, source: req.source ?? 'bootstrap' }, req.commands ?? []).xml
+    buildMessage({ sessionId: '0', msgId: '1', target: req.deviceId, source: req.source ?? DEFAULT_SOURCE }, req.commands ?? []).xml
   const payload = req.encoding === 'wbxml' ? xmlToWbxml(xml) : new Uint8Array(Buffer.from(xml, 'utf8'))
   const key = req.key ?? bootstrapKey(req.sec, { userPin: req.userPin, networkId: req.networkId })
   const mac = req.macOverride ?? bootstrapMac(key, payload)
@@ -115,7 +118,8 @@ export function buildBootstrap(req: Omit<BootstrapRequest, 'brokerUrl'>): Bootst
 export async function sendBootstrap(req: BootstrapRequest): Promise<BootstrapPayload & { topic: string }> {
   const built = buildBootstrap(req)
   const topic = topicFor(req.deviceId, 'bootstrap', req.topicPrefix)
-  const client = await connectPeer(req.brokerUrl, req.mqtt)
+  // On the broker it is the server its message names as Source.
+  const client = await connectPeer(req.brokerUrl, { as: req.source ?? DEFAULT_SOURCE, ...req.mqtt })
   try {
     await publish(client, topic, built.payload, { contentType: built.contentType, userProperties: built.userProperties })
     req.onTraffic?.(`out ${topic}: bootstrap ${req.encoding} ${built.payload.length} bytes SEC=${req.sec} MAC=${built.mac}`)

@@ -21,8 +21,19 @@ export function topicFor(locUri: string, channel: PeerChannel, prefix = DEFAULT_
 
 export interface ConnectOptions {
   clientId?: string
+  /**
+   * The identity (a LocURI, or a bootstrap server's name) the peer connects as: its user name is
+   * `encodeURIComponent(as)`, the convention of the least-privilege broker ACL (targets/mosquitto), unless
+   * `username` says otherwise.
+   */
+  as?: string
   username?: string
   password?: string
+}
+
+/** The MQTT user name of an identity under the project's broker ACL: its topic level. */
+export function usernameOf(identity: string): string {
+  return encodeURIComponent(identity)
 }
 
 /** An MQTT 5 client, connected; Nagle is turned off since every exchange is a small request and answer. */
@@ -30,7 +41,7 @@ export async function connectPeer(brokerUrl: string, options: ConnectOptions = {
   const client = mqtt.connect(brokerUrl, {
     protocolVersion: 5,
     clientId: options.clientId ?? `peer-${Math.random().toString(16).slice(2, 10)}`,
-    username: options.username,
+    username: options.username ?? (options.as === undefined ? undefined : usernameOf(options.as)),
     password: options.password,
     reconnectPeriod: 1000,
     connectTimeout: 10_000,

@@ -63,7 +63,7 @@ export class Party {
   }
 
   async start(): Promise<void> {
-    const client = await connectPeer(this.opts.brokerUrl, { clientId: `peer-${this.opts.partyId}-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, ...this.opts.mqtt })
+    const client = await connectPeer(this.opts.brokerUrl, { clientId: `peer-${this.opts.partyId}-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, as: this.opts.partyId, ...this.opts.mqtt })
     this.client = client
     client.on('message', (topic, payload, packet) => {
       const props = packet.properties

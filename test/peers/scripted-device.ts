@@ -39,7 +39,7 @@ export class ScriptedDevice {
   }
 
   static async start(brokerUrl: string, deviceId: string): Promise<ScriptedDevice> {
-    const client = await connectPeer(brokerUrl)
+    const client = await connectPeer(brokerUrl, { as: deviceId })
     const device = new ScriptedDevice(deviceId, client)
     for (const channel of ['dm', 'notification', 'bootstrap'] as const) await subscribe(client, topicFor(deviceId, channel))
     return device
