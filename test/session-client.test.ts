@@ -238,3 +238,15 @@ t.test('HMAC toward the party: no Cred, an x-syncml-hmac over the bytes, a new n
   if (mac.ok) t.equal(mac.value.mac, computeHmacMac('device-user', 'device-secret', n1, second.payload), 'signed over the new nonce')
   t.same(h.tree.readSecret('./DMAcc/dms/AppAuth/1/AAuthData'), n1, 'kept for later: the party authenticated')
 })
+
+t.test('a party whose account names an mqtt:// AppAddr: the message goes there, on the account\'s own connection', async (t) => {
+  const spec = { ...SERVER, address: 'mqtt://broker.example.net:1883/dms/in' }
+  const h = await createHarness({ accounts: [spec] })
+  await h.manager.openSession(SERVER.serverId, { alert: 1201 })
+  t.equal(h.sent[0]!.address, 'mqtt://broker.example.net:1883/dms/in')
+  t.equal(h.sent[0]!.account, 'dms', 'the account node names the connection (binding.md §6: <clientId>/<account>)')
+  const plain = await createHarness()
+  await plain.manager.openSession(SERVER.serverId, { alert: 1201 })
+  t.equal(plain.sent[0]!.address, undefined, 'an http:// Addr is no broker')
+  t.equal(plain.sent[0]!.account, undefined)
+})

@@ -16,7 +16,7 @@ import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import { entryNonce, entrySecret, setNonce, type Account, type AuthEntry } from '../tree/accounts.ts'
 import { challenge, checkParty, chooseEntry, HMAC_PROPERTY, schemeOfAAuthType, schemeOfMetaType, usesNonce, type AuthScheme } from './credentials.ts'
 import type { EngineCore } from './engine.ts'
-import { accountAddress, composeMessage } from './outbound.ts'
+import { composeMessage } from './outbound.ts'
 import { BoundedMap } from './rate-limit.ts'
 import { makeStatus, ReplyBuilder } from './reply.ts'
 
@@ -260,7 +260,7 @@ export function refusal(
     constants: engine.constants,
     deviceId: engine.deviceId,
     party: input.party,
-    address: accountAddress(input.account),
+    account: input.account,
     sessionId: msg.hdr.sessionId,
     msgId: input.msgId,
     encoding: isWbxmlPayload(input.inbound.payload, input.inbound.contentType) ? 'wbxml' : 'xml',

@@ -10,17 +10,12 @@ import { fitToSize } from './size.ts'
 
 const MQTT_URL = /^mqtts?:\/\//i
 
-/** The first `mqtt://`/`mqtts://` AppAddr of a party's account (binding.md §2), if any: where its messages go. */
-export function accountAddress(account: Account | undefined): string | undefined {
-  return account?.addresses.find((a) => MQTT_URL.test(a.addr))?.addr
-}
-
 export interface ComposeInput {
   constants: SessionConstants
   deviceId: string
   party: string
-  /** The party's `mqtt://` AppAddr, if any (binding.md §2). */
-  address: string | undefined
+  /** The party's account: its first `mqtt://` AppAddr is where the message goes (binding.md §2), on a connection of its own. */
+  account: Account | undefined
   sessionId: string
   msgId: number
   encoding: MessageEncoding
@@ -69,7 +64,11 @@ export function composeMessage(input: ComposeInput): Composed {
     payload: fitted.payload,
     contentType: input.encoding === 'wbxml' ? CONTENT_TYPE.WBXML : CONTENT_TYPE.XML,
   }
-  if (input.address !== undefined) message.address = input.address
+  const address = input.account?.addresses.find((a) => MQTT_URL.test(a.addr))?.addr
+  if (address !== undefined) {
+    message.address = address
+    message.account = input.account!.node
+  }
   if (auth?.scheme === 'hmac') message.properties = auth.sign(fitted.payload)
   return { message, alertRefs: fitted.refs, oversize: fitted.oversize }
 }

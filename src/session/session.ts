@@ -8,7 +8,7 @@ import { refusal, type PartyGate, type Verdict } from './admission.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
 import { DeviceCredentials } from './device-credentials.ts'
 import type { Engine } from './engine.ts'
-import { accountAddress, composeMessage } from './outbound.ts'
+import { composeMessage } from './outbound.ts'
 import { alertCommand, genericAlertCommand, package1 } from './package1.ts'
 import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 import { ReplyCache } from './reply-cache.ts'
@@ -343,7 +343,7 @@ export class Session {
       constants: this.#engine.constants,
       deviceId: this.#engine.deviceId,
       party: this.party,
-      address: accountAddress(this.#account),
+      account: this.#account,
       sessionId: this.sessionId,
       msgId: this.#sentMsgId + 1,
       encoding: this.#encoding,
