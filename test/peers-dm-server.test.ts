@@ -63,7 +63,9 @@ t.test('a client-initiated session: 212 + Chal, scripted commands, results recor
   const replaceCmd = p2.commands.find((c) => c.name === 'Replace')!
   t.equal(replaceCmd.items[0]!.data, 'blue')
 
-  const p3 = buildMessage({ sessionId: '1', msgId: '2', target: SERVER, source: DEVICE }, [
+  // binding.md §6: every message of the device carries its Cred, made with the nonce of the server's last one.
+  const devCred = (nonce: string) => ({ type: 'syncml:auth-md5', data: md5Digest(CREDS.clientName, CREDS.clientPassword, nonceBytes(nonce)) })
+  const p3 = buildMessage({ sessionId: '1', msgId: '2', target: SERVER, source: DEVICE, locName: CREDS.clientName, cred: devCred(clientNonce!) }, [
     { name: 'Status', msgRef: p2.hdr.msgId, cmdRef: '0', cmd: 'SyncHdr', data: '212', chal: { type: 'syncml:auth-md5', format: 'b64', nextNonce: 'RGV2Tm9uY2U=' } },
     { name: 'Status', msgRef: p2.hdr.msgId, cmdRef: getCmd.cmdId, cmd: 'Get', data: '200' },
     { name: 'Status', msgRef: p2.hdr.msgId, cmdRef: replaceCmd.cmdId, cmd: 'Replace', data: '200' },
@@ -71,8 +73,10 @@ t.test('a client-initiated session: 212 + Chal, scripted commands, results recor
   ]).xml
   await device.send(SERVER, p3)
   const { message: p4 } = await device.nextMessage()
-  t.same(p4.commands.map((c) => `${c.name} ${c.cmd} ${c.data}`), ['Status SyncHdr 200', 'Status Results 200'])
-  t.notOk(p4.hdr.cred, 'no Cred once the device accepted ours')
+  t.same(p4.commands.map((c) => `${c.name} ${c.cmd} ${c.data}`), ['Status SyncHdr 212', 'Status Results 200'])
+  t.equal(p4.hdr.cred?.data, md5Digest('dms', 'srv-secret', nonceBytes('RGV2Tm9uY2U=')), 'the server\'s Cred in every message, with the device\'s last nonce')
+  const p4Nonce = hdrStatus(p4)?.chal?.nextNonce
+  t.ok(p4Nonce, 'and a nonce for the device\'s next message in every answer')
   t.ok(p4.final)
 
   const s = await server.waitForSession((x) => x.sessionId === '1' && x.closed)
@@ -85,7 +89,7 @@ t.test('a client-initiated session: 212 + Chal, scripted commands, results recor
   t.equal(resultFor(s, './DevInfo/Mod'), 'Pi4')
   t.equal(s.devInfo['./DevInfo/Mod'], 'Pi4')
   t.same(s.hdrStatuses, ['212'])
-  t.equal(server.clientNonce, clientNonce, 'the nonce given to the device serves next time')
+  t.equal(server.clientNonce, p4Nonce, 'the last nonce given to the device serves next time')
   t.equal(server.serverNonce, 'RGV2Tm9uY2U=', 'the nonce the device gave us serves next time')
 })
 
@@ -95,9 +99,10 @@ t.test('a scripted plan of two turns, the second decided from the first one\'s r
   await device.send(SERVER, package1('11', '1', ''))
   const { message: p2 } = await device.nextMessage()
   const getCmd = p2.commands.find((c) => c.name === 'Get')!
+  const cred = (m: ParsedMessage) => ({ type: 'syncml:auth-md5', data: md5Digest(CREDS.clientName, CREDS.clientPassword, nonceBytes(hdrStatus(m)!.chal!.nextNonce!)) })
   await device.send(
     SERVER,
-    buildMessage({ sessionId: '11', msgId: '2', target: SERVER, source: DEVICE }, [
+    buildMessage({ sessionId: '11', msgId: '2', target: SERVER, source: DEVICE, locName: CREDS.clientName, cred: cred(p2) }, [
       { name: 'Status', msgRef: '1', cmdRef: '0', cmd: 'SyncHdr', data: '212' },
       { name: 'Status', msgRef: '1', cmdRef: getCmd.cmdId, cmd: 'Get', data: '200' },
       { name: 'Results', msgRef: '1', cmdRef: getCmd.cmdId, items: [{ source: './DevInfo/Mod', data: 'Pi4' }] },
@@ -108,7 +113,7 @@ t.test('a scripted plan of two turns, the second decided from the first one\'s r
   t.equal(replaceCmd.items[0]!.data, 'Pi4')
   await device.send(
     SERVER,
-    buildMessage({ sessionId: '11', msgId: '3', target: SERVER, source: DEVICE }, [
+    buildMessage({ sessionId: '11', msgId: '3', target: SERVER, source: DEVICE, locName: CREDS.clientName, cred: cred(p4) }, [
       { name: 'Status', msgRef: '2', cmdRef: replaceCmd.cmdId, cmd: 'Replace', data: '200' },
     ]).xml,
   )

@@ -51,6 +51,20 @@ function refusal(w: World, mark: number, messages: string[], timeoutMs: number):
     )
 }
 
+/**
+ * Rejects once a session the gateway pushed after `from` has ended without a Bootstrapped DMS List: it kept
+ * being refused (binding.md §6: a session may begin with one refusal, whose Chal the gateway answers).
+ */
+function gatewayGaveUp(w: World, from: number, timeoutMs: number): Promise<never> {
+  const done = (s: PartySession) => w.gateway.sessions.indexOf(s) >= from && s.closed && !s.genericAlerts.some((a) => a.type === BOOTSTRAPPED_DMS_LIST)
+  return w.gateway.waitForSession(done, timeoutMs).then(
+    (s) => {
+      throw new Error(`the device refused the gateway's credentials (Status ${s.hdrStatuses.join(', ')})`)
+    },
+    () => new Promise<never>(() => undefined),
+  )
+}
+
 function race<T>(work: Promise<T>, ...failures: Promise<never>[]): Promise<T> {
   return Promise.race([work, ...failures])
 }
@@ -112,7 +126,8 @@ async function detection(w: World, share: boolean, timeoutMs: number): Promise<{
   const logMark = w.agent.logs.length
   const servers = await race(
     w.gateway.detect({ gwAddress: CAST.gwAddress, share, timeoutMs }),
-    refusal(w, logMark, ['authentication failed', 'device detection refused: bad payload'], timeoutMs),
+    refusal(w, logMark, ['device detection refused: bad payload'], timeoutMs),
+    gatewayGaveUp(w, from, timeoutMs),
   )
   const session = w.gateway.sessions.slice(from).find((s) => s.genericAlerts.some((a) => a.type === BOOTSTRAPPED_DMS_LIST))
   check(session, 'no gateway session holds the Bootstrapped DMS List')
