@@ -175,9 +175,12 @@ t.test('command line: bootstrap and gateway detect print one line per message; b
   await device.send('http://dms.example.com', buildMessage({ sessionId: '9', msgId: '1', target: 'http://dms.example.com', source: DEVICE, cred }, [alert('1201')]).xml)
   const { message: p2 } = await device.nextMessage()
   const getCmd = p2.commands.find((c) => c.name === 'Get')!
+  // binding.md §6: the device's Cred in every message, made with the nonce of the server's last one.
+  const next = p2.commands.find((c) => c.name === 'Status' && c.cmdRef === '0')?.chal?.nextNonce ?? ''
+  const again = { type: 'syncml:auth-md5', data: md5Digest('dev', 'dev-secret', new Uint8Array(Buffer.from(next, 'base64'))) }
   await device.send(
     'http://dms.example.com',
-    buildMessage({ sessionId: '9', msgId: '9', target: 'http://dms.example.com', source: DEVICE }, [
+    buildMessage({ sessionId: '9', msgId: '9', target: 'http://dms.example.com', source: DEVICE, locName: 'dev', cred: again }, [
       { name: 'Status', msgRef: p2.hdr.msgId, cmdRef: '0', cmd: 'SyncHdr', data: '212' },
       { name: 'Status', msgRef: p2.hdr.msgId, cmdRef: getCmd.cmdId, cmd: 'Get', data: '200' },
       { name: 'Results', msgRef: p2.hdr.msgId, cmdRef: getCmd.cmdId, items: [{ source: './DevInfo/Mod', data: 'Pi4' }] },
