@@ -167,7 +167,7 @@ t.test('no secret appears in the debug log of a full session', async (t) => {
   await again.waitForSession((s) => s.sessionId === '99' && s.closed, 20_000)
   t.equal((await agent.stop()).code, 0)
 
-  t.ok(agent.logs.filter((l) => l.level === 'debug').length > 10, 'the log was at debug level')
+  t.ok(agent.logs.filter((l) => l.level === 'debug' && l.msg === 'publishing').length > 5, 'the log was at debug level')
   const sessions = [...server.sessions, ...impostor.sessions, ...again.sessions]
   const wire = sessions.flatMap((s) => [...s.received.map((m) => m.message), ...s.sent.map((m) => m.xml)])
   const nonces = new Set<string>()

@@ -13,7 +13,8 @@ import { add, addNode, get, replace, type OutCommand } from './peers/syncml.ts'
 import { headerStatus, storedAccounts } from './fixtures/gwmo/observe.ts'
 import { accountSpec, SERVER_A, serverOptions, startGwmoAgent, stranger } from './fixtures/gwmo/parties.ts'
 
-const broker = await startMosquitto()
+// The attacker of the security review: it can publish and subscribe on any topic (an open broker, no ACL).
+const broker = await startMosquitto({ open: true })
 t.teardown(() => broker.stop())
 
 const DEVICE = 'mac:01-ab-34-ef-69-0c'

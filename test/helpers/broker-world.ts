@@ -20,7 +20,7 @@ export const TEST_DEVICES = ['mac:01-ab-34-ef-69-0c', 'IMEI:493005100592800']
 
 const SERVERS = [
   'http://dms.example.com', 'http://dms2.example.org', 'http://www.someDMServer.com', 'http://www.nextDMServer.com',
-  'http://www.thirdDMServer.com', 'http://www.fourthDMServer.com', 'http://never.example.com',
+  'http://www.thirdDMServer.com', 'http://www.fourthDMServer.com', 'http://www.fifthDMServer.com', 'http://never.example.com',
   // Servers the device holds no account for.
   'http://stranger.example.com', 'http://unknown-dms.example.com',
 ]

@@ -100,7 +100,8 @@ export function newSessionRecord(sessionId: string, origin: 'device' | 'push'): 
 
 /** The status of one of our commands, found by its target URI (for `get('./DevInfo/Mod')` and the like). */
 export function statusFor(session: PartySession, uri: string): string | undefined {
-  return session.statuses.find((s) => s.target === uri)?.code
+  // The last one: a message the device refused is answered 401/407 and sent again (binding.md §6).
+  return session.statuses.filter((s) => s.target === uri).at(-1)?.code
 }
 
 /** The data the device returned for a Get of `uri`. */
