@@ -374,7 +374,7 @@ export class Session {
   }
 
   async #timedOut(action: TimeoutAction): Promise<void> {
-    const fields = { msgId: this.#sentMsgId }
+    const fields = { msgId: this.#answerableFrom }
     // A party that never authenticated did not complete anything: the session is tried again later.
     if (action === 'close') return this.#end(this.#admittedOnce ? 'completed' : 'failed')
     if (action === 'give-up') {

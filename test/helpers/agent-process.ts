@@ -16,7 +16,8 @@ import { Waiters } from '../peers/waiters.ts'
 import { STATUS_OBSERVER, usernameFor } from './broker-world.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const AGENT_BUNDLE = join(ROOT, 'dist', 'gwmo-agent.js')
+/** `GWMO_TEST_BUNDLE` runs the tests against another build (an older one, to see a regression test fail on it). */
+export const AGENT_BUNDLE = process.env.GWMO_TEST_BUNDLE ?? join(ROOT, 'dist', 'gwmo-agent.js')
 export const AGENT_FIXTURES = join(ROOT, 'test', 'fixtures', 'agent')
 
 /** What `factory-bootstrap.xml` configures: one DM Server account with DIGEST credentials both ways. */

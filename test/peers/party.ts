@@ -42,6 +42,8 @@ export class Party {
   readonly sessions: PartySession[] = []
   /** Messages that could not be read as SyncML, with the reason. */
   readonly malformed: { payload: Uint8Array; error: string }[] = []
+  /** Messages of sessions this party never had (answers to messages someone else sent in its name). */
+  readonly strays: ParsedMessage[] = []
   /** The nonce the device must use at the start of its next session. */
   clientNonce: string
   /** The nonce we use at the start of our next session (and in DM Notifications). */
@@ -185,6 +187,13 @@ export class Party {
       // At-least-once delivery (binding.md §3): answer a repeated message again, never act on it twice.
       st.record.duplicates++
       await this.publishReply(msg.hdr.source, cached.payload, cached.userProperties)
+      this.changed()
+      return
+    }
+    if (!st && !opensSession) {
+      // A message of a session this party never had: the answer to someone else's message in its name (binding.md
+      // §6: a refusal goes to the party the message named). Noted; never answered, and no nonce of it is taken.
+      this.strays.push(msg)
       this.changed()
       return
     }
