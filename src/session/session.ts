@@ -182,14 +182,19 @@ export class Session {
       this.#admittedOnce = true
       if (this.initiator === 'party') this.#logStart()
     }
+    await this.#answer(msg, verdict.ok, headerCode)
+  }
 
+  /** Runs an admitted message's commands and answers it (or ends the session, as the message says). */
+  async #answer(msg: SyncMLMessage, authenticated: boolean, headerCode: number): Promise<void> {
+    const log = this.#log
     const reply = new ReplyBuilder(msg.hdr.msgId)
     const ran = await runCommands(this.#engine, msg.body, {
       reply,
       logger: log,
-      party: { serverId: this.party, hasAccount: this.#account !== undefined, authenticated: verdict.ok },
+      party: { serverId: this.party, hasAccount: this.#account !== undefined, authenticated },
       session: { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId, first: this.#first },
-      consumeStatus: (status) => this.#consumeStatus(status, verdict.ok),
+      consumeStatus: (status) => this.#consumeStatus(status, authenticated),
       sendGenericAlert: (spec, into) => this.#sendGenericAlert(spec, into),
     })
     const followUps = ran.followUps
