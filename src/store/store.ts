@@ -220,24 +220,28 @@ export class JournalStore implements Store {
     return { ok: true }
   }
 
-  /** Takes the pending changes at once when the files have been read, so that later commits queue behind it. */
+  /** Takes the pending changes at once, so that a commit called later queues behind this write. */
   #write(): Promise<void> {
-    if (this.#ready) return this.#writeNow()
+    const ops = this.#takePending()
+    if (this.#ready) return this.#writeNow(ops)
     return this.#open().then((opened) => {
       if (!opened.ok) throw new Error(opened.error)
-      return this.#writeNow()
+      return this.#writeNow(ops)
     })
   }
 
-  async #writeNow(): Promise<void> {
+  #writeNow(ops: Op[]): Promise<void> {
     const bound = Math.max(this.#policy.minJournalBytes, this.#policy.journalPerCheckpoint * this.#checkpointBytes)
     if (this.#needsCheckpoint || this.#journalBytes >= bound) return this.#writeCheckpoint()
-    const ops = this.#takePending()
-    if (ops.length === 0) return
-    const record = encodeRecord(++this.#seq, ops)
+    if (ops.length === 0) return Promise.resolve()
+    return this.#append(encodeRecord(++this.#seq, ops))
+  }
+
+  async #append(record: Uint8Array): Promise<void> {
     try {
       await this.files.append(record)
     } catch (error) {
+      // Its changes are now only in the owners' state: the next write is a checkpoint of it.
       this.#needsCheckpoint = true
       // Part of the record may have reached the file: cut back to the last whole record if the disk lets us
       // (a restore would drop it as a torn tail anyway).
@@ -318,7 +322,7 @@ export class MemoryStore extends JournalStore {
 export class DiscardingStore implements Store {
   readonly keepsNothing = true
 
-  load(): Promise<LoadResult> {
+  load(_namespace?: string): Promise<LoadResult> {
     return Promise.resolve({ ok: true, entries: undefined })
   }
 
