@@ -1,6 +1,7 @@
 // A writer on the real store (journal appends and checkpoints), SIGKILLed at random points of a write load,
 // never leaves files that restore to anything but a whole state: the last acknowledged commit, or the one in
-// flight, with the tree and the agent state of the same commit.
+// flight, with the tree and the agent state of the same commit. A SIGKILL cannot cut one write(2) short, so
+// torn records come from power cuts: store-journal.test.ts cuts a record at every byte offset.
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'

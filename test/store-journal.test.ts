@@ -364,6 +364,25 @@ t.test('a namespace loaded again reads what is durable, not what its earlier own
   t.same(await durable(store.files), { state: [['kept', 'yes']] }, 'the dropped change never reaches the disk')
 })
 
+t.test('a look before an upgrade (peek) takes no namespace: the files are read once', async (t) => {
+  const files = new MemoryFiles()
+  const first = new MemoryStore(files)
+  new Owner(first, 'tree').put('', 'root')
+  await first.commit()
+  let reads = 0
+  const read = files.readJournal.bind(files)
+  files.readJournal = () => {
+    reads++
+    return read()
+  }
+  const store = new MemoryStore(files)
+  t.same((await store.peek('tree')).ok && [...(await store.peek('tree') as { entries: Map<string, Uint8Array> }).entries.keys()], [''])
+  t.same((await store.peek('state')), { ok: true, entries: undefined })
+  const loaded = await store.load('tree')
+  t.same(loaded.ok && [...loaded.entries!.keys()], [''])
+  t.equal(reads, 1, 'one read of the journal for the looks and the load')
+})
+
 t.test('on disk: mode 0600, a torn checkpoint never read, a power cut at every byte offset of a record', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gwmo-store-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))

@@ -10,16 +10,16 @@ import { open, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../log.ts'
 import { AgentState, STATE_NAMESPACE } from '../session/agent-state.ts'
-import type { Store } from '../store/store.ts'
+import type { JournalStore } from '../store/store.ts'
 import { ManagementTree, TREE_NAMESPACE } from '../tree/index.ts'
 
 export const LEGACY_STATE_FILES = Object.freeze({ tree: 'tree.dat', state: 'agent-state.dat' })
 
-export async function migrateLegacyFiles(dir: string, store: Store, logger: Logger): Promise<{ ok: true } | { ok: false; error: string }> {
+export async function migrateLegacyFiles(dir: string, store: JournalStore, logger: Logger): Promise<{ ok: true } | { ok: false; error: string }> {
   const paths = { tree: join(dir, LEGACY_STATE_FILES.tree), state: join(dir, LEGACY_STATE_FILES.state) }
   let held = false
   for (const namespace of [TREE_NAMESPACE, STATE_NAMESPACE]) {
-    const loaded = await store.load(namespace)
+    const loaded = await store.peek(namespace)
     if (!loaded.ok) return { ok: false, error: `store: ${loaded.error}` }
     held ||= loaded.entries !== undefined
   }

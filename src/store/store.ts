@@ -122,6 +122,12 @@ export class JournalStore implements Store {
     return { ok: true, entries }
   }
 
+  /** What `load` would give for a namespace not loaded yet, without taking it (a look before an upgrade). */
+  async peek(namespace: string): Promise<LoadResult> {
+    const opened = await this.#open()
+    return opened.ok ? { ok: true, entries: this.#sources.has(namespace) ? undefined : this.#unclaimed.get(namespace) } : opened
+  }
+
   attach(namespace: string, source: EntrySource): void {
     this.#loaded.add(namespace)
     this.#sources.set(namespace, source)
