@@ -5,7 +5,8 @@
  *
  * Options: --runs N (default 5), --devices N (fleet, default 10000), --snapshot-devices N (heap summary by
  * constructor, default 1000, 0 for none), --connections K (fleet, default 1), --detect-window N (detection
- * flows in flight at once, default 1000, 0 for all at once), --skip-fleet, --skip-bun, --fleet-only.
+ * flows in flight at once, default 1000, 0 for all at once), --skip-fleet, --skip-bun, --skip-store, --fleet-only,
+ * --store-only.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg, cpus } from 'node:os'
@@ -25,6 +26,7 @@ import { measureFleet, type FleetFigures } from './figures/fleet.ts'
 import { detectionRoundTrips, echoRoundTrips } from './figures/roundtrip.ts'
 import { echoSessionsPerSecond, sessionsPerSecond } from './figures/sessions.ts'
 import { measureStart } from './figures/start.ts'
+import { storeFigures, type ChangeFigures } from './figures/store.ts'
 
 const { values } = parseArgs({
   options: {
@@ -38,6 +40,8 @@ const { values } = parseArgs({
     'skip-fleet': { type: 'boolean', default: false },
     'skip-bun': { type: 'boolean', default: false },
     'fleet-only': { type: 'boolean', default: false },
+    'skip-store': { type: 'boolean', default: false },
+    'store-only': { type: 'boolean', default: false },
   },
 })
 const root = values.root!
@@ -130,6 +134,27 @@ async function codec(): Promise<void> {
   row(`Codec WBXML decode+encode, Package 2 (${figures.wbxmlBytes} B)`, cell(figures.wbxml, 0, '/s'), cell(figures.floor, 0, '/s'), `×${fmt(figures.wbxml.median / figures.floor.median, 2)}`, '')
 }
 
+async function store(): Promise<void> {
+  log('durable state: bytes and syncs per change, restore')
+  const f = await storeFigures({ runs })
+  const bytes = (n: number) => (n >= 10240 ? `${fmt(n / 1024)} KB` : `${fmt(n, 0)} B`)
+  const change = (what: string, c: ChangeFigures) =>
+    row(`Bytes written per ${what}, tree of ${c.nodes} nodes`, bytes(c.averageBytes), bytes(c.floorBytes),
+      `×${fmt(c.averageBytes / c.floorBytes, 1)}; one record ${bytes(c.recordBytes)}, ${c.checkpoints} checkpoint(s) of ${bytes(c.checkpointBytes)} in ${c.changes} changes; ${fmt(c.syncsPerChange, 2)} fsyncs each`,
+      'flat in the tree\'s size')
+  for (const c of f.replace) change('Replace of a short leaf', c)
+  for (const c of f.alert) change('persisted Generic Alert', c)
+  row('fsyncs per DM session replacing one leaf', fmt(f.session.syncs, 1), '—', `${bytes(f.session.bytes)} written (the change, the spent and fresh nonces)`, '')
+  row('fsyncs per Device Detection Alert (Share true, 2 DM Servers)', fmt(f.detection.syncs, 1), '—', `${bytes(f.detection.bytes)} written (gateway mark, 2 alerts, location record)`, '')
+  const r = f.restore
+  row(`Restore, ${r.nodes}-node tree, ${bytes(r.checkpointBytes)} checkpoint + ${bytes(r.journalBytes)} journal`, cell(r.ms, 1, ' ms'), cell(r.floorMs, 2, ' ms'), `×${fmt(r.ms.median / r.floorMs.median, 0)}`, '')
+  notes.push(
+    'Durable state: a counting store (the bytes and fsyncs the store asks of a disk) under the real tree, agent state, session engine and GwMO layer; ' +
+      'the floor of a change is its own bytes (path and value of the leaf; type and data of the alert); the average over the changes includes the checkpoints they caused. ' +
+      'Restore: from a real disk, the store opened and the tree and agent state restored; floor: reading the two files.',
+  )
+}
+
 /** The fleets measured so far, for the heap each added device costs (the slope between two sizes). */
 const fleets: FleetFigures[] = []
 
@@ -218,13 +243,14 @@ async function main(): Promise<void> {
     writeResults(started, load, false)
   }
   try {
-    if (!values['fleet-only']) {
+    if (!values['skip-store'] && !values['fleet-only']) await section('Durable state', store)
+    if (!values['fleet-only'] && !values['store-only']) {
       await section('Bundle sizes', sizes)
       await section('Start and RSS', () => starts(broker.url, watcher))
       await section('Round trips and sessions', () => exchanges(broker.url, watcher))
       await section('Codec', codec)
     }
-    if (!values['skip-fleet']) {
+    if (!values['skip-fleet'] && !values['store-only']) {
       if (Number(values['snapshot-devices']) > 0) await section(`Fleet of ${values['snapshot-devices']}, heap snapshot`, () => fleetSnapshot(broker.url))
       await section(`Fleet of ${values.devices}`, () => fleet(broker.url))
     }

@@ -1,8 +1,9 @@
-// A state directory that cannot be written (a full or failing disk, an SD card gone read-only) under the real
-// agent over a broker: a change the store cannot take is answered 500 and is not kept in memory either, reads
-// go on, and once the disk takes writes again the same change is stored and survives a SIGKILL.
+// A state directory and store that cannot be written (a full or failing disk, an SD card gone read-only) under
+// the real agent over a broker: a change the store cannot take is answered 500 and is not kept in memory either,
+// reads go on, and once the disk takes writes again the same change is stored and survives a SIGKILL.
 import { execFileSync } from 'node:child_process'
-import { chmodSync } from 'node:fs'
+import { chmodSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import { AgentProcess, cleanUpAgent, factoryServer, finalStatus } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
@@ -17,12 +18,16 @@ const NAME = './DMAcc/dms/Name'
 const FACTORY_NAME = 'Example DM Server'
 
 /**
- * Makes `dir` refuse new files, or lets it take them again. Permissions bind every user but root, for whom the
- * immutable attribute does it (chattr: e2fsprogs, on the ext4 of the machines the tests run on).
+ * Makes `dir` and the files in it (the store's journal, which the agent appends to) refuse writes, or lets them
+ * take writes again. Permissions bind every user but root, for whom the immutable attribute does it (chattr:
+ * e2fsprogs, on the ext4 of the machines the tests run on).
  */
 function writable(dir: string, yes: boolean): void {
-  if (process.getuid?.() === 0) execFileSync('chattr', [yes ? '-i' : '+i', dir])
-  else chmodSync(dir, yes ? 0o700 : 0o500)
+  const paths = [...readdirSync(dir).map((name) => join(dir, name)), dir]
+  for (const path of yes ? paths.reverse() : paths) {
+    if (process.getuid?.() === 0) execFileSync('chattr', [yes ? '-i' : '+i', path])
+    else chmodSync(path, path === dir ? (yes ? 0o700 : 0o500) : yes ? 0o600 : 0o400)
+  }
 }
 
 async function session(server: DmServer, commands: OutCommand[]): Promise<PartySession> {

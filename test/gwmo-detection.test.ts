@@ -1,9 +1,9 @@
 import t from 'tap'
 import { findAccount } from '../src/tree/accounts.ts'
-import { ManagementTree } from '../src/tree/tree.ts'
 import { detectionAlert, parseServerList, type DetectionForm } from './peers/gateway.ts'
 import { add, alert, atomic, get } from './peers/commands.ts'
 import { DEVICE, genericAlerts, gwmoWorld, statusFor, type PartySpec } from './helpers/gwmo-harness.ts'
+import { durableTree } from './helpers/stores.ts'
 
 const GW = 'http://gw.local'
 const SRV1 = 'http://www.someDMServer.com'
@@ -37,7 +37,7 @@ for (const form of forms) {
 
         t.equal(findAccount(w.tree, GW)?.role, 'gateway', 'the account is marked as a gateway')
         // The mark is stored with the message's commit; the fresh nonce of the reply's Chal may follow lazily.
-        const stored = ManagementTree.restore((await w.stores.tree.load())!)
+        const stored = await durableTree(w.stores.tree)
         t.equal(stored.ok && findAccount(stored.tree, GW)?.role, 'gateway', 'and that is durable before the reply')
 
         await w.settle()

@@ -4,7 +4,8 @@ import { BOOTSTRAP_THROTTLE, BootstrapThrottle } from '../src/gwmo/bootstrap-thr
 import { handleLocalBootstrap, type LocalBootstrapOptions } from '../src/gwmo/local-bootstrap.ts'
 import type { InboundMessage } from '../src/transport/port.ts'
 import { findAccount, readAccounts } from '../src/tree/accounts.ts'
-import { MemoryStore } from '../src/tree/memory-store.ts'
+import { MemoryStore } from '../src/store/index.ts'
+import { durableTree, failingStore } from './helpers/stores.ts'
 import { createStandardTree } from '../src/tree/standard-tree.ts'
 import { ManagementTree } from '../src/tree/tree.ts'
 import { buildAccountCommands, buildBootstrap, type AccountSpec } from './peers/bootstrap-server.ts'
@@ -230,14 +231,8 @@ t.test('a local bootstrap only adds new accounts: each other write refuses the w
 t.test('a store that fails: nothing applied, no session; the next delivery applies', async (t) => {
   const f = await fixture()
   let failing = true
-  const saved: Uint8Array[] = []
-  f.tree.attachStore({
-    load: async () => undefined,
-    save: async (bytes) => {
-      if (failing) throw new Error('disk full')
-      saved.push(bytes)
-    },
-  })
+  const store = failingStore(() => failing, () => new Error('disk full'))
+  f.tree.attachStore(store)
   const outcome = await handleLocalBootstrap(inbound(good()), f.options)
   t.match(outcome, { ok: false, stage: 'flush', reason: 'disk full' })
   t.same(f.opened, [])
@@ -246,7 +241,7 @@ t.test('a store that fails: nothing applied, no session; the next delivery appli
 
   failing = false
   t.same(await handleLocalBootstrap(inbound(good()), f.options), { ok: true, serverIds: [GATEWAY.serverId] }, 'the same message again applies')
-  const stored = ManagementTree.restore(saved.at(-1)!)
+  const stored = await durableTree(store)
   t.ok(stored.ok && findAccount(stored.tree, GATEWAY.serverId), 'and is stored')
   t.same(f.opened, [GATEWAY.serverId])
 })

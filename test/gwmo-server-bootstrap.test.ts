@@ -6,11 +6,11 @@
  */
 import t from 'tap'
 import { findAccount } from '../src/tree/accounts.ts'
-import { ManagementTree } from '../src/tree/tree.ts'
 import { buildAccountCommands, type AccountSpec } from './peers/bootstrap-server.ts'
 import { replace } from './peers/commands.ts'
 import { detectionAlert } from './peers/gateway.ts'
 import { DEVICE, genericAlerts, gwmoWorld, SERVER_SECRET, statusFor, type PartySpec, type SentMessage, type World } from './helpers/gwmo-harness.ts'
+import { durableTree } from './helpers/stores.ts'
 
 const SRV = 'http://www.someDMServer.com'
 const GW = 'http://gw.local'
@@ -51,7 +51,7 @@ t.test('in the first session: the server adds the gateway account, and the devic
   t.ok(reply, 'the device answers the commands')
   t.ok(statusesOf(reply!).every((code) => code === '200'), 'every Add succeeded')
   // Stored with the message's commit; the fresh nonce of the reply's Chal may follow lazily.
-  const stored = ManagementTree.restore((await w.stores.tree.load())!)
+  const stored = await durableTree(w.stores.tree)
   t.ok(stored.ok && findAccount(stored.tree, GW), 'the account is durable before the 200s leave')
   await w.party(SRV).closeAll()
   t.equal(findAccount(w.tree, GW)?.role, 'gateway', 'the server wrote the Role')

@@ -4,7 +4,8 @@ import { NotificationHandler, type NotificationOutcome } from '../src/gwmo/trans
 import { beginRun, endRun } from '../src/runtime/unclean-stop.ts'
 import type { AgentState } from '../src/session/agent-state.ts'
 import { findAccount, setNonce } from '../src/tree/accounts.ts'
-import { MemoryStore } from '../src/tree/memory-store.ts'
+import { MemoryStore } from '../src/store/index.ts'
+import { durableState, failingStore } from './helpers/stores.ts'
 import type { InboundMessage } from '../src/transport/port.ts'
 import { buildNotification, type NotificationFields } from './peers/notification.ts'
 import { gwmoWorld, memoryState, SERVER_SECRET, type PartySpec, type World } from './helpers/gwmo-harness.ts'
@@ -255,16 +256,12 @@ t.test('handled ids and the out-of-step mark survive a restart', async (t) => {
 
 t.test('the id is durable before the session it allows opens; a state that cannot be saved opens nothing', async (t) => {
   let failing = false
-  const store = new (class extends MemoryStore {
-    override save(bytes: Uint8Array): Promise<void> {
-      return failing ? Promise.reject(Object.assign(new Error('no space left'), { code: 'ENOSPC' })) : super.save(bytes)
-    }
-  })()
+  const store = failingStore(() => failing)
   const b = await bench(t, { state: store })
   const savedWhenOpened: boolean[] = []
   b.onOpen = async (sessionId) => {
     // What a restart at this instant would find in the state.
-    const { state } = await memoryState(new MemoryStore(await store.load()))
+    const state = await durableState(store)
     savedWhenOpened.push(new NotificationMemory(state, () => [SRV]).handled(SRV, sessionId, b.w.clock.now()))
   }
   failing = true

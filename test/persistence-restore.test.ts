@@ -1,15 +1,18 @@
-// Persistence: the versioned, checksummed tree file, the atomic file store, and opening a tree from a store.
+// Persistence of the tree: its entries in the store, the versioned, checksummed whole-tree file of earlier
+// versions (read to migrate a device), and opening a tree from a store.
 import t, { type Test } from 'tap'
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, statSync, existsSync, readdirSync, chmodSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { restoreTree, serializeTree } from '../src/tree/persistence.ts'
-import { encodeTreeFile } from '../src/tree/tree-file.ts'
+import { decodeNodeEntries, encodeNode, encodeTreeFile } from '../src/tree/tree-file.ts'
 import { TreeNode } from '../src/tree/node.ts'
-import { AtomicFileStore } from '../src/tree/file-store.ts'
-import { DiscardingStore, MemoryStore } from '../src/tree/memory-store.ts'
+import { DiscardingStore, DiskFiles, JournalStore, MemoryFiles, MemoryStore } from '../src/store/index.ts'
+import { durableTree } from './helpers/stores.ts'
 import { AgentState } from '../src/session/agent-state.ts'
-import { ManagementTree } from '../src/tree/tree.ts'
+import { ManagementTree, type TreeOptions } from '../src/tree/tree.ts'
+
+const serializeTree = (tree: ManagementTree) => tree.serialize()
+const restoreTree = (bytes: Uint8Array, options?: TreeOptions) => ManagementTree.restore(bytes, options)
 import { chr, populatedTree, standardTree } from './fixtures/tree/trees.ts'
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
@@ -42,6 +45,14 @@ t.test('a tree survives a round trip, byte for byte and node for node', async (t
   t.equal(restored.tree.get('./DMAcc/srv/Name', { serverId: 'gw1' }).status, 425, 'ACLs still apply')
   t.equal(restored.tree.add('./Vendor/more', chr('v'), { serverId: 'x' }), 200, 'and the tree works on')
   t.same(restoreTree(serializeTree(standardTree())).ok, true)
+
+  const store = new MemoryStore()
+  tree.attachStore(store)
+  await tree.flush()
+  const journaled = await durableTree(store)
+  if (!journaled.ok) return t.fail(journaled.error)
+  t.equal(hex(serializeTree(journaled.tree)), hex(bytes), 'through the store too, node for node and in order')
+  t.same(journaled.tree.readSecret('./DMAcc/srv/AppAuth/1/AAuthData'), new Uint8Array([1, 2, 3]))
 })
 
 t.test('corrupt, truncated, foreign, newer and invalid files are refused with a one-line reason', async (t) => {
@@ -98,45 +109,11 @@ t.test('structurally broken bodies are refused even with a correct checksum', as
   for (const [name, entries, reason] of rows) {
     const result = restoreTree(encodeTreeFile(entries))
     t.match(result, { ok: false, error: reason }, name)
+    const fromStore = ManagementTree.fromEntries(entries.map(([path, node]): [string, Uint8Array] => [path, encodeNode(node)]))
+    t.match(fromStore, { ok: false, error: reason }, `${name}, in the store`)
   }
-})
-
-t.test('AtomicFileStore: round trip, mode 0600, nothing stored yet', async (t) => {
-  const dir = tempDir(t)
-  const path = join(dir, 'tree.bin')
-  const store = new AtomicFileStore(path)
-  t.equal(await store.load(), undefined, 'nothing stored yet')
-  const bytes = serializeTree(populatedTree())
-  await store.save(bytes)
-  t.equal(hex((await store.load())!), hex(bytes))
-  t.equal(statSync(path).mode & 0o777, 0o600)
-  chmodSync(path, 0o644)
-  await store.save(new Uint8Array([1, 2, 3]))
-  t.equal(statSync(path).mode & 0o777, 0o600, 'a save restores the mode')
-  t.same([...readFileSync(path)], [1, 2, 3])
-  t.same(readdirSync(dir), ['tree.bin'], 'no temporary file left behind')
-  const [a, b] = [new Uint8Array([4]), new Uint8Array([5])]
-  await Promise.all([store.save(a), store.save(b), store.load()])
-  t.same([...(await new AtomicFileStore(path).load())!], [5], 'concurrent saves land in call order')
-})
-
-t.test('AtomicFileStore: a leftover temporary file is ignored and removed', async (t) => {
-  const dir = tempDir(t)
-  const path = join(dir, 'tree.bin')
-  const bytes = serializeTree(populatedTree())
-  writeFileSync(path, bytes)
-  const temp = join(dir, '.tree.bin.tmp')
-  writeFileSync(temp, bytes.subarray(0, 50)) // a save torn by a crash
-  const loaded = await new AtomicFileStore(path).load()
-  t.equal(hex(loaded!), hex(bytes))
-  t.equal(existsSync(temp), false)
-  writeFileSync(temp, bytes)
-  t.equal(await new AtomicFileStore(join(dir, 'other.bin')).load(), undefined, 'another store\'s temp is not its own')
-  t.equal(await new AtomicFileStore(path).load().then((b) => b?.length), bytes.length)
-  t.equal(existsSync(temp), false, 'a temp file is never promoted, even when whole')
-  const onlyTemp = join(dir, 'fresh.bin')
-  writeFileSync(join(dir, '.fresh.bin.tmp'), bytes)
-  t.equal(await new AtomicFileStore(onlyTemp).load(), undefined, 'a crash before the first rename: nothing stored')
+  t.match(decodeNodeEntries([['', new Uint8Array([0, 2, 5])]]), { ok: false, error: /^\.: malformed node$/ }, 'a node cut short')
+  t.match(decodeNodeEntries([['', Uint8Array.of(...encodeNode(root), 0)]]), { ok: false, error: /^\.: malformed node$/ }, 'a node with bytes after it')
 })
 
 t.test('open: a first start builds and stores the factory tree; later starts restore it', async (t) => {
@@ -165,27 +142,43 @@ t.test('open: a first start builds and stores the factory tree; later starts res
     { ok: false, error: 'factory tree: no bootstrap document' })
 })
 
-t.test('open: a refused file is reported and left untouched', async (t) => {
+t.test('open: a store that cannot be read is reported and left untouched', async (t) => {
   const dir = tempDir(t)
-  const path = join(dir, 'tree.bin')
-  const corrupt = serializeTree(populatedTree())
-  corrupt[HEADER + 3]! ^= 0xff
+  const names = { checkpoint: 'state.checkpoint', journal: 'state.journal' }
+  const first = await ManagementTree.open(new JournalStore(new DiskFiles(dir, names)), { factory: () => populatedTree() })
+  if (!first.ok) return t.fail(first.error)
+  await first.tree.flush()
+  const path = join(dir, names.checkpoint)
+  const files = new DiskFiles(dir, names)
+  await new JournalStore(files).checkpoint()
+  const corrupt = readFileSync(path)
+  corrupt[corrupt.length - 3]! ^= 0xff
   writeFileSync(path, corrupt)
-  const result = await ManagementTree.open(new AtomicFileStore(path), { factory: () => standardTree() })
-  t.same(result, { ok: false, error: 'checksum mismatch: the file is corrupt' })
+  const result = await ManagementTree.open(new JournalStore(new DiskFiles(dir, names)), { factory: () => standardTree() })
+  t.same(result, { ok: false, error: 'checkpoint: checksum mismatch: the file is corrupt' })
   t.equal(hex(readFileSync(path)), hex(corrupt), 'not replaced by a factory tree')
-  const failing = { load: () => Promise.reject(new Error('EIO')), save: () => Promise.resolve() }
-  t.same(await ManagementTree.open(failing, { factory: () => standardTree() }), { ok: false, error: 'cannot read the stored tree: EIO' })
+  const failing = new MemoryFiles()
+  failing.readCheckpoint = () => Promise.reject(new Error('EIO'))
+  t.same(await ManagementTree.open(new MemoryStore(failing), { factory: () => standardTree() }), { ok: false, error: 'cannot read the store: EIO' })
+  const invalid = new MemoryStore()
+  const tree = populatedTree()
+  tree.attachStore(invalid)
+  invalid.put('tree', 'DMAcc/srv/AppID', encodeNode(new TreeNode('chr', undefined, 'w9', undefined)))
+  await invalid.commit()
+  t.same(await ManagementTree.open(invalid, { factory: () => standardTree() }),
+    { ok: false, error: "invalid account: ./DMAcc/srv/AppID: must be w7, not 'w9'" }, 'the account validator runs on a restore')
 })
 
-t.test('open on a file store: stored with mode 0600 and reopened', async (t) => {
+t.test('open on the disk store: stored with mode 0600 and reopened', async (t) => {
   const dir = tempDir(t)
-  const path = join(dir, 'state', 'tree.bin')
-  mkdirSync(join(dir, 'state'))
-  const opened = await ManagementTree.open(new AtomicFileStore(path), { factory: () => populatedTree() })
+  const state = join(dir, 'state')
+  mkdirSync(state)
+  const names = { checkpoint: 'state.checkpoint', journal: 'state.journal' }
+  const opened = await ManagementTree.open(new JournalStore(new DiskFiles(state, names)), { factory: () => populatedTree() })
   t.equal(opened.ok, true)
-  t.equal(statSync(path).mode & 0o777, 0o600)
-  const again = await ManagementTree.open(new AtomicFileStore(path), { factory: () => standardTree() })
+  t.same(readdirSync(state), ['state.journal'])
+  t.equal(statSync(join(state, 'state.journal')).mode & 0o777, 0o600)
+  const again = await ManagementTree.open(new JournalStore(new DiskFiles(state, names)), { factory: () => standardTree() })
   t.equal(again.ok && again.tree.get('./DMAcc/srv/ServerID', 'device').value?.data, 'srv1')
 })
 
@@ -209,5 +202,5 @@ t.test('a DiscardingStore keeps nothing: a tree and a state flushed to it are cl
   await state.state.save()
   t.equal(state.state.dirty, false)
   t.same(state.state.slot('s'), { a: 1 })
-  t.equal(await store.load(), undefined)
+  t.same(await store.load('state'), { ok: true, entries: undefined }, 'and the store holds nothing')
 })

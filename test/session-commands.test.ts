@@ -2,9 +2,7 @@ import t from 'tap'
 import type { Command, Results, SyncMLMessage } from '../src/codec/syncml-model.ts'
 import { decodeMessage } from '../src/codec/syncml.ts'
 import type { InboundMessage } from '../src/transport/port.ts'
-import { AgentState } from '../src/session/agent-state.ts'
-import { MemoryStore } from '../src/tree/memory-store.ts'
-import { ManagementTree } from '../src/tree/tree.ts'
+import { durableState, durableTree, failingStore, GatedStore } from './helpers/stores.ts'
 import {
   add, alert, atomic, copy, createHarness, del, exec, get, headerStatus, Party, replace, sequence, SERVER, settle,
   status, statusCodes, type Harness,
@@ -160,16 +158,8 @@ t.test('alerts: 1222 → 200, DISPLAY → 200, other user interaction → 406, u
 
 t.test("a Generic Alert in the reply does not wait for the state file; it is persisted and queued all the same", async (t) => {
   // A state store whose saves stay pending until released: a reply that waited for the disk would not leave.
-  let release: () => void = () => {}
-  const held = new (class extends MemoryStore {
-    hold = false
-    override save(bytes: Uint8Array): Promise<void> {
-      if (!this.hold) return super.save(bytes)
-      return new Promise((resolve) => {
-        release = () => resolve(super.save(bytes))
-      })
-    }
-  })()
+  const held = new GatedStore()
+  held.gated = false
   const h = await createHarness({ stateStore: held })
   const server = new Party(SERVER)
   h.manager.registerAlert(1299, async (ctx) => {
@@ -177,7 +167,7 @@ t.test("a Generic Alert in the reply does not wait for the state file; it is per
     return 200
   })
   await push(h, server, [get('./DevInfo/Mod')]) // reserves the nonces ahead, which does wait for the disk
-  held.hold = true
+  held.gated = true
   const saved = held.saves
   // The closing message spent the server's nonce: one challenge first (binding.md §6).
   await h.manager.receive(server.message({ sessionId: '3A1', msgId: 1, body: [alert('1299')] }))
@@ -189,12 +179,10 @@ t.test("a Generic Alert in the reply does not wait for the state file; it is per
   t.ok(h.decoded().body.some((c) => c.kind === 'Alert' && c.data === '1226'), 'carrying the Generic Alert')
   t.same(h.state.pendingAlerts(SERVER.serverId).map((a) => a.alert.type), ['urn:x:answer'], 'queued meanwhile')
   t.equal(held.saves, saved, 'nothing written yet')
-  release()
+  held.gated = false
+  while (held.pending() > 0) held.release()
   await settle(5)
-  held.hold = false
-  const restored = await AgentState.open(held, () => new Uint8Array(16))
-  t.ok(restored.ok)
-  if (restored.ok) t.same(restored.state.pendingAlerts(SERVER.serverId).map((a) => a.alert.type), ['urn:x:answer'], 'persisted once the save ran')
+  t.same((await durableState(held)).pendingAlerts(SERVER.serverId).map((a) => a.alert.type), ['urn:x:answer'], 'persisted once the save ran')
 })
 
 t.test('a commit the validator refuses turns every write 200 into 500, and nothing is applied', async (t) => {
@@ -211,7 +199,7 @@ t.test('the reply goes out only once the change is durable in the store', async 
   let h: Harness | undefined
   h = await createHarness({
     onSend: async () => {
-      const stored = ManagementTree.restore((await h!.treeStore.load())!)
+      const stored = await durableTree(h!.treeStore)
       seen.push(stored.ok ? (stored.tree.get('./Vendor/durable', 'device').value?.data as string | undefined) : 'corrupt')
     },
   })
@@ -223,13 +211,8 @@ t.test('the reply goes out only once the change is durable in the store', async 
 })
 
 t.test('a store that cannot take the change (disk full): every write 500, nothing applied, the next message stores', async (t) => {
-  class FullDisk extends MemoryStore {
-    full = false
-    override save(bytes: Uint8Array): Promise<void> {
-      return this.full ? Promise.reject(new Error('ENOSPC: no space left on device, write')) : super.save(bytes)
-    }
-  }
-  const treeStore = new FullDisk()
+  let full = false
+  const treeStore = failingStore(() => full)
   const h = await createHarness({ treeStore })
   const server = new Party(SERVER)
   t.equal(h.tree.add('./Vendor', { format: 'node' }, 'device'), 200)
@@ -237,7 +220,7 @@ t.test('a store that cannot take the change (disk full): every write 500, nothin
   t.equal(h.tree.add('./Vendor/keep', { format: 'chr', data: 'kept' }, 'device'), 200)
   await h.tree.flush()
 
-  treeStore.full = true
+  full = true
   const refused = await push(h, server, [get('./Vendor/keep'), add('./Vendor/new', 'v'), replace('./Vendor/keep', 'changed'), del('./Vendor/keep')])
   t.same(statusCodes(refused), { '0': '212', '1': '200', '2': '500', '3': '500', '4': '500' }, 'the writes 500, the Get answered')
   t.same(results(refused)[0]?.items[0]?.data, 'kept')
@@ -246,10 +229,10 @@ t.test('a store that cannot take the change (disk full): every write 500, nothin
   t.ok(h.log.lines.some((l) => l.level === 'error' && String(l.msg).startsWith('changes not stored') && JSON.stringify(l).includes('ENOSPC')),
     'one error line names the cause')
 
-  treeStore.full = false
+  full = false
   const stored = await push(h, server, [add('./Vendor/new', 'v')])
   t.same(statusCodes(stored), { '0': '212', '1': '200' }, 'once the disk has room, the same Add succeeds')
-  const onDisk = ManagementTree.restore((await treeStore.load())!)
+  const onDisk = await durableTree(treeStore)
   t.equal(onDisk.ok && onDisk.tree.get('./Vendor/new', 'device').value?.data, 'v', 'and is durable')
 })
 

@@ -2,7 +2,10 @@ import t from 'tap'
 import { encodeNonce } from '../src/auth/nonce.ts'
 import { AgentState } from '../src/session/agent-state.ts'
 import { NonceIssuer } from '../src/session/nonces.ts'
-import { MemoryStore } from '../src/tree/memory-store.ts'
+import { MemoryFiles, MemoryStore, readDurable } from '../src/store/index.ts'
+import { encodeCheckpoint } from '../src/store/format.ts'
+import { encodeLegacyStateFile } from '../src/session/legacy-state-file.ts'
+import { copyOf } from './helpers/stores.ts'
 import { alert, createHarness, get, headerStatus, Party, replace, SERVER, settle, status } from './helpers/session-harness.ts'
 
 const random = (n: number) => new Uint8Array(n).map((_, k) => (k * 13 + 5) & 0xff)
@@ -40,11 +43,57 @@ t.test('agent state: created once, restored whole; alerts, flags and slots survi
   t.not(third.id, first.id, 'ids are never reused')
 })
 
-t.test('agent state: a corrupt, foreign or newer file is refused clearly and left alone', async (t) => {
+t.test('agent state: entries that are not a whole state are refused clearly and left alone', async (t) => {
   const good = new MemoryStore()
   await openState(good)
-  const bytes = (await good.load())!
-  const text = Buffer.from(bytes).toString('utf8')
+  const read = await readDurable(good.files)
+  const entries = read.ok ? read.namespaces.get('state')! : new Map<string, Uint8Array>()
+  const text = (s: string) => new Uint8Array(Buffer.from(s))
+  const edit = (change: (m: Map<string, Uint8Array>) => void) => {
+    const copy = new Map(entries)
+    change(copy)
+    return copy
+  }
+  const cases: Array<[string, Map<string, Uint8Array>, RegExp]> = [
+    ['a short key', edit((m) => m.set('deviceKey', new Uint8Array(31))), /^agent state: deviceKey: not a 32-byte key$/],
+    ['no key', edit((m) => m.delete('deviceKey')), /^agent state: deviceKey: missing$/],
+    ['a bad counter', edit((m) => m.set('nonceReservedUntil', text('-1'))), /^agent state: nonceReservedUntil: not a counter$/],
+    ['an alert without data', edit((m) => m.set('alert/1', text('{"server":"srv","type":"urn:x"}'))), /^agent state: alert\/1: an alert without data$/],
+    ['a slot that is not JSON', edit((m) => m.set('slot/x', text('{'))), /^agent state: slot\/x: not UTF-8 JSON$/],
+    ['an unknown entry', edit((m) => m.set('firmware/1', text('{}'))), /^agent state: firmware\/1: not an entry this agent knows$/],
+  ]
+  for (const [name, bad, reason] of cases) {
+    const checkpoint = encodeCheckpoint(1, [...bad].map(([k, v]): [string, string, Uint8Array] => ['state', k, v]))
+    const store = new MemoryStore(new MemoryFiles({ checkpoint }))
+    const opened = await AgentState.open(store, random)
+    t.notOk(opened.ok, name)
+    if (!opened.ok) t.match(opened.error, reason, name)
+    t.equal(store.saves, 0, `${name}: not overwritten`)
+  }
+})
+
+t.test('agent state of an earlier version: read whole, or refused with one line', async (t) => {
+  const doc = {
+    deviceKey: Buffer.alloc(32, 9).toString('base64'), nonceReservedUntil: '128', alertSeq: 4,
+    pendingAlerts: { srv: [{ id: '4', type: 'urn:x', b64: 'AAH/', mark: 'critical', queuedAt: 42 }] },
+    accounts: { srv: { firstSessionDone: true } },
+    slots: { 'gwmo.location': { location: { addresses: ['10.0.0.2'] } } },
+  }
+  const file = encodeLegacyStateFile(doc)
+  const read = AgentState.fromLegacyFile(file)
+  if (!read.ok) return t.fail(read.error)
+  const store = new MemoryStore()
+  read.state.attachStore(store)
+  await read.state.save()
+  const state = await openState(copyOf(store))
+  t.same(state.deviceKey, new Uint8Array(32).fill(9))
+  t.equal(state.nonceReservedUntil, 128n)
+  t.same(state.pendingAlerts('srv'), [{ id: '4', alert: { type: 'urn:x', data: new Uint8Array([0, 1, 255]), mark: 'critical' }, queuedAt: 42 }])
+  t.equal(state.accountFlag('srv', 'firstSessionDone'), true)
+  t.same(state.slot('gwmo.location'), doc.slots['gwmo.location'])
+  t.equal(state.enqueueAlert('srv', { type: 'urn:y', data: 'y' }, 43).id, '5', 'ids go on from the old count')
+
+  const text = Buffer.from(file).toString('utf8')
   const cases: Array<[string, string, RegExp]> = [
     ['flipped body', text.slice(0, -3) + (text.at(-3) === 'a' ? 'b' : 'a') + text.slice(-2), /checksum/],
     ['truncated', text.slice(0, text.length - 10), /checksum/],
@@ -52,11 +101,9 @@ t.test('agent state: a corrupt, foreign or newer file is refused clearly and lef
     ['newer', text.replace('GWMO-AGENT-STATE 1 ', 'GWMO-AGENT-STATE 2 '), /version 2 is newer/],
   ]
   for (const [name, content, reason] of cases) {
-    const store = new MemoryStore(new Uint8Array(Buffer.from(content, 'utf8')))
-    const opened = await AgentState.open(store, random)
-    t.notOk(opened.ok, name)
-    if (!opened.ok) t.match(opened.error, reason, name)
-    t.equal(store.saves, 0, `${name}: not overwritten`)
+    const refused = AgentState.fromLegacyFile(new Uint8Array(Buffer.from(content, 'utf8')))
+    t.notOk(refused.ok, name)
+    if (!refused.ok) t.match(refused.error, reason, name)
   }
 })
 

@@ -1,9 +1,10 @@
 // Transactions: nesting, rollback, folding, validation on commit, concurrent commits, dirty flag and flush.
 import t from 'tap'
 import { addAccount, chr, node, populatedTree, standardTree } from './fixtures/tree/trees.ts'
-import { MemoryStore } from '../src/tree/memory-store.ts'
+import { MemoryStore } from '../src/store/index.ts'
 import { ManagementTree } from '../src/tree/tree.ts'
-import type { Principal, TreeStore } from '../src/tree/types.ts'
+import type { Principal } from '../src/tree/types.ts'
+import { durableTree, GatedStore } from './helpers/stores.ts'
 
 const srv: Principal = { serverId: 'srv1' }
 const dev: Principal = 'device'
@@ -191,30 +192,12 @@ t.test('dirty after a commit that changed something, until a flush', async (t) =
   await t.rejects(populatedTree().flush(), /no store/, 'a tree without a store cannot be made durable')
 })
 
-/** A store whose saves complete only when the test says so. */
-class GatedStore implements TreeStore {
-  saved: Uint8Array[] = []
-  private gates: (() => void)[] = []
-  fail = false
-  load() { return Promise.resolve(undefined) }
-  save(bytes: Uint8Array) {
-    return new Promise<void>((resolve, reject) => {
-      this.gates.push(() => {
-        if (this.fail) return reject(new Error('disk full'))
-        this.saved.push(bytes)
-        resolve()
-      })
-    })
-  }
-  pending() { return this.gates.length }
-  release() { this.gates.shift()?.() }
-}
-
 const settle = () => new Promise((resolve) => setImmediate(resolve))
 
 t.test('concurrent flushes coalesce: one save in flight, at most one follow-up', async (t) => {
   const tree = populatedTree()
   const store = new GatedStore()
+  await store.load('tree')
   tree.attachStore(store)
   const first = tree.flush()
   const same = tree.flush()
@@ -236,15 +219,17 @@ t.test('concurrent flushes coalesce: one save in flight, at most one follow-up',
   await settle()
   t.equal(done, 2)
   t.equal(tree.dirty, false)
-  t.equal(store.saved.length, 2)
+  t.equal(store.saves, 2)
   const last = populatedTree()
   t.ok(last.add('./Vendor/g1', chr('1'), srv) === 200 && last.add('./Vendor/g2', chr('2'), srv) === 200)
-  t.equal(hex(store.saved[1]!), hex(last.serialize()), 'the follow-up holds every change')
+  const stored = await durableTree(store)
+  t.equal(stored.ok && hex(stored.tree.serialize()), hex(last.serialize()), 'the follow-up holds every change')
 })
 
 t.test('a failed save rejects its callers and leaves the tree dirty', async (t) => {
   const tree = populatedTree()
   const store = new GatedStore()
+  await store.load('tree')
   tree.attachStore(store)
   store.fail = true
   const flush = tree.flush()

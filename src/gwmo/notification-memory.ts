@@ -6,7 +6,8 @@
  * - whether the server is out of step (its last notification failed on the stored nonce, or the device replaced
  *   every stored nonce after an unclean stop): only then is the default nonce tried for its digest.
  *
- * One agent-state slot, kept small because the state file is written whole:
+ * One agent-state slot (one entry of the store, written whole when a notification is recorded: bounded by
+ * `maxPerServer` ids a server, whatever the size of the tree or of the alert queues):
  *   `{ "<ServerID>": { "outOfStep"?: true, "handled"?: [["<session id hex>", <ms since the epoch>], …] } }`,
  * oldest id first. An id stays while it is one of the server's last `keepLast` or younger than `keepForMs`, and
  * never beyond `maxPerServer` (the oldest go first: a server sending more than that in a day is misbehaving).
@@ -117,7 +118,7 @@ function retained(handled: Array<[string, number]>, now: number): Array<[string,
   return kept.length > maxPerServer ? kept.slice(-maxPerServer) : kept
 }
 
-/** The slot's content; anything malformed in it is left out (the state file itself is checksummed). */
+/** The slot's content; anything malformed in it is left out (the store itself is checksummed). */
 function parseMemory(value: JsonValue | undefined): Memory {
   const memory: Memory = {}
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return memory

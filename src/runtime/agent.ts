@@ -4,30 +4,34 @@
  */
 import { mkdir, chmod } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
 import { readBrokerTls, type AgentConfig } from '../config.ts'
 import { installGwmo, type Gwmo, type LocationSource } from '../gwmo/index.ts'
 import type { Logger } from '../log.ts'
-import { AgentState, type StateStore } from '../session/agent-state.ts'
+import { AgentState } from '../session/agent-state.ts'
 import type { Clock } from '../session/engine.ts'
 import { createSessionManager, type SessionManager } from '../session/manager.ts'
 import { createMqttTransport } from '../transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../transport/port.ts'
-import { AtomicFileStore, ManagementTree, readAccounts, type TreeBase, type TreeStore } from '../tree/index.ts'
+import { DiskFiles, JournalStore, type Store } from '../store/index.ts'
+import { ManagementTree, readAccounts, type TreeBase } from '../tree/index.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
+import { migrateLegacyFiles } from './migrate.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
 import { beginRun, endRun } from './unclean-stop.ts'
 
-/** File names under `stateDir`: the management tree and the agent's own state, each written atomically. */
-export const STATE_FILES = Object.freeze({ tree: 'tree.dat', state: 'agent-state.dat' })
+/**
+ * File names under `stateDir`: the store's journal (appended to, one record per commit) and its checkpoint
+ * (written atomically), which hold the management tree and the agent's own state together (src/store).
+ */
+export const STATE_FILES = Object.freeze({ checkpoint: 'state.checkpoint', journal: 'state.journal' })
 
 export interface AgentOptions {
   config: AgentConfig
   logger: Logger
   /** Replaces the MQTT binding (tests, the fleet simulator). */
   transport?: Transport
-  /** Replace the on-disk stores (tests, in-memory fleets). */
-  stores?: { tree: TreeStore; state: StateStore }
+  /** Replaces the store on disk (tests, in-memory fleets). */
+  store?: Store
   location?: LocationSource
   /** The factory document already read (a fleet reads and decodes its one document once). */
   factoryDocument?: FactoryDocument
@@ -55,7 +59,7 @@ const systemClock: Clock = {
 
 const systemRandom = (n: number): Uint8Array => new Uint8Array(randomBytes(n))
 
-async function openStores(config: AgentConfig): Promise<{ ok: true; tree: TreeStore; state: StateStore } | { ok: false; error: string }> {
+async function openStore(config: AgentConfig, logger: Logger): Promise<{ ok: true; store: Store } | { ok: false; error: string }> {
   try {
     // binding.md §6: the state files are readable by the agent's user alone.
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
@@ -64,11 +68,10 @@ async function openStores(config: AgentConfig): Promise<{ ok: true; tree: TreeSt
     const code = (error as NodeJS.ErrnoException).code ?? 'error'
     return { ok: false, error: `stateDir: cannot use ${config.stateDir} (${code})` }
   }
-  return {
-    ok: true,
-    tree: new AtomicFileStore(join(config.stateDir, STATE_FILES.tree)),
-    state: new AtomicFileStore(join(config.stateDir, STATE_FILES.state)),
-  }
+  const storeLog = logger.child({ module: 'store' })
+  const store = new JournalStore(new DiskFiles(config.stateDir, STATE_FILES), { warn: (line) => storeLog.warn(line) })
+  const migrated = await migrateLegacyFiles(config.stateDir, store, storeLog)
+  return migrated.ok ? { ok: true, store } : migrated
 }
 
 type TreeOpened = { ok: true; tree: ManagementTree; created: boolean; factoryServers: string[] } | { ok: false; error: string }
@@ -77,18 +80,17 @@ type TreeOpened = { ok: true; tree: ManagementTree; created: boolean; factorySer
  * The persisted tree, or on a first start the factory tree (and the servers it configured). Its own function,
  * so that the factory document and the configuration it reads are not kept alive by the agent's closures.
  */
-async function openTree(store: TreeStore, config: AgentConfig, document: FactoryDocument | undefined, base: TreeBase | undefined): Promise<TreeOpened> {
-  // The factory document is read only when the store is empty: a device that has run once never needs it again.
+async function openTree(store: Store, config: AgentConfig, document: FactoryDocument | undefined, base: TreeBase | undefined): Promise<TreeOpened> {
   let factoryServers: string[] = []
-  if ((await store.load()) === undefined && document === undefined) {
-    const read = await readFactoryDocument(config.factoryBootstrap)
-    if (!read.ok) return read
-    document = read.document
-  }
   const opened = await ManagementTree.open(store, {
     ...(base !== undefined && { base }),
-    factory: () => {
-      if (document === undefined) return { error: 'the stored tree disappeared while starting' }
+    // The factory document is read only when the store holds no tree: a device that has run once never needs it again.
+    factory: async () => {
+      if (document === undefined) {
+        const read = await readFactoryDocument(config.factoryBootstrap)
+        if (!read.ok) return { error: read.error }
+        document = read.document
+      }
       const built = buildFactoryTree(config, document)
       if ('error' in built) return built
       factoryServers = built.serverIds
@@ -105,18 +107,19 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   const clock = options.clock ?? systemClock
   const random = options.random ?? systemRandom
 
-  let stores = options.stores
-  if (stores === undefined) {
-    const opened = await openStores(config)
+  let store = options.store
+  if (store === undefined) {
+    const opened = await openStore(config, logger)
     if (!opened.ok) return opened
-    stores = opened
+    store = opened.store
   }
+  const durable = store
 
-  const opened = await openTree(stores.tree, config, options.factoryDocument, options.treeBase)
+  const opened = await openTree(store, config, options.factoryDocument, options.treeBase)
   if (!opened.ok) return opened
   const tree = opened.tree
 
-  const stateOpened = await AgentState.open(stores.state, random)
+  const stateOpened = await AgentState.open(store, random)
   if (!stateOpened.ok) return { ok: false, error: stateOpened.error }
   const state = stateOpened.state
   try {
@@ -215,6 +218,8 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
           await sessions.stop()
           await tree.flush()
           await endRun(state)
+          // The journal folded into a checkpoint: the next start reads one file.
+          await durable.checkpoint().catch((error: unknown) => logger.error('store checkpoint failed', { error }))
           await link.stop()
         })()),
     },

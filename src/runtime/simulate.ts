@@ -16,7 +16,7 @@ import { readBrokerTls, type AgentConfig } from '../config.ts'
 import type { LocationSource, NetworkLocation } from '../gwmo/index.ts'
 import type { Logger } from '../log.ts'
 import { createSharedMqtt, type TopicPlan } from '../transport/shared-mqtt.ts'
-import { DiscardingStore } from '../tree/index.ts'
+import { DiscardingStore } from '../store/index.ts'
 import { startAgent, type Agent } from './agent.ts'
 import { buildFactoryTree, decodeFactoryDocument, readFactoryDocument } from './factory.ts'
 
@@ -79,8 +79,8 @@ export function fleetDeviceIds(prefix: string, count: number): { ok: true; ids: 
 }
 
 /**
- * The stores of an in-memory fleet keep nothing: the tree and state live in the engines themselves, and a
- * serialized copy per device would double their memory for a restart that an in-memory fleet never has.
+ * The store of an in-memory fleet keeps nothing: the tree and state live in the engines themselves, and an
+ * encoded copy per device would double their memory for a restart that an in-memory fleet never has.
  */
 const discarding = new DiscardingStore()
 
@@ -143,7 +143,7 @@ export async function startFleet(options: SimulateOptions): Promise<FleetResult>
       config: deviceConfig,
       logger: logger.child({ deviceId }),
       transport: shared.port(deviceId),
-      ...(options.stateDir === undefined && { stores: { tree: discarding, state: discarding } }),
+      ...(options.stateDir === undefined && { store: discarding }),
       ...(config.location.sourceFile === undefined && { location: new FixedLocation(index) }),
       factoryDocument,
       treeBase,

@@ -1,22 +1,29 @@
-import { createHash } from 'node:crypto'
-import type { TreeStore } from '../tree/types.ts'
+import type { Store } from '../store/store.ts'
+import { parseLegacyStateFile, type LegacyStateDocument } from './legacy-state-file.ts'
 
 /**
- * The agent's own persisted state beside the management tree (Anjay `*_persistence.c` style: a header with a
- * version and a checksum, all-or-nothing restore, saved atomically through a bytes adapter):
+ * The agent's own durable state beside the management tree, in the store (src/store) as the `state` namespace:
  * - the device nonce key and how far the nonce counter is reserved (binding.md §6);
  * - the Generic Alerts waiting for a Status 200/202 from their server (binding.md §3);
- * - per-account flags (`firstSessionDone`…) and named slots the GwMO layer keeps here (`location`…).
+ * - per-account flags (`firstSessionDone`, `spentNonces`…) and named slots the other layers keep here (the
+ *   GwMO location record, `gwmo.notifications`…).
  *
- * File layout: one ASCII line `GWMO-AGENT-STATE <version> <sha256 hex of the body>`, then the JSON body.
+ * One entry per item, so that a change writes that item alone (binding.md §11): an alert queued is one entry,
+ * not the queue. Keys and values (JSON unless said otherwise, UTF-8):
+ *   `deviceKey`                    the 32-byte key, raw
+ *   `nonceReservedUntil`           the counter, decimal
+ *   `alertSeq`                     the last alert id given, decimal
+ *   `alert/<id>`                   `{ "server", "type", "text" | "b64", "queuedAt", and the optional fields }`
+ *   `flag/<name>/<ServerID>`       the flag's value (a flag's name has no `/`)
+ *   `slot/<name>`                  the slot's value
+ * Every change is told to the store at once; `save` makes them durable (the store's commit).
  */
 
-export const AGENT_STATE_VERSION = 1
-const MAGIC = 'GWMO-AGENT-STATE'
+/** The version of the state file agents before the store kept (`agent-state.dat`, migrated on first start). */
+export { LEGACY_STATE_FILE_VERSION as AGENT_STATE_VERSION } from './legacy-state-file.ts'
 export const DEVICE_KEY_BYTES = 32
-
-/** The same byte-level adapter as the tree's (`AtomicFileStore` on disk, `MemoryStore` in tests). */
-export type StateStore = TreeStore
+/** The agent state's namespace in the store. */
+export const STATE_NAMESPACE = 'state'
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
 
@@ -42,7 +49,6 @@ export interface PendingAlert {
 }
 
 interface StateDocument {
-  deviceKey: string
   nonceReservedUntil: string
   alertSeq: number
   pendingAlerts: Record<string, StoredAlert[]>
@@ -63,49 +69,73 @@ const OPTIONAL_ALERT_FIELDS = ['format', 'source', 'target', 'mark', 'correlator
 
 export type StateOpenResult = { ok: true; state: AgentState; created: boolean } | { ok: false; error: string }
 
+const ENCODER = new TextEncoder()
+const DECODER = new TextDecoder('utf-8', { fatal: true })
+
 export class AgentState {
   #doc: StateDocument
-  #store: StateStore
+  /** Where changes go; undefined without a store, or with one that keeps nothing (no bytes are made then). */
+  #journal: Store | undefined
   readonly deviceKey: Uint8Array
-  #dirty = false
-  #saving: Promise<void> | undefined
-  #queuedSave: Promise<void> | undefined
+  /** Bumped by every change; `#durable` is the last one a save made durable. */
+  #generation = 0
+  #durable = 0
 
-  private constructor(store: StateStore, doc: StateDocument) {
-    this.#store = store
+  private constructor(doc: StateDocument, deviceKey: Uint8Array) {
     this.#doc = doc
-    this.deviceKey = new Uint8Array(Buffer.from(doc.deviceKey, 'base64'))
+    this.deviceKey = deviceKey
   }
 
   /**
-   * Restores the state from the store, or creates it (a fresh random device key) when the store is empty and
-   * saves it at once. A corrupt or newer file is refused with a one-line reason and left untouched.
+   * Restores the state from the store, or creates it (a fresh random device key) when the store holds none and
+   * saves it at once. A store that cannot be read, or a state that is not whole, is refused with a one-line
+   * reason and left untouched.
    */
-  static async open(store: StateStore, random: (n: number) => Uint8Array): Promise<StateOpenResult> {
-    const bytes = await store.load()
-    if (bytes === undefined) {
+  static async open(store: Store, random: (n: number) => Uint8Array): Promise<StateOpenResult> {
+    const loaded = await store.load(STATE_NAMESPACE)
+    if (!loaded.ok) return { ok: false, error: `agent state: ${loaded.error}` }
+    if (loaded.entries === undefined) {
       const key = random(DEVICE_KEY_BYTES)
       if (key.length !== DEVICE_KEY_BYTES) return { ok: false, error: 'agent state: random source gave a short key' }
-      const doc: StateDocument = {
-        deviceKey: Buffer.from(key).toString('base64'),
-        nonceReservedUntil: '0',
-        alertSeq: 0,
-        pendingAlerts: {},
-        accounts: {},
-        slots: {},
-      }
-      const state = new AgentState(store, doc)
+      const state = new AgentState({ nonceReservedUntil: '0', alertSeq: 0, pendingAlerts: {}, accounts: {}, slots: {} }, key.slice())
+      state.attachStore(store)
       await state.save()
       return { ok: true, state, created: true }
     }
-    const parsed = parseStateFile(bytes)
+    const parsed = fromEntries(loaded.entries)
     if (typeof parsed === 'string') return { ok: false, error: `agent state: ${parsed}` }
-    return { ok: true, state: new AgentState(store, parsed), created: false }
+    const state = new AgentState(parsed.doc, parsed.deviceKey)
+    state.#attach(store, false)
+    return { ok: true, state, created: false }
+  }
+
+  /** The state of an `agent-state.dat` written by an agent before the store (a migration), with no store yet. */
+  static fromLegacyFile(bytes: Uint8Array): { ok: true; state: AgentState } | { ok: false; error: string } {
+    const parsed = parseLegacyStateFile(bytes)
+    if (typeof parsed === 'string') return { ok: false, error: `agent state: ${parsed}` }
+    const { deviceKey, ...doc } = parsed satisfies LegacyStateDocument
+    return { ok: true, state: new AgentState(doc, new Uint8Array(Buffer.from(deviceKey, 'base64'))) }
+  }
+
+  /** Makes `store` the state's store, holding the state as it is now (made durable by the next save). */
+  attachStore(store: Store): void {
+    this.#attach(store, true)
+  }
+
+  #attach(store: Store, replace: boolean): void {
+    this.#journal = store.keepsNothing === true ? undefined : store
+    const journal = this.#journal
+    if (journal === undefined) return
+    journal.attach(STATE_NAMESPACE, () => this.#entries())
+    if (!replace) return
+    journal.clear(STATE_NAMESPACE)
+    for (const [key, value] of this.#entries()) journal.put(STATE_NAMESPACE, key, value)
+    this.#generation++
   }
 
   /** True while a change has not been saved. */
   get dirty(): boolean {
-    return this.#dirty
+    return this.#generation !== this.#durable
   }
 
   // ---- nonce counter (binding.md §6) ----
@@ -121,7 +151,7 @@ export class AgentState {
   set nonceReservedUntil(value: bigint) {
     if (value < this.nonceReservedUntil) throw new RangeError('the nonce reservation never moves back')
     this.#doc.nonceReservedUntil = value.toString()
-    this.#dirty = true
+    this.#put('nonceReservedUntil', () => ENCODER.encode(this.#doc.nonceReservedUntil))
   }
 
   // ---- Generic Alert queue (binding.md §3) ----
@@ -130,7 +160,8 @@ export class AgentState {
     this.#doc.alertSeq += 1
     const stored = toStored(`${this.#doc.alertSeq}`, alert, now)
     ;(this.#doc.pendingAlerts[serverId] ??= []).push(stored)
-    this.#dirty = true
+    this.#put('alertSeq', () => ENCODER.encode(String(this.#doc.alertSeq)))
+    this.#put(alertKey(stored.id), () => encodeAlert(serverId, stored))
     return fromStored(stored)
   }
 
@@ -145,7 +176,7 @@ export class AgentState {
     if (queue === undefined || index < 0) return false
     queue.splice(index, 1)
     if (queue.length === 0) delete this.#doc.pendingAlerts[serverId]
-    this.#dirty = true
+    this.#delete(alertKey(id))
     return true
   }
 
@@ -161,11 +192,18 @@ export class AgentState {
   }
 
   setAccountFlag(serverId: string, name: string, value: JsonValue | undefined): void {
+    if (name.includes('/')) throw new RangeError(`a flag's name has no '/': ${name}`)
     const flags = (this.#doc.accounts[serverId] ??= {})
-    if (value === undefined) delete flags[name]
-    else flags[name] = cloneJson(value)
+    const key = flagKey(name, serverId)
+    if (value === undefined) {
+      delete flags[name]
+      this.#delete(key)
+    } else {
+      const text = JSON.stringify(value)
+      flags[name] = JSON.parse(text) as JsonValue
+      this.#put(key, () => ENCODER.encode(text))
+    }
     if (Object.keys(flags).length === 0) delete this.#doc.accounts[serverId]
-    this.#dirty = true
   }
 
   slot(name: string): JsonValue | undefined {
@@ -174,110 +212,121 @@ export class AgentState {
   }
 
   setSlot(name: string, value: JsonValue | undefined): void {
-    if (value === undefined) delete this.#doc.slots[name]
-    else this.#doc.slots[name] = cloneJson(value)
-    this.#dirty = true
+    if (value === undefined) {
+      delete this.#doc.slots[name]
+      this.#delete(slotKey(name))
+      return
+    }
+    const text = JSON.stringify(value)
+    this.#doc.slots[name] = JSON.parse(text) as JsonValue
+    this.#put(slotKey(name), () => ENCODER.encode(text))
   }
 
   // ---- persistence ----
 
   /**
-   * Saves the whole document atomically (the store's contract). Calls made while a save runs are coalesced into
-   * one more save after it, which includes every change made before the call: when the promise resolves, the
-   * state as it was at the call is durable.
+   * Makes every change so far durable (the store's commit: one small record). Calls made while a write runs
+   * share it, or one follow-up write: when the promise resolves, the state as it was at the call is durable.
    */
   save(): Promise<void> {
-    if (this.#queuedSave) return this.#queuedSave
-    if (this.#saving) {
-      const after = this.#saving.catch(() => undefined).then(() => {
-        this.#queuedSave = undefined
-        return this.#saveNow()
-      })
-      this.#queuedSave = after
-      return after
-    }
-    return this.#saveNow()
-  }
-
-  #saveNow(): Promise<void> {
-    // A store that keeps nothing (an in-memory fleet) needs no bytes: the state lives in this object alone.
-    if (this.#store.keepsNothing === true) {
-      this.#dirty = false
+    const journal = this.#journal
+    if (journal === undefined || !this.dirty) {
+      // A store that keeps nothing (an in-memory fleet) needs no bytes: the state lives in this object alone.
+      if (journal === undefined) this.#durable = this.#generation
       return Promise.resolve()
     }
-    const bytes = serializeState(this.#doc)
-    this.#dirty = false
-    const saving = this.#store.save(bytes).then(
-      () => {
-        if (this.#saving === saving) this.#saving = undefined
-      },
-      (error: unknown) => {
-        if (this.#saving === saving) this.#saving = undefined
-        this.#dirty = true
-        throw error
-      },
-    )
-    this.#saving = saving
-    return saving
+    const generation = this.#generation
+    return journal.commit().then(() => {
+      if (generation > this.#durable) this.#durable = generation
+    })
+  }
+
+  /** The value is made only for a store that keeps it. */
+  #put(key: string, value: () => Uint8Array): void {
+    this.#generation++
+    this.#journal?.put(STATE_NAMESPACE, key, value())
+  }
+
+  #delete(key: string): void {
+    this.#generation++
+    this.#journal?.delete(STATE_NAMESPACE, key)
+  }
+
+  *#entries(): Iterable<[string, Uint8Array]> {
+    const doc = this.#doc
+    yield ['deviceKey', this.deviceKey]
+    yield ['nonceReservedUntil', ENCODER.encode(doc.nonceReservedUntil)]
+    yield ['alertSeq', ENCODER.encode(String(doc.alertSeq))]
+    for (const [serverId, queue] of Object.entries(doc.pendingAlerts)) {
+      for (const stored of queue) yield [alertKey(stored.id), encodeAlert(serverId, stored)]
+    }
+    for (const [serverId, flags] of Object.entries(doc.accounts)) {
+      for (const [name, value] of Object.entries(flags)) yield [flagKey(name, serverId), ENCODER.encode(JSON.stringify(value))]
+    }
+    for (const [name, value] of Object.entries(doc.slots)) yield [slotKey(name), ENCODER.encode(JSON.stringify(value))]
   }
 }
 
-function checksum(body: string): string {
-  return createHash('sha256').update(body, 'utf8').digest('hex')
-}
+const alertKey = (id: string) => `alert/${id}`
+const flagKey = (name: string, serverId: string) => `flag/${name}/${serverId}`
+const slotKey = (name: string) => `slot/${name}`
 
-function serializeState(doc: StateDocument): Uint8Array {
-  const body = JSON.stringify(doc)
-  return new Uint8Array(Buffer.from(`${MAGIC} ${AGENT_STATE_VERSION} ${checksum(body)}\n${body}`, 'utf8'))
-}
-
-/** The document a state file holds, or the reason it is refused. */
-function parseStateFile(bytes: Uint8Array): StateDocument | string {
-  const text = Buffer.from(bytes).toString('utf8')
-  const newline = text.indexOf('\n')
-  const header = (newline < 0 ? text : text.slice(0, newline)).split(' ')
-  if (header.length !== 3 || header[0] !== MAGIC) return 'not an agent state file (bad header)'
-  const version = Number(header[1])
-  if (!Number.isInteger(version) || version < 1) return 'bad version in header'
-  if (version > AGENT_STATE_VERSION) return `version ${version} is newer than this agent reads (${AGENT_STATE_VERSION})`
-  const body = text.slice(newline + 1)
-  if (checksum(body) !== header[2]) return 'checksum mismatch (corrupt or truncated file)'
-  let raw: unknown
-  try {
-    raw = JSON.parse(body)
-  } catch {
-    return 'body is not JSON'
-  }
-  return checkDocument(raw) ?? (raw as StateDocument)
+function encodeAlert(serverId: string, stored: StoredAlert): Uint8Array {
+  return ENCODER.encode(JSON.stringify({ server: serverId, ...stored, id: undefined }))
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** The reason a parsed body is not a version-1 document, or undefined when it is one. */
-function checkDocument(raw: unknown): string | undefined {
-  if (!isRecord(raw)) return 'body is not an object'
-  if (typeof raw.deviceKey !== 'string' || Buffer.from(raw.deviceKey, 'base64').length !== DEVICE_KEY_BYTES) {
-    return 'deviceKey: not a 32-byte base64 key'
-  }
-  if (typeof raw.nonceReservedUntil !== 'string' || !/^\d{1,20}$/.test(raw.nonceReservedUntil)) {
-    return 'nonceReservedUntil: not a counter'
-  }
-  if (!Number.isSafeInteger(raw.alertSeq) || (raw.alertSeq as number) < 0) return 'alertSeq: not a count'
-  if (!isRecord(raw.pendingAlerts)) return 'pendingAlerts: not an object'
-  for (const [serverId, queue] of Object.entries(raw.pendingAlerts)) {
-    if (!Array.isArray(queue)) return `pendingAlerts.${serverId}: not a list`
-    for (const alert of queue) {
-      if (!isRecord(alert) || typeof alert.id !== 'string' || typeof alert.type !== 'string') {
-        return `pendingAlerts.${serverId}: an alert without id or type`
-      }
-      if (typeof alert.text !== 'string' && typeof alert.b64 !== 'string') return `pendingAlerts.${serverId}: alert ${alert.id} has no data`
+/** The state the store's entries hold, or the one-line reason they are not a whole state. */
+function fromEntries(entries: Map<string, Uint8Array>): { doc: StateDocument; deviceKey: Uint8Array } | string {
+  const doc: StateDocument = { nonceReservedUntil: '', alertSeq: -1, pendingAlerts: {}, accounts: {}, slots: {} }
+  let deviceKey: Uint8Array | undefined
+  const alerts: Array<[number, string, StoredAlert]> = []
+  for (const [key, bytes] of entries) {
+    let text: string
+    let value: unknown
+    try {
+      text = DECODER.decode(bytes)
+      value = key === 'deviceKey' || key === 'nonceReservedUntil' || key === 'alertSeq' ? text : JSON.parse(text)
+    } catch {
+      if (key !== 'deviceKey') return `${key}: not UTF-8 JSON`
+      text = ''
+      value = ''
+    }
+    if (key === 'deviceKey') {
+      if (bytes.length !== DEVICE_KEY_BYTES) return 'deviceKey: not a 32-byte key'
+      deviceKey = bytes.slice()
+    } else if (key === 'nonceReservedUntil') {
+      if (!/^\d{1,20}$/.test(text)) return 'nonceReservedUntil: not a counter'
+      doc.nonceReservedUntil = text
+    } else if (key === 'alertSeq') {
+      if (!/^\d{1,15}$/.test(text)) return 'alertSeq: not a count'
+      doc.alertSeq = Number(text)
+    } else if (key.startsWith('alert/')) {
+      const id = key.slice('alert/'.length)
+      if (!isRecord(value) || typeof value.server !== 'string' || typeof value.type !== 'string') return `${key}: an alert without server or type`
+      if (typeof value.text !== 'string' && typeof value.b64 !== 'string') return `${key}: an alert without data`
+      const { server, ...rest } = value
+      alerts.push([Number(id), server, { ...(rest as Omit<StoredAlert, 'id'>), id }])
+    } else if (key.startsWith('flag/')) {
+      const slash = key.indexOf('/', 'flag/'.length)
+      if (slash < 0) return `${key}: a flag without a server`
+      ;(doc.accounts[key.slice(slash + 1)] ??= {})[key.slice('flag/'.length, slash)] = value as JsonValue
+    } else if (key.startsWith('slot/')) {
+      doc.slots[key.slice('slot/'.length)] = value as JsonValue
+    } else {
+      return `${key}: not an entry this agent knows`
     }
   }
-  if (!isRecord(raw.accounts) || !Object.values(raw.accounts).every(isRecord)) return 'accounts: not an object of objects'
-  if (!isRecord(raw.slots)) return 'slots: not an object'
-  return undefined
+  if (deviceKey === undefined) return 'deviceKey: missing'
+  if (doc.nonceReservedUntil === '') return 'nonceReservedUntil: missing'
+  if (doc.alertSeq < 0) return 'alertSeq: missing'
+  // Queue order is id order (ids only grow).
+  alerts.sort((a, b) => a[0] - b[0])
+  for (const [, server, stored] of alerts) (doc.pendingAlerts[server] ??= []).push(stored)
+  return { doc, deviceKey }
 }
 
 function copyOptionalFields(from: Omit<GenericAlertSpec, 'data'>, to: Omit<GenericAlertSpec, 'data'>): void {

@@ -1,6 +1,6 @@
-/** The management tree: its contract, the tree itself, accounts, bootstrap and persistence. */
+/** The management tree: its contract, the tree itself, accounts, bootstrap, and its entries in the store. */
 export type * from './types.ts'
-export { ManagementTree, type OpenOptions, type OpenResult, type RestoreResult, type TreeOptions } from './tree.ts'
+export { ManagementTree, TREE_NAMESPACE, type OpenOptions, type OpenResult, type RestoreResult, type TreeOptions } from './tree.ts'
 export type { TreeBase } from './node-map.ts'
 export type { ExecHandler } from './operations.ts'
 export { createStandardTree, type StandardTreeOptions } from './standard-tree.ts'
@@ -8,7 +8,5 @@ export {
   readAccounts, findAccount, markGateway, setNonce, entrySecret, entryNonce, type Account, type AccountAddress, type AccountRole, type AuthEntry,
 } from './accounts.ts'
 export { applyBootstrap, type BootstrapOptions, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
-export { serializeTree, restoreTree, TREE_FILE_VERSION } from './persistence.ts'
-export { AtomicFileStore } from './file-store.ts'
-export { DiscardingStore, MemoryStore } from './memory-store.ts'
+export { TREE_FILE_VERSION } from './tree-file.ts'
 export { parseUri, type ParsedUri, type NodeProperty, type UriLimits } from './uri.ts'

@@ -1,6 +1,11 @@
 /**
- * The persisted form of a tree (Anjay's `*_persistence.c` pattern): a magic header, a format version, the body
- * length and a SHA-256 of the body, so that a torn, truncated or bit-flipped file is refused whole.
+ * The encoded forms of a tree. In the store (src/store) each node is one entry of the `tree` namespace: its path
+ * the key, `encodeNode` the value (format, flags, then type, ACL and data as present), parents before children.
+ *
+ * The whole-tree file below is how agents before the store kept the tree (`tree.dat`): read once to migrate a
+ * device (runtime/migrate.ts), and a compact snapshot of a tree for comparisons. Anjay's `*_persistence.c`
+ * pattern: a magic header, a format version, the body length and a SHA-256 of the body, so that a torn,
+ * truncated or bit-flipped file is refused whole.
  *
  *   0  8 bytes  magic "GWMOTREE"
  *   8  u16 BE   version (1)
@@ -24,25 +29,43 @@ const FLAG_BYTES = 8
 
 export type DecodedNodes = { ok: true; nodes: Map<string, TreeNode> } | { ok: false; error: string }
 
-export function encodeTreeFile(nodes: Iterable<[string, TreeNode]>): Uint8Array {
-  const encoder = new TextEncoder()
+const ENCODER = new TextEncoder()
+
+/** A field: its length as LEB128, then its bytes (text as UTF-8). */
+function pushField(parts: Uint8Array[], value: string | Uint8Array): void {
+  const bytes = typeof value === 'string' ? ENCODER.encode(value) : value
+  const length: number[] = []
+  let n = bytes.length
+  for (; n >= 0x80; n = Math.floor(n / 128)) length.push((n & 0x7f) | 0x80)
+  length.push(n)
+  parts.push(Uint8Array.from(length), bytes)
+}
+
+function pushNode(parts: Uint8Array[], node: TreeNode): void {
+  const { t: type, a: acl, d: data } = node
+  const flags = (type === undefined ? 0 : FLAG_TYPE) | (acl === undefined ? 0 : FLAG_ACL) |
+    (typeof data === 'string' ? FLAG_TEXT : data === undefined ? 0 : FLAG_BYTES)
+  parts.push(Uint8Array.of(FORMATS.indexOf(node.f), flags))
+  for (const value of [type, acl, data]) if (value !== undefined) pushField(parts, value)
+}
+
+/** A node as the store keeps it (its path is the entry's key): format, flags, then type, ACL and data. */
+export function encodeNode(node: TreeNode): Uint8Array {
   const parts: Uint8Array[] = []
-  /** A field: its length as LEB128, then its bytes (text as UTF-8). */
-  const field = (value: string | Uint8Array): void => {
-    const bytes = typeof value === 'string' ? encoder.encode(value) : value
-    const length: number[] = []
-    let n = bytes.length
-    for (; n >= 0x80; n = Math.floor(n / 128)) length.push((n & 0x7f) | 0x80)
-    length.push(n)
-    parts.push(Uint8Array.from(length), bytes)
-  }
+  pushNode(parts, node)
+  return Buffer.concat(parts)
+}
+
+export function encodeTreeFile(nodes: Iterable<[string, TreeNode]>): Uint8Array {
+  const encoder = ENCODER
+  const parts: Uint8Array[] = []
   for (const [path, node] of nodes) {
-    const { t: type, a: acl, d: data } = node
-    const flags = (type === undefined ? 0 : FLAG_TYPE) | (acl === undefined ? 0 : FLAG_ACL) |
-      (typeof data === 'string' ? FLAG_TEXT : data === undefined ? 0 : FLAG_BYTES)
-    parts.push(Uint8Array.of(FORMATS.indexOf(node.f), flags))
-    field(path)
-    for (const value of [type, acl, data]) if (value !== undefined) field(value)
+    const at = parts.length
+    pushNode(parts, node)
+    // The file puts the path between the flags and the fields.
+    const fields = parts.splice(at + 1)
+    pushField(parts, path)
+    parts.push(...fields)
   }
   const body = Buffer.concat(parts)
   const file = new Uint8Array(HEADER_LENGTH + body.length)
@@ -75,65 +98,111 @@ export function decodeTreeFile(file: Uint8Array): DecodedNodes {
   return decodeBodyV1(body)
 }
 
-function decodeBodyV1(body: Uint8Array): DecodedNodes {
-  const decoder = new TextDecoder('utf-8', { fatal: true })
-  let at = 0
-  /** Set by a read past the end or a malformed field: the record being read is refused. */
-  let failed = false
-  const byte = (): number => {
-    if (at < body.length) return body[at++]!
-    failed = true
+/** Reads fields from `bytes`; `failed` is set by a read past the end or a malformed field. */
+class FieldReader {
+  at = 0
+  failed = false
+  readonly #decoder = new TextDecoder('utf-8', { fatal: true })
+
+  constructor(readonly bytes: Uint8Array) {}
+
+  byte(): number {
+    if (this.at < this.bytes.length) return this.bytes[this.at++]!
+    this.failed = true
     return 0
   }
+
   /** A field: a LEB128 length of at most 5 bytes, then that many bytes. */
-  const bytes = (): Uint8Array => {
+  field(): Uint8Array {
     let length = 0
     for (let i = 0; ; i++) {
-      const b = byte()
+      const b = this.byte()
       length += (b & 0x7f) * 128 ** i
       if (b < 0x80) break
       if (i === 4) {
-        failed = true
+        this.failed = true
         break
       }
     }
-    if (failed || at + length > body.length) {
-      failed = true
+    if (this.failed || this.at + length > this.bytes.length) {
+      this.failed = true
       return new Uint8Array(0)
     }
-    at += length
-    return body.slice(at - length, at)
+    this.at += length
+    return this.bytes.slice(this.at - length, this.at)
   }
-  const text = (): string => {
+
+  text(): string {
     try {
-      return decoder.decode(bytes())
+      return this.#decoder.decode(this.field())
     } catch {
-      failed = true
+      this.failed = true
       return ''
     }
   }
-  const nodes = new Map<string, TreeNode>()
-  while (at < body.length) {
-    const start = at
-    const format = FORMATS[byte()]
-    const flags = byte()
-    const path = text()
-    const type = flags & FLAG_TYPE ? text() : undefined
-    const acl = flags & FLAG_ACL ? text() : undefined
-    const data = flags & FLAG_TEXT ? text() : flags & FLAG_BYTES ? bytes() : undefined
-    if (failed || format === undefined || flags > 15) return fail(`malformed record at body byte ${start}`)
-    const where = pathToUri(path)
-    if (nodes.has(path)) return fail(`${where}: stored twice`)
-    if (path === '' ? nodes.size > 0 : nodes.size === 0) return fail('the root is not the first record')
-    if (path !== '' && nodes.get(parentPath(path))?.f !== 'node') return fail(`${where}: its parent is missing or a leaf`)
-    const binary = format === 'bin' || format === 'b64'
-    if (format === 'node' ? data !== undefined : binary ? typeof data === 'string' : typeof data === 'object') {
-      return fail(`${where}: data does not fit format ${format}`)
-    }
-    nodes.set(shared(path), new TreeNode(format, type, data, acl))
+}
+
+/** Format, flags, then type, ACL and data as the flags say; undefined when malformed. */
+function readNode(reader: FieldReader, readPath: boolean): { path: string; node: TreeNode } | { path: string; error: string } | undefined {
+  const format = FORMATS[reader.byte()]
+  const flags = reader.byte()
+  const path = readPath ? reader.text() : ''
+  const type = flags & FLAG_TYPE ? reader.text() : undefined
+  const acl = flags & FLAG_ACL ? reader.text() : undefined
+  const data = flags & FLAG_TEXT ? reader.text() : flags & FLAG_BYTES ? reader.field() : undefined
+  if (reader.failed || format === undefined || flags > 15) return undefined
+  const binary = format === 'bin' || format === 'b64'
+  if (format === 'node' ? data !== undefined : binary ? typeof data === 'string' : typeof data === 'object') {
+    return { path, error: `data does not fit format ${format}` }
   }
-  if (nodes.size === 0) return fail('no root node')
-  return { ok: true, nodes }
+  return { path, node: new TreeNode(format, type, data, acl) }
+}
+
+/** Takes nodes in order and refuses a tree that is not whole: the root first, every parent an interior node before its children. */
+class NodeCollector {
+  readonly nodes = new Map<string, TreeNode>()
+
+  add(path: string, node: TreeNode): string | undefined {
+    const nodes = this.nodes
+    const where = pathToUri(path)
+    if (nodes.has(path)) return `${where}: stored twice`
+    if (path === '' ? nodes.size > 0 : nodes.size === 0) return 'the root is not the first record'
+    if (path !== '' && nodes.get(parentPath(path))?.f !== 'node') return `${where}: its parent is missing or a leaf`
+    nodes.set(shared(path), node)
+    return undefined
+  }
+
+  finish(): DecodedNodes {
+    return this.nodes.size === 0 ? fail('no root node') : { ok: true, nodes: this.nodes }
+  }
+}
+
+function decodeBodyV1(body: Uint8Array): DecodedNodes {
+  const reader = new FieldReader(body)
+  const collector = new NodeCollector()
+  while (reader.at < body.length) {
+    const start = reader.at
+    const read = readNode(reader, true)
+    if (read === undefined) return fail(`malformed record at body byte ${start}`)
+    if ('error' in read) return fail(`${pathToUri(read.path)}: ${read.error}`)
+    const problem = collector.add(read.path, read.node)
+    if (problem !== undefined) return fail(problem)
+  }
+  return collector.finish()
+}
+
+/** The nodes of the store's `tree` namespace (path → `encodeNode`), refused with a one-line reason unless whole. */
+export function decodeNodeEntries(entries: Iterable<[string, Uint8Array]>): DecodedNodes {
+  const collector = new NodeCollector()
+  for (const [path, bytes] of entries) {
+    const reader = new FieldReader(bytes)
+    const read = readNode(reader, false)
+    if (read === undefined || reader.at !== bytes.length) return fail(`${pathToUri(path)}: malformed node`)
+    if ('error' in read) return fail(`${pathToUri(path)}: ${read.error}`)
+    const problem = collector.add(path, read.node)
+    if (problem !== undefined) return fail(problem)
+  }
+  return collector.finish()
 }
 
 function fail(error: string): DecodedNodes {

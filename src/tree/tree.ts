@@ -1,16 +1,19 @@
 /**
  * The management tree (OMA DM TND 1.2): committed nodes in one Map, every write a transaction, and a dirty
- * flag that says when the tree differs from what its store holds.
+ * flag that says when the tree differs from what its store holds. In the store (src/store) the tree is the
+ * `tree` namespace, one entry per node: a commit tells the store the nodes it changed, and `flush` makes them
+ * durable, so that what a change writes is the size of the change, not of the tree.
  */
 import { validateAllAccounts } from './account-rules.ts'
 import { depthOf, parentPath, pathToUri, shared, TreeNode } from './node.ts'
 import { NodeMap, sameNode, TreeBase } from './node-map.ts'
 import { childrenOp, execOp, getOp, nodePath, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
-import { decodeTreeFile, encodeTreeFile } from './tree-file.ts'
+import type { Store } from '../store/store.ts'
+import { decodeNodeEntries, decodeTreeFile, encodeNode, encodeTreeFile, type DecodedNodes } from './tree-file.ts'
 import { refused, TreeTransaction, validateChanges, type CommitResult, type TransactionRoot } from './transaction.ts'
 import { NO_URI_LIMITS, type UriLimits } from './uri.ts'
-import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, TreeOps, TreeStore } from './types.ts'
+import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, TreeOps } from './types.ts'
 
 export interface TreeOptions {
   /** Most nodes the tree may hold; an Add past it answers 420 (Device full). Default 2000. */
@@ -26,25 +29,28 @@ export interface TreeOptions {
 
 export interface OpenOptions extends TreeOptions {
   /** Builds the tree of a first start, when the store holds nothing yet. */
-  factory: () => ManagementTree | { error: string }
+  factory: () => ManagementTree | { error: string } | Promise<ManagementTree | { error: string }>
 }
 
 export type OpenResult = { ok: true; tree: ManagementTree; created: boolean } | { ok: false; error: string }
 export type RestoreResult = { ok: true; tree: ManagementTree } | { ok: false; error: string }
 
 const DEFAULT_MAX_NODES = 2000
+/** The tree's namespace in the store. */
+export const TREE_NAMESPACE = 'tree'
 
 export class ManagementTree implements TreeOps, TransactionRoot {
   /** @internal The committed nodes; read by the transactions and the persistence layer. */
   readonly committed: NodeMap
   readonly maxNodes: number
-  #store: TreeStore | undefined
+  /** Where changes go; undefined for a tree without one, or one whose store keeps nothing (no bytes are made). */
+  #journal: Store | undefined
+  #store: Store | undefined
   /** Bumped by every commit that changed something; `#durable` is the last one the store holds. */
   #generation = 0
   #durable = 0
-  #saving: Promise<void> | undefined
-  #savingGeneration = 0
-  #queued: Promise<void> | undefined
+  /** The store's commit the last flush waits on, and the newest generation a caller of it asked for. */
+  #flushing: { commit: Promise<void>; generation: number; done: Promise<void> } | undefined
   #execHandlers: Map<string, ExecHandler> | undefined
   #limits: UriLimits | undefined
   #limitsGeneration = -1
@@ -56,28 +62,28 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   }
 
   /**
-   * Loads the tree from `store`, or builds the factory tree and stores it when the store is empty. A stored
+   * Loads the tree from `store`, or builds the factory tree and stores it when the store holds none. A stored
    * tree that is corrupt, of a newer version or invalid is refused (and left as it is) with a one-line reason.
    */
-  static async open(store: TreeStore, options: OpenOptions): Promise<OpenResult> {
-    let bytes: Uint8Array | undefined
+  static async open(store: Store, options: OpenOptions): Promise<OpenResult> {
+    let loaded
     try {
-      bytes = await store.load()
+      loaded = await store.load(TREE_NAMESPACE)
     } catch (err) {
-      return { ok: false, error: `cannot read the stored tree: ${(err as Error).message}` }
+      loaded = { ok: false as const, error: `cannot read the store: ${(err as Error).message}` }
     }
-    if (bytes !== undefined) {
-      const restored = ManagementTree.restore(bytes, options)
+    if (!loaded.ok) return { ok: false, error: loaded.error }
+    if (loaded.entries !== undefined) {
+      const restored = ManagementTree.fromEntries(loaded.entries, options)
       if (!restored.ok) return restored
-      restored.tree.#store = store
+      restored.tree.#attach(store, false)
       return { ok: true, tree: restored.tree, created: false }
     }
-    const made = options.factory()
+    const made = await options.factory()
     if (!(made instanceof ManagementTree)) return { ok: false, error: `factory tree: ${made.error}` }
     // On a base, the factory tree keeps only what differs from it (a fleet's trees all start alike).
     const built = options.base === undefined ? made : new ManagementTree(options, new Map(made.committed))
-    built.#store = store
-    built.#generation++ // a fresh tree is never in the store yet
+    built.attachStore(store)
     try {
       await built.flush()
     } catch (err) {
@@ -86,9 +92,17 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return { ok: true, tree: built, created: true }
   }
 
-  /** Rebuilds a tree from its persisted form; the same account validator as every commit runs on it. */
+  /** Rebuilds a tree from a whole-tree file (`serialize`); the same account validator as every commit runs on it. */
   static restore(bytes: Uint8Array, options: TreeOptions = {}): RestoreResult {
-    const decoded = decodeTreeFile(bytes)
+    return ManagementTree.#validated(decodeTreeFile(bytes), options)
+  }
+
+  /** Rebuilds a tree from the entries of the store's `tree` namespace, validated as `restore` does. */
+  static fromEntries(entries: Iterable<[string, Uint8Array]>, options: TreeOptions = {}): RestoreResult {
+    return ManagementTree.#validated(decodeNodeEntries(entries), options)
+  }
+
+  static #validated(decoded: DecodedNodes, options: TreeOptions): RestoreResult {
     if (!decoded.ok) return decoded
     const tree = new ManagementTree(options, decoded.nodes)
     const messages = validateAllAccounts(tree.committed)
@@ -109,9 +123,40 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return new TreeBase(this.committed)
   }
 
-  /** Where `flush` saves (`open` attaches its store). */
-  attachStore(store: TreeStore): void {
+  /**
+   * Makes `store` the tree's store, holding the tree as it is now (its namespace replaced by every node, made
+   * durable by the next flush). `open` attaches the store it restored from.
+   */
+  attachStore(store: Store): void {
+    this.#attach(store, true)
+  }
+
+  #attach(store: Store, replace: boolean): void {
     this.#store = store
+    this.#journal = store.keepsNothing === true ? undefined : store
+    this.#flushing = undefined
+    const journal = this.#journal
+    if (journal === undefined) return
+    journal.attach(TREE_NAMESPACE, () => this.#entries())
+    if (!replace) return
+    journal.clear(TREE_NAMESPACE)
+    for (const [path, node] of this.committed) journal.put(TREE_NAMESPACE, path, encodeNode(node))
+    this.#generation++ // not in the store until the next flush
+  }
+
+  *#entries(): Iterable<[string, Uint8Array]> {
+    for (const [path, node] of this.committed) yield [path, encodeNode(node)]
+  }
+
+  /** Sets or removes a committed node, and tells the store. */
+  #set(path: string, node: TreeNode): void {
+    this.committed.set(path, node)
+    this.#journal?.put(TREE_NAMESPACE, path, encodeNode(node))
+  }
+
+  #remove(path: string): void {
+    this.committed.delete(path)
+    this.#journal?.delete(TREE_NAMESPACE, path)
   }
 
   /** Whether a commit changed the tree since the store last took it. */
@@ -120,37 +165,32 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   }
 
   /**
-   * Saves the tree when it is dirty and resolves once the bytes are durable. Calls made while a save runs
-   * share it if it already holds their changes, or else share one follow-up save. Rejects when the store does.
+   * Makes every committed change durable and resolves once it is (the store's commit: one journal record). Calls
+   * made while a write runs share it if it already holds their changes, or else share one follow-up write.
+   * Rejects when the store does.
    */
   flush(): Promise<void> {
     const store = this.#store
     if (store === undefined) return Promise.reject(new Error('the tree has no store to flush to'))
-    if (store.keepsNothing === true) {
+    if (this.#journal === undefined) {
       this.#durable = this.#generation
       return Promise.resolve()
     }
-    if (this.#saving !== undefined) {
-      if (this.#savingGeneration === this.#generation) return this.#saving
-      this.#queued ??= this.#saving.then(noop, noop).then(() => {
-        this.#queued = undefined
-        return this.flush()
-      })
-      return this.#queued
-    }
     if (!this.dirty) return Promise.resolve()
     const generation = this.#generation
-    const bytes = this.serialize()
-    this.#savingGeneration = generation
-    this.#saving = store
-      .save(bytes)
-      .then(() => {
-        if (generation > this.#durable) this.#durable = generation
-      })
-      .finally(() => {
-        this.#saving = undefined
-      })
-    return this.#saving
+    const commit = this.#journal.commit()
+    const current = this.#flushing
+    if (current !== undefined && current.commit === commit) {
+      // The same write holds every change up to this call too.
+      current.generation = Math.max(current.generation, generation)
+      return current.done
+    }
+    const flushing = { commit, generation, done: Promise.resolve() }
+    flushing.done = commit.then(() => {
+      if (flushing.generation > this.#durable) this.#durable = flushing.generation
+    })
+    this.#flushing = flushing
+    return flushing.done
   }
 
   begin(): Transaction {
@@ -256,12 +296,12 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     const before: Change[] = []
     for (const [path, node] of merged.changes) {
       before.push([path, nodes.node(path), node ?? undefined])
-      if (node === null) nodes.delete(path)
+      if (node === null) this.#remove(path)
       else additions.push([path, node])
     }
-    // Parents before children, so that the Map's order (and the file's) always has a parent first.
+    // Parents before children, so that the Map's order (and the store's) always has a parent first.
     additions.sort(byDepth)
-    for (const [path, node] of additions) nodes.set(shared(path), node)
+    for (const [path, node] of additions) this.#set(shared(path), node)
     this.#generation++
     return { ok: true, undo: () => this.#undo(before) }
   }
@@ -282,12 +322,12 @@ export class ManagementTree implements TreeOps, TransactionRoot {
       let keep = false
       for (const [key] of nodes) if (key.startsWith(prefix) && !removing.has(key)) keep = true
       if (keep) removing.delete(path)
-      else nodes.delete(path)
+      else this.#remove(path)
     }
-    for (const [path, was, after] of undone) if (was !== undefined && after !== undefined) nodes.set(path, was)
+    for (const [path, was, after] of undone) if (was !== undefined && after !== undefined) this.#set(path, was)
     // Parents first, each only under a parent that is there.
     for (const [path, was] of undone.filter(([, , after]) => after === undefined).sort(byDepth)) {
-      if (was !== undefined && nodes.node(parentPath(path))?.f === 'node') nodes.set(shared(path), was)
+      if (was !== undefined && nodes.node(parentPath(path))?.f === 'node') this.#set(shared(path), was)
     }
     this.#generation++
   }
@@ -303,8 +343,6 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return result.ok ? status : result.failure.status
   }
 }
-
-function noop(): void {}
 
 /** A path a commit changed: the node before it and after it (undefined where there was none). */
 type Change = [path: string, before: TreeNode | undefined, after: TreeNode | undefined]

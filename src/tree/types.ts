@@ -75,13 +75,3 @@ export interface Transaction extends TreeOps {
   commit(): { ok: true; undo?: CommitUndo } | { ok: false; failure: ValidationFailure }
   rollback(): void
 }
-
-/** Thin persistence adapter, so tests can keep the tree in memory and the agent on disk. */
-export interface TreeStore {
-  /** The stored bytes, or undefined when nothing was ever stored. */
-  load(): Promise<Uint8Array | undefined>
-  /** Replaces the stored bytes atomically: afterwards a load returns either the old or the new bytes, whole. */
-  save(bytes: Uint8Array): Promise<void>
-  /** True for a store that keeps nothing (an in-memory fleet): its callers need not make bytes for it. */
-  readonly keepsNothing?: boolean
-}
