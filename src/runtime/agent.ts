@@ -87,6 +87,7 @@ async function openTree(store: TreeStore, config: AgentConfig, document: Factory
   }
   const opened = await ManagementTree.open(store, {
     ...(base !== undefined && { base }),
+    limits: config.limits,
     factory: () => {
       if (document === undefined) return { error: 'the stored tree disappeared while starting' }
       const built = buildFactoryTree(config, document)
