@@ -18,7 +18,7 @@ import { challenge, checkParty, chooseEntry, HMAC_PROPERTY, schemeOfAAuthType, s
 import type { EngineCore } from './engine.ts'
 import { composeMessage } from './outbound.ts'
 import { BoundedMap } from './rate-limit.ts'
-import { makeStatus, ReplyBuilder } from './reply.ts'
+import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 
 export type Verdict =
   | { ok: true; scheme: AuthScheme; entry: AuthEntry; nonce: Uint8Array }
@@ -256,7 +256,7 @@ export function refusal(
     sourceRef: msg.hdr.source.locUri,
     chal: input.chal,
   })
-  return composeMessage({
+  const compose = (entries: ReplyEntry[]) => composeMessage({
     constants: engine.constants,
     deviceId: engine.deviceId,
     party: input.party,
@@ -266,9 +266,13 @@ export function refusal(
     encoding: isWbxmlPayload(input.inbound.payload, input.inbound.contentType) ? 'wbxml' : 'xml',
     auth: undefined,
     headerStatus,
-    entries: reply.entries,
+    entries,
     partyMaxMsgSize: msg.hdr.meta?.maxMsgSize,
-  }).message
+  })
+  // binding.md §11: a refusal of a message of many commands, too large with a Status for each, is its SyncHdr's
+  // alone (the code is the same for all, and nothing of them ran).
+  const composed = compose(reply.entries)
+  return composed.oversize ? compose([]).message : composed.message
 }
 
 /**
