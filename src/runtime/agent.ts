@@ -148,6 +148,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
       retryBackoffBaseMs: config.session.retryBackoffSeconds * 1000,
       retryBackoffCapMs: config.session.maxBackoffSeconds * 1000,
       maxMsgSize: config.maxPacketSize,
+      maxPendingAlertsPerParty: config.limits.pendingAlertsPerParty,
     },
   })
 
@@ -158,6 +159,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     deviceId: config.deviceId,
     config: {
       acceptDetectionFrom: config.acceptDetectionFrom,
+      detectionsPerMinute: config.limits.detectionsPerMinute,
       ...(config.userPin !== undefined && { userPin: config.userPin }),
       ...(config.networkId !== undefined && { networkId: config.networkId }),
       location: config.location,
