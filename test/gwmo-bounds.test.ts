@@ -103,3 +103,16 @@ t.test('alerts queued before coalescing (a state restored from an older run) are
   t.same(waiting(w, SRV2).filter((a) => a.startsWith('AssociatedGateway')), ['AssociatedGateway <GwAddress>10.0.0.4</GwAddress>'])
   await w.stop()
 })
+
+t.test('bootstrap refusals that no MAC check throttles are logged once a second, with the count of those left out', async (t) => {
+  const w = await gwmoWorld({ accounts: ACCOUNTS, config: { networkId: 'net-secret' } })
+  const junk = { channel: 'bootstrap' as const, payload: new Uint8Array(Buffer.from('<SyncML/>')), contentType: 'application/vnd.syncml.dm+xml', properties: {} }
+  for (let k = 0; k < 25; k++) t.match(await w.gwmo.onBootstrap(junk), { ok: false, stage: 'mac' })
+  const lines = () => w.log.lines.filter((l) => l.msg === 'bootstrap refused')
+  t.equal(lines().length, 1, 'one line for 25 bootstraps without SEC')
+  w.clock.advance(1000)
+  await w.gwmo.onBootstrap(junk)
+  t.equal(lines().length, 2)
+  t.equal(lines()[1]!.suppressed, 24)
+  await w.stop()
+})

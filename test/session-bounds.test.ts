@@ -193,3 +193,34 @@ t.test('an alert in an answer that the full queue does not take still goes in th
   t.same(h.state.pendingAlerts(SERVER.serverId).map((p) => p.alert.data), ['k'], 'but not queued')
   await close(h, server, pushed)
 })
+
+t.test('warnings a party\'s flood can repeat are logged once a second, with the count of those left out', async (t) => {
+  const { h, server } = await setup()
+  const malformed = Array.from({ length: 30 }, (_, k) => `<Replace><CmdID>${100 + k}</CmdID></Replace>`).join('')
+  const sessionId = 'B1'
+  const send = async (msgId: number) => {
+    const inbound = server.message({ sessionId, msgId, body: [get('./DevInfo/Mod')] })
+    const text = Buffer.from(inbound.payload).toString('utf8').replace('<Final/>', `${malformed}<Final/>`)
+    await h.manager.receive({ ...inbound, payload: new Uint8Array(Buffer.from(text, 'utf8')) })
+    const reply = h.decoded()
+    server.learnNonce(reply)
+    return reply
+  }
+  let reply = await send(1)
+  if (headerStatus(reply)?.data === '401') reply = await send(2)
+  t.equal(codes(reply, 'Replace').filter((c) => c === '400').length, 30, 'each malformed command is answered 400')
+  const lines = () => h.log.lines.filter((l) => l.msg === 'malformed command')
+  t.equal(lines().length, 1, 'one line for the 30')
+  h.clock.advance(1000)
+  await send(Number(reply.hdr.msgId) + 1)
+  t.equal(lines().length, 2)
+  t.equal(lines()[1]!.suppressed, 29)
+
+  // Before authentication: a message of the session with an unusable MsgID, as anyone on the broker can send it.
+  for (let k = 0; k < 20; k++) {
+    const inbound = server.message({ sessionId, msgId: 1, body: [get('./DevInfo/Mod')] })
+    const text = Buffer.from(inbound.payload).toString('utf8').replace('<MsgID>1</MsgID>', '<MsgID>0</MsgID>')
+    await h.manager.receive({ ...inbound, payload: new Uint8Array(Buffer.from(text, 'utf8')) })
+  }
+  t.equal(h.log.lines.filter((l) => l.msg === 'message with an unusable MsgID dropped').length, 1, 'one line for 20')
+})

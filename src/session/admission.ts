@@ -229,7 +229,8 @@ export class Admission {
     const msgId = (this.refusedPush(party, msg.hdr.sessionId)?.lastMsgId ?? 0) + 1
     const message = refusal(engine, { party, account, msg, inbound, msgId, chal, code: verdict.failure.status })
     this.#refused.set(party, { sessionId: msg.hdr.sessionId, nonce: gate.refusalNonce, lastMsgId: msgId, at: now })
-    await engine.send(message).catch((error: unknown) => engine.logger.warn('send failed', { party, error }))
+    await engine.send(message).catch((error: unknown) =>
+      engine.quietLog.note(`${party}\u0000send`, now, (suppressed) => engine.logger.warn('send failed', { party, error, suppressed })))
   }
 
   /** The party's answer to a refusal was admitted: that refusal is done with. */

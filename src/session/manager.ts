@@ -131,7 +131,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   /** The party's account, or undefined (logged: a session cannot open without one). */
   function accountOf(party: string): Account | undefined {
     const account = findAccount(deps.tree, party)
-    if (account === undefined) logger.warn('no account for the party; session not opened', { party })
+    if (account === undefined) quietly(`${party}\u0000no-account`, (suppressed) => logger.warn('no account for the party; session not opened', { party, suppressed }))
     return account
   }
 
@@ -270,7 +270,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     const repeat = replies.repeat(Number(msg.hdr.msgId), inbound.payload)
     if (repeat !== undefined && repeat !== 'exhausted') {
       logger.debug('duplicate of an ended session answered again', { party, sessionId: msg.hdr.sessionId })
-      await deps.send(repeat).catch((error: unknown) => logger.warn('send failed', { party, error }))
+      await deps.send(repeat).catch((error: unknown) => quietly(`${party}\u0000send`, (suppressed) => logger.warn('send failed', { party, error, suppressed })))
       return
     }
     quietly(`${party}\u0000ended`, (suppressed) => logger.info('message of an ended session ignored', { party, sessionId: msg.hdr.sessionId, suppressed }))

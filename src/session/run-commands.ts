@@ -46,6 +46,8 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
     const tx = messageOps(engine.tree.begin(), counter, true, followUps)
     let aborted = false
     const { logger } = options
+    const quietly = (kind: string, write: (suppressed: number) => void) =>
+      engine.quietLog.note(`${options.party.serverId}\u0000${kind}`, engine.clock.now(), write)
     const contextFor = (reply: ReplyBuilder, ops: MessageOps): HandlerContext => ({
       ops,
       // The party is the principal the tree checks ACLs against (its ServerID).
@@ -63,6 +65,7 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
         return aborted
       },
       sendGenericAlert: (alert) => options.sendGenericAlert(alert, reply),
+      quietly,
       dispatch: async (command, innerReply, innerOps) => {
         await dispatchCommand(command, contextFor(innerReply, innerOps))
       },
@@ -83,7 +86,7 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
     }
     const committed = tx.commit()
     if (!committed.ok) {
-      logger.warn('commit refused by validation', { problems: committed.failure.messages })
+      quietly('commit', (suppressed) => logger.warn('commit refused by validation', { problems: committed.failure.messages, suppressed }))
       failWrites(options.reply.entries)
       return { aborted, followUps: [] }
     }

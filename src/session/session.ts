@@ -156,7 +156,8 @@ export class Session {
     const log = this.#log
     const msgId = Number(msg.hdr.msgId)
     if (!Number.isSafeInteger(msgId) || msgId < 1) {
-      log.warn('message with an unusable MsgID dropped')
+      // Before authentication: anyone on the broker can repeat it.
+      this.#quietly('msgid', (suppressed) => log.warn('message with an unusable MsgID dropped', { suppressed }))
       return
     }
     // binding.md §3: a duplicate is answered again from the same state, never executed twice.
@@ -220,7 +221,7 @@ export class Session {
     if (this.#challenged) {
       this.#challenged = false
       if (++this.#package1Resends > this.#engine.constants.maxPackage1Resends) {
-        log.warn('party keeps refusing our credentials')
+        this.#quietly('refusing', (suppressed) => log.warn('party keeps refusing our credentials', { suppressed }))
         this.#settle()
         this.#end('failed')
         this.#runFollowUps(followUps)
@@ -386,7 +387,7 @@ export class Session {
   #readHeaderStatus(status: Status, trusted: boolean): void {
     const effect = this.#device.onHeaderStatus(status, trusted)
     if (effect === 'challenged') this.#challenged = true
-    else if (effect === 'refused') this.#log.warn('party refused our message', { code: status.data })
+    else if (effect === 'refused') this.#quietly('refused', (suppressed) => this.#log.warn('party refused our message', { code: status.data, suppressed }))
     else if (effect === 'weaker') {
       this.#engine.quietLog.note(`${this.party}\u0000weaker`, this.#engine.clock.now(), (suppressed) =>
         this.#log.warn('challenge for a weaker scheme than the account\'s ignored', { type: status.chal?.meta.type, suppressed }))
@@ -466,7 +467,7 @@ export class Session {
       await this.#engine.send(out)
     } catch (error) {
       // Not handed over: the session timeout sends it again.
-      this.#log.warn('send failed', { error })
+      this.#quietly('send', (suppressed) => this.#log.warn('send failed', { error, suppressed }))
     }
   }
 
@@ -480,6 +481,11 @@ export class Session {
     this.#gate.bookkeeping = false
     this.#device.nonceWritten = false
     if (wrote) this.#engine.bookkeeping()
+  }
+
+  /** A warning a flood can repeat: at most once a `quietLogIntervalMs` per party and `kind`, with a count of the rest. */
+  #quietly(kind: string, write: (suppressed: number) => void): void {
+    this.#engine.quietLog.note(`${this.party}\u0000${kind}`, this.#engine.clock.now(), write)
   }
 
   #logStart(): void {
