@@ -22,6 +22,7 @@ import { run } from './lib/processes.ts'
 import type { Summary } from './lib/stats.ts'
 import { Watcher } from './lib/watch.ts'
 import { codecThroughput } from './figures/codec.ts'
+import { fittingCost } from './figures/fitting.ts'
 import { measureFleet, type FleetFigures } from './figures/fleet.ts'
 import { detectionRoundTrips, echoRoundTrips } from './figures/roundtrip.ts'
 import { echoSessionsPerSecond, sessionsPerSecond } from './figures/sessions.ts'
@@ -155,6 +156,13 @@ async function store(): Promise<void> {
   )
 }
 
+async function fitting(): Promise<void> {
+  log('reply fitting')
+  const f = await fittingCost({ runs, warmup: 1, durationMs: 500 })
+  row(`Reply fitting: 40 Gets of a 50 KB leaf under MaxMsgSize 64,000 (${fmt(f.wholeBytes / 1024, 0)} KB → ${fmt(f.replyBytes / 1024, 0)} KB)`,
+    cell(f.compose, 2, ' ms'), cell(f.floor, 2, ' ms'), `×${fmt(f.compose.median / f.floor.median, 1)}`, '≤ 3× floor (linear in the reply)')
+}
+
 /** The fleets measured so far, for the heap each added device costs (the slope between two sizes). */
 const fleets: FleetFigures[] = []
 
@@ -249,6 +257,7 @@ async function main(): Promise<void> {
       await section('Start and RSS', () => starts(broker.url, watcher))
       await section('Round trips and sessions', () => exchanges(broker.url, watcher))
       await section('Codec', codec)
+      await section('Reply fitting', fitting)
     }
     if (!values['skip-fleet'] && !values['store-only']) {
       if (Number(values['snapshot-devices']) > 0) await section(`Fleet of ${values['snapshot-devices']}, heap snapshot`, () => fleetSnapshot(broker.url))

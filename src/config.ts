@@ -62,6 +62,27 @@ export interface LocationConfig {
   readonly sourceFile?: string
 }
 
+/**
+ * The device's bounds (binding.md §11), so that no input can exhaust it and no party starve another. Past a tree
+ * bound an `Add` or `Replace` answers 420 (Device full) and changes nothing.
+ */
+export interface LimitsConfig {
+  /** Most nodes the management tree holds. */
+  readonly maxNodes: number
+  /** Most bytes the tree's nodes hold (paths, types, ACLs and data, as stored). */
+  readonly treeBytes: number
+  /** Most bytes of one leaf's data. */
+  readonly leafBytes: number
+  /** Most nodes one party may have added and the tree still holds (the device's own count for no party). */
+  readonly nodesPerParty: number
+  /** Most bytes of those nodes. */
+  readonly bytesPerParty: number
+  /** Most Generic Alerts waiting for one party; past it the oldest that may be dropped goes. */
+  readonly pendingAlertsPerParty: number
+  /** Device Detection Alerts taken from one gateway a minute (a bucket that holds as many); the rest get 417. */
+  readonly detectionsPerMinute: number
+}
+
 export interface AgentConfig {
   readonly deviceId: string
   readonly broker: BrokerConfig
@@ -77,6 +98,7 @@ export interface AgentConfig {
   readonly logLevel: ConfigLogLevel
   readonly session: SessionConfig
   readonly location: LocationConfig
+  readonly limits: LimitsConfig
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; error: string }
@@ -98,6 +120,20 @@ export const CONFIG_DEFAULTS = deepFreeze({
   session: { timeoutSeconds: 30, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 600 },
   location: { pollSeconds: 30, enabled: true },
   devInfo: { man: 'unknown', mod: 'unknown', lang: 'en-US', devTyp: 'gateway-end-device' },
+  /**
+   * binding.md §11. Each party's quota is an eighth of the tree (nodes and bytes), so that seven parties at their
+   * quotas leave the device and an eighth party room; a leaf holds a certificate chain; a party's pending alerts
+   * fit one Package 1 (`maxGenericAlertsPerPackage`); a gateway detects a device when it joins, not every second.
+   */
+  limits: {
+    maxNodes: 2000,
+    treeBytes: 1024 * 1024,
+    leafBytes: 16 * 1024,
+    nodesPerParty: 250,
+    bytesPerParty: 128 * 1024,
+    pendingAlertsPerParty: 16,
+    detectionsPerMinute: 6,
+  } satisfies LimitsConfig,
 })
 
 /** Environment variables that may carry the secrets instead of the file. */
@@ -123,11 +159,12 @@ const fail = (key: string, problem: string): never => {
 /** The keys of each section ('' is the top level), space-separated: the unknown-key check and `devInfo` read them. */
 const KNOWN_KEYS: Record<string, string> = {
   '': 'deviceId broker stateDir factoryBootstrap topicPrefix maxPacketSize userPin networkId devInfo ' +
-    'acceptDetectionFrom logLevel session location',
+    'acceptDetectionFrom logLevel session location limits',
   broker: 'url username password ca cert key clientId keepaliveSeconds',
   devInfo: 'man mod lang devTyp fwV swV hwV oem',
   session: 'timeoutSeconds retries retryBackoffSeconds maxBackoffSeconds',
   location: 'pollSeconds enabled sourceFile',
+  limits: 'maxNodes treeBytes leafBytes nodesPerParty bytesPerParty pendingAlertsPerParty detectionsPerMinute',
 }
 
 const isObject = (value: unknown): value is Json =>
@@ -281,6 +318,24 @@ function parseLocation(top: Section): LocationConfig {
   }
 }
 
+function parseLimits(top: Section): LimitsConfig {
+  const limits = section(top, 'limits')
+  const defaults = CONFIG_DEFAULTS.limits
+  const value = (key: keyof LimitsConfig, min: number, max: number) => integer(limits, key, defaults[key], min, max)
+  const maxNodes = value('maxNodes', 64, 10_000_000)
+  const treeBytes = value('treeBytes', 4096, 2 ** 31)
+  return {
+    maxNodes,
+    treeBytes,
+    leafBytes: value('leafBytes', 1, treeBytes),
+    // 0: parties add nothing (the device's own bootstraps still do).
+    nodesPerParty: value('nodesPerParty', 0, maxNodes),
+    bytesPerParty: value('bytesPerParty', 0, treeBytes),
+    pendingAlertsPerParty: value('pendingAlertsPerParty', 1, 10_000),
+    detectionsPerMinute: value('detectionsPerMinute', 1, 6000),
+  }
+}
+
 /** Freezes a value and every object in it, and drops the keys of optional values left unset. */
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
@@ -319,6 +374,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
       logLevel: oneOf(top, 'logLevel', ['debug', 'info', 'warn', 'error'], CONFIG_DEFAULTS.logLevel),
       session: parseSession(top),
       location: parseLocation(top),
+      limits: parseLimits(top),
     }
     return { ok: true, config: deepFreeze(config) }
   } catch (error) {

@@ -35,8 +35,12 @@ t.test('a minimal configuration gets every default, frozen', async (t) => {
     logLevel: 'info',
     session: { timeoutSeconds: 30, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 600 },
     location: { pollSeconds: 30, enabled: true },
+    limits: {
+      maxNodes: 2000, treeBytes: 1048576, leafBytes: 16384, nodesPerParty: 250, bytesPerParty: 131072,
+      pendingAlertsPerParty: 16, detectionsPerMinute: 6,
+    },
   })
-  t.ok(Object.isFrozen(config) && Object.isFrozen(config.broker) && Object.isFrozen(config.session))
+  t.ok(Object.isFrozen(config) && Object.isFrozen(config.broker) && Object.isFrozen(config.session) && Object.isFrozen(config.limits))
   t.ok(Object.isFrozen(config.devInfo) && Object.isFrozen(config.location))
   t.throws(() => {
     ;(config.broker as { url: string }).url = 'mqtt://elsewhere'
@@ -68,6 +72,10 @@ t.test('a full configuration is taken as written', async (t) => {
     logLevel: 'debug',
     session: { timeoutSeconds: 10, retries: 0, retryBackoffSeconds: 1, maxBackoffSeconds: 1 },
     location: { pollSeconds: 5, enabled: false },
+    limits: {
+      maxNodes: 500, treeBytes: 65536, leafBytes: 4096, nodesPerParty: 0, bytesPerParty: 8192,
+      pendingAlertsPerParty: 4, detectionsPerMinute: 60,
+    },
   }
   const result = parseConfig(raw, {})
   if (!result.ok) throw new Error(result.error)
@@ -158,6 +166,14 @@ const bad: Array<[string, unknown, string]> = [
   ['backoff cap below base', withChange((r) => { r.session = { retryBackoffSeconds: 60, maxBackoffSeconds: 30 } }), 'config: session.maxBackoffSeconds: must not be less than session.retryBackoffSeconds'],
   ['location.enabled not boolean', withChange((r) => { r.location = { enabled: 'yes' } }), 'config: location.enabled: must be true or false'],
   ['location.pollSeconds', withChange((r) => { r.location = { pollSeconds: 0 } }), 'config: location.pollSeconds: must be an integer from 1 to 86400'],
+  ['limits not an object', withChange((r) => { r.limits = 5 }), 'config: limits: must be an object'],
+  ['limits: unknown key', withChange((r) => { r.limits = { maxBytes: 5 } }), 'config: unknown key "limits.maxBytes"'],
+  ['limits.treeBytes too small', withChange((r) => { r.limits = { treeBytes: 100 } }), 'config: limits.treeBytes: must be an integer from 4096 to 2147483648'],
+  ['a leaf larger than the tree', withChange((r) => { r.limits = { treeBytes: 8192, leafBytes: 8193 } }), 'config: limits.leafBytes: must be an integer from 1 to 8192'],
+  ['a party\'s quota over the tree', withChange((r) => { r.limits = { maxNodes: 100, nodesPerParty: 101 } }), 'config: limits.nodesPerParty: must be an integer from 0 to 100'],
+  ['a party\'s bytes over the tree', withChange((r) => { r.limits = { bytesPerParty: 2 ** 21 } }), 'config: limits.bytesPerParty: must be an integer from 0 to 1048576'],
+  ['no pending alert at all', withChange((r) => { r.limits = { pendingAlertsPerParty: 0 } }), 'config: limits.pendingAlertsPerParty: must be an integer from 1 to 10000'],
+  ['detections not a whole number', withChange((r) => { r.limits = { detectionsPerMinute: 1.5 } }), 'config: limits.detectionsPerMinute: must be an integer from 1 to 6000'],
 ]
 
 t.test('bad configurations fail with one line naming the key', async (t) => {

@@ -188,6 +188,8 @@ t.test('a method whose secret is not configured is refused; the other methods st
   })
   await b.waitForSession((s) => s.origin === 'device' && s.closed, 20_000)
   for (const sec of ['USERPIN', 'USERPIN_NETWORKID'] as const) {
+    // The line of a refusal no MAC check throttles is rate-limited (binding.md §11): one a second.
+    if (sec !== 'USERPIN') await new Promise((resolve) => setTimeout(resolve, 1100))
     const from = agent.logs.length
     await bootstrap({ encoding: 'wbxml', sec, commands: buildAccountCommands(accountSpec(SERVER_C)) })
     const refused = await agent.waitForLogAfter(from, (l) => l.msg === 'bootstrap refused')

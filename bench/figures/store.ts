@@ -46,7 +46,7 @@ const STATE_FILES = { checkpoint: 'state.checkpoint', journal: 'state.journal' }
 
 /** A tree of `nodes` nodes: the standard objects and leaves of 60 bytes under ./Vendor, like a device's. */
 function treeOf(nodes: number): ManagementTree {
-  const tree = createStandardTree({ devId: 'mac:02-be-00-00-00-99', man: 'Acme', mod: 'Pi-4', lang: 'en-US', maxNodes: nodes + 10 })
+  const tree = createStandardTree({ devId: 'mac:02-be-00-00-00-99', man: 'Acme', mod: 'Pi-4', lang: 'en-US', limits: { maxNodes: nodes + 10 } })
   const tx = tree.begin()
   tx.add('./Vendor/leaf', { format: 'chr', data: 'value-0000' }, 'device')
   let k = 0

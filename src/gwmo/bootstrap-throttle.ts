@@ -9,6 +9,7 @@
  * The count lives in memory: a restart begins afresh, which a party on the broker cannot bring about.
  */
 import type { BootstrapSecMethod } from '../auth/bootstrap-mac.ts'
+import { QuietLog } from '../session/rate-limit.ts'
 
 export interface BootstrapThrottleSettings {
   /** MAC failures in a row that start no backoff. */
@@ -35,10 +36,15 @@ interface MethodState {
   refused: number
 }
 
+/** Lines of refusals that no MAC check throttles: one a second per reason, with the count of the rest. */
+const QUIET_LOG_MS = 1000
+const QUIET_LOG_KEYS = 32
+
 export class BootstrapThrottle {
   readonly #now: () => number
   readonly #settings: Readonly<BootstrapThrottleSettings>
   readonly #methods = new Map<BootstrapSecMethod, MethodState>()
+  readonly #quiet = new QuietLog(QUIET_LOG_MS, QUIET_LOG_KEYS)
 
   constructor(now: () => number, settings: Readonly<BootstrapThrottleSettings> = BOOTSTRAP_THROTTLE) {
     this.#now = now
@@ -73,5 +79,14 @@ export class BootstrapThrottle {
   /** A MAC of `method` verified: whoever sent it holds the secret, and the count starts over. */
   succeeded(method: BootstrapSecMethod): void {
     this.#methods.delete(method)
+  }
+
+  /**
+   * The line of a refusal that comes before any MAC check (no SEC, no MAC, a method without its secret, a PIN too
+   * short): anyone on the broker can repeat it as fast as it likes (binding.md §11), so `write` runs at most once a
+   * second per `reason`, given the count of those left out.
+   */
+  quietly(reason: string, write: (suppressed: number) => void): void {
+    this.#quiet.note(reason, this.#now(), write)
   }
 }

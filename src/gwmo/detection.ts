@@ -12,6 +12,13 @@
  *
  * With `Share` false the gateway's address stays on the device: it is in no alert, and in no log line (the
  * location record in the agent state, a local file, keeps it to recognise the gateway).
+ *
+ * Bounds (binding.md §11): one Device Detection Alert counts in a message, the first; any other in it is answered
+ * 406 (Optional feature not supported: a detection says where the device is now, and several in one message say
+ * nothing a gateway could mean, so this device does not take them) and runs nothing. Detections are rate-limited
+ * per gateway (`detectionsPerMinute`, a bucket that holds as many); one over the rate is answered 417 (Retry later,
+ * SyncML's code for "try again later") and runs nothing: no mark, no list, no alert, no session. Every line a
+ * flood can repeat is rate-limited, with the count of those left out.
  */
 import {
   ALERT,
@@ -22,6 +29,7 @@ import {
 } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
 import type { AlertContext, GenericAlertSpec, SessionManager } from '../session/index.ts'
+import { BoundedMap, PartyRateLimiter, QuietLog } from '../session/rate-limit.ts'
 import { findAccount, markGateway, readAccounts } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 
@@ -48,28 +56,69 @@ export interface DetectionOptions {
    * unmarked, and so starts nothing either.
    */
   onAccepted(detection: AcceptedDetection): void
+  /** Detections taken from one gateway a minute (binding.md §11); default `DEFAULT_DETECTIONS_PER_MINUTE`. */
+  detectionsPerMinute?: number
+  /** The time in ms (the engine's clock), for the rate and the log's. */
+  now(): number
   logger: Logger
 }
 
+/** The agent passes its `limits.detectionsPerMinute` (`CONFIG_DEFAULTS`); this is for a layer built without it. */
+export const DEFAULT_DETECTIONS_PER_MINUTE = 6
+/** Gateways whose rate and last message are remembered (least recently seen forgotten), so names cannot grow it. */
+const TRACKED_GATEWAYS = 1024
+const QUIET_LOG_MS = 1000
+
 const BAD_REQUEST = 400
 const OK = 200
+/** SyncML RepPro 1.2: 406 Optional feature not supported; 417 Retry later. */
+const NOT_SUPPORTED = 406
+const RETRY_LATER = 417
 const FAILED = 500
+
+/** What the handler keeps between detections: the rate per gateway, its last message, the log's rate. */
+interface DetectionBounds {
+  rate: PartyRateLimiter
+  /** Per gateway, the message (`<SessionID> <MsgID>`) whose detection counted last. */
+  lastMessage: BoundedMap<string, string>
+  quiet: QuietLog
+}
 
 /** Registers Alert 1230 on the session engine's alert registry. */
 export function registerDetection(sessions: Pick<SessionManager, 'registerAlert'>, options: DetectionOptions): void {
-  sessions.registerAlert(ALERT.DEVICE_DETECTION, (ctx) => handleDetection(ctx, options), {
+  const perMinute = options.detectionsPerMinute ?? DEFAULT_DETECTIONS_PER_MINUTE
+  const bounds: DetectionBounds = {
+    rate: new PartyRateLimiter(perMinute / 60, perMinute, TRACKED_GATEWAYS),
+    lastMessage: new BoundedMap(TRACKED_GATEWAYS),
+    quiet: new QuietLog(QUIET_LOG_MS, TRACKED_GATEWAYS),
+  }
+  sessions.registerAlert(ALERT.DEVICE_DETECTION, (ctx) => handleDetection(ctx, options, bounds), {
     acceptUnauthenticated: (party) => options.acceptDetectionFrom === 'any' && !party.hasAccount,
   })
 }
 
-async function handleDetection(ctx: AlertContext, options: DetectionOptions): Promise<number> {
+async function handleDetection(ctx: AlertContext, options: DetectionOptions, bounds: DetectionBounds): Promise<number> {
   const { party } = ctx
   const logger = options.logger
+  const gateway = party.serverId
+  const now = options.now()
+  const quietly = (kind: string, write: (suppressed: number) => void) => bounds.quiet.note(`${gateway}\u0000${kind}`, now, write)
+  // A message is answered once (a duplicate from the reply cache), so its SessionID and MsgID name it.
+  const message = `${ctx.session.sessionId} ${ctx.session.msgId}`
+  if (bounds.lastMessage.get(gateway) === message) {
+    quietly('several', (suppressed) => logger.warn('device detection refused: one a message counts', { gateway, status: NOT_SUPPORTED, suppressed }))
+    return NOT_SUPPORTED
+  }
+  bounds.lastMessage.set(gateway, message)
+  if (!bounds.rate.take(gateway, now)) {
+    quietly('rate', (suppressed) => logger.warn('device detection refused: over the rate for the gateway', { gateway, status: RETRY_LATER, suppressed }))
+    return RETRY_LATER
+  }
   const parsed = parseDeviceDetection(ctx.alert)
   if (!parsed.ok) {
     // The payload's text is not logged: it may hold the address of a gateway that does not allow sharing it.
-    const { code, message } = parsed.error
-    logger.warn('device detection refused: bad payload', { gateway: party.serverId, code, error: message })
+    const { code, message: error } = parsed.error
+    quietly('payload', (suppressed) => logger.warn('device detection refused: bad payload', { gateway, code, error, suppressed }))
     return BAD_REQUEST
   }
   const { gwAddress, share } = parsed.value

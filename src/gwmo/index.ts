@@ -38,13 +38,18 @@ export interface GwmoLocationConfig {
 
 export interface GwmoConfig {
   acceptDetectionFrom: AcceptDetectionFrom
+  /** Device Detection Alerts taken from one gateway a minute (binding.md §11, `limits.detectionsPerMinute`). */
+  detectionsPerMinute?: number
   userPin?: string
   networkId?: string
   location: GwmoLocationConfig
 }
 
+/** The GwMO alerts that wait one per server (binding.md §11). */
+const COALESCED = [GWMO_ALERT_TYPE.ASSOCIATED_GATEWAY, GWMO_ALERT_TYPE.LOCATION_UPDATE]
+
 export interface GwmoDeps {
-  sessions: Pick<SessionManager, 'openSession' | 'queueGenericAlert' | 'registerAlert'>
+  sessions: Pick<SessionManager, 'openSession' | 'queueGenericAlert' | 'registerAlert' | 'keepQueued'>
   tree: TreeOps & BootstrapTarget & { flush(): Promise<void> }
   state: AgentState
   deviceId: string
@@ -84,12 +89,24 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
     })
   }
 
-  /** Queues (persisted) the alert for every server first, then opens the sessions that carry them. */
+  // binding.md §11: one Associated Gateway and one Location Update wait per server, the newest; so they are never
+  // dropped from a full queue (they tell the server what nothing else will tell it again).
+  for (const type of COALESCED) sessions.keepQueued(type)
+
+  /**
+   * Queues (persisted) the alert for every server first, then opens the sessions that carry them. The alert
+   * replaces any of its type still waiting for that server (binding.md §11: the newest replaces the older), so a
+   * flood of detections or moves leaves one of each per server; an equal one waiting already stays as it is.
+   */
   async function reportTo(servers: string[], type: string, data: string): Promise<void> {
     for (const serverId of servers) {
-      // A detection repeated before the server answered must not pile up the same alert.
-      if (deps.state.pendingAlerts(serverId).some((p) => p.alert.type === type && p.alert.data === data)) continue
-      await sessions.queueGenericAlert(serverId, gwmoAlert(type, data, deviceId, serverId))
+      const waiting = deps.state.pendingAlerts(serverId).filter((p) => p.alert.type === type)
+      const same = waiting.at(-1)?.alert.data === data
+      // Removing and queueing run without a pause between them: a concurrent report finds one of them or the other.
+      let removed = false
+      for (const older of same ? waiting.slice(0, -1) : waiting) removed = deps.state.removeAlert(serverId, older.id) || removed
+      if (!same) await sessions.queueGenericAlert(serverId, gwmoAlert(type, data, deviceId, serverId))
+      else if (removed) await deps.state.save()
     }
     for (const serverId of servers) track(sessions.openSession(serverId, { alert: 1201 }), 'session open')
   }
@@ -108,6 +125,8 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
   registerDetection(sessions, {
     deviceId,
     acceptDetectionFrom: config.acceptDetectionFrom,
+    ...(config.detectionsPerMinute !== undefined && { detectionsPerMinute: config.detectionsPerMinute }),
+    now: () => deps.clock.now(),
     logger: logger.child({ behaviour: 'detection' }),
     onAccepted: (accepted: AcceptedDetection) => {
       if (stopped) return

@@ -80,7 +80,13 @@ export async function handleLocalBootstrap(
 
   const check = verifyBootstrapMac(message.payload, sec, property(message.properties, 'MAC'), options.secrets)
   if (!check.ok) {
-    if (check.reason !== 'bad-mac' || method === undefined) return refuse('mac', MAC_REASON[check.reason] ?? check.reason)
+    if (check.reason !== 'bad-mac' || method === undefined) {
+      // Refused before any MAC was checked, so the backoff does not bound it: its line is rate-limited instead.
+      const reason = MAC_REASON[check.reason] ?? check.reason
+      throttle.quietly(reason, (suppressed) =>
+        logger.warn('bootstrap refused', { stage: 'mac', reason, ...context, bytes: message.payload.length, suppressed }))
+      return { ok: false, stage: 'mac', reason }
+    }
     const { failures, backoffMs } = throttle.failed(method)
     return refuse('mac', MAC_REASON['bad-mac']!, { failures, ...(backoffMs > 0 && { backoffSeconds: backoffMs / 1000 }) })
   }

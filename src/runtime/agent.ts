@@ -84,6 +84,7 @@ async function openTree(store: Store, config: AgentConfig, document: FactoryDocu
   let factoryServers: string[] = []
   const opened = await ManagementTree.open(store, {
     ...(base !== undefined && { base }),
+    limits: config.limits,
     // The factory document is read only when the store holds no tree: a device that has run once never needs it again.
     factory: async () => {
       if (document === undefined) {
@@ -150,6 +151,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
       retryBackoffBaseMs: config.session.retryBackoffSeconds * 1000,
       retryBackoffCapMs: config.session.maxBackoffSeconds * 1000,
       maxMsgSize: config.maxPacketSize,
+      maxPendingAlertsPerParty: config.limits.pendingAlertsPerParty,
     },
   })
 
@@ -160,6 +162,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     deviceId: config.deviceId,
     config: {
       acceptDetectionFrom: config.acceptDetectionFrom,
+      detectionsPerMinute: config.limits.detectionsPerMinute,
       ...(config.userPin !== undefined && { userPin: config.userPin }),
       ...(config.networkId !== undefined && { networkId: config.networkId }),
       location: config.location,

@@ -52,6 +52,7 @@ export function buildFactoryTree(config: AgentConfig, document: FactoryDocument)
     ...(devInfo.swV !== undefined && { swV: devInfo.swV }),
     ...(devInfo.hwV !== undefined && { hwV: devInfo.hwV }),
     ...(devInfo.oem !== undefined && { oem: devInfo.oem }),
+    limits: config.limits,
   })
   const applied = applyBootstrap(tree, decoded.document.decoded)
   if (!applied.ok) return { error: `factoryBootstrap: ${applied.reason}` }

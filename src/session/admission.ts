@@ -18,7 +18,7 @@ import { challenge, checkParty, chooseEntry, HMAC_PROPERTY, schemeOfAAuthType, s
 import type { EngineCore } from './engine.ts'
 import { composeMessage } from './outbound.ts'
 import { BoundedMap } from './rate-limit.ts'
-import { makeStatus, ReplyBuilder } from './reply.ts'
+import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 
 export type Verdict =
   | { ok: true; scheme: AuthScheme; entry: AuthEntry; nonce: Uint8Array }
@@ -229,7 +229,8 @@ export class Admission {
     const msgId = (this.refusedPush(party, msg.hdr.sessionId)?.lastMsgId ?? 0) + 1
     const message = refusal(engine, { party, account, msg, inbound, msgId, chal, code: verdict.failure.status })
     this.#refused.set(party, { sessionId: msg.hdr.sessionId, nonce: gate.refusalNonce, lastMsgId: msgId, at: now })
-    await engine.send(message).catch((error: unknown) => engine.logger.warn('send failed', { party, error }))
+    await engine.send(message).catch((error: unknown) =>
+      engine.quietLog.note(`${party}\u0000send`, now, (suppressed) => engine.logger.warn('send failed', { party, error, suppressed })))
   }
 
   /** The party's answer to a refusal was admitted: that refusal is done with. */
@@ -256,7 +257,7 @@ export function refusal(
     sourceRef: msg.hdr.source.locUri,
     chal: input.chal,
   })
-  return composeMessage({
+  const compose = (entries: ReplyEntry[]) => composeMessage({
     constants: engine.constants,
     deviceId: engine.deviceId,
     party: input.party,
@@ -266,9 +267,13 @@ export function refusal(
     encoding: isWbxmlPayload(input.inbound.payload, input.inbound.contentType) ? 'wbxml' : 'xml',
     auth: undefined,
     headerStatus,
-    entries: reply.entries,
+    entries,
     partyMaxMsgSize: msg.hdr.meta?.maxMsgSize,
-  }).message
+  })
+  // binding.md §11: a refusal of a message of many commands, too large with a Status for each, is its SyncHdr's
+  // alone (the code is the same for all, and nothing of them ran).
+  const composed = compose(reply.entries)
+  return composed.oversize ? compose([]).message : composed.message
 }
 
 /**

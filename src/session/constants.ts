@@ -33,10 +33,21 @@ export interface SessionConstants {
   nonceReservationBlock: number
   /** How often Package 1 is sent again with new credentials after the party challenged them (401/407). */
   maxPackage1Resends: number
-  /** Our own MaxMsgSize (OMA DM RepPro 1.2, MetInf), announced in every SyncHdr; binding.md §2's 64 KiB default. */
+  /**
+   * Our own MaxMsgSize (OMA DM RepPro 1.2, MetInf), announced in every SyncHdr; binding.md §2's 64 KiB default, the
+   * agent's configured `maxPacketSize`. It is also the broker's limit on what we send (binding.md §11): every
+   * message of ours fits it, less `packetHeadroomBytes`, whatever MaxMsgSize the party announced or did not.
+   */
   maxMsgSize: number
+  /** Room left in an MQTT packet for its fixed header, topic and properties (content type, `x-syncml-hmac`). */
+  packetHeadroomBytes: number
   /** Generic Alerts put in one Package 1; more stay queued for the next session. */
   maxGenericAlertsPerPackage: number
+  /**
+   * Generic Alerts waiting for one party (binding.md §11); past it the oldest that may be dropped goes (see
+   * `SessionManager.keepQueued`). The agent's `limits.pendingAlertsPerParty`.
+   */
+  maxPendingAlertsPerParty: number
   /** Requests (opened sessions and pushed messages) that may wait behind a party's active session. */
   maxQueuedPerParty: number
   /**
@@ -72,7 +83,9 @@ export const DEFAULT_SESSION_CONSTANTS: Readonly<SessionConstants> = Object.free
   nonceReservationBlock: 64,
   maxPackage1Resends: 2,
   maxMsgSize: 65_536,
+  packetHeadroomBytes: 512,
   maxGenericAlertsPerPackage: 16,
+  maxPendingAlertsPerParty: 16,
   maxQueuedPerParty: 8,
   endedSessionMemoryMs: 600_000,
   endedSessionsPerParty: 8,
@@ -88,8 +101,15 @@ export function sessionConstants(overrides: Partial<SessionConstants> = {}): Ses
     if (typeof value === 'number' && !(value >= 0)) throw new RangeError(`session constant ${key} must be a number ≥ 0`)
   }
   // A block of no nonces would reserve forever; a bucket holding less than one answer would never answer.
-  for (const key of ['nonceReservationBlock', 'authFailureBurst'] as const) {
+  for (const key of ['nonceReservationBlock', 'authFailureBurst', 'maxPendingAlertsPerParty'] as const) {
     if (merged[key] < 1) throw new RangeError(`session constant ${key} must be ≥ 1`)
   }
+  if (merged.packetHeadroomBytes >= merged.maxMsgSize) throw new RangeError('session constant packetHeadroomBytes must be less than maxMsgSize')
   return merged
+}
+
+/** The most bytes a message of ours to a party may have (binding.md §11): its MaxMsgSize and the broker's, the smaller. */
+export function messageLimit(constants: SessionConstants, partyMaxMsgSize: number | undefined): number {
+  const broker = constants.maxMsgSize - constants.packetHeadroomBytes
+  return partyMaxMsgSize !== undefined && partyMaxMsgSize > 0 ? Math.min(partyMaxMsgSize, broker) : broker
 }

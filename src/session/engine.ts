@@ -2,6 +2,7 @@ import type { Logger } from '../log.ts'
 import type { OutboundMessage } from '../transport/port.ts'
 import type { Transaction, TreeOps } from '../tree/types.ts'
 import type { AgentState } from './agent-state.ts'
+import type { AlertQueue } from './alert-queue.ts'
 import type { AlertRegistry } from './alerts.ts'
 import type { SessionConstants } from './constants.ts'
 import type { NonceIssuer } from './nonces.ts'
@@ -36,6 +37,8 @@ export interface EngineCore {
   state: AgentState
   nonces: NonceIssuer
   alerts: AlertRegistry
+  /** The persisted Generic Alerts of each party, bounded (binding.md §11). */
+  alertQueue: AlertQueue
   constants: SessionConstants
   clock: Clock
   logger: Logger

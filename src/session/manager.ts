@@ -5,6 +5,7 @@ import { decodeMessage } from '../codec/syncml.ts'
 import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { AgentState, GenericAlertSpec } from './agent-state.ts'
+import { AlertQueue } from './alert-queue.ts'
 import { AlertRegistry, type AlertHandler, type AlertRegistrationOptions } from './alerts.ts'
 import { sessionConstants, type SessionConstants } from './constants.ts'
 import type { Clock, Engine, EngineCore, SessionTree } from './engine.ts'
@@ -49,8 +50,13 @@ export interface SessionManager {
    * Notification's session id is checked against replays before (the GwMO layer remembers them, binding.md §6).
    */
   openSession(serverId: string, request: OpenRequest): Promise<void>
-  /** Persists a Generic Alert for a server; it goes out in the next Package 1 and stays until 200/202. */
-  queueGenericAlert(serverId: string, alert: GenericAlertSpec): Promise<string>
+  /**
+   * Persists a Generic Alert for a server; it goes out in the next Package 1 and stays until 200/202. The queue
+   * is bounded per party (binding.md §11, `AlertQueue`): its id, or undefined when it was dropped at once.
+   */
+  queueGenericAlert(serverId: string, alert: GenericAlertSpec): Promise<string | undefined>
+  /** Generic Alerts of this Meta/Type are never dropped from a full queue (the layer above coalesces them). */
+  keepQueued(type: string): void
   registerAlert(code: number | string, handler: AlertHandler, options?: AlertRegistrationOptions): void
   /** Ends every session, cancels every timer, and leaves the tree and the state durable. */
   stop(): Promise<void>
@@ -70,6 +76,8 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   /** Work under way; made when some begins and dropped when none is left (a fleet's engines are mostly idle). */
   let inFlight: Set<Promise<unknown>> | undefined
   const alerts = new AlertRegistry()
+  const quietLog = new QuietLog(constants.quietLogIntervalMs, constants.maxTrackedParties)
+  const alertQueue = new AlertQueue({ state: deps.state, perParty: constants.maxPendingAlertsPerParty, clock: deps.clock, quietLog, logger })
   let lazyFlush: unknown
   let stopping = false
 
@@ -79,12 +87,13 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     state: deps.state,
     nonces: new NonceIssuer(deps.state, { block: constants.nonceReservationBlock }),
     alerts,
+    alertQueue,
     constants,
     clock: deps.clock,
     logger,
     send: deps.send,
     authFailureAnswers: new PartyRateLimiter(constants.authFailureAnswersPerSecond, constants.authFailureBurst, constants.maxTrackedParties),
-    quietLog: new QuietLog(constants.quietLogIntervalMs, constants.maxTrackedParties),
+    quietLog,
     treeWork: new Serial(),
     bookkeeping: () => {
       if (lazyFlush !== undefined || stopping) return
@@ -122,7 +131,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   /** The party's account, or undefined (logged: a session cannot open without one). */
   function accountOf(party: string): Account | undefined {
     const account = findAccount(deps.tree, party)
-    if (account === undefined) logger.warn('no account for the party; session not opened', { party })
+    if (account === undefined) quietly(`${party}\u0000no-account`, (suppressed) => logger.warn('no account for the party; session not opened', { party, suppressed }))
     return account
   }
 
@@ -261,7 +270,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     const repeat = replies.repeat(Number(msg.hdr.msgId), inbound.payload)
     if (repeat !== undefined && repeat !== 'exhausted') {
       logger.debug('duplicate of an ended session answered again', { party, sessionId: msg.hdr.sessionId })
-      await deps.send(repeat).catch((error: unknown) => logger.warn('send failed', { party, error }))
+      await deps.send(repeat).catch((error: unknown) => quietly(`${party}\u0000send`, (suppressed) => logger.warn('send failed', { party, error, suppressed })))
       return
     }
     quietly(`${party}\u0000ended`, (suppressed) => logger.info('message of an ended session ignored', { party, sessionId: msg.hdr.sessionId, suppressed }))
@@ -290,10 +299,11 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     receive,
     openSession: (serverId, request) => track(openSession(serverId, request)),
     async queueGenericAlert(serverId, alert) {
-      const pending = deps.state.enqueueAlert(serverId, alert, deps.clock.now())
+      const pending = alertQueue.enqueue(serverId, alert)
       await deps.state.save()
-      return pending.id
+      return pending?.id
     },
+    keepQueued: (type) => alertQueue.keep(type),
     registerAlert: (code, handler, options) => alerts.register(code, handler, options),
     async stop() {
       stopping = true

@@ -16,11 +16,18 @@ export interface RunOptions {
   consumeStatus(status: Status): void
   /** Adds a Generic Alert to `into` (the reply or the scope being built). */
   sendGenericAlert(alert: GenericAlertSpec, into: ReplyBuilder): Promise<void>
+  /**
+   * Whether the answer holding `entries` can fit the message it goes in, once whatever may give way has (Results,
+   * queued alerts: `fitToSize`). Asked before the commit: a message whose answer cannot fit is not committed.
+   */
+  fits?(entries: ReplyEntry[]): boolean
 }
 
 export interface RunResult {
   /** The party sent Session Abort (1223). */
   aborted: boolean
+  /** The answer could not fit (`RunOptions.fits`): nothing of the message was committed. */
+  tooLarge?: boolean
   /** What the handlers asked to run once the message's changes are durable (MessageOps.afterCommit). */
   followUps: Array<() => void>
 }
@@ -29,7 +36,8 @@ export interface RunResult {
  * Runs the commands of one inbound message in one transaction (binding.md §3, durability), then commits and
  * flushes. If the validator refuses the commit, or the store cannot take it (a full or failing disk), nothing
  * is applied and every tree-changing command's 2xx becomes 500, with the reason logged (the validator's
- * messages each name their tree path).
+ * messages each name their tree path). A message whose answer could not fit its message even with only its
+ * Statuses (binding.md §11) is rolled back whole before the commit (`tooLarge`).
  */
 export function runCommands(engine: Engine, body: Command[], options: RunOptions): Promise<RunResult> {
   return engine.treeWork.run(async () => {
@@ -38,6 +46,8 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
     const tx = messageOps(engine.tree.begin(), counter, true, followUps)
     let aborted = false
     const { logger } = options
+    const quietly = (kind: string, write: (suppressed: number) => void) =>
+      engine.quietLog.note(`${options.party.serverId}\u0000${kind}`, engine.clock.now(), write)
     const contextFor = (reply: ReplyBuilder, ops: MessageOps): HandlerContext => ({
       ops,
       // The party is the principal the tree checks ACLs against (its ServerID).
@@ -55,6 +65,7 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
         return aborted
       },
       sendGenericAlert: (alert) => options.sendGenericAlert(alert, reply),
+      quietly,
       dispatch: async (command, innerReply, innerOps) => {
         await dispatchCommand(command, contextFor(innerReply, innerOps))
       },
@@ -69,9 +80,13 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
       tx.rollback()
       throw error
     }
+    if (options.fits !== undefined && !options.fits(options.reply.entries)) {
+      tx.rollback()
+      return { aborted, tooLarge: true, followUps: [] }
+    }
     const committed = tx.commit()
     if (!committed.ok) {
-      logger.warn('commit refused by validation', { problems: committed.failure.messages })
+      quietly('commit', (suppressed) => logger.warn('commit refused by validation', { problems: committed.failure.messages, suppressed }))
       failWrites(options.reply.entries)
       return { aborted, followUps: [] }
     }

@@ -1,3 +1,4 @@
+import { NONCE_BYTES } from '../auth/nonce.ts'
 import { ALERT } from '../codec/gwmo.ts'
 import type { Status, SyncMLMessage } from '../codec/syncml-model.ts'
 import { isWbxmlPayload, type MessageEncoding } from '../codec/syncml.ts'
@@ -6,15 +7,18 @@ import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
 import type { Account } from '../tree/accounts.ts'
 import { refusal, type PartyGate, type Verdict } from './admission.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
+import { messageLimit } from './constants.ts'
+import { challenge, usesNonce } from './credentials.ts'
 import { DeviceCredentials } from './device-credentials.ts'
 import type { Engine } from './engine.ts'
-import { composeMessage } from './outbound.ts'
+import { composeMessage, surelyFits, type ComposeInput } from './outbound.ts'
 import { alertCommand, genericAlertCommand, package1 } from './package1.ts'
 import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 import { ReplyCache } from './reply-cache.ts'
 import { Retransmitter, type TimeoutAction } from './retransmit.ts'
 import { runCommands } from './run-commands.ts'
 import { Serial } from './serial.ts'
+import { ENTITY_TOO_LARGE, mustStay } from './size.ts'
 
 export type SessionOutcome = 'completed' | 'aborted' | 'failed' | 'rejected' | 'stopped'
 
@@ -152,7 +156,8 @@ export class Session {
     const log = this.#log
     const msgId = Number(msg.hdr.msgId)
     if (!Number.isSafeInteger(msgId) || msgId < 1) {
-      log.warn('message with an unusable MsgID dropped')
+      // Before authentication: anyone on the broker can repeat it.
+      this.#quietly('msgid', (suppressed) => log.warn('message with an unusable MsgID dropped', { suppressed }))
       return
     }
     // binding.md §3: a duplicate is answered again from the same state, never executed twice.
@@ -189,14 +194,18 @@ export class Session {
   async #answer(msg: SyncMLMessage, authenticated: boolean, headerCode: number): Promise<void> {
     const log = this.#log
     const reply = new ReplyBuilder(msg.hdr.msgId)
+    /** Ids of the alerts this message's commands put in the party's queue. */
+    const queued: string[] = []
     const ran = await runCommands(this.#engine, msg.body, {
       reply,
       logger: log,
       party: { serverId: this.party, hasAccount: this.#account !== undefined, authenticated },
       session: { sessionId: this.sessionId, initiator: this.initiator, msgId: msg.hdr.msgId, first: this.#first },
       consumeStatus: (status) => this.#consumeStatus(status, authenticated),
-      sendGenericAlert: (spec, into) => this.#sendGenericAlert(spec, into),
+      sendGenericAlert: (spec, into) => this.#sendGenericAlert(spec, into, queued),
+      fits: (entries) => this.#answerFits(msg, entries),
     })
+    if (ran.tooLarge) return this.#tooLarge(msg, queued)
     const followUps = ran.followUps
     if (ran.aborted) {
       this.#settle()
@@ -212,7 +221,7 @@ export class Session {
     if (this.#challenged) {
       this.#challenged = false
       if (++this.#package1Resends > this.#engine.constants.maxPackage1Resends) {
-        log.warn('party keeps refusing our credentials')
+        this.#quietly('refusing', (suppressed) => log.warn('party keeps refusing our credentials', { suppressed }))
         this.#settle()
         this.#end('failed')
         this.#runFollowUps(followUps)
@@ -247,6 +256,52 @@ export class Session {
     // may go on with more commands, so the session stays open for them until the timeout, sending nothing again.
     await this.#transmit(out, entries, reply.onlyStatuses && own.length === 0)
     this.#runFollowUps(followUps)
+  }
+
+  /**
+   * Whether our answer holding `entries` can fit the message to the party (binding.md §11) once what may give way
+   * has (`fitToSize`): the Statuses and our own commands alone, under a SyncHdr Status as large as the real one
+   * will be (the same refs, a Chal with a nonce of the same length). No encoding when it surely fits.
+   */
+  #answerFits(msg: SyncMLMessage, entries: ReplyEntry[]): boolean {
+    const own: ReplyEntry[] = this.#challenged ? [...this.#lastEntries] : []
+    if (!msg.final) own.push({ kind: 'command', command: alertCommand(ALERT.NEXT_MESSAGE) })
+    const staying = mustStay([...entries, ...own])
+    const limit = messageLimit(this.#engine.constants, this.#partyMaxMsgSize)
+    const scheme = this.#gate.scheme
+    const chal = scheme !== undefined && usesNonce(scheme) ? challenge(scheme, new Uint8Array(NONCE_BYTES)) : undefined
+    const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', 200, { targetRef: msg.hdr.target.locUri, sourceRef: msg.hdr.source.locUri, chal })
+    const input = this.#composeInput(headerStatus, staying)
+    if (surelyFits(input, limit)) return true
+    return !composeMessage(input).oversize
+  }
+
+  /**
+   * binding.md §11: a message whose answer cannot fit even with its Statuses alone (a party sent more commands
+   * than their Statuses can answer in one message) is refused whole: nothing of it was committed, the alerts it
+   * queued are taken out again, and the answer is a Status 413 (Request entity too large) for its SyncHdr alone,
+   * with a Chal. The party sends its commands again in smaller messages. Splitting an answer over several
+   * messages (DM 1.2, 8.6) is not supported.
+   */
+  async #tooLarge(msg: SyncMLMessage, queued: string[]): Promise<void> {
+    const { state, quietLog, clock } = this.#engine
+    let removed = false
+    for (const id of queued) removed = state.removeAlert(this.party, id) || removed
+    if (removed) void this.#engine.saveState()
+    const limit = messageLimit(this.#engine.constants, this.#partyMaxMsgSize)
+    quietLog.note(`${this.party}\u0000too-large`, clock.now(), (suppressed) =>
+      this.#log.warn('message refused: its Statuses alone would not fit one message', { msgId: msg.hdr.msgId, commands: msg.body.length, limit, suppressed }))
+    const chal = await this.#gate.nextChallenge()
+    const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', ENTITY_TOO_LARGE, {
+      targetRef: msg.hdr.target.locUri,
+      sourceRef: msg.hdr.source.locUri,
+      chal,
+    })
+    const out = this.#compose(headerStatus, [])
+    this.#settle()
+    this.#replies.answered(out)
+    // Our own commands the party had challenged (not sent in this answer) stay the ones to send again.
+    await this.#transmit(out, this.#challenged ? this.#lastEntries : [], true)
   }
 
   /**
@@ -295,14 +350,17 @@ export class Session {
     }
   }
 
-  async #sendGenericAlert(spec: GenericAlertSpec, into: ReplyBuilder): Promise<void> {
+  async #sendGenericAlert(spec: GenericAlertSpec, into: ReplyBuilder, queued: string[]): Promise<void> {
     const command = genericAlertCommand(spec)
     if (this.#account === undefined) return into.command(command)
-    const pending = this.#engine.state.enqueueAlert(this.party, spec, this.#engine.clock.now())
+    // Bounded per party (binding.md §11): one that does not fit the queue still goes in this answer.
+    const pending = this.#engine.alertQueue.enqueue(this.party, spec)
     // An alert carried in our answer to the party does not wait for the disk: if the answer is lost, the party
     // asks again (a gateway repeats its detection); if it arrives, the save begun here keeps the alert queued
     // until the party acknowledges it. Waiting would put an fsync into every detection round trip.
     void this.#engine.saveState()
+    if (pending === undefined) return into.command(command)
+    queued.push(pending.id)
     into.command(command, pending.id)
   }
 
@@ -329,7 +387,7 @@ export class Session {
   #readHeaderStatus(status: Status, trusted: boolean): void {
     const effect = this.#device.onHeaderStatus(status, trusted)
     if (effect === 'challenged') this.#challenged = true
-    else if (effect === 'refused') this.#log.warn('party refused our message', { code: status.data })
+    else if (effect === 'refused') this.#quietly('refused', (suppressed) => this.#log.warn('party refused our message', { code: status.data, suppressed }))
     else if (effect === 'weaker') {
       this.#engine.quietLog.note(`${this.party}\u0000weaker`, this.#engine.clock.now(), (suppressed) =>
         this.#log.warn('challenge for a weaker scheme than the account\'s ignored', { type: status.chal?.meta.type, suppressed }))
@@ -342,9 +400,9 @@ export class Session {
     return package1(code, tree, state.pendingAlerts(this.party).slice(0, constants.maxGenericAlertsPerPackage))
   }
 
-  /** Builds our next message (MsgID = last + 1) with our credentials, fitted to the party's MaxMsgSize. */
-  #compose(headerStatus: Status | undefined, entries: ReplyEntry[]): OutboundMessage {
-    const composed = composeMessage({
+  /** What `composeMessage` needs for our next message (MsgID = last + 1), with our credentials. */
+  #composeInput(headerStatus: Status | undefined, entries: ReplyEntry[]): ComposeInput {
+    return {
       constants: this.#engine.constants,
       deviceId: this.#engine.deviceId,
       party: this.party,
@@ -356,9 +414,22 @@ export class Session {
       headerStatus,
       entries,
       partyMaxMsgSize: this.#partyMaxMsgSize,
-    })
+    }
+  }
+
+  /**
+   * Builds our next message, fitted to the party's MaxMsgSize and the broker's packet size (binding.md §11). An
+   * answer that could not fit was refused before (`#tooLarge`); what is left too large is a message whose fixed
+   * part alone is (a Package 1 under a MaxMsgSize smaller than its DevInfo): it goes as it is, logged.
+   */
+  #compose(headerStatus: Status | undefined, entries: ReplyEntry[]): OutboundMessage {
+    const composed = composeMessage(this.#composeInput(headerStatus, entries))
     if (composed.oversize) {
-      this.#log.warn('reply exceeds the party MaxMsgSize', { size: composed.message.payload.length })
+      const { quietLog, clock, constants } = this.#engine
+      quietLog.note(`${this.party}\u0000oversize`, clock.now(), (suppressed) =>
+        this.#log.warn('message larger than the party or the broker takes, sent as it is', {
+          size: composed.message.payload.length, limit: messageLimit(constants, this.#partyMaxMsgSize), suppressed,
+        }))
     }
     for (const [key, alertId] of composed.alertRefs) this.#alertRefs.set(key, alertId)
     return composed.message
@@ -396,7 +467,7 @@ export class Session {
       await this.#engine.send(out)
     } catch (error) {
       // Not handed over: the session timeout sends it again.
-      this.#log.warn('send failed', { error })
+      this.#quietly('send', (suppressed) => this.#log.warn('send failed', { error, suppressed }))
     }
   }
 
@@ -410,6 +481,11 @@ export class Session {
     this.#gate.bookkeeping = false
     this.#device.nonceWritten = false
     if (wrote) this.#engine.bookkeeping()
+  }
+
+  /** A warning a flood can repeat: at most once a `quietLogIntervalMs` per party and `kind`, with a count of the rest. */
+  #quietly(kind: string, write: (suppressed: number) => void): void {
+    this.#engine.quietLog.note(`${this.party}\u0000${kind}`, this.#engine.clock.now(), write)
   }
 
   #logStart(): void {

@@ -83,7 +83,7 @@ export function settleCreatedAccounts(work: Overlay, giveAcls: boolean): string[
     if (!giveAcls) continue
     const serverId = leafText(work, `${base}/${SERVER_ID}`)
     const acl = serverId ? creatorAcl(serverId) : undefined
-    if (node.a !== acl) work.put(base, new TreeNode(node.f, node.t, node.d, acl))
+    if (node.a !== acl) work.put(base, new TreeNode(node.f, node.t, node.d, acl, node.c))
   }
   return messages
 }

@@ -5,12 +5,13 @@
  * base (and which base nodes it removed), and a node written back equal to the base's goes back to sharing
  * it. Trees without a base keep every node in their own Map, as before.
  */
-import { isDirectChild, parentPath, type NodeView, type TreeNode } from './node.ts'
+import { isDirectChild, parentPath, type NodeView, type TreeNode, type Usage } from './node.ts'
+import { Tally } from './tally.ts'
 
 /** Same format, type, data and ACL: one can stand for the other (nodes are never mutated once stored). */
 export function sameNode(a: TreeNode, b: TreeNode): boolean {
   if (a === b) return true
-  if (a.f !== b.f || a.t !== b.t || a.a !== b.a) return false
+  if (a.f !== b.f || a.t !== b.t || a.a !== b.a || a.c !== b.c) return false
   const x = a.d
   const y = b.d
   if (x === undefined || y === undefined || typeof x === 'string' || typeof y === 'string') return x === y
@@ -27,10 +28,13 @@ export class TreeBase {
   readonly places = new Map<string, number>()
   /** Each interior node's child names in order: every tree on the base reads them (never to be changed). */
   readonly children = new Map<string, string[]>()
+  /** What the nodes weigh (binding.md §11), counted once for every tree on the base. */
+  readonly tally = new Tally()
 
   constructor(nodes: Iterable<[string, TreeNode]>) {
     this.nodes = new Map(nodes)
-    for (const path of this.nodes.keys()) {
+    for (const [path, node] of this.nodes) {
+      this.tally.change(path, undefined, node)
       this.places.set(path, this.places.size)
       if (path === '') continue
       const parent = parentPath(path)
@@ -53,6 +57,8 @@ export class NodeMap implements NodeView, Iterable<[string, TreeNode]> {
   #removed: Set<string> | undefined
   /** Own nodes that are additions (a path the base lacks, or one it removed). */
   #added = 0
+  /** What the nodes weigh, kept as they change. */
+  readonly #tally = new Tally()
 
   /**
    * `nodes` must be parent-first; without a base they become the own Map as they are. On a base, the nodes keep
@@ -64,8 +70,10 @@ export class NodeMap implements NodeView, Iterable<[string, TreeNode]> {
     if (base === undefined) {
       this.#own = nodes
       this.#added = nodes.size
+      for (const [path, node] of nodes) this.#tally.change(path, undefined, node)
       return
     }
+    this.#tally.addAll(base.tally)
     this.#own = new Map()
     for (const path of base.nodes.keys()) if (!nodes.has(path)) this.delete(path)
     let last = -1
@@ -86,6 +94,14 @@ export class NodeMap implements NodeView, Iterable<[string, TreeNode]> {
     return (this.#base?.nodes.size ?? 0) - (this.#removed?.size ?? 0) + this.#added
   }
 
+  bytes(): number {
+    return this.#tally.bytes
+  }
+
+  usage(serverId: string): Usage {
+    return this.#tally.usage(serverId)
+  }
+
   node(path: string): TreeNode | undefined {
     const own = this.#own.get(path)
     if (own !== undefined || this.#removed?.has(path)) return own
@@ -98,6 +114,7 @@ export class NodeMap implements NodeView, Iterable<[string, TreeNode]> {
   }
 
   set(path: string, node: TreeNode): void {
+    this.#tally.change(path, this.node(path), node)
     const shared = this.#base?.nodes.get(path)
     if (shared === undefined || this.#removed?.has(path)) {
       if (!this.#own.has(path)) this.#added++
@@ -110,6 +127,7 @@ export class NodeMap implements NodeView, Iterable<[string, TreeNode]> {
   }
 
   delete(path: string): void {
+    this.#tally.change(path, this.node(path), undefined)
     if (this.#isAddition(path)) {
       if (this.#own.delete(path)) this.#added--
       return

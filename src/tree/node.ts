@@ -8,23 +8,47 @@ import type { NodeFormat } from './types.ts'
 /**
  * One node. `f` is `node` for an interior node; `t` its MIME type or DDF name (absent: `text/plain` for a
  * leaf); `d` a leaf's data; `a` its ACL (absent: inherited from the nearest ancestor that has one, DM TND 1.2
- * 7.7.1). Nodes are never mutated once stored: a change stores a new one.
+ * 7.7.1); `c` the ServerID of the party that added it, whose quota it counts in (binding.md §11; absent for the
+ * device's own nodes: the standard objects, bootstraps, its bookkeeping). A Replace keeps `c`: a node stays its
+ * adder's. Nodes are never mutated once stored: a change stores a new one.
  */
 export class TreeNode {
   readonly t: string | undefined
   readonly d: string | Uint8Array | undefined
   readonly a: string | undefined
+  readonly c: string | undefined
 
   constructor(
     readonly f: NodeFormat,
     t: string | undefined,
     d: string | Uint8Array | undefined,
     a: string | undefined,
+    c?: string,
   ) {
     this.t = shared(t)
     this.d = shared(d)
     this.a = shared(a)
+    this.c = shared(c)
   }
+}
+
+/** What a set of nodes weighs: how many, and their bytes (`nodeBytes`). */
+export interface Usage {
+  nodes: number
+  bytes: number
+}
+
+/** The UTF-8 length of a text, the length of bytes; 0 for none. */
+export function byteLength(value: string | Uint8Array | undefined): number {
+  return value === undefined ? 0 : typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length
+}
+
+/**
+ * The bytes a node weighs against the tree's byte cap (binding.md §11): its path, type, ACL and data as the tree
+ * file stores them (UTF-8), without the few bytes of framing around each.
+ */
+export function nodeBytes(path: string, node: TreeNode): number {
+  return byteLength(path) + byteLength(node.t) + byteLength(node.a) + byteLength(node.d)
 }
 
 /** Longest string worth sharing; longer data is rarely identical from tree to tree. */
@@ -55,6 +79,10 @@ export interface NodeView {
   childNames(path: string): string[]
   /** How many nodes the view holds, the root included. */
   size(): number
+  /** The bytes of the nodes the view holds (`nodeBytes`, summed). */
+  bytes(): number
+  /** The nodes (and their bytes) the view holds that the party `serverId` added (`TreeNode.c`). */
+  usage(serverId: string): Usage
   /**
    * The ServerID of the party that is creating the account `./DMAcc/<account>` in the transaction this view is
    * the working copy of (or one it is nested in); undefined for an account that existed before, or that the

@@ -6,6 +6,7 @@ import { accountOf, DMACC } from './account-rules.ts'
 import { allowed, creatorAcl, effectiveAcl, isValidAcl, aclGrants, type AclCommand } from './acl.ts'
 import { dmAccRule, inDmAcc } from './dmacc-access.ts'
 import { checkLeafData, canonicalFormat, DEFAULT_LEAF_TYPE, textOf } from './formats.ts'
+import { canAdd, canReplace, DEVICE_FULL, type TreeLimits } from './limits.ts'
 import { childPath, parentPath, TreeNode, type NodeView, type WritableView } from './node.ts'
 import { parseUri, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus } from './types.ts'
@@ -16,7 +17,8 @@ export type ExecHandler = (data: string | Uint8Array | undefined, principal: Pri
 /** What the operations need from the tree beyond the nodes. */
 export interface TreeContext {
   uriLimits(): UriLimits
-  readonly maxNodes: number
+  /** The tree's bounds (binding.md §11). */
+  readonly limits: Readonly<TreeLimits>
   execHandler(path: string): ExecHandler | undefined
 }
 
@@ -60,15 +62,20 @@ function access(view: NodeView, path: string, command: AclCommand, principal: Pr
   return !permitted(view, path, command, principal) ? 425 : view.node(path) === undefined ? 404 : 200
 }
 
-/** The node a written value makes (with `acl`), or the status that refuses the value. */
-function nodeOf(value: NodeValue, acl: string | undefined): TreeNode | SyncMLStatus {
+/** The ServerID a principal's nodes count for (binding.md §11); none for the device. */
+function partyOf(principal: Principal): string | undefined {
+  return principal === 'device' ? undefined : principal.serverId
+}
+
+/** The node a written value makes (with `acl`, added by `creator`), or the status that refuses the value. */
+function nodeOf(value: NodeValue, acl: string | undefined, creator: string | undefined): TreeNode | SyncMLStatus {
   const format = canonicalFormat(value.format)
   if (format === undefined) return 415
   const checked = checkLeafData(format, value.data)
   if (checked === undefined) return 415
   // A leaf's default type is not stored (TND 1.2, 7.7.7).
   const type = value.type === '' || (format !== 'node' && value.type === DEFAULT_LEAF_TYPE) ? undefined : value.type
-  return new TreeNode(format, type, checked.data, acl)
+  return new TreeNode(format, type, checked.data, acl, creator)
 }
 
 export function getOp(view: NodeView, ctx: TreeContext, uri: string, principal: Principal): GetResult {
@@ -118,15 +125,18 @@ export function addOp(view: WritableView, ctx: TreeContext, uri: string, value: 
   // The interior nodes to create between the anchor and the new node, topmost first.
   const between: string[] = []
   for (let p = parentPath(path); p !== anchor; p = parentPath(p)) between.unshift(p)
-  const node = nodeOf(value, between.length === 0 ? acl : undefined)
+  const creator = partyOf(principal)
+  const node = nodeOf(value, between.length === 0 ? acl : undefined, creator)
   if (typeof node === 'number') return node
-  // DM RepPro 1.2 status 420: the tree is bounded so that one party cannot exhaust a device's memory.
-  if (view.size() + between.length + 1 > ctx.maxNodes) return 420
+  const added: [string, TreeNode][] = between.map((p) => [p, new TreeNode('node', undefined, undefined, p === between[0] ? acl : undefined, creator)])
+  added.push([path, node])
+  // binding.md §11 (DM RepPro 1.2 status 420): the tree, each leaf and each party's share are bounded, so that no
+  // party can exhaust the device nor starve the others.
+  if (!canAdd(view, ctx.limits, added, creator)) return DEVICE_FULL
   // A party creating an account: recorded for the rules the commit holds it to (binding.md §6).
   const account = accountOf(path)
   const creating = principal !== 'device' && account !== undefined && view.node(`${DMACC}/${account}`) === undefined
-  for (const p of between) view.put(p, new TreeNode('node', undefined, undefined, p === between[0] ? acl : undefined))
-  view.put(path, node)
+  for (const [p, made] of added) view.put(p, made)
   if (creating) view.noteCreator(account, principal.serverId)
   return 200
 }
@@ -135,7 +145,7 @@ export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, val
   const parsed = parseUri(uri, ctx.uriLimits())
   if (typeof parsed === 'number') return parsed
   const { path, prop } = parsed
-  if (prop === 'ACL') return replaceAcl(view, path, value, principal)
+  if (prop === 'ACL') return replaceAcl(view, ctx, path, value, principal)
   if (prop !== undefined) return 405
   const node = view.node(path)
   // Permanent nodes keep their values against servers; the device itself updates DevInfo/DevDetail leaves
@@ -143,9 +153,11 @@ export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, val
   if (isPermanent(path) && (principal !== 'device' || node?.f === 'node')) return 405
   const status = access(view, path, 'Replace', principal)
   if (status !== 200) return status
-  if (node?.f === 'node' || value.format === 'node') return 405
-  const made = nodeOf(value, node?.a)
+  if (node === undefined || node.f === 'node' || value.format === 'node') return 405
+  // The node stays its adder's, whoever replaces its value.
+  const made = nodeOf(value, node.a, node.c)
   if (typeof made === 'number') return made
+  if (!canReplace(view, ctx.limits, path, node, made, partyOf(principal))) return DEVICE_FULL
   view.put(path, made)
   return 200
 }
@@ -154,7 +166,7 @@ export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, val
  * TND 1.2, 7.7.1.3: an interior node's ACL may be changed by whoever has Replace on the node; any node's ACL
  * also by whoever has Replace on its parent; a leaf's own ACL never grants the change.
  */
-function replaceAcl(view: WritableView, path: string, value: NodeValue, principal: Principal): SyncMLStatus {
+function replaceAcl(view: WritableView, ctx: TreeContext, path: string, value: NodeValue, principal: Principal): SyncMLStatus {
   // binding.md §6: no party changes an ACL in ./DMAcc, not even in its own account.
   if (principal !== 'device' && inDmAcc(path)) return 425
   const node = view.node(path)
@@ -166,7 +178,9 @@ function replaceAcl(view: WritableView, path: string, value: NodeValue, principa
   if (!isValidAcl(acl)) return 400
   // TND 1.2, 7.7.1.1: the root always has an ACL value.
   if (path === '' && acl === '') return 405
-  view.put(path, new TreeNode(node.f, node.t, node.d, acl === '' ? undefined : acl))
+  const made = new TreeNode(node.f, node.t, node.d, acl === '' ? undefined : acl, node.c)
+  if (!canReplace(view, ctx.limits, path, node, made, partyOf(principal))) return DEVICE_FULL
+  view.put(path, made)
   return 200
 }
 

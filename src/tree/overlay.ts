@@ -2,7 +2,8 @@
  * A set of pending changes over another view: the working copy of a transaction. Reads fall through to the
  * view below for any path the overlay has not changed; `null` marks a removed node.
  */
-import { childPath, isDirectChild, type NodeView, type TreeNode, type WritableView } from './node.ts'
+import { childPath, isDirectChild, type NodeView, type TreeNode, type Usage, type WritableView } from './node.ts'
+import { plus, Tally } from './tally.ts'
 
 export class Overlay implements WritableView {
   /** Path → new node, or `null` when removed; in the order the paths were first changed. */
@@ -14,6 +15,8 @@ export class Overlay implements WritableView {
   readonly seen = new Map<string, TreeNode | undefined>()
   /** Nodes added minus nodes removed, relative to the view below. */
   delta = 0
+  /** What the changes add to the view below's weight (bytes, and each party's usage); negative when they free. */
+  readonly weight = new Tally()
   /**
    * Accounts (`<x>` of `./DMAcc/<x>`) a party created in this overlay, with that party's ServerID: the commit
    * holds them to the rules of an added account (binding.md §6) before they join the tree. Made when the first
@@ -49,6 +52,14 @@ export class Overlay implements WritableView {
     return this.#below.size() + this.delta
   }
 
+  bytes(): number {
+    return this.#below.bytes() + this.weight.bytes
+  }
+
+  usage(serverId: string): Usage {
+    return plus(this.#below.usage(serverId), this.weight.usage(serverId))
+  }
+
   creatorOf(account: string): string | undefined {
     return this.#creators?.get(account) ?? this.#below.creatorOf?.(account)
   }
@@ -75,12 +86,15 @@ export class Overlay implements WritableView {
     for (const [key, value] of inner.seen) if (!this.changes.has(key)) this.seen.set(key, value)
     for (const [key, value] of inner.changes) this.changes.set(key, value)
     this.delta += inner.delta
+    this.weight.addAll(inner.weight)
     for (const [account, serverId] of inner.#creators ?? []) this.noteCreator(account, serverId)
   }
 
   #change(path: string, node: TreeNode | null): void {
     if (!this.changes.has(path)) this.seen.set(path, this.#below.node(path))
-    this.delta += (node === null ? 0 : 1) - (this.node(path) === undefined ? 0 : 1)
+    const before = this.node(path)
+    this.delta += (node === null ? 0 : 1) - (before === undefined ? 0 : 1)
+    this.weight.change(path, before, node ?? undefined)
     this.changes.set(path, node)
   }
 }

@@ -12,8 +12,9 @@
  *  10  u32 BE   body length
  *  14  32 bytes SHA-256 of the body
  *  46  body     one record per node, parents before children:
- *               u8 format (index in FORMATS), u8 flags (1 type, 2 acl, 4 text data, 8 byte data),
- *               path, then type, acl, data as present; each as a LEB128 length and UTF-8 (or raw) bytes
+ *               u8 format (index in FORMATS), u8 flags (1 type, 2 acl, 4 text data, 8 byte data, 16 adder),
+ *               path, then type, acl, data and the ServerID of the party that added the node (binding.md §11: its
+ *               quota), as present; each as a LEB128 length and UTF-8 (or raw) bytes
  */
 import { createHash } from 'node:crypto'
 import { FORMATS } from './formats.ts'
@@ -26,6 +27,7 @@ const FLAG_TYPE = 1
 const FLAG_ACL = 2
 const FLAG_TEXT = 4
 const FLAG_BYTES = 8
+const FLAG_ADDER = 16
 
 export type DecodedNodes = { ok: true; nodes: Map<string, TreeNode> } | { ok: false; error: string }
 
@@ -42,11 +44,11 @@ function pushField(parts: Uint8Array[], value: string | Uint8Array): void {
 }
 
 function pushNode(parts: Uint8Array[], node: TreeNode): void {
-  const { t: type, a: acl, d: data } = node
+  const { t: type, a: acl, d: data, c: adder } = node
   const flags = (type === undefined ? 0 : FLAG_TYPE) | (acl === undefined ? 0 : FLAG_ACL) |
-    (typeof data === 'string' ? FLAG_TEXT : data === undefined ? 0 : FLAG_BYTES)
+    (typeof data === 'string' ? FLAG_TEXT : data === undefined ? 0 : FLAG_BYTES) | (adder === undefined ? 0 : FLAG_ADDER)
   parts.push(Uint8Array.of(FORMATS.indexOf(node.f), flags))
-  for (const value of [type, acl, data]) if (value !== undefined) pushField(parts, value)
+  for (const value of [type, acl, data, adder]) if (value !== undefined) pushField(parts, value)
 }
 
 /** A node as the store keeps it (its path is the entry's key): format, flags, then type, ACL and data. */
@@ -150,12 +152,13 @@ function readNode(reader: FieldReader, readPath: boolean): { path: string; node:
   const type = flags & FLAG_TYPE ? reader.text() : undefined
   const acl = flags & FLAG_ACL ? reader.text() : undefined
   const data = flags & FLAG_TEXT ? reader.text() : flags & FLAG_BYTES ? reader.field() : undefined
-  if (reader.failed || format === undefined || flags > 15) return undefined
+  const adder = flags & FLAG_ADDER ? reader.text() : undefined
+  if (reader.failed || format === undefined || flags > 31) return undefined
   const binary = format === 'bin' || format === 'b64'
   if (format === 'node' ? data !== undefined : binary ? typeof data === 'string' : typeof data === 'object') {
     return { path, error: `data does not fit format ${format}` }
   }
-  return { path, node: new TreeNode(format, type, data, acl) }
+  return { path, node: new TreeNode(format, type, data, acl, adder) }
 }
 
 /** Takes nodes in order and refuses a tree that is not whole: the root first, every parent an interior node before its children. */

@@ -7,6 +7,7 @@
 import { validateAllAccounts } from './account-rules.ts'
 import { depthOf, parentPath, pathToUri, shared, TreeNode } from './node.ts'
 import { NodeMap, sameNode, TreeBase } from './node-map.ts'
+import { DEVICE_FULL, treeLimits, type TreeLimits } from './limits.ts'
 import { childrenOp, execOp, getOp, nodePath, readSecretOp, type ExecHandler } from './operations.ts'
 import { Overlay } from './overlay.ts'
 import type { Store } from '../store/store.ts'
@@ -16,8 +17,11 @@ import { NO_URI_LIMITS, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus, Transaction, TreeOps } from './types.ts'
 
 export interface TreeOptions {
-  /** Most nodes the tree may hold; an Add past it answers 420 (Device full). Default 2000. */
-  maxNodes?: number
+  /**
+   * The tree's bounds (binding.md §11): past one an Add or Replace answers 420 (Device full). Default: 2000
+   * nodes and nothing else; the agent gives its configuration's.
+   */
+  limits?: Partial<TreeLimits>
   /** The root's ACL (TND 1.2, 7.7.1.1: the root always has one). Default `Get=*`. */
   rootAcl?: string
   /**
@@ -35,14 +39,13 @@ export interface OpenOptions extends TreeOptions {
 export type OpenResult = { ok: true; tree: ManagementTree; created: boolean } | { ok: false; error: string }
 export type RestoreResult = { ok: true; tree: ManagementTree } | { ok: false; error: string }
 
-const DEFAULT_MAX_NODES = 2000
 /** The tree's namespace in the store. */
 export const TREE_NAMESPACE = 'tree'
 
 export class ManagementTree implements TreeOps, TransactionRoot {
   /** @internal The committed nodes; read by the transactions and the persistence layer. */
   readonly committed: NodeMap
-  readonly maxNodes: number
+  readonly limits: Readonly<TreeLimits>
   /** Where changes go; undefined for a tree without one, or one whose store keeps nothing (no bytes are made). */
   #journal: Store | undefined
   #store: Store | undefined
@@ -56,7 +59,7 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   #limitsGeneration = -1
 
   constructor(options: TreeOptions = {}, nodes?: Map<string, TreeNode>) {
-    this.maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES
+    this.limits = treeLimits(options.limits)
     const initial = nodes ?? new Map([['', new TreeNode('node', undefined, undefined, options.rootAcl ?? 'Get=*')]])
     this.committed = new NodeMap(initial, options.base)
   }
@@ -81,8 +84,9 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     }
     const made = await options.factory()
     if (!(made instanceof ManagementTree)) return { ok: false, error: `factory tree: ${made.error}` }
-    // On a base, the factory tree keeps only what differs from it (a fleet's trees all start alike).
-    const built = options.base === undefined ? made : new ManagementTree(options, new Map(made.committed))
+    // On a base, the factory tree keeps only what differs from it (a fleet's trees all start alike); it takes the
+    // options' limits either way.
+    const built = new ManagementTree(options, new Map(made.committed))
     built.attachStore(store)
     try {
       await built.flush()
@@ -289,7 +293,10 @@ export class ManagementTree implements TreeOps, TransactionRoot {
         return refused(500, [`${pathToUri(path)}: its parent was removed by a concurrent change`])
       }
     }
-    if (merged.delta > 0 && merged.size() > this.maxNodes) return refused(420, [`.: the tree is full (${this.maxNodes} nodes)`])
+    // The bounds again, on the tree as it is now (binding.md §11); an Add's, since a Replace that grows a leaf
+    // is checked when it runs and a commit is not refused for the device's own bookkeeping.
+    const full = this.#full(merged)
+    if (full !== undefined) return refused(DEVICE_FULL, [full])
     const validated = validateChanges(merged)
     if (!validated.ok) return validated
     const additions: [string, TreeNode][] = []
@@ -304,6 +311,19 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     for (const [path, node] of additions) this.#set(shared(path), node)
     this.#generation++
     return { ok: true, undo: () => this.#undo(before) }
+  }
+
+  /** Why the nodes `merged` adds do not fit the tree's bounds, or undefined when they do. */
+  #full(merged: Overlay): string | undefined {
+    if (merged.delta <= 0) return undefined
+    const limits = this.limits
+    if (merged.size() > limits.maxNodes) return `.: the tree is full (${limits.maxNodes} nodes)`
+    if (merged.weight.bytes > 0 && merged.bytes() > limits.treeBytes) return `.: the tree is full (${limits.treeBytes} bytes)`
+    for (const party of merged.weight.adders()) {
+      const used = merged.usage(party)
+      if (used.nodes > limits.nodesPerParty || used.bytes > limits.bytesPerParty) return `.: ${party} has added all the nodes it may`
+    }
+    return undefined
   }
 
   /** See `CommitUndo`. Leaves the tree dirty: the next flush stores it as it is now, whatever a failed one left. */

@@ -14,7 +14,7 @@ export interface TrafficEvent {
 export type PeerBaseOptions = Pick<
   PartyOptions,
   'brokerUrl' | 'deviceId' | 'serverName' | 'serverPassword' | 'clientName' | 'clientPassword' | 'serverNonce' |
-  'clientNonce' | 'authType' | 'encoding' | 'topicPrefix' | 'mqtt' | 'onTraffic'
+  'clientNonce' | 'authType' | 'encoding' | 'topicPrefix' | 'mqtt' | 'onTraffic' | 'maxMsgSize'
 >
 
 export interface PartyOptions {
@@ -45,6 +45,8 @@ export interface PartyOptions {
   /** How many times to resend a batch after the device rejected our credentials. */
   maxAuthRetries?: number
   topicPrefix?: string
+  /** The MaxMsgSize announced in the SyncHdr of every message (OMA DM RepPro 1.2, MetInf); none by default. */
+  maxMsgSize?: number
   mqtt?: ConnectOptions
   onTraffic?: (event: TrafficEvent) => void
 }
@@ -61,8 +63,8 @@ export type Batch = OutCommand[] | ((session: PartySession) => OutCommand[] | un
  */
 export type Script = (session: PartySession) => OutCommand[] | Batch[] | undefined
 
-export type ResolvedOptions = Required<Omit<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'serverNonce' | 'clientNonce'>> &
-  Pick<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus'>
+export type ResolvedOptions = Required<Omit<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'serverNonce' | 'clientNonce' | 'maxMsgSize'>> &
+  Pick<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'maxMsgSize'>
 
 /** The defaults for what was not given (an option given as `undefined` counts as not given). */
 export function resolveOptions(options: PartyOptions): ResolvedOptions {

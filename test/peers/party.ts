@@ -318,7 +318,7 @@ export class Party {
 
   private async send(st: SessionState, to: string, commands: OutCommand[]): Promise<{ payload: string | Uint8Array; userProperties: Record<string, string> }> {
     const msgId = String(st.nextMsgId++)
-    const hdr = { sessionId: st.record.sessionId, msgId, target: to, source: this.opts.partyId, locName: this.opts.serverName, cred: this.credFor(st) }
+    const hdr = { sessionId: st.record.sessionId, msgId, target: to, source: this.opts.partyId, locName: this.opts.serverName, cred: this.credFor(st), maxMsgSize: this.opts.maxMsgSize }
     const built = buildMessage(hdr, commands)
     st.sentCommands.push({ msgId, sent: built.sent })
     st.record.sent.push({ msgId, xml: built.xml, commands })

@@ -37,7 +37,8 @@ export async function handleAtomic(cmd: ContainerCommand, ctx: HandlerContext): 
   if (failedAt < 0) {
     const committed = tx.commit()
     if (committed.ok) return ctx.reply.containerDone(cmd, scope)
-    ctx.logger.warn('atomic refused by validation', { cmdId: cmd.cmdId, problems: committed.failure.messages })
+    ctx.quietly('atomic', (suppressed) =>
+      ctx.logger.warn('atomic refused by validation', { cmdId: cmd.cmdId, problems: committed.failure.messages, suppressed }))
   } else {
     tx.rollback()
   }

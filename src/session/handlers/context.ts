@@ -62,6 +62,11 @@ export interface HandlerContext {
   readonly aborted: boolean
   /** Adds a Generic Alert to the reply; persisted until the party acknowledges it when it holds an account. */
   sendGenericAlert(alert: GenericAlertSpec): Promise<void>
+  /**
+   * A warning a party's messages can repeat (binding.md §11): `write` runs at most once a second per party and
+   * `kind`, given the count of those left out.
+   */
+  quietly(kind: string, write: (suppressed: number) => void): void
   /** Runs a nested command (inside Atomic or Sequence) with a context whose reply is `reply`. */
   dispatch(command: Command, reply: ReplyBuilder, ops: MessageOps): Promise<void>
 }

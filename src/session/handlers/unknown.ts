@@ -7,7 +7,8 @@ import type { HandlerContext } from './context.ts'
  */
 export function handleUnknown(cmd: UnknownCommand, ctx: HandlerContext): void {
   if (cmd.malformed !== undefined) {
-    ctx.logger.warn('malformed command', { party: ctx.party.serverId, command: cmd.name, reason: cmd.malformed })
+    ctx.quietly('malformed', (suppressed) =>
+      ctx.logger.warn('malformed command', { party: ctx.party.serverId, command: cmd.name, reason: cmd.malformed, suppressed }))
     ctx.reply.status(cmd, 400)
     return
   }
