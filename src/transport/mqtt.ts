@@ -38,6 +38,8 @@ export interface MqttTransportOptions extends TlsMaterial {
   /** Timers of this module's own deadlines (stop). */
   timers?: Timers
   reconnect?: { baseMs?: number; capMs?: number }
+  /** How long a connection attempt may take to its CONNACK (`TRANSPORT_TIMINGS`). */
+  connectTimeoutMs?: number
   /** How many brokers other than the agent's own (from parties' AppAddr) stay connected at once. */
   maxExtraBrokers?: number
   /** How long a connection to a party's AppAddr broker stays open without a send (`TRANSPORT_TIMINGS`). */
@@ -152,6 +154,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       capMs: options.reconnect?.capMs ?? TRANSPORT_TIMINGS.reconnectCapMs,
       random: options.random,
     },
+    ...(options.connectTimeoutMs !== undefined && { connectTimeoutMs: options.connectTimeoutMs }),
   }
   const statusTopic = topicFor(options.prefix, options.deviceId, STATUS_CHANNEL)
   const expected = { prefix: options.prefix, deviceId: options.deviceId, maxPacketSize: options.maxPacketSize }
