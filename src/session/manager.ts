@@ -52,6 +52,13 @@ export interface SessionManager {
   /** Persists a Generic Alert for a server; it goes out in the next Package 1 and stays until 200/202. */
   queueGenericAlert(serverId: string, alert: GenericAlertSpec): Promise<string>
   registerAlert(code: number | string, handler: AlertHandler, options?: AlertRegistrationOptions): void
+  /**
+   * The transport is connected again (binding.md §2, §3): what waited for the broker goes now, not at its timer.
+   * A failed client-initiated session waiting for its retry starts now, a server with Generic Alerts queued and
+   * no session running gets one, and a running session waiting for an answer sends its message again soon if
+   * none comes (`reconnectResendMs`). Called on every connection; harmless when nothing waits.
+   */
+  reconnected(): void
   /** Ends every session, cancels every timer, and leaves the tree and the state durable. */
   stop(): Promise<void>
 }
@@ -267,6 +274,21 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     quietly(`${party}\u0000ended`, (suppressed) => logger.info('message of an ended session ignored', { party, sessionId: msg.hdr.sessionId, suppressed }))
   }
 
+  function reconnected(): void {
+    if (stopping) return
+    for (const [party, slot] of [...parties.entries()]) {
+      if (busy(slot)) slot.active!.reconnected()
+      // A retry is due as soon as the broker is back: its backoff counted the outage, not the party.
+      else if (slot.retryTimer !== undefined) track(openSession(party, { alert: 1201 }))
+    }
+    for (const serverId of deps.state.serversWithPendingAlerts()) {
+      const slot = parties.peek(serverId)
+      // A server whose account is gone is left out quietly: openSession would warn about it on every reconnection.
+      if ((slot !== undefined && busy(slot)) || findAccount(deps.tree, serverId) === undefined) continue
+      track(openSession(serverId, { alert: 1201 }))
+    }
+  }
+
   async function receive(inbound: InboundMessage): Promise<void> {
     if (stopping) return
     if (inbound.channel !== 'dm') {
@@ -295,6 +317,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       return pending.id
     },
     registerAlert: (code, handler, options) => alerts.register(code, handler, options),
+    reconnected,
     async stop() {
       stopping = true
       if (lazyFlush !== undefined) deps.clock.clearTimeout(lazyFlush)
