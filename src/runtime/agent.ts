@@ -183,7 +183,12 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   try {
     await link.start({
       message: route,
-      online: () => logger.debug('online', { broker }),
+      // binding.md §2, §3: on every (re)connection, once `online` is retained again, what waited for the broker
+      // goes at once rather than at its timers.
+      online: () => {
+        logger.debug('online', { broker })
+        sessions.reconnected()
+      },
       offline: () => logger.debug('offline', { broker }),
     })
   } catch (error) {
