@@ -170,6 +170,9 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
    * Whether the device's own topics are subscribed on the current connection, and the sends waiting for that:
    * MQTT.js flushes its offline queue before the `connect` event that subscribes, so a message queued before
    * (Package 1 of the first session) would leave first and its answer arrive while the device hears nothing.
+   * A publish already in flight when a connection drops is MQTT.js's own to send again, and it does so on the
+   * next connection before that subscription: its answer can be missed, and the session sends the message again
+   * soon after the reconnection (`SessionManager.reconnected`).
    */
   let subscribed = false
   const waitingForSubscription = new Set<{ resolve: () => void; reject: (error: Error) => void }>()
