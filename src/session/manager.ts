@@ -56,7 +56,7 @@ export interface SessionManager {
    * The transport is connected again (binding.md §2, §3): what waited for the broker goes now, not at its timer.
    * A failed client-initiated session waiting for its retry starts now, a server with Generic Alerts queued and
    * no session running gets one, and a running session waiting for an answer sends its message again soon if
-   * none comes (`reconnectResendMs`). Called on every connection; harmless when nothing waits.
+   * none comes (`reconnectResendMs`). Harmless when nothing waits.
    */
   reconnected(): void
   /** Ends every session, cancels every timer, and leaves the tree and the state durable. */
