@@ -28,6 +28,7 @@ import { detectionRoundTrips, echoRoundTrips } from './figures/roundtrip.ts'
 import { echoSessionsPerSecond, sessionsPerSecond } from './figures/sessions.ts'
 import { measureStart } from './figures/start.ts'
 import { storeFigures, type ChangeFigures } from './figures/store.ts'
+import { DOWN_MS, KILL_WITHIN_MS, measureReconnect } from './figures/reconnect.ts'
 
 const { values } = parseArgs({
   options: {
@@ -126,6 +127,18 @@ async function exchanges(brokerUrl: string, watcher: Watcher): Promise<void> {
     await Promise.all([agent.stop(), floor.stop()])
     await Promise.all([server.stop(), gateway.stop()])
   }
+}
+
+async function restarts(): Promise<void> {
+  log('broker restarts')
+  const figures = await measureReconnect(join(root, 'dist', 'gwmo-agent.js'), join(out, 'floor.js'), { runs, warmup: 1 })
+  const online = figures.onlineMs.median - figures.floorOnlineMs.median
+  row('Broker restart → retained online again, Node', cell(figures.onlineMs, 0, ' ms'), cell(figures.floorOnlineMs, 0, ' ms'), `${online >= 0 ? '+' : ''}${fmt(online, 0)} ms`, '')
+  row('Broker restart → queued Associated Gateway at the DM Server, Node', cell(figures.alertMs, 0, ' ms'), '—', `${figures.outstanding} of ${figures.restarts} restarts had it on its way at the kill`, '')
+  notes.push(
+    `Broker restarts: a broker of their own, killed within ${KILL_WITHIN_MS} ms of the device's answer to a Share=true detection reaching the gateway and started again ${DOWN_MS} ms later, ${runs} times after a warm-up; ` +
+      'timed from mosquitto\'s start. The floor reconnects every second (MQTT.js\'s default period), the agent after random delays of at most 3 s; the DM Server peer reconnects every second too.',
+  )
 }
 
 async function codec(): Promise<void> {
@@ -256,6 +269,7 @@ async function main(): Promise<void> {
       await section('Bundle sizes', sizes)
       await section('Start and RSS', () => starts(broker.url, watcher))
       await section('Round trips and sessions', () => exchanges(broker.url, watcher))
+      await section('Broker restarts', restarts)
       await section('Codec', codec)
       await section('Reply fitting', fitting)
     }

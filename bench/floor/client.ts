@@ -30,6 +30,8 @@ client.on('connect', () => {
     client.publish(topic('status'), 'online', { qos: 1, retain: true })
   })
 })
+// A refused reconnection is an `error` event: without a listener it would end the process at a broker restart.
+client.on('error', () => {})
 client.on('message', (_topic, payload) => {
   client.publish(topic('out'), payload, { qos: 1 })
 })

@@ -186,10 +186,18 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
 
   // The broker's URL alone, not the whole configuration, stays alive with these closures (thousands in a fleet).
   const broker = config.broker.url
+  let connectedBefore = false
   try {
     await link.start({
       message: route,
-      online: () => logger.debug('online', { broker }),
+      // binding.md §2, §3: on every reconnection, once `online` is retained again, what waited for the broker goes
+      // at once rather than at its timers. The first connection has no outage to make up for: the start opens a
+      // session for every queued alert, and what waited for the broker until then has just gone out.
+      online: () => {
+        logger.debug('online', { broker })
+        if (connectedBefore) sessions.reconnected()
+        connectedBefore = true
+      },
       offline: () => logger.debug('offline', { broker }),
     })
   } catch (error) {

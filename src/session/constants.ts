@@ -14,6 +14,13 @@ export interface SessionConstants {
   sessionTimeoutMs: number
   /** How many times a message is sent again after a timeout before the session fails. */
   retransmitCount: number
+  /**
+   * After the transport reconnects, a session waiting for an answer sends its last message again if none comes
+   * within this long, instead of the session timeout (binding.md §3): the outage may have lost the message or its
+   * answer, or the message may have reached the broker before the party, back a little later than the device,
+   * was listening again. Long enough for an answer already on its way to arrive first.
+   */
+  reconnectResendMs: number
   /** A failed client-initiated session is retried after base · 2^n ms (n = failures so far), with jitter… */
   retryBackoffBaseMs: number
   /** …never more than this apart. */
@@ -76,6 +83,7 @@ export const DEFAULT_SESSION_CONSTANTS: Readonly<SessionConstants> = Object.free
   verProto: 'DM/1.2',
   sessionTimeoutMs: 30_000,
   retransmitCount: 3,
+  reconnectResendMs: 3_000,
   retryBackoffBaseMs: 5_000,
   retryBackoffCapMs: 600_000,
   authFailureAnswersPerSecond: 5,

@@ -58,6 +58,13 @@ export interface SessionManager {
   /** Generic Alerts of this Meta/Type are never dropped from a full queue (the layer above coalesces them). */
   keepQueued(type: string): void
   registerAlert(code: number | string, handler: AlertHandler, options?: AlertRegistrationOptions): void
+  /**
+   * The transport is connected again (binding.md §2, §3): what waited for the broker goes now, not at its timer.
+   * A failed client-initiated session waiting for its retry starts now, a server with Generic Alerts queued and
+   * no session running gets one, and a running session waiting for an answer sends its message again soon if
+   * none comes (`reconnectResendMs`). Harmless when nothing waits.
+   */
+  reconnected(): void
   /** Ends every session, cancels every timer, and leaves the tree and the state durable. */
   stop(): Promise<void>
 }
@@ -276,6 +283,21 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     quietly(`${party}\u0000ended`, (suppressed) => logger.info('message of an ended session ignored', { party, sessionId: msg.hdr.sessionId, suppressed }))
   }
 
+  function reconnected(): void {
+    if (stopping) return
+    for (const [party, slot] of [...parties.entries()]) {
+      if (busy(slot)) slot.active!.reconnected()
+      // A retry is due as soon as the broker is back: its backoff counted the outage, not the party.
+      else if (slot.retryTimer !== undefined) track(openSession(party, { alert: 1201 }))
+    }
+    for (const serverId of deps.state.serversWithPendingAlerts()) {
+      const slot = parties.peek(serverId)
+      // A server whose account is gone is left out quietly: openSession would warn about it on every reconnection.
+      if ((slot !== undefined && busy(slot)) || findAccount(deps.tree, serverId) === undefined) continue
+      track(openSession(serverId, { alert: 1201 }))
+    }
+  }
+
   async function receive(inbound: InboundMessage): Promise<void> {
     if (stopping) return
     if (inbound.channel !== 'dm') {
@@ -305,6 +327,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     },
     keepQueued: (type) => alertQueue.keep(type),
     registerAlert: (code, handler, options) => alerts.register(code, handler, options),
+    reconnected,
     async stop() {
       stopping = true
       if (lazyFlush !== undefined) deps.clock.clearTimeout(lazyFlush)

@@ -78,6 +78,11 @@ export class Parties {
     return this.#slots.values()
   }
 
+  /** Each party with its slot. */
+  entries(): IterableIterator<[string, PartySlot]> {
+    return this.#slots.entries()
+  }
+
   /** Bounds the memory kept for parties: the oldest idle ones (only remembered sessions) are forgotten first. */
   #forgetIdle(keep: string): void {
     for (const [party, slot] of this.#slots) {

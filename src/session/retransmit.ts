@@ -10,6 +10,10 @@ export type TimeoutAction = 'resend' | 'give-up' | 'close'
  * The timer on the last message we sent (binding.md §3): with no answer within the session timeout it is sent
  * again, same MsgID, a bounded number of times, then the session fails. A message holding nothing but Status
  * expects no answer: its timer only closes the session.
+ *
+ * The wait starts once the message is handed over (or could not be): a message the transport holds while its
+ * broker is away has not left, so the time it waits there does not count, and it is not sent again the moment
+ * it finally goes out.
  */
 export class Retransmitter {
   readonly #clock: Clock
@@ -19,6 +23,10 @@ export class Retransmitter {
   #timer: unknown
   #resends = 0
   #closing = false
+  /** A message of ours is on its way to the transport and its wait has not started yet. */
+  #handingOver = false
+  /** The next wait is this one instead of the session timeout (`hurry`). */
+  #soonMs: number | undefined
 
   constructor(clock: Clock, timeoutMs: number, maxResends: number, onTimeout: (action: TimeoutAction) => void) {
     this.#clock = clock
@@ -27,22 +35,42 @@ export class Retransmitter {
     this.#onTimeout = onTimeout
   }
 
-  /** A new message went out: its own count of resends starts. */
+  /** A new message is on its way: its own count of resends starts, its wait once it is handed over. */
   sent(closing: boolean): void {
     this.#resends = 0
     this.#closing = closing
+    this.#soonMs = undefined
+    this.#disarm()
+    this.#handingOver = true
+  }
+
+  /** The message (or its resend) is handed over, or could not be: the wait for an answer starts now. */
+  handedOver(): void {
+    this.#handingOver = false
     this.#arm()
   }
 
   /** The message was sent again after a timeout: wait once more. */
   resent(): void {
-    this.#arm()
+    this.handedOver()
+  }
+
+  /**
+   * The next wait for an answer to our last message is at most `ms` (the transport has just reconnected, and the
+   * message or its answer may have been lost meanwhile). Nothing changes for a message that expects no answer.
+   */
+  hurry(ms: number): void {
+    if (this.#closing || (this.#timer === undefined && !this.#handingOver)) return
+    this.#soonMs = Math.min(ms, this.#timeoutMs)
+    if (this.#timer !== undefined) this.#arm()
   }
 
   /** The party answered (or the session ended). */
   cancel(): void {
     this.#disarm()
     this.#closing = false
+    this.#handingOver = false
+    this.#soonMs = undefined
   }
 
   get closing(): boolean {
@@ -56,12 +84,16 @@ export class Retransmitter {
 
   #arm(): void {
     this.#disarm()
+    const delay = this.#soonMs ?? this.#timeoutMs
+    this.#soonMs = undefined
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined
       if (this.#closing) return this.#onTimeout('close')
       if (this.#resends >= this.#maxResends) return this.#onTimeout('give-up')
       this.#resends += 1
+      // Sent again next: a hurry meanwhile applies to the wait after that.
+      this.#handingOver = true
       this.#onTimeout('resend')
-    }, this.#timeoutMs)
+    }, delay)
   }
 }

@@ -126,6 +126,15 @@ export class Session {
     return handled
   }
 
+  /**
+   * The transport is connected again: our last message, or the party's answer to it, may have been lost with the
+   * broker, or have reached it before the party was listening again. With no answer within `reconnectResendMs`
+   * the message is sent again then, not only at the session timeout.
+   */
+  reconnected(): void {
+    if (!this.#ended) this.#retransmit.hurry(this.#engine.constants.reconnectResendMs)
+  }
+
   /** Ends the session without a word (the engine is stopping). */
   stop(): void {
     this.#end('stopped')
@@ -436,9 +445,10 @@ export class Session {
   }
 
   /**
-   * Sends our next message, the one sent again (same MsgID) when no answer comes in time. Its timer runs from
-   * before the hand-over: the party may answer before the broker's acknowledgement reaches us, and a closing
-   * message must already be known as one by then (a new request ends such a session at once).
+   * Sends our next message, the one sent again (same MsgID) when no answer comes in time. It is known as sent
+   * (closing or not) before the hand-over: the party may answer before the broker's acknowledgement reaches us,
+   * and a closing message must already be known as one by then (a new request ends such a session at once). The
+   * wait for an answer starts once it is handed over: the transport holds a message while its broker is away.
    */
   async #transmit(out: OutboundMessage, entries: ReplyEntry[], closing = false): Promise<void> {
     this.#sentMsgId += 1
@@ -447,6 +457,7 @@ export class Session {
     this.#lastEntries = entries
     this.#retransmit.sent(closing)
     await this.#handOver(out)
+    if (!this.#ended) this.#retransmit.handedOver()
   }
 
   async #timedOut(action: TimeoutAction): Promise<void> {

@@ -37,6 +37,8 @@ export interface ConnectionOptions {
   maxPacketSize?: number
   will?: { topic: string; payload: string; retain: boolean }
   reconnect: BackoffOptions
+  /** Opening to CONNACK, at most; `TRANSPORT_TIMINGS.connectTimeoutMs` unless given. */
+  connectTimeoutMs?: number
   logger: Logger
 }
 
@@ -92,7 +94,7 @@ export function openConnection(options: ConnectionOptions): { client: MqttClient
     clean: true,
     resubscribe: false,
     keepalive: options.keepaliveSeconds,
-    connectTimeout: TRANSPORT_TIMINGS.connectTimeoutMs,
+    connectTimeout: options.connectTimeoutMs ?? TRANSPORT_TIMINGS.connectTimeoutMs,
     reconnectPeriod: backoff.next(),
     // A refused CONNECT (say, credentials not provisioned yet) is retried with the same backoff.
     reconnectOnConnackError: true,

@@ -38,6 +38,8 @@ export interface MqttTransportOptions extends TlsMaterial {
   /** Timers of this module's own deadlines (stop). */
   timers?: Timers
   reconnect?: { baseMs?: number; capMs?: number }
+  /** How long a connection attempt may take to its CONNACK (`TRANSPORT_TIMINGS`). */
+  connectTimeoutMs?: number
   /** How many brokers other than the agent's own (from parties' AppAddr) stay connected at once. */
   maxExtraBrokers?: number
   /** How long a connection to a party's AppAddr broker stays open without a send (`TRANSPORT_TIMINGS`). */
@@ -152,6 +154,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       capMs: options.reconnect?.capMs ?? TRANSPORT_TIMINGS.reconnectCapMs,
       random: options.random,
     },
+    ...(options.connectTimeoutMs !== undefined && { connectTimeoutMs: options.connectTimeoutMs }),
   }
   const statusTopic = topicFor(options.prefix, options.deviceId, STATUS_CHANNEL)
   const expected = { prefix: options.prefix, deviceId: options.deviceId, maxPacketSize: options.maxPacketSize }
@@ -167,6 +170,9 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
    * Whether the device's own topics are subscribed on the current connection, and the sends waiting for that:
    * MQTT.js flushes its offline queue before the `connect` event that subscribes, so a message queued before
    * (Package 1 of the first session) would leave first and its answer arrive while the device hears nothing.
+   * A publish already in flight when a connection drops is MQTT.js's own to send again, and it does so on the
+   * next connection before that subscription: its answer can be missed, and the session sends the message again
+   * soon after the reconnection (`SessionManager.reconnected`).
    */
   let subscribed = false
   const waitingForSubscription = new Set<{ resolve: () => void; reject: (error: Error) => void }>()

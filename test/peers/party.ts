@@ -56,6 +56,8 @@ export class Party {
   private readonly waiters = new Waiters()
   private chain: Promise<void> = Promise.resolve()
   private challengedOnce = false
+  /** Whether the party's subscription is granted on its current connection (a broker restart takes it away). */
+  private subscribed = false
   private nextPushId = 0x1000 + Math.floor(Math.random() * 0xd000)
 
   constructor(options: PartyOptions) {
@@ -74,6 +76,23 @@ export class Party {
         .catch((err: unknown) => this.trace('in', topic, `error: ${(err as Error).message}`))
     })
     await subscribe(client, this.topic(this.opts.partyId, 'dm'))
+    this.subscribed = true
+    // MQTT.js subscribes again by itself after a reconnection, but does not say when that is granted; a test that
+    // goes on after a broker restart must know the party hears its topic again, so it asks once more and waits.
+    client.on('close', () => {
+      this.subscribed = false
+    })
+    client.on('connect', () => {
+      subscribe(client, this.topic(this.opts.partyId, 'dm')).then(() => {
+        this.subscribed = client.connected
+        this.changed()
+      }, () => undefined)
+    })
+  }
+
+  /** Resolves once the party is connected and hears its topic (after a broker restart: connected again). */
+  listening(timeoutMs = 10_000): Promise<true> {
+    return this.waitFor(() => (this.subscribed || undefined), timeoutMs, 'subscription on the broker')
   }
 
   async stop(): Promise<void> {
