@@ -256,3 +256,18 @@ t.test('a status-only message that fails authentication still gets its 401 and C
   t.equal(headerStatus(h.decoded())?.data, '401')
   t.ok(chalNonce(h.decoded()), 'the party learns the nonce to use')
 })
+
+t.test('a message refused twice (it went twice) may be answered with either refusal\'s nonce', async (t) => {
+  const h = await createHarness()
+  const server = new Party(SERVER)
+  const stale = server.message({ sessionId: 'R2', msgId: 1, cred: 'bad', body: [get('./DevInfo/Mod')] })
+  await h.manager.receive(stale)
+  const first = decodeNonce(chalNonce(h.decoded())!)!
+  await h.manager.receive(stale)
+  const second = decodeNonce(chalNonce(h.decoded())!)!
+  t.not(encodeNonce(first), encodeNonce(second), 'each refusal hands out a nonce of its own')
+  // Regression: the second refusal's nonce replaced the first, and the party's answer to the first was refused.
+  server.nonce = first
+  await h.manager.receive(server.message({ sessionId: 'R2', msgId: 2, body: [get('./DevInfo/Mod')] }))
+  t.equal(headerStatus(h.decoded())?.data, '212', 'the answer to the first refusal gets in')
+})

@@ -45,8 +45,11 @@ export class PartyGate {
   #handedOut: Uint8Array | undefined
   /** After a spend and before the next nonce is handed out, nothing is accepted. */
   #spent = false
-  /** The nonce of our last refusal in this session; accepted too, in memory only. */
-  #refusal: Uint8Array | undefined
+  /**
+   * The nonces of our last refusals in this session, accepted too, in memory only: a party whose message went twice
+   * answers the first refusal while the second is on its way.
+   */
+  #refusals: Uint8Array[]
   /** The tree or the agent state took bookkeeping (nonces) that the engine saves lazily. */
   bookkeeping = false
 
@@ -54,9 +57,9 @@ export class PartyGate {
     private readonly deps: GateDeps,
     private readonly party: string,
     private readonly account: Account | undefined,
-    refusalNonce?: Uint8Array,
+    refusalNonces: readonly Uint8Array[] = [],
   ) {
-    this.#refusal = refusalNonce
+    this.#refusals = [...refusalNonces]
   }
 
   /** The party authenticated at least once in this session. */
@@ -68,9 +71,9 @@ export class PartyGate {
     return this.#scheme
   }
 
-  /** The nonce of the last refusal, for the manager to remember with a refused push. */
-  get refusalNonce(): Uint8Array | undefined {
-    return this.#refusal
+  /** The nonces of the last refusals, for the engine to remember with a refused push. */
+  get refusalNonces(): readonly Uint8Array[] {
+    return this.#refusals
   }
 
   /** Checks one inbound message. No side effect: only `spend` changes anything. */
@@ -106,7 +109,7 @@ export class PartyGate {
     this.#entry = verdict.entry
     if (usesNonce(verdict.scheme)) {
       this.#spent = true
-      this.#refusal = undefined
+      this.#refusals = []
       // The nonce the party proved it holds is the last one it got from us: a refusal's becomes the stored one too,
       // so that the party's next DM Notification digest (made with it) verifies. Stored, and spent.
       const { tree, state } = this.deps
@@ -147,8 +150,9 @@ export class PartyGate {
   async refusalChallenge(verdict: Extract<Verdict, { ok: false }>): Promise<Chal | undefined> {
     if (verdict.scheme === undefined) return undefined
     if (!usesNonce(verdict.scheme)) return challenge(verdict.scheme, undefined)
-    this.#refusal = await this.deps.nonces.issue()
-    return challenge(verdict.scheme, this.#refusal)
+    const nonce = await this.deps.nonces.issue()
+    this.#refusals = [...this.#refusals.slice(1 - MAX_REFUSAL_NONCES), nonce]
+    return challenge(verdict.scheme, nonce)
   }
 
   /** The nonces a message may be made with now, the most likely first. */
@@ -161,12 +165,14 @@ export class PartyGate {
       const stored = entryNonce(this.deps.tree, entry)
       if (spentNonces(this.deps.state, this.party)[entry.uri] !== encodeNonce(stored)) out.push(stored)
     }
-    if (this.#refusal !== undefined) out.push(this.#refusal)
+    out.push(...this.#refusals)
     return out
   }
 }
 
 const EMPTY = new Uint8Array(0)
+/** Refusal nonces a session (or a refused push) keeps: a few, so that a flood of refusals keeps no more. */
+const MAX_REFUSAL_NONCES = 3
 
 function spentNonces(state: EngineCore['state'], party: string): Record<string, string> {
   const value = state.accountFlag(party, SPENT_NONCES)
@@ -180,8 +186,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** A pushed message the device refused, remembered so that the party's answer goes on in the same session. */
 export interface RefusedPush {
   sessionId: string
-  /** The refusal's Chal nonce: accepted for that SessionID only. */
-  nonce: Uint8Array | undefined
+  /** The Chal nonces of its last refusals: accepted for that SessionID only. */
+  nonces: readonly Uint8Array[]
   /** Our MsgID of the refusal: the session continues after it (OMA DM Protocol 1.2, 9.3). */
   lastMsgId: number
   at: number
@@ -208,7 +214,7 @@ export class Admission {
 
   /** The gate of a new session with the party. */
   gate(party: string, account: Account | undefined, sessionId: string): PartyGate {
-    return new PartyGate(this.engine, party, account, this.refusedPush(party, sessionId)?.nonce)
+    return new PartyGate(this.engine, party, account, this.refusedPush(party, sessionId)?.nonces)
   }
 
   /**
@@ -228,7 +234,7 @@ export class Admission {
     const chal = await gate.refusalChallenge(verdict)
     const msgId = (this.refusedPush(party, msg.hdr.sessionId)?.lastMsgId ?? 0) + 1
     const message = refusal(engine, { party, account, msg, inbound, msgId, chal, code: verdict.failure.status })
-    this.#refused.set(party, { sessionId: msg.hdr.sessionId, nonce: gate.refusalNonce, lastMsgId: msgId, at: now })
+    this.#refused.set(party, { sessionId: msg.hdr.sessionId, nonces: gate.refusalNonces, lastMsgId: msgId, at: now })
     await engine.send(message).catch((error: unknown) =>
       engine.quietLog.note(`${party}\u0000send`, now, (suppressed) => engine.logger.warn('send failed', { party, error, suppressed })))
   }
