@@ -9,7 +9,7 @@
  * The count lives in memory: a restart begins afresh, which a party on the broker cannot bring about.
  */
 import type { BootstrapSecMethod } from '../auth/bootstrap-mac.ts'
-import { QuietLog } from '../session/rate-limit.ts'
+import { QuietLog } from '../rate-limit.ts'
 
 export interface BootstrapThrottleSettings {
   /** MAC failures in a row that start no backoff. */

@@ -29,7 +29,7 @@ import {
 } from '../codec/gwmo.ts'
 import type { Logger } from '../log.ts'
 import type { AlertContext, GenericAlertSpec, SessionManager } from '../session/index.ts'
-import { BoundedMap, PartyRateLimiter, QuietLog } from '../session/rate-limit.ts'
+import { BoundedMap, PartyRateLimiter, QuietLog } from '../rate-limit.ts'
 import { findAccount, markGateway, readAccounts } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 

@@ -17,7 +17,7 @@ import { entryNonce, entrySecret, setNonce, type Account, type AuthEntry } from 
 import { challenge, checkParty, chooseEntry, HMAC_PROPERTY, schemeOfAAuthType, schemeOfMetaType, usesNonce, type AuthScheme } from './credentials.ts'
 import type { EngineCore } from './engine.ts'
 import { composeMessage } from './outbound.ts'
-import { BoundedMap } from './rate-limit.ts'
+import { BoundedMap } from '../rate-limit.ts'
 import { makeStatus, ReplyBuilder, type ReplyEntry } from './reply.ts'
 
 export type Verdict =

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.ts'
 import type { AgentState, GenericAlertSpec, PendingAlert } from './agent-state.ts'
 import type { Clock } from './engine.ts'
-import type { QuietLog } from './rate-limit.ts'
+import type { QuietLog } from '../rate-limit.ts'
 
 export interface AlertQueueDeps {
   state: AgentState

@@ -7,7 +7,7 @@ import type { AlertRegistry } from './alerts.ts'
 import type { SessionConstants } from './constants.ts'
 import type { NonceIssuer } from './nonces.ts'
 import type { Admission } from './admission.ts'
-import type { PartyRateLimiter, QuietLog } from './rate-limit.ts'
+import type { PartyRateLimiter, QuietLog } from '../rate-limit.ts'
 import type { Serial } from './serial.ts'
 
 /** Injected time (MQTT.js KeepaliveManager style), so tests drive the engine with a fake clock. */

@@ -13,7 +13,7 @@ import { NonceIssuer } from './nonces.ts'
 import { findAccount, type Account } from '../tree/accounts.ts'
 import { Admission } from './admission.ts'
 import { busy, Parties, type PartySlot, type QueuedRequest } from './parties.ts'
-import { PartyRateLimiter, QuietLog } from './rate-limit.ts'
+import { PartyRateLimiter, QuietLog } from '../rate-limit.ts'
 import { Serial } from './serial.ts'
 import { Session, type EndedSession, type SessionOptions, type SessionOutcome } from './session.ts'
 

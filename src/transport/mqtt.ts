@@ -8,6 +8,7 @@
  * every connection is exactly what this module asked for: no subscriptions left over from an older
  * configuration, no backlog of stale notifications replayed long after a long outage.
  */
+import { QuietLog } from '../rate-limit.ts'
 import { createHash } from 'node:crypto'
 import type { Logger } from '../log.ts'
 import type { InboundMessage, OutboundMessage, Transport, TransportEvents } from './port.ts'
@@ -190,15 +191,19 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
     }
   }
 
+  const drops = new QuietLog(1000, 4)
   const deliver = (topic: string, payload: Buffer, packet: Parameters<typeof classifyInbound>[3]) => {
     if (state !== 'started' || !events) return
     const result = classifyInbound(expected, topic, payload, packet)
     if (!result.ok) {
-      if (result.reason === 'too-large') {
-        log.warn('dropped inbound message over the maximum packet size', { topic, bytes: result.bytes, max: options.maxPacketSize })
-      } else {
-        log.warn('dropped inbound message on an unknown topic', { topic })
-      }
+      // Anyone on the broker can send these: a line a second for each kind, with the count of the rest.
+      drops.note(result.reason, Date.now(), (suppressed) => {
+        if (result.reason === 'too-large') {
+          log.warn('dropped inbound message over the maximum packet size', { topic, bytes: result.bytes, max: options.maxPacketSize, suppressed })
+        } else {
+          log.warn('dropped inbound message on an unknown topic', { topic, suppressed })
+        }
+      })
       return
     }
     const message: InboundMessage = result.message

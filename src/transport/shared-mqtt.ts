@@ -16,6 +16,7 @@
  * detecting them all). mosquitto queues 1000 per client by default and drops the rest without a word to the
  * sender ("Outgoing messages are being dropped" in its log); the sessions then wait for their time-outs.
  */
+import { QuietLog } from '../rate-limit.ts'
 import type { Logger } from '../log.ts'
 import { classifyInbound } from './inbound.ts'
 import { openConnection, type MqttClient, type TlsMaterial } from './mqtt-client.ts'
@@ -143,6 +144,8 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
     setImmediate(() => flush(pool))
   }
 
+  // Anyone on the broker can send these: a line a second for each kind, with the count of the rest.
+  const drops = new QuietLog(1000, 4)
   const dispatch = (topic: string, payload: Buffer, packet: Parameters<typeof classifyInbound>[3]) => {
     if (stopping) return
     const rest = topic.startsWith(options.prefix + '/') ? topic.slice(options.prefix.length + 1) : undefined
@@ -150,12 +153,12 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
     const entry = level === undefined ? undefined : byTopicLevel.get(level)
     if (entry === undefined || entry.events === undefined) {
       // Expected under the wildcard plan (parties' traffic); a stray topic otherwise.
-      if (plan === 'each') log.warn('dropped inbound message on an unknown topic', { topic })
+      if (plan === 'each') drops.note('unknown', Date.now(), (suppressed) => log.warn('dropped inbound message on an unknown topic', { topic, suppressed }))
       return
     }
     const result = classifyInbound({ prefix: options.prefix, deviceId: entry.deviceId, maxPacketSize: options.maxPacketSize }, topic, payload, packet)
     if (!result.ok) {
-      if (result.reason === 'too-large') log.warn('dropped inbound message over the maximum packet size', { topic, bytes: result.bytes })
+      if (result.reason === 'too-large') drops.note('too-large', Date.now(), (suppressed) => log.warn('dropped inbound message over the maximum packet size', { topic, bytes: result.bytes, suppressed }))
       return
     }
     try {
