@@ -56,7 +56,9 @@ t.test('after every broker restart at a random moment: online again, and the que
   t.teardown(() => status.stop())
 
   // The product's own session timers, not the tests' short ones: a return that waits for one of them shows.
-  const agent = startGwmoAgent({ brokerUrl: broker.url, deviceId: DEVICE, parties: [SERVER_A, GATEWAY], config: { session: CONFIG_DEFAULTS.session } })
+  // Twelve detections in well under a minute: above the default rate a gateway is allowed (binding.md §11).
+  const config = { session: CONFIG_DEFAULTS.session, limits: { detectionsPerMinute: 60 } }
+  const agent = startGwmoAgent({ brokerUrl: broker.url, deviceId: DEVICE, parties: [SERVER_A, GATEWAY], config })
   t.teardown(async () => {
     if (!t.passing()) t.comment(`agent ${agent.pid ?? '?'} in ${agent.dir}:\n${agent.tail(120)}\n--- broker ---\n${broker.log().split('\n').slice(-40).join('\n')}`)
     await agent.remove()
