@@ -1,9 +1,26 @@
 // The esbuild options every Node bundle of the project shares: the agent, its floor in the bench, the demo,
 // the peers and the bench programs. One place, so the floor is always built exactly like the agent.
+import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/**
+ * MQTT.js reads its version from its whole package.json (lib/shared.js): the bundle gets the version alone, not
+ * the manifest's 3.6 KB of fields no one reads.
+ */
+const mqttVersionOnly = {
+  name: 'mqtt-version-only',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/\.\.\/package\.json$/ }, (args) =>
+      /[\\/]mqtt[\\/]build[\\/]lib$/.test(args.resolveDir) ? { path: 'mqtt-version', namespace: 'mqtt-version-only' } : undefined)
+    build.onLoad({ filter: /.*/, namespace: 'mqtt-version-only' }, () => {
+      const { version } = JSON.parse(readFileSync(join(root, 'node_modules', 'mqtt', 'package.json'), 'utf8'))
+      return { contents: JSON.stringify({ version }), loader: 'json' }
+    })
+  },
+}
 
 /** CommonJS for Node 18: esbuild's ESM output breaks on mqtt's dynamic requires. */
 export const nodeBundle = Object.freeze({
@@ -21,6 +38,7 @@ export const nodeBundle = Object.freeze({
     debug: join(root, 'build', 'shims', 'debug.cjs'),
     'lru-cache': join(root, 'build', 'shims', 'lru-cache.cjs'),
   },
+  plugins: [mqttVersionOnly],
   logLevel: 'warning',
 })
 

@@ -1,5 +1,5 @@
-// The LRU cache the bundle gives MQTT.js's topic aliases in place of the lru-cache package
-// (build/shims/lru-cache.cjs): the calls lib/topic-alias-send.js makes, with lru-cache's meaning.
+// What the bundle leaves out of its dependencies (build/esbuild-options.mjs): the LRU cache it gives MQTT.js's topic
+// aliases in place of the lru-cache package (build/shims/lru-cache.cjs), and all of MQTT.js's manifest but its version.
 import { createRequire } from 'node:module'
 import t from 'tap'
 
@@ -34,4 +34,12 @@ t.test('get marks the most recently used, set evicts the least recently used pas
   cache.clear()
   t.equal(cache.size, 0)
   t.same([...cache.keys()], [])
+})
+
+t.test('the bundle carries MQTT.js\'s version, not its manifest', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const bundle = readFileSync(new URL('../dist/gwmo-agent.js', import.meta.url), 'utf8')
+  const { version, homepage } = JSON.parse(readFileSync(new URL('../node_modules/mqtt/package.json', import.meta.url), 'utf8')) as { version: string; homepage: string }
+  t.ok(bundle.includes(JSON.stringify(version)) || bundle.includes(`version:"${version}"`), 'the version is there')
+  t.notOk(bundle.includes(homepage), 'the rest of the manifest is not')
 })
