@@ -4,15 +4,15 @@
  * ACL the project ships (binding.md §6, `broker-world.ts`) unless a test asks for an open broker. Never
  * skipped: without the broker the tests fail and say how to install it.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { aclFileFor, TEST_WORLD, type AclWorld } from './broker-world.ts'
 import { freePort, waitForPort } from './free-port.ts'
+import { makeCertificates, requireExecutable } from './test-certificates.ts'
 
 const MOSQUITTO = '/usr/sbin/mosquitto'
-const OPENSSL = '/usr/bin/openssl'
 const START_TIMEOUT_MS = 10_000
 const STOP_TIMEOUT_MS = 5_000
 
@@ -50,34 +50,6 @@ export interface Mosquitto {
   restart(whileDown?: () => unknown): Promise<void>
   /** SIGKILL, no goodbye to anyone. */
   kill(): void
-}
-
-function requireExecutable(path: string, install: string): void {
-  try {
-    accessSync(path, constants.X_OK)
-  } catch {
-    throw new Error(`${path.split('/').pop()} not found: apt-get install ${install}`)
-  }
-}
-
-function makeCertificates(dir: string): void {
-  requireExecutable(OPENSSL, 'openssl')
-  const openssl = (...args: string[]) => execFileSync(OPENSSL, args, { cwd: dir, stdio: 'pipe' })
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-  writeFileSync(join(dir, 'ca.cnf'), [
-    '[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', 'CN = gwmo-agent test CA',
-    '[v3_ca]', 'basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign,cRLSign',
-    'subjectKeyIdentifier = hash', '',
-  ].join('\n'))
-  openssl('req', '-x509', '-config', 'ca.cnf', '-extensions', 'v3_ca', ...ecKey, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2')
-  const leaf = (name: string, extensions: string[], serial: string) => {
-    writeFileSync(join(dir, `${name}.ext`), ['basicConstraints = CA:FALSE', ...extensions, ''].join('\n'))
-    openssl('req', '-new', ...ecKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name === 'server' ? 'localhost' : 'gwmo-agent test device'}`)
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial,
-      '-days', '2', '-out', `${name}.pem`, '-extfile', `${name}.ext`)
-  }
-  leaf('server', ['subjectAltName = DNS:localhost,IP:127.0.0.1', 'extendedKeyUsage = serverAuth'], '2')
-  leaf('client', ['extendedKeyUsage = clientAuth'], '3')
 }
 
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mosquitto> {
