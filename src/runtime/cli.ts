@@ -89,7 +89,9 @@ export async function runCli(io: CliIo): Promise<CliStart> {
   }
   const config = loaded.config
   const logger = createLogger({ level: (level ?? config.logLevel) as LogLevel, write: io.stdout }, { deviceId: config.deviceId })
-  const started = await startAgent({ config, logger })
+  // GWMO_SYSROOT: a directory standing for `/` where the device's description is read (tests, device-info.ts).
+  const sysroot = io.env.GWMO_SYSROOT
+  const started = await startAgent({ config, logger, version: io.version, ...(sysroot && { sysroot }) })
   if (!started.ok) {
     io.stderr(`gwmo-agent: ${started.error}`)
     return { kind: 'exit', code: EXIT.failure }
