@@ -29,9 +29,12 @@ export interface BrokerConfig {
   readonly keepaliveSeconds: number
 }
 
-/** Values of `./DevInfo` and `./DevDetail` that only the device's owner knows. */
+/**
+ * Values of `./DevInfo` and `./DevDetail` set by the device's owner. Where `man`, `fwV`, `swV` and `hwV` are
+ * unset, the device describes itself (runtime/device-info.ts, binding.md §8).
+ */
 export interface DevInfoConfig {
-  readonly man: string
+  readonly man?: string
   readonly mod: string
   readonly lang: string
   readonly devTyp: string
@@ -119,7 +122,7 @@ export const CONFIG_DEFAULTS = deepFreeze({
   logLevel: 'info' as ConfigLogLevel,
   session: { timeoutSeconds: 30, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 600 },
   location: { pollSeconds: 30, enabled: true },
-  devInfo: { man: 'unknown', mod: 'unknown', lang: 'en-US', devTyp: 'gateway-end-device' },
+  devInfo: { mod: 'unknown', lang: 'en-US', devTyp: 'gateway-end-device' },
   /**
    * binding.md §11. Each party's quota is an eighth of the tree (nodes and bytes), so that seven parties at their
    * quotas leave the device and an eighth party room; a leaf holds a certificate chain; a party's pending alerts

@@ -111,7 +111,7 @@ t.test('statuses and results of a management session, and what survives a SIGKIL
   t.equal(statusOf(session, getDevInfo), '200')
   t.equal(resultFor(session, './DevInfo/Man'), 'Acme')
   t.equal(statusOf(session, getDevDetail), '200')
-  t.same(resultFor(session, './DevDetail')?.split('/').sort(), ['DevTyp', 'FwV', 'HwV', 'LrgObj', 'OEM', 'SwV', 'URI'],
+  t.same(resultFor(session, './DevDetail')?.split('/').sort(), ['DevTyp', 'Ext', 'FwV', 'HwV', 'LrgObj', 'OEM', 'SwV', 'URI'],
     'an interior node answers with its children (TND 1.2, 7.4)')
   t.equal(resultFor(session, './DevDetail/DevTyp'), 'gateway-end-device')
   t.equal(statusOf(session, replaceName), '200')

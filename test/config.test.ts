@@ -30,7 +30,7 @@ t.test('a minimal configuration gets every default, frozen', async (t) => {
     factoryBootstrap: '/etc/gwmo-agent/factory.xml',
     topicPrefix: 'omadm/v1',
     maxPacketSize: 65536,
-    devInfo: { man: 'unknown', mod: 'unknown', lang: 'en-US', devTyp: 'gateway-end-device' },
+    devInfo: { mod: 'unknown', lang: 'en-US', devTyp: 'gateway-end-device' },
     acceptDetectionFrom: 'bootstrapped',
     logLevel: 'info',
     session: { timeoutSeconds: 30, retries: 3, retryBackoffSeconds: 5, maxBackoffSeconds: 600 },

@@ -13,7 +13,8 @@ import { createSessionManager, type SessionManager } from '../session/manager.ts
 import { createMqttTransport } from '../transport/mqtt.ts'
 import type { InboundMessage, Transport } from '../transport/port.ts'
 import { DiskFiles, JournalStore, type Store } from '../store/index.ts'
-import { ManagementTree, readAccounts, type TreeBase } from '../tree/index.ts'
+import { ManagementTree, readAccounts, updateDescription, type DeviceDescription, type TreeBase } from '../tree/index.ts'
+import { describeDevice, readDevice, unread } from './device-info.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
 import { migrateLegacyFiles } from './migrate.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
@@ -39,6 +40,12 @@ export interface AgentOptions {
   treeBase?: TreeBase
   clock?: Clock
   random?: (n: number) => Uint8Array
+  /** The agent's version, for `./DevDetail/Ext/GwmoAgent/Version` (the command line gives the bundle's). */
+  version?: string
+  /** A directory standing for `/` where the device's description is read (device-info.ts): tests. */
+  sysroot?: string
+  /** The device's description as the OS gives it, already read (a fleet reads it once for all its devices). */
+  device?: DeviceDescription
 }
 
 export interface Agent {
@@ -80,7 +87,7 @@ type TreeOpened = { ok: true; tree: ManagementTree; created: boolean; factorySer
  * The persisted tree, or on a first start the factory tree (and the servers it configured). Its own function,
  * so that the factory document and the configuration it reads are not kept alive by the agent's closures.
  */
-async function openTree(store: Store, config: AgentConfig, document: FactoryDocument | undefined, base: TreeBase | undefined): Promise<TreeOpened> {
+async function openTree(store: Store, config: AgentConfig, document: FactoryDocument | undefined, base: TreeBase | undefined, description: DeviceDescription): Promise<TreeOpened> {
   let factoryServers: string[] = []
   const opened = await ManagementTree.open(store, {
     ...(base !== undefined && { base }),
@@ -92,7 +99,7 @@ async function openTree(store: Store, config: AgentConfig, document: FactoryDocu
         if (!read.ok) return { error: read.error }
         document = read.document
       }
-      const built = buildFactoryTree(config, document)
+      const built = buildFactoryTree(config, document, description)
       if ('error' in built) return built
       factoryServers = built.serverIds
       return built.tree
@@ -116,9 +123,29 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   }
   const durable = store
 
-  const opened = await openTree(store, config, options.factoryDocument, options.treeBase)
+  // binding.md §8: the device describes itself anew at every start, the configuration's values first.
+  let device = options.device
+  if (device === undefined) {
+    device = await readDevice({ version: options.version ?? 'dev', ...(options.sysroot !== undefined && { root: options.sysroot }) })
+    logger.debug('device description read', { ...device, unread: unread(device) })
+  }
+  const description = describeDevice(config.devInfo, device)
+
+  const opened = await openTree(store, config, options.factoryDocument, options.treeBase, description)
   if (!opened.ok) return opened
   const tree = opened.tree
+  if (!opened.created) {
+    const updated = updateDescription(tree, description)
+    if (!updated.ok) return { ok: false, error: `tree: ${updated.error}` }
+    if (updated.changed.length > 0) {
+      try {
+        await tree.flush()
+      } catch (error) {
+        return { ok: false, error: `stateDir: cannot write the tree (${(error as NodeJS.ErrnoException).code ?? 'error'})` }
+      }
+      logger.info('device description updated', { nodes: updated.changed })
+    }
+  }
 
   const stateOpened = await AgentState.open(store, random)
   if (!stateOpened.ok) return { ok: false, error: stateOpened.error }

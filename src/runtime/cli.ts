@@ -1,7 +1,7 @@
 /**
  * The command line (binding.md §7): `gwmo-agent --config FILE [--log-level LEVEL]`, plus `--help` and `--version`,
- * and `gwmo-agent simulate …`, the fleet simulator (simulate-cli.ts), which the entry loads from a file of its
- * own beside the agent's bundle (main.ts).
+ * `gwmo-agent tree …`, the stored tree read-only (tree-cli.ts), and `gwmo-agent simulate …`, the fleet simulator
+ * (simulate-cli.ts), which the entry loads from a file of its own beside the agent's bundle (main.ts).
  * Everything is checked before anything starts: a bad argument or configuration is one line on stderr and a
  * non-zero exit, never a half-started agent.
  */
@@ -11,8 +11,10 @@ import { createLogger, type LogLevel, type Logger } from '../log.ts'
 import { startAgent, type Agent } from './agent.ts'
 import type { runSimulateCli } from './simulate-cli.ts'
 import type { Fleet } from './simulate.ts'
+import { runTreeCli, TREE_USAGE } from './tree-cli.ts'
 
 export const USAGE = `usage: gwmo-agent --config FILE [--log-level debug|info|warn|error]
+       ${TREE_USAGE}   (the stored tree and pending alerts, read-only)
        gwmo-agent simulate --devices N --broker URL --config FILE [...]   (see simulate --help)
        gwmo-agent --help | --version
 
@@ -48,6 +50,7 @@ export async function runCli(io: CliIo): Promise<CliStart> {
     }
     return simulator.runSimulateCli({ ...io, argv: io.argv.slice(1) }, EXIT)
   }
+  if (io.argv[0] === 'tree') return runTreeCli({ ...io, argv: io.argv.slice(1) }, EXIT)
   let values: { config?: string; 'log-level'?: string; help?: boolean; version?: boolean }
   try {
     ;({ values } = parseArgs({
@@ -89,7 +92,9 @@ export async function runCli(io: CliIo): Promise<CliStart> {
   }
   const config = loaded.config
   const logger = createLogger({ level: (level ?? config.logLevel) as LogLevel, write: io.stdout }, { deviceId: config.deviceId })
-  const started = await startAgent({ config, logger })
+  // GWMO_SYSROOT: a directory standing for `/` where the device's description is read (tests, device-info.ts).
+  const sysroot = io.env.GWMO_SYSROOT
+  const started = await startAgent({ config, logger, version: io.version, ...(sysroot && { sysroot }) })
   if (!started.ok) {
     io.stderr(`gwmo-agent: ${started.error}`)
     return { kind: 'exit', code: EXIT.failure }

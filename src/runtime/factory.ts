@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import type { SyncMLMessage } from '../codec/syncml-model.ts'
 import { decodeMessage } from '../codec/syncml.ts'
 import type { AgentConfig } from '../config.ts'
-import { applyBootstrap, createStandardTree, ManagementTree } from '../tree/index.ts'
+import { applyBootstrap, createStandardTree, ManagementTree, type DeviceDescription } from '../tree/index.ts'
 
 export interface FactoryDocument {
   bytes: Uint8Array
@@ -37,20 +37,21 @@ export function decodeFactoryDocument(document: FactoryDocument): { ok: true; do
   return { ok: true, document: { ...document, decoded: decoded.value } }
 }
 
-/** Builds the factory tree; the ServerIDs the document configured are the servers to open sessions with. */
-export function buildFactoryTree(config: AgentConfig, document: FactoryDocument): { tree: ManagementTree; serverIds: string[] } | { error: string } {
+/**
+ * Builds the factory tree; the ServerIDs the document configured are the servers to open sessions with.
+ * `description` is what the device says of itself, the configuration's values already in it (device-info.ts).
+ */
+export function buildFactoryTree(config: AgentConfig, document: FactoryDocument, description: DeviceDescription = config.devInfo): { tree: ManagementTree; serverIds: string[] } | { error: string } {
   const decoded = decodeFactoryDocument(document)
   if (!decoded.ok) return { error: decoded.error }
   const { devInfo } = config
+  const { man, fwV, swV, hwV, version } = description
   const tree = createStandardTree({
     devId: config.deviceId,
-    man: devInfo.man,
     mod: devInfo.mod,
     lang: devInfo.lang,
     devTyp: devInfo.devTyp,
-    ...(devInfo.fwV !== undefined && { fwV: devInfo.fwV }),
-    ...(devInfo.swV !== undefined && { swV: devInfo.swV }),
-    ...(devInfo.hwV !== undefined && { hwV: devInfo.hwV }),
+    man, fwV, swV, hwV, version,
     ...(devInfo.oem !== undefined && { oem: devInfo.oem }),
     limits: config.limits,
   })

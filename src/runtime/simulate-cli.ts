@@ -31,6 +31,7 @@ export interface SimulateIo {
   env: Record<string, string | undefined>
   stdout: (line: string) => void
   stderr: (line: string) => void
+  version?: string
 }
 
 export type SimulateStart =
@@ -98,6 +99,7 @@ export async function runSimulateCli(io: SimulateIo, exit: { ok: number; failure
     logger,
     connections,
     topicPlan: plan,
+    ...(io.version !== undefined && { version: io.version }),
     ...(values['id-prefix'] !== undefined && { idPrefix: values['id-prefix'] as string }),
     ...(values['state-dir'] !== undefined && { stateDir: values['state-dir'] as string }),
   })

@@ -18,6 +18,7 @@ import type { Logger } from '../log.ts'
 import { createSharedMqtt, type TopicPlan } from '../transport/shared-mqtt.ts'
 import { DiscardingStore } from '../store/index.ts'
 import { startAgent, type Agent } from './agent.ts'
+import { describeDevice, readDevice } from './device-info.ts'
 import { buildFactoryTree, decodeFactoryDocument, readFactoryDocument } from './factory.ts'
 
 /** Locally administered MAC addresses (IEEE 802, U/L bit set): never a real device's. */
@@ -37,6 +38,8 @@ export interface SimulateOptions {
   /** How many devices start at once; the rest wait, so a big fleet does not open every store in one go. */
   startConcurrency?: number
   onStarted?: (count: number) => void
+  /** The agent's version (`./DevDetail/Ext/GwmoAgent/Version`). */
+  version?: string
 }
 
 export interface SimulatedDevice {
@@ -110,7 +113,9 @@ export async function startFleet(options: SimulateOptions): Promise<FleetResult>
   const decoded = decodeFactoryDocument(read.document)
   if (!decoded.ok) return decoded
   const factoryDocument = decoded.document
-  const template = buildFactoryTree({ ...config, deviceId: named.ids[0]! }, factoryDocument)
+  // Every device describes the host it runs on (binding.md §8), read once; the template holds it, so it is shared.
+  const device = await readDevice({ version: options.version ?? 'dev' })
+  const template = buildFactoryTree({ ...config, deviceId: named.ids[0]! }, factoryDocument, describeDevice(config.devInfo, device))
   if ('error' in template) return { ok: false, error: template.error }
   const treeBase = template.tree.asBase()
 
@@ -147,6 +152,7 @@ export async function startFleet(options: SimulateOptions): Promise<FleetResult>
       ...(config.location.sourceFile === undefined && { location: new FixedLocation(index) }),
       factoryDocument,
       treeBase,
+      device,
     })
     if (!started.ok) {
       failure ??= `${deviceId}: ${started.error}`

@@ -3,7 +3,7 @@ export type * from './types.ts'
 export { ManagementTree, TREE_NAMESPACE, type OpenOptions, type OpenResult, type RestoreResult, type TreeOptions } from './tree.ts'
 export type { TreeBase } from './node-map.ts'
 export type { ExecHandler } from './operations.ts'
-export { createStandardTree, type StandardTreeOptions } from './standard-tree.ts'
+export { createStandardTree, updateDescription, DESCRIPTION_NODES, type DeviceDescription, type StandardTreeOptions } from './standard-tree.ts'
 export {
   readAccounts, findAccount, markGateway, setNonce, entrySecret, entryNonce, type Account, type AccountAddress, type AccountRole, type AuthEntry,
 } from './accounts.ts'

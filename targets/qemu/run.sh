@@ -7,8 +7,11 @@
 # temporary folder, the .deb is installed with dpkg inside it, `gwmo-agent --version` must print the package
 # version, then
 #   1. the agent runs as the unit would run it (/usr/bin/gwmo-agent, the test config device-config.json with
-#      factory-bootstrap.xml): its retained `online` must appear, and SIGTERM must leave a retained `offline`
-#      and exit status 0;
+#      factory-bootstrap.xml): its retained `online` must appear; while it runs, `gwmo-agent tree` in the rootfs
+#      must list ./DevDetail/SwV = the rootfs's /etc/os-release PRETTY_NAME, FwV = the emulated `uname -r` (the
+#      host's kernel under qemu-user), HwV = the board the chroot sees (device tree or DMI, else ""), Man = the
+#      configuration's, the agent's version, and every secret as (secret); SIGTERM must leave a retained
+#      `offline` and exit status 0;
 #   2. the demo's whole GwMO story (`dist/demo.js`, its 7 steps, with its DM Server, gateway and bootstrap
 #      server native on the host) runs with the installed bundle, /usr/lib/gwmo-agent/gwmo-agent.js, under the
 #      emulated /usr/bin/node: its --runtime is a wrapper that execs `chroot ROOTFS /usr/bin/node`, so the
@@ -83,6 +86,58 @@ start_broker() {
     sleep 0.1
   done
   broker="mqtt://127.0.0.1:$port"
+}
+
+# The value of URI in a `gwmo-agent tree` listing (tab-separated; a text value is a JSON string).
+tree_value() {
+  node -e 'const [file, uri] = process.argv.slice(1)
+    for (const line of require("fs").readFileSync(file, "utf8").split("\n")) {
+      const f = line.split("\t")
+      if (f[0] === uri && f.length === 5) { process.stdout.write(f[4].startsWith("\"") ? JSON.parse(f[4]) : ""); process.exit(0) }
+    }
+    process.exit(1)' "$1" "$2"
+}
+
+# The first NUL- or newline-separated string of a file, trimmed; nothing when it cannot be read.
+first_string() { [ -r "$1" ] && tr '\0' '\n' < "$1" 2>/dev/null | head -n 1 | sed 's/^[[:space:]]*//; s/[[:space:]]*$//' || true; }
+
+# binding.md §8 on the emulated device: `gwmo-agent tree` in the rootfs lists ./DevDetail and ./DevInfo/Man, and
+# each value must be what the rootfs shows its programs. SwV is the rootfs's own /etc/os-release PRETTY_NAME.
+# FwV is the kernel release the emulated `uname -r` gives: under qemu-user that is the host's kernel (no ARM
+# kernel runs), so it is checked against the chroot's uname, not against an ARM kernel. HwV is the board a
+# program in the chroot sees (/proc and /sys are the host's, bind-mounted: its device tree model, else its DMI
+# product name, else the default ""). Man is device-config.json's devInfo.man: the configuration wins.
+check_description() {
+  local arch="$1" dir="$2" listing="$work/$1-tree" expected actual uri
+  if ! chroot "$dir" /usr/bin/env -i PATH=/usr/bin:/bin /usr/bin/gwmo-agent tree --config /etc/gwmo-agent/config.json \
+      > "$listing" 2> "$listing.err"; then
+    fail "$arch" "gwmo-agent tree: $(tail_of "$listing.err")"
+    return
+  fi
+  pass "$arch" "gwmo-agent tree listed $(grep -c '^\.' "$listing") nodes while the agent ran"
+  local -A want=(
+    [./DevDetail/SwV]="$(. "$dir/etc/os-release" && printf '%s' "${PRETTY_NAME:-}")"
+    [./DevDetail/FwV]="$(chroot "$dir" /bin/uname -r)"
+    [./DevDetail/HwV]="$(first_string "$dir/proc/device-tree/model")"
+    [./DevInfo/Man]="$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).devInfo.man' "$QEMU_DIR/device-config.json")"
+    [./DevDetail/Ext/GwmoAgent/Version]="$version"
+  )
+  [ -n "${want[./DevDetail/HwV]}" ] || want[./DevDetail/HwV]="$(first_string "$dir/sys/class/dmi/id/product_name")"
+  for uri in ./DevDetail/SwV ./DevDetail/FwV ./DevDetail/HwV ./DevInfo/Man ./DevDetail/Ext/GwmoAgent/Version; do
+    expected="${want[$uri]}"
+    if ! actual="$(tree_value "$listing" "$uri")"; then fail "$arch" "$uri: not in the listing"; continue; fi
+    if [ "$actual" = "$expected" ]; then pass "$arch" "$uri = '$actual'"
+    else fail "$arch" "$uri = '$actual', expected '$expected'"; fi
+  done
+  # The chroot cannot read the host's os-release; when the two read alike, the value alone cannot show it.
+  if [ "$(. /etc/os-release 2>/dev/null && printf '%s' "${PRETTY_NAME:-}")" = "${want[./DevDetail/SwV]}" ]; then
+    say "$arch: note: the host's PRETTY_NAME is the rootfs's too"
+  fi
+  # Secrets are listed as (secret), never by value.
+  local shown
+  shown="$(awk -F '\t' '$1 ~ /\/AAuth(Secret|Data)$/ && $5 != "(secret)"' "$listing")"
+  if [ -z "$shown" ] && grep -qP '/AAuthSecret\t' "$listing"; then pass "$arch" "gwmo-agent tree: every AAuthSecret and AAuthData as (secret)"
+  else fail "$arch" "gwmo-agent tree: secrets not hidden or not listed: ${shown:0:200}"; fi
 }
 
 # --- one architecture ------------------------------------------------------------------------------------
@@ -160,6 +215,10 @@ run_arch() {
     fail "$arch" "no retained online: $(cat "$work/$arch-online"); log: $(tail_of "$log")"
     online_s=-
   fi
+
+  # binding.md §8: the device describes itself, read in the rootfs while the agent runs (`gwmo-agent tree` is
+  # read-only and safe beside it).
+  check_description "$arch" "$dir"
 
   # binding.md §2 and the unit's stop: SIGTERM publishes the retained offline and exits 0.
   t=$(now)
