@@ -1,7 +1,7 @@
 import { CONTENT_TYPE } from '../codec/gwmo.ts'
 import type { Command, Status, SyncHdr } from '../codec/syncml-model.ts'
 import { encodeMessage, type MessageEncoding } from '../codec/syncml.ts'
-import type { OutboundMessage } from '../transport/port.ts'
+import type { OutboundMessage } from './port.ts'
 import type { Account } from '../tree/accounts.ts'
 import { messageLimit, type SessionConstants } from './constants.ts'
 import type { OutboundAuth } from './credentials.ts'

@@ -11,7 +11,7 @@
 import { QuietLog } from '../rate-limit.ts'
 import { createHash } from 'node:crypto'
 import type { Logger } from '../log.ts'
-import type { InboundMessage, OutboundMessage, Transport, TransportEvents } from './port.ts'
+import type { InboundMessage, OutboundMessage, Transport, TransportEvents } from '../session/port.ts'
 import { TRANSPORT_TIMINGS } from './backoff.ts'
 import { classifyInbound } from './inbound.ts'
 import { openConnection, type MqttClient, type TlsMaterial } from './mqtt-client.ts'

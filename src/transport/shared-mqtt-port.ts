@@ -3,7 +3,7 @@
  * rides and the hub of the fleet's connections.
  */
 import type { MqttClient } from './mqtt-client.ts'
-import type { OutboundMessage, Transport, TransportEvents } from './port.ts'
+import type { OutboundMessage, Transport, TransportEvents } from '../session/port.ts'
 import { routeFor, STATUS_CHANNEL, topicFor } from './topics.ts'
 
 export function publishQos1(client: MqttClient, topic: string, payload: Buffer | string, options: object): Promise<void> {

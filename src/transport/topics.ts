@@ -2,7 +2,7 @@
  * Topic names of the MQTT binding (binding.md §2): `<prefix>/<U>/<channel>`, where `<U>` is
  * `encodeURIComponent` of the LocURI of the party the message is for, so `/`, `+` and `#` never reach a level.
  */
-import type { Channel } from './port.ts'
+import type { Channel } from '../session/port.ts'
 
 export const INBOUND_CHANNELS: readonly Channel[] = ['dm', 'notification', 'bootstrap']
 
