@@ -60,7 +60,8 @@ function requireExecutable(path: string, install: string): void {
   }
 }
 
-function makeCertificates(dir: string): void {
+/** A test CA and, signed by it, `server.pem` (for `localhost` and `127.0.0.1`) and `client.pem`, with their keys, in `dir`. */
+export function makeCertificates(dir: string): void {
   requireExecutable(OPENSSL, 'openssl')
   const openssl = (...args: string[]) => execFileSync(OPENSSL, args, { cwd: dir, stdio: 'pipe' })
   const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']

@@ -86,6 +86,12 @@ export class Party {
     return this.endpoint.requests
   }
 
+  /** HTTP mode: how many connections the device opened to us. */
+  get connections(): number {
+    if (!this.endpoint) throw new Error('not in HTTP mode')
+    return this.endpoint.connections
+  }
+
   /** HTTP mode: the next POSTs get these answers instead of the party's (a 503, a redirect, a huge body…). */
   fault(...answers: HttpEndpoint['faults']): void {
     if (!this.endpoint) throw new Error('not in HTTP mode')
