@@ -62,3 +62,18 @@ export const AUTH_FAILURE = Object.freeze({
 } as const)
 
 export type AuthFailure = (typeof AUTH_FAILURE)[keyof typeof AUTH_FAILURE]
+
+/**
+ * A message a binding could not hand over (binding.md §10). `lost` (a connection error, a timeout, a 5xx answer) is
+ * sent again like a message that got no answer, after a backoff; `refused` (a redirect, a 4xx, a response larger
+ * than the device's MaxMsgSize, a TLS server it does not trust) would be refused again, so the session fails and
+ * is retried later as a failed session is.
+ */
+export class TransportError extends GwmoError {
+  readonly kind: 'lost' | 'refused'
+
+  constructor(kind: 'lost' | 'refused', message: string) {
+    super(message, kind === 'lost' ? 'GWMO_TRANSPORT_LOST' : 'GWMO_TRANSPORT_REFUSED')
+    this.kind = kind
+  }
+}

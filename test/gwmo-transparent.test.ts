@@ -6,7 +6,7 @@ import type { AgentState } from '../src/session/agent-state.ts'
 import { findAccount, setNonce } from '../src/tree/accounts.ts'
 import { MemoryStore } from '../src/store/index.ts'
 import { durableState, failingStore } from './helpers/stores.ts'
-import type { InboundMessage } from '../src/transport/port.ts'
+import type { InboundMessage } from '../src/session/port.ts'
 import { buildNotification, type NotificationFields } from './peers/notification.ts'
 import { gwmoWorld, memoryState, SERVER_SECRET, type PartySpec, type World } from './helpers/gwmo-harness.ts'
 

@@ -8,7 +8,7 @@ import { encodeMessage } from '../src/codec/syncml.ts'
 import { messageLimit, sessionConstants } from '../src/session/constants.ts'
 import { makeStatus, type ReplyEntry } from '../src/session/reply.ts'
 import { fitToSize, type Encoded } from '../src/session/size.ts'
-import type { InboundMessage } from '../src/transport/port.ts'
+import type { InboundMessage } from '../src/session/port.ts'
 import { add, alert, createHarness, get, headerStatus, Party, SERVER, settle, status, type Harness } from './helpers/session-harness.ts'
 
 const OPEN_ACL = 'Add=*&Delete=*&Exec=*&Get=*&Replace=*'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Command, Results, SyncMLMessage } from '../src/codec/syncml-model.ts'
 import { decodeMessage } from '../src/codec/syncml.ts'
-import type { InboundMessage } from '../src/transport/port.ts'
+import type { InboundMessage } from '../src/session/port.ts'
 import { durableState, durableTree, failingStore, GatedStore } from './helpers/stores.ts'
 import {
   add, alert, atomic, copy, createHarness, del, exec, get, headerStatus, Party, replace, sequence, SERVER, settle,

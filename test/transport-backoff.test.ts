@@ -1,5 +1,5 @@
 import t from 'tap'
-import { backoffDelay, createBackoff } from '../src/transport/backoff.ts'
+import { backoffDelay, createBackoff } from '../src/backoff.ts'
 
 t.test('the ceiling doubles per attempt up to the cap, the delay is a random part of it', async (t) => {
   const top = { baseMs: 1000, capMs: 60_000, random: () => 0.999999 }

@@ -33,7 +33,14 @@ async function openStore(stateDir: string) {
   const tree = await ManagementTree.open(store, {
     factory: () => {
       const made = standardTree()
-      addAccount(made, { x: 'dms', serverId: SERVER })
+      addAccount(made, {
+        x: 'dms',
+        serverId: SERVER,
+        extra: [
+          ['Ext/GwmoAgent/ClientCert', chr('-----BEGIN CERTIFICATE-----\nZGV2aWNl\n-----END CERTIFICATE-----\n')],
+          ['Ext/GwmoAgent/ClientKey', chr('-----BEGIN PRIVATE KEY-----\ndevice-key\n-----END PRIVATE KEY-----\n')],
+        ],
+      })
       made.add('./Vendor', node(), 'device')
       made.replace('./Vendor?prop=ACL', chr('Get=*&Replace=http://dms.example.com'), 'device')
       return made
@@ -91,11 +98,11 @@ t.test('every node with its format, type, ACL and value; secrets hidden; then th
   t.equal(JSON.parse(nodes.get('./Vendor/Text')![3]!), 'two\tlines\nand "quotes"', 'tabs, newlines and quotes stay on one line')
   t.same(nodes.get('./Vendor/Small'), ['bin', '-', '-', 'base64:AAEC/w=='])
   t.same(nodes.get('./Vendor/Big'), ['bin', '-', '-', '(1000 bytes)'])
-  for (const secret of ['./DMAcc/dms/AppAuth/1/AAuthSecret', './DMAcc/dms/AppAuth/1/AAuthData', './DMAcc/dms/AppAuth/2/AAuthSecret']) {
+  for (const secret of ['./DMAcc/dms/AppAuth/1/AAuthSecret', './DMAcc/dms/AppAuth/1/AAuthData', './DMAcc/dms/AppAuth/2/AAuthSecret', './DMAcc/dms/Ext/GwmoAgent/ClientKey']) {
     t.equal(nodes.get(secret)?.[3], '(secret)', `${secret}: (secret)`)
   }
   const text = run.stdout.join('\n')
-  t.notMatch(text, /device-secret|server-secret|AQID/, 'no secret, no nonce')
+  t.notMatch(text, /device-secret|server-secret|device-key|AQID/, 'no secret, no key, no nonce')
   t.equal(nodes.size, [...stored.committed].length, 'every node, once')
   t.same(alerts, [
     [SERVER, '1', 'urn:oma:gwmo:1.0:LocationUpdate', '2024-05-01T00:00:00.000Z', './GwMO', '"<Addr>10.0.0.2</Addr>"'],

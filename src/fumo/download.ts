@@ -15,7 +15,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { request as httpsRequest } from 'node:https'
 import { dirname } from 'node:path'
 import type { Logger } from '../log.ts'
-import { backoffDelay, type BackoffOptions } from '../transport/backoff.ts'
+import { backoffDelay, type BackoffOptions } from '../backoff.ts'
 import { FUMO_RESULT, FumoFailure } from './result-codes.ts'
 
 export interface DownloadOptions {

@@ -23,7 +23,7 @@
 import { secMethodOf, verifyBootstrapMac, type BootstrapSecrets } from '../auth/bootstrap-mac.ts'
 import { decodeMessage } from '../codec/syncml.ts'
 import type { Logger } from '../log.ts'
-import type { InboundMessage } from '../transport/port.ts'
+import type { InboundMessage } from '../session/port.ts'
 import { applyBootstrap, type BootstrapTarget } from '../tree/bootstrap.ts'
 import type { BootstrapThrottle } from './bootstrap-throttle.ts'
 

@@ -24,7 +24,7 @@ import { NOTIFICATION_VERSION_DM12, parseNotification, type Notification } from 
 import type { Logger } from '../log.ts'
 import type { AgentState } from '../session/agent-state.ts'
 import { PartyInterval } from '../rate-limit.ts'
-import type { InboundMessage } from '../transport/port.ts'
+import type { InboundMessage } from '../session/port.ts'
 import { entryNonce, entrySecret, findAccount, type AuthEntry } from '../tree/accounts.ts'
 import type { TreeOps } from '../tree/types.ts'
 import { dmServers } from './detection.ts'

@@ -11,12 +11,15 @@ import { AgentState } from '../session/agent-state.ts'
 import type { Clock } from '../session/engine.ts'
 import { createSessionManager, type SessionManager } from '../session/manager.ts'
 import { createMqttTransport } from '../transport/mqtt.ts'
-import type { InboundMessage, Transport } from '../transport/port.ts'
+import { bindings } from '../transport/bindings.ts'
+import { createHttpTransport } from '../transport/http.ts'
+import type { InboundMessage, Transport } from '../session/port.ts'
 import { DiskFiles, JournalStore, type Store } from '../store/index.ts'
-import { ManagementTree, readAccounts, updateDescription, type DeviceDescription, type TreeBase } from '../tree/index.ts'
+import { accountTls, ManagementTree, readAccounts, updateDescription, type DeviceDescription, type TreeBase } from '../tree/index.ts'
 import { describeDevice, readDevice, unread } from './device-info.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
 import { migrateLegacyFiles } from './migrate.ts'
+import { Poller } from './poll.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
 import { beginRun, endRun } from './unclean-stop.ts'
 
@@ -29,7 +32,7 @@ export const STATE_FILES = Object.freeze({ checkpoint: 'state.checkpoint', journ
 export interface AgentOptions {
   config: AgentConfig
   logger: Logger
-  /** Replaces the MQTT binding (tests, the fleet simulator). */
+  /** Replaces the MQTT binding (tests, the fleet simulator); accounts reached over HTTP still are (binding.md §10). */
   transport?: Transport
   /** Replaces the store on disk (tests, in-memory fleets). */
   store?: Store
@@ -162,7 +165,18 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     if (!tls.ok) return tls
     transport = createMqttTransport(mqttOptionsFromConfig(config, tls.tls, logger))
   }
-  const link = transport
+  // binding.md §10: accounts whose Binding is http are reached over HTTP(S), with their own CA and client certificate.
+  const link = bindings(transport, createHttpTransport({
+    logger,
+    maxMsgSize: config.maxPacketSize,
+    timeoutMs: config.session.timeoutSeconds * 1000,
+    tlsFor: (node) => {
+      const account = readAccounts(tree).find((a) => a.node === node)
+      return account === undefined ? {} : accountTls(tree, account)
+    },
+  }))
+  // Made before the sessions, which tell it of every session's end (the accounts may have changed).
+  const poller = new Poller({ tree, clock, random: () => Buffer.from(random(4)).readUInt32BE() / 2 ** 32, open: (serverId) => void sessions.openSession(serverId, { alert: 1201 }) })
 
   const sessions = createSessionManager({
     deviceId: config.deviceId,
@@ -172,6 +186,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     logger,
     clock,
     random,
+    onSessionEnd: () => poller.refresh(),
     constants: {
       sessionTimeoutMs: config.session.timeoutSeconds * 1000,
       retransmitCount: config.session.retries,
@@ -239,6 +254,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     if (known.has(serverId)) void sessions.openSession(serverId, { alert: 1201 })
   }
   gwmo.start()
+  poller.refresh()
   // Which runtime runs the bundle (Node or Bun) is the first thing to know when a fleet behaves differently.
   const runtime = process.versions.bun !== undefined ? `bun ${process.versions.bun}` : `node ${process.versions.node}`
   logger.info('started', { deviceId: config.deviceId, firstStart: opened.created, runtime })
@@ -252,6 +268,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
       tree,
       stop: () =>
         (stopping ??= (async () => {
+          poller.stop()
           await gwmo.stop()
           await sessions.stop()
           await tree.flush()

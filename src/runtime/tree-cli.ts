@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util'
 import { loadConfigFile } from '../config.ts'
 import { AgentState, STATE_NAMESPACE } from '../session/agent-state.ts'
 import { DiscardingStore, restore } from '../store/index.ts'
-import { ManagementTree, TREE_NAMESPACE, parseUri } from '../tree/index.ts'
+import { isSecret, ManagementTree, TREE_NAMESPACE, parseUri } from '../tree/index.ts'
 import { pathToUri } from '../tree/node.ts'
 import { STATE_FILES } from './agent.ts'
 import { LEGACY_STATE_FILES } from './migrate.ts'
@@ -31,8 +31,11 @@ export const TREE_USAGE = 'gwmo-agent tree --config FILE [URI]'
 /** Longer binary values are shown by their size only. */
 const MAX_BASE64_BYTES = 64
 
-/** Nodes whose value is never shown (DMAcc MO: no Get for anyone), wherever a party put them. */
-const SECRET_NODE = /(^|\/)AAuth(Secret|Data)$/
+/**
+ * Nodes whose value is never shown: the tree's own secrets (no Get for anyone), and an AAuthSecret or AAuthData
+ * wherever a party put one.
+ */
+const isShownAsSecret = (path: string): boolean => isSecret(path) || /(^|\/)AAuth(Secret|Data)$/.test(path)
 
 export interface TreeIo {
   argv: string[]
@@ -130,7 +133,7 @@ export function listTree(tree: ManagementTree, path: string): string[] {
   const visit = (at: string): void => {
     const node = nodes.node(at)
     if (node === undefined) return
-    const value = node.f === 'node' ? '-' : SECRET_NODE.test(at) ? '(secret)' : showValue(node.d)
+    const value = node.f === 'node' ? '-' : isShownAsSecret(at) ? '(secret)' : showValue(node.d)
     lines.push([pathToUri(at), node.f, node.t ?? '-', node.a ?? '-', value].join('\t'))
     for (const name of nodes.childNames(at)) visit(at === '' ? name : `${at}/${name}`)
   }

@@ -21,6 +21,11 @@ export interface SessionConstants {
    * was listening again. Long enough for an answer already on its way to arrive first.
    */
   reconnectResendMs: number
+  /**
+   * A message an HTTP server did not take (binding.md §10: connection error, timeout, 5xx) goes again after a random
+   * delay below this, doubled for each resend, never above the session timeout.
+   */
+  lostResendBaseMs: number
   /** A failed client-initiated session is retried after base · 2^n ms (n = failures so far), with jitter… */
   retryBackoffBaseMs: number
   /** …never more than this apart. */
@@ -84,6 +89,7 @@ export const DEFAULT_SESSION_CONSTANTS: Readonly<SessionConstants> = Object.free
   sessionTimeoutMs: 30_000,
   retransmitCount: 3,
   reconnectResendMs: 3_000,
+  lostResendBaseMs: 1_000,
   retryBackoffBaseMs: 5_000,
   retryBackoffCapMs: 600_000,
   authFailureAnswersPerSecond: 5,

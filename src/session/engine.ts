@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts'
-import type { OutboundMessage } from '../transport/port.ts'
+import type { OutboundMessage } from './port.ts'
 import type { Transaction, TreeOps } from '../tree/types.ts'
 import type { AgentState } from './agent-state.ts'
 import type { AlertQueue } from './alert-queue.ts'

@@ -3,7 +3,7 @@ import type { Notification } from '../codec/notification.ts'
 import type { SyncMLMessage } from '../codec/syncml-model.ts'
 import { decodeMessage } from '../codec/syncml.ts'
 import type { Logger } from '../log.ts'
-import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
+import type { InboundMessage, OutboundMessage } from './port.ts'
 import type { AgentState, GenericAlertSpec } from './agent-state.ts'
 import { AlertQueue } from './alert-queue.ts'
 import { AlertRegistry, type AlertHandler, type AlertRegistrationOptions } from './alerts.ts'
@@ -244,6 +244,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     }
     const party = msg.hdr.source.locUri
     const { sessionId } = msg.hdr
+    if (!onItsBinding(party, sessionId, inbound)) return
     const current = parties.peek(party)?.active
     if (current !== undefined && !current.ended && current.sessionId === sessionId) {
       if (await current.deliver(msg, inbound)) return
@@ -270,6 +271,29 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     const continuesAfter = engine.admission.refusedPush(party, sessionId)?.lastMsgId
     const session = activate(slot, { party, sessionId, initiator: 'party', account, continuesAfter })
     await session.deliver(msg, inbound)
+  }
+
+  /**
+   * binding.md §10: a party reached over HTTP speaks only in the responses to the device's own POSTs, each for the
+   * party and session it was sent for. It cannot push, and anything in its name that comes through a broker
+   * (where anyone allowed to publish on the device's topic can put it) is dropped: it would otherwise make the
+   * device POST refusals or repeats to that server. Every other party's messages come through a broker, as
+   * before. Its DM Notifications still come over MQTT (transparent.ts), and only open a session.
+   */
+  function onItsBinding(party: string, sessionId: string, inbound: InboundMessage): boolean {
+    const { exchange } = inbound
+    if (exchange !== undefined) {
+      if (exchange.party === party && exchange.sessionId === sessionId) return true
+      quietly(`${exchange.party}\u0000exchange`, (suppressed) =>
+        logger.warn('HTTP response for another party or session dropped', { party: exchange.party, sessionId: exchange.sessionId, suppressed }))
+      return false
+    }
+    const current = parties.peek(party)?.active
+    const overHttp = current !== undefined && !current.ended ? current.overHttp : findAccount(deps.tree, party)?.httpUrl !== undefined
+    if (!overHttp) return true
+    quietly(`${party}\u0000not-http`, (suppressed) =>
+      logger.warn('message for a party reached over HTTP came through the broker; dropped', { party, suppressed }))
+    return false
   }
 
   /** A message with the SessionID of an ended session: a duplicate is answered again, anything else ignored. */

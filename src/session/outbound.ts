@@ -1,7 +1,7 @@
 import { CONTENT_TYPE } from '../codec/gwmo.ts'
 import type { Command, Status, SyncHdr } from '../codec/syncml-model.ts'
 import { encodeMessage, type MessageEncoding } from '../codec/syncml.ts'
-import type { OutboundMessage } from '../transport/port.ts'
+import type { OutboundMessage } from './port.ts'
 import type { Account } from '../tree/accounts.ts'
 import { messageLimit, type SessionConstants } from './constants.ts'
 import type { OutboundAuth } from './credentials.ts'
@@ -25,6 +25,8 @@ export interface ComposeInput {
   headerStatus: Status | undefined
   entries: ReplyEntry[]
   partyMaxMsgSize: number | undefined
+  /** The RespURI the party named in this session (binding.md §10), for a party reached over HTTP. */
+  respUri?: string | undefined
 }
 
 export interface Composed {
@@ -65,10 +67,17 @@ export function composeMessage(input: ComposeInput): Composed {
     payload: fitted.payload,
     contentType: input.encoding === 'wbxml' ? CONTENT_TYPE.WBXML : CONTENT_TYPE.XML,
   }
-  const address = input.account?.addresses.find((a) => MQTT_URL.test(a.addr))?.addr
-  if (address !== undefined) {
-    message.address = address
-    message.account = input.account!.node
+  const account = input.account
+  if (account?.httpUrl !== undefined) {
+    // binding.md §10: POSTed to the account's URL, or to the RespURI the party named.
+    message.http = { url: account.httpUrl, sessionId: input.sessionId, ...(input.respUri !== undefined && { respUri: input.respUri }) }
+    message.account = account.node
+  } else {
+    const address = account?.addresses.find((a) => MQTT_URL.test(a.addr))?.addr
+    if (address !== undefined) {
+      message.address = address
+      message.account = account!.node
+    }
   }
   if (auth?.scheme === 'hmac') message.properties = auth.sign(fitted.payload)
   return { message, alertRefs: fitted.refs, oversize: fitted.oversize }

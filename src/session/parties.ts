@@ -1,5 +1,5 @@
 import type { SyncMLMessage } from '../codec/syncml-model.ts'
-import type { InboundMessage } from '../transport/port.ts'
+import type { InboundMessage } from './port.ts'
 import type { SessionConstants } from './constants.ts'
 import type { Clock } from './engine.ts'
 import type { EndedSession, Session } from './session.ts'

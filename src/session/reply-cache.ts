@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { OutboundMessage } from '../transport/port.ts'
+import type { OutboundMessage } from './port.ts'
 
 /** A duplicate of an answered message is answered again at most this many times (binding.md §11). */
 export const MAX_ANSWERS_AGAIN = 3

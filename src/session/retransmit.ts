@@ -1,3 +1,4 @@
+import { backoffDelay } from '../backoff.ts'
 import type { Clock } from './engine.ts'
 
 /**
@@ -28,11 +29,15 @@ export class Retransmitter {
   /** The next wait is this one instead of the session timeout (`hurry`). */
   #soonMs: number | undefined
 
-  constructor(clock: Clock, timeoutMs: number, maxResends: number, onTimeout: (action: TimeoutAction) => void) {
+  /** The ceiling of the first wait after a lost message (`lost`), doubled for each resend. */
+  readonly #lostBaseMs: number
+
+  constructor(clock: Clock, timeoutMs: number, maxResends: number, onTimeout: (action: TimeoutAction) => void, lostBaseMs = 1000) {
     this.#clock = clock
     this.#timeoutMs = timeoutMs
     this.#maxResends = maxResends
     this.#onTimeout = onTimeout
+    this.#lostBaseMs = lostBaseMs
   }
 
   /** A new message is on its way: its own count of resends starts, its wait once it is handed over. */
@@ -62,6 +67,17 @@ export class Retransmitter {
   hurry(ms: number): void {
     if (this.#closing || (this.#timer === undefined && !this.#handingOver)) return
     this.#soonMs = Math.min(ms, this.#timeoutMs)
+    if (this.#timer !== undefined) this.#arm()
+  }
+
+  /**
+   * The binding knows the message did not reach the party (binding.md §10: a connection error, a timeout or a 5xx
+   * answer of an HTTP server): it goes again after a backoff with jitter, not after the whole session timeout,
+   * and counts as a resend like one that got no answer.
+   */
+  lost(): void {
+    if (this.#closing) return
+    this.#soonMs = Math.min(this.#timeoutMs, backoffDelay(this.#resends, { baseMs: this.#lostBaseMs, capMs: this.#timeoutMs }))
     if (this.#timer !== undefined) this.#arm()
   }
 

@@ -2,13 +2,14 @@ import { NONCE_BYTES } from '../auth/nonce.ts'
 import { ALERT } from '../codec/gwmo.ts'
 import type { Status, SyncMLMessage } from '../codec/syncml-model.ts'
 import { isWbxmlPayload, type MessageEncoding } from '../codec/syncml.ts'
+import { TransportError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import type { InboundMessage, OutboundMessage } from '../transport/port.ts'
+import type { InboundMessage, OutboundMessage } from './port.ts'
 import type { Account } from '../tree/accounts.ts'
 import { refusal, type PartyGate, type Verdict } from './admission.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
 import { messageLimit } from './constants.ts'
-import { challenge, usesNonce } from './credentials.ts'
+import { challenge, usesNonce, type OutboundAuth } from './credentials.ts'
 import { DeviceCredentials } from './device-credentials.ts'
 import type { Engine } from './engine.ts'
 import { composeMessage, surelyFits, type ComposeInput } from './outbound.ts'
@@ -71,8 +72,14 @@ export class Session {
   /** What our last message held besides the Status for the party's SyncHdr: sent again if the party refuses it. */
   #lastEntries: ReplyEntry[] = []
   #challenged = false
-  #encoding: MessageEncoding = 'xml'
+  #encoding: MessageEncoding
   #partyMaxMsgSize: number | undefined
+  /** binding.md §10: the party is reached over HTTP; its answers come back as the responses to our POSTs. */
+  readonly #http: boolean
+  /** The RespURI of the party's last admitted message (HTTP). */
+  #respUri: string | undefined
+  /** Over HTTP, the party accepted our credentials for the session (212): md5 and basic need not go again. */
+  #credAccepted = false
   /** `<our MsgID>:<CmdID>` of each Generic Alert sent → its id in the persisted queue. */
   readonly #alertRefs = new Map<string, string>()
   /** A message of the party ran, authenticated or admitted unauthenticated. */
@@ -88,6 +95,8 @@ export class Session {
     this.sessionId = options.sessionId
     this.initiator = options.initiator
     this.#account = options.account
+    this.#http = options.account?.httpUrl !== undefined
+    this.#encoding = options.account?.encoding ?? 'xml'
     this.#first = options.first
     this.#sentMsgId = options.continuesAfter ?? 0
     this.#gate = engine.admission.gate(options.party, options.account, options.sessionId)
@@ -96,13 +105,18 @@ export class Session {
     const { clock, constants } = engine
     this.#retransmit = new Retransmitter(clock, constants.sessionTimeoutMs, constants.retransmitCount, (action) => {
       void this.#serially(() => this.#timedOut(action))
-    })
+    }, constants.lostResendBaseMs)
     // A pushed session exists only once a message of it is admitted: a flood of refused messages logs no sessions.
     if (this.initiator === 'device') this.#logStart()
   }
 
   get ended(): boolean {
     return this.#ended
+  }
+
+  /** The party is reached over HTTP (binding.md §10): only the responses to our own POSTs belong to the session. */
+  get overHttp(): boolean {
+    return this.#http
   }
 
   /** Package 1 of a session the device opens: Alert 1201 or 1200, DevInfo, pending Generic Alerts, Final. */
@@ -179,7 +193,8 @@ export class Session {
 
     // Authentication first: nothing of a message that does not authenticate runs or changes (binding.md §6).
     const verdict = this.#gate.verify(msg, inbound.payload, inbound.properties)
-    const admitted = verdict.ok || this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })
+    const byConnection = !verdict.ok && this.#onOwnConnection(inbound)
+    const admitted = verdict.ok || byConnection || this.#engine.alerts.admitsMessage(msg.body, { serverId: this.party, hasAccount: this.#account !== undefined })
     if (!admitted) return this.#refuse(msg, inbound, verdict)
     const last = this.#replies.lastMsgId
     if (last !== undefined && msgId <= last) {
@@ -192,15 +207,31 @@ export class Session {
     this.#retransmit.cancel()
     this.#encoding = isWbxmlPayload(inbound.payload, inbound.contentType) ? 'wbxml' : 'xml'
     this.#partyMaxMsgSize = msg.hdr.meta?.maxMsgSize ?? this.#partyMaxMsgSize
+    if (this.#http && msg.hdr.respUri !== undefined) this.#respUri = msg.hdr.respUri
     if (!this.#admittedOnce) {
       this.#admittedOnce = true
       if (this.initiator === 'party') this.#logStart()
     }
-    await this.#answer(msg, verdict.ok, headerCode)
+    await this.#answer(msg, verdict.ok || byConnection, headerCode, byConnection)
   }
 
-  /** Runs an admitted message's commands and answers it (or ends the session, as the message says). */
-  async #answer(msg: SyncMLMessage, authenticated: boolean, headerCode: number): Promise<void> {
+  /**
+   * binding.md §6, §10 (OMA DM's own rule over HTTP): once the party has authenticated in this session, the
+   * response to our own POST needs no credentials of its own; the connection (and its TLS) carries the session.
+   * The HTTP binding alone marks a message as such a response, and only for the party and session it POSTed for:
+   * nothing that comes through a broker ever is. HMAC still covers every message (DM Security 1.2, 5.1.3).
+   */
+  #onOwnConnection(inbound: InboundMessage): boolean {
+    const exchange = inbound.exchange
+    return this.#http && exchange !== undefined && exchange.party === this.party && exchange.sessionId === this.sessionId &&
+      this.#gate.authenticated && this.#gate.scheme !== 'hmac'
+  }
+
+  /**
+   * Runs an admitted message's commands and answers it (or ends the session, as the message says). `byConnection`:
+   * admitted as the response to our POST without credentials of its own, so no nonce was spent and none is handed out.
+   */
+  async #answer(msg: SyncMLMessage, authenticated: boolean, headerCode: number, byConnection = false): Promise<void> {
     const log = this.#log
     const reply = new ReplyBuilder(msg.hdr.msgId)
     /** Ids of the alerts this message's commands put in the party's queue. */
@@ -250,8 +281,9 @@ export class Session {
     // A message without Final is one of several in its package: ask for the next one (DM Protocol 1.2, 8.6).
     if (!msg.final) own.push({ kind: 'command', command: alertCommand(ALERT.NEXT_MESSAGE) })
 
-    // binding.md §6: every message of ours hands the party the nonce its next message must use.
-    const chal = await this.#gate.nextChallenge()
+    // binding.md §6: every message of ours hands the party the nonce its next message must use (over HTTP, a message
+    // admitted by its connection spent none: the nonce handed out last stays the one to use next).
+    const chal = byConnection ? undefined : await this.#gate.nextChallenge()
     const headerStatus = makeStatus(msg.hdr.msgId, '0', 'SyncHdr', headerCode, {
       targetRef: msg.hdr.target.locUri,
       sourceRef: msg.hdr.source.locUri,
@@ -395,6 +427,8 @@ export class Session {
 
   #readHeaderStatus(status: Status, trusted: boolean): void {
     const effect = this.#device.onHeaderStatus(status, trusted)
+    if (this.#http && effect === 'challenged') this.#credAccepted = false
+    else if (this.#http && effect === 'accepted' && trusted && status.data.trim() === '212') this.#credAccepted = true
     if (effect === 'challenged') this.#challenged = true
     else if (effect === 'refused') this.#quietly('refused', (suppressed) => this.#log.warn('party refused our message', { code: status.data, suppressed }))
     else if (effect === 'weaker') {
@@ -419,11 +453,22 @@ export class Session {
       sessionId: this.sessionId,
       msgId: this.#sentMsgId + 1,
       encoding: this.#encoding,
-      auth: this.#device.outbound(),
+      auth: this.#ourAuth(),
       headerStatus,
       entries,
       partyMaxMsgSize: this.#partyMaxMsgSize,
+      respUri: this.#respUri,
     }
+  }
+
+  /**
+   * Our credentials for the next message. Over MQTT, in every one (binding.md §6). Over HTTP, OMA's rule (§10):
+   * md5 and basic until the party has accepted them for the session (212), and again whenever it challenges;
+   * HMAC in every message.
+   */
+  #ourAuth(): OutboundAuth | undefined {
+    const auth = this.#device.outbound()
+    return this.#http && this.#credAccepted && auth?.scheme !== 'hmac' ? undefined : auth
   }
 
   /**
@@ -477,8 +522,15 @@ export class Session {
     try {
       await this.#engine.send(out)
     } catch (error) {
-      // Not handed over: the session timeout sends it again.
+      if (error instanceof TransportError && error.kind === 'refused') {
+        // binding.md §10: sent again it would be refused again; the session fails and is retried later.
+        this.#log.warn('message refused on its way to the party', { error: error.message })
+        this.#end('failed')
+        return
+      }
+      // Not handed over: the session timeout sends it again, sooner when the binding knows it was lost.
       this.#quietly('send', (suppressed) => this.#log.warn('send failed', { error, suppressed }))
+      if (error instanceof TransportError) this.#retransmit.lost()
     }
   }
 

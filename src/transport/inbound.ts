@@ -3,7 +3,7 @@
  * nothing over the Maximum Packet Size it announced (binding.md §2; a broker that ignores the announcement
  * must not make the device hold more than it said it would take).
  */
-import type { InboundMessage } from './port.ts'
+import type { InboundMessage } from '../session/port.ts'
 import { parseTopic } from './topics.ts'
 
 /** The parts of an MQTT.js PUBLISH packet this reads. */
@@ -27,7 +27,7 @@ export function packetSize(remainingLength: number): number {
   return 1 + lengthBytes + remainingLength
 }
 
-/** A repeated user property keeps its first value (port.ts). */
+/** A repeated user property keeps its first value (session/port.ts). */
 function firstValues(properties: Record<string, string | string[]> | undefined): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [key, value] of Object.entries(properties ?? {})) {

@@ -8,7 +8,8 @@ import { connect as tlsConnect } from 'node:tls'
 import * as clientModule from 'mqtt/lib/client'
 import type { IClientOptions } from 'mqtt/lib/client'
 import type { Logger } from '../log.ts'
-import { createBackoff, TRANSPORT_TIMINGS, type BackoffOptions } from './backoff.ts'
+import { createBackoff, type BackoffOptions } from '../backoff.ts'
+import { TRANSPORT_TIMINGS } from './backoff.ts'
 
 type MqttClientClass = typeof clientModule.default
 export type MqttClient = InstanceType<MqttClientClass>

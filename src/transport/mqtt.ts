@@ -11,11 +11,11 @@
 import { QuietLog } from '../rate-limit.ts'
 import { createHash } from 'node:crypto'
 import type { Logger } from '../log.ts'
-import type { InboundMessage, OutboundMessage, Transport, TransportEvents } from './port.ts'
+import type { InboundMessage, OutboundMessage, Transport, TransportEvents } from '../session/port.ts'
 import { TRANSPORT_TIMINGS } from './backoff.ts'
 import { classifyInbound } from './inbound.ts'
 import { openConnection, type MqttClient, type TlsMaterial } from './mqtt-client.ts'
-import { brokerOrigin, deviceTopics, routeFor, STATUS_CHANNEL, topicFor } from './topics.ts'
+import { brokerOrigin, deviceTopics, publishProperties, routeFor, STATUS_CHANNEL, topicFor } from './topics.ts'
 
 export interface Timers {
   setTimeout(callback: () => void, ms: number): unknown
@@ -368,10 +368,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       const { origin, topic } = routed.route
       const connection = address === undefined ? main : connectionFor(main, origin, address, message)
       if (typeof connection === 'string') return Promise.reject(new Error(`mqtt: cannot route to ${message.to}: ${connection}`))
-      const properties = {
-        contentType: message.contentType,
-        ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
-      }
+      const properties = publishProperties(message)
       log.debug('publishing', { topic, bytes: message.payload.length })
       const out = () => publish(connection, topic, asBuffer(message.payload), { properties })
       if (connection === main) return subscribed ? out() : whenSubscribed().then(out)

@@ -3,8 +3,8 @@
  * rides and the hub of the fleet's connections.
  */
 import type { MqttClient } from './mqtt-client.ts'
-import type { OutboundMessage, Transport, TransportEvents } from './port.ts'
-import { routeFor, STATUS_CHANNEL, topicFor } from './topics.ts'
+import type { OutboundMessage, Transport, TransportEvents } from '../session/port.ts'
+import { publishProperties, routeFor, STATUS_CHANNEL, topicFor } from './topics.ts'
 
 export function publishQos1(client: MqttClient, topic: string, payload: Buffer | string, options: object): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -58,10 +58,7 @@ export class DevicePort implements Transport {
       return Promise.reject(new Error(`mqtt: ${message.to} is on another broker, which a shared connection does not reach`))
     }
     const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength)
-    const properties = {
-      contentType: message.contentType,
-      ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
-    }
+    const properties = publishProperties(message)
     const { topic } = routed.route
     const send = () => publishQos1(this.pool.client, topic, payload, { properties })
     if (this.subscribed) return send()

@@ -21,7 +21,7 @@ import type { Logger } from '../log.ts'
 import { classifyInbound } from './inbound.ts'
 import { openConnection, type MqttClient, type TlsMaterial } from './mqtt-client.ts'
 import { TRANSPORT_TIMINGS } from './backoff.ts'
-import type { Transport } from './port.ts'
+import type { Transport } from '../session/port.ts'
 import { DevicePort, publishQos1, type Hub, type Pool } from './shared-mqtt-port.ts'
 import { brokerOrigin, deviceTopics, INBOUND_CHANNELS, STATUS_CHANNEL, topicFor } from './topics.ts'
 

@@ -2,7 +2,7 @@
  * Topic names of the MQTT binding (binding.md §2): `<prefix>/<U>/<channel>`, where `<U>` is
  * `encodeURIComponent` of the LocURI of the party the message is for, so `/`, `+` and `#` never reach a level.
  */
-import type { Channel } from './port.ts'
+import type { Channel } from '../session/port.ts'
 
 export const INBOUND_CHANNELS: readonly Channel[] = ['dm', 'notification', 'bootstrap']
 
@@ -84,4 +84,15 @@ export function routeFor(options: { prefix: string; mainOrigin: string; to: stri
   const topic = path === '' ? defaultTopic : path
   if (!isValidTopicName(topic)) return { ok: false, reason: 'address path is not a valid topic name' }
   return { ok: true, route: { origin, topic } }
+}
+
+/**
+ * The MQTT 5 properties of a message of the sessions' port (binding.md §2): its content type, and the binding's
+ * headers (`x-syncml-hmac`) as user properties. One place for the agent's connection and a fleet's shared ones.
+ */
+export function publishProperties(message: { contentType: string; properties?: Record<string, string> }): object {
+  return {
+    contentType: message.contentType,
+    ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
+  }
 }

@@ -15,6 +15,8 @@ const HTTP_LEVEL_TYPES = ['HTTP-BASIC', 'HTTP-DIGEST', 'TRANSPORT']
 const ADDR_TYPES = ['URI', 'IPv4', 'IPv6']
 /** Ext/GwMO/Role: how the wire contract (binding §1) tells a DM Gateway's account from a DM Server's. */
 const ROLES = ['gateway', 'server']
+/** Ext/GwmoAgent/Binding (binding.md §10): `http` reaches the party over HTTP(S); `mqtt`, the default, as §2 says. */
+const BINDINGS = ['mqtt', 'http']
 
 /** Records a broken rule of one account: `rel` is the path below the account (`''` for the account itself). */
 type Problem = (rel: string, text: string) => void
@@ -85,6 +87,8 @@ export function validateAccounts(view: NodeView, names: Iterable<string>): strin
 
     const role = text('Ext/GwMO/Role')
     if (role !== undefined) oneOf(problem, 'Ext/GwMO/Role', ROLES, role)
+
+    checkAgentExt(view, base, problem)
   }
   return messages
 }
@@ -116,6 +120,31 @@ function checkAddresses(view: NodeView, base: string, problem: Problem): void {
       }
     }
   }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/
+const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+-----END [A-Z ]*PRIVATE KEY-----/
+
+/** `Ext/GwmoAgent/*` (binding.md §10): how the party is reached, how often, and the HTTPS material. */
+function checkAgentExt(view: NodeView, base: string, problem: Problem): void {
+  const text = (rel: string) => leafText(view, `${base}/Ext/GwmoAgent/${rel}`)
+  const binding = text('Binding')
+  if (binding !== undefined) oneOf(problem, 'Ext/GwmoAgent/Binding', BINDINGS, binding)
+  if (binding === 'http') {
+    const addrs = view.childNames(base + '/AppAddr').map((y) => leafText(view, `${base}/AppAddr/${y}/Addr`) ?? '')
+    if (!addrs.some((addr) => /^https?:\/\/[^/?#]+/i.test(addr))) problem('AppAddr', 'Binding http needs an http:// or https:// Addr')
+  }
+  const poll = text('PollSeconds')
+  if (poll !== undefined && !/^\d{1,9}$/.test(poll)) problem('Ext/GwmoAgent/PollSeconds', `must be a number of seconds, not '${poll}'`)
+  const encoding = text('Encoding')
+  if (encoding !== undefined) oneOf(problem, 'Ext/GwmoAgent/Encoding', ['xml', 'wbxml'], encoding)
+  for (const leaf of ['CA', 'ClientCert']) {
+    const pem = text(leaf)
+    if (pem !== undefined && !PEM_CERTIFICATE.test(pem)) problem(`Ext/GwmoAgent/${leaf}`, 'must be a PEM certificate')
+  }
+  const key = text('ClientKey')
+  if (key !== undefined && !PEM_KEY.test(key)) problem('Ext/GwmoAgent/ClientKey', 'must be a PEM private key')
+  if ((key === undefined) !== (text('ClientCert') === undefined)) problem('Ext/GwmoAgent', 'ClientCert and ClientKey go together')
 }
 
 function checkAuths(view: NodeView, base: string, problem: Problem): void {

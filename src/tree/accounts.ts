@@ -47,7 +47,35 @@ export interface Account {
   serverEntries: AuthEntry[]
   /** `gateway` when `Ext/GwMO/Role` says so (binding §1); every other account is a DM Server's. */
   role: AccountRole
+  /**
+   * binding.md §10, `Ext/GwmoAgent/Binding` = `http`: the party is reached by POSTing to `httpUrl`, its first
+   * `http://` or `https://` Addr. Absent for every other account (MQTT, as §2 says), whatever its Addr is.
+   */
+  httpUrl?: string
+  /** `Ext/GwmoAgent/PollSeconds`: a session with the party this often (none, or 0: no polling). */
+  pollSeconds?: number
+  /** `Ext/GwmoAgent/Encoding`: what the device's messages to the party are until the party answers in the other. */
+  encoding?: 'xml' | 'wbxml'
 }
+
+/** The PEM texts an account's HTTPS connections use (binding.md §10): its CA, and its client certificate and key. */
+export interface AccountTls {
+  ca?: string
+  cert?: string
+  key?: string
+}
+
+/** The leaves under `./DMAcc/<x>/Ext/GwmoAgent` (binding.md §10); `ClientKey` is a secret (no Get, `isSecret`). */
+export const AGENT_EXT = Object.freeze({
+  binding: 'Ext/GwmoAgent/Binding',
+  pollSeconds: 'Ext/GwmoAgent/PollSeconds',
+  encoding: 'Ext/GwmoAgent/Encoding',
+  ca: 'Ext/GwmoAgent/CA',
+  clientCert: 'Ext/GwmoAgent/ClientCert',
+  clientKey: 'Ext/GwmoAgent/ClientKey',
+})
+
+const HTTP_URL = /^https?:\/\//i
 
 const DMACC = './DMAcc'
 
@@ -61,6 +89,14 @@ export function findAccount(tree: TreeOps, serverId: string): Account | undefine
     if (readLeafText(tree, `${DMACC}/${x}/ServerID`) === serverId) return readAccount(tree, x)
   }
   return undefined
+}
+
+/** The account's CA, client certificate and key, as the device reads them; the key is never part of `Account`. */
+export function accountTls(tree: TreeOps, account: Account): AccountTls {
+  const ca = readLeafText(tree, `${account.uri}/${AGENT_EXT.ca}`)
+  const cert = readLeafText(tree, `${account.uri}/${AGENT_EXT.clientCert}`)
+  const key = textOf(tree.readSecret(`${account.uri}/${AGENT_EXT.clientKey}`))
+  return { ...(ca && { ca }), ...(cert && { cert }), ...(key && { key }) }
 }
 
 /** Marks an account as a DM Gateway's (binding §1), as the device principal. */
@@ -121,6 +157,14 @@ function readAccount(tree: TreeOps, x: string): Account | undefined {
   }
   const name = text('Name')
   if (name !== undefined) account.name = name
+  if (text(AGENT_EXT.binding) === 'http') {
+    const url = addresses.find((a) => HTTP_URL.test(a.addr))?.addr
+    if (url !== undefined) account.httpUrl = url
+  }
+  const poll = text(AGENT_EXT.pollSeconds)
+  if (poll !== undefined && /^\d{1,9}$/.test(poll) && Number(poll) > 0) account.pollSeconds = Number(poll)
+  const encoding = text(AGENT_EXT.encoding)
+  if (encoding === 'xml' || encoding === 'wbxml') account.encoding = encoding
   const authPref = text('AAuthPref')
   if (authPref) account.authPref = authPref
   for (const y of tree.children(`${uri}/AppAuth`) ?? []) {

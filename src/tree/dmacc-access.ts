@@ -7,8 +7,8 @@
  * - a DM Server may `Add` a new account where `./DMAcc`'s ACL lets it; until the transaction commits, that
  *   account is its creator's to build, and at commit it must be a gateway's and gets its own server's ACL, not
  *   the creator's (`settleCreatedAccounts`);
- * - in its own account a party changes no ACL, nor the `ServerID` or the `Ext/GwMO/Role`; the account's ACL
- *   decides the rest (credential rotation).
+ * - in its own account a party changes no ACL, nor the `ServerID`, the `Ext/GwMO/Role` or the
+ *   `Ext/GwmoAgent/Binding`; the account's ACL decides the rest (credential rotation).
  * The device itself (bootstraps, and its own bookkeeping such as a gateway's mark or a nonce) is not held to them.
  */
 import { accountOf, DMACC, leafText } from './account-rules.ts'
@@ -22,8 +22,12 @@ export type DmAccVerdict = 'deny' | 'allow' | 'acl'
 
 const SERVER_ID = 'ServerID'
 const ROLE = 'Ext/GwMO/Role'
-/** The leaves of an existing account that no party changes: whose account it is, and whether it is a gateway's. */
-const FIXED = [SERVER_ID, ROLE]
+/**
+ * The leaves of an existing account that no party changes: whose account it is, whether it is a gateway's, and
+ * which binding reaches it (binding.md §10: whoever bootstraps the account decides; a server's Replace of its own
+ * CA, client certificate or address is left to the ACL, like a credential's rotation).
+ */
+const FIXED = [SERVER_ID, ROLE, 'Ext/GwmoAgent/Binding']
 
 /** The rules' verdict on `command` at `path` (a node path, not a property) for `principal`. */
 export function dmAccRule(view: NodeView, path: string, command: AclCommand, principal: Principal): DmAccVerdict {

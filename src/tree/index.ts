@@ -2,10 +2,10 @@
 export type * from './types.ts'
 export { ManagementTree, TREE_NAMESPACE, type OpenOptions, type OpenResult, type RestoreResult, type TreeOptions } from './tree.ts'
 export type { TreeBase } from './node-map.ts'
-export type { ExecHandler } from './operations.ts'
+export { isSecret, type ExecHandler } from './operations.ts'
 export { createStandardTree, updateDescription, DESCRIPTION_NODES, type DeviceDescription, type StandardTreeOptions } from './standard-tree.ts'
 export {
-  readAccounts, findAccount, markGateway, setNonce, entrySecret, entryNonce, type Account, type AccountAddress, type AccountRole, type AuthEntry,
+  readAccounts, findAccount, markGateway, setNonce, entrySecret, entryNonce, accountTls, type Account, type AccountTls, type AccountAddress, type AccountRole, type AuthEntry,
 } from './accounts.ts'
 export { applyBootstrap, type BootstrapOptions, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
 export { TREE_FILE_VERSION } from './tree-file.ts'

@@ -32,9 +32,12 @@ export function isPermanent(path: string): boolean {
   return path === '' || path === 'DMAcc' || path === INBOX || /^Dev(Info|Detail)(\/|$)/.test(path)
 }
 
-/** `./DMAcc/<x>/AppAuth/<y>/AAuthSecret` and `.../AAuthData`: no Get for anyone (DMAcc MO access type). */
+/**
+ * `./DMAcc/<x>/AppAuth/<y>/AAuthSecret` and `.../AAuthData` (DMAcc MO access type), and the private key of the
+ * account's HTTPS client certificate, `./DMAcc/<x>/Ext/GwmoAgent/ClientKey` (binding.md §10): no Get for anyone.
+ */
 export function isSecret(path: string): boolean {
-  return /^DMAcc\/[^/]+\/AppAuth\/[^/]+\/AAuth(Secret|Data)$/.test(path)
+  return /^DMAcc\/[^/]+\/(AppAuth\/[^/]+\/AAuth(Secret|Data)|Ext\/GwmoAgent\/ClientKey)$/.test(path)
 }
 
 /** The path of a URI naming a node (not a property), or the status that refuses the URI (405 for a property). */

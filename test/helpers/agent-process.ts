@@ -63,6 +63,8 @@ export interface AgentProcessOptions {
   env?: Record<string, string>
   /** Reuse this directory (a restart); a fresh temporary one otherwise. */
   dir?: string
+  /** The program that runs the bundle: this Node unless told (`node_modules/.bin/bun`). */
+  runtime?: string
 }
 
 export interface Exit {
@@ -136,7 +138,7 @@ export class AgentProcess {
     readonly config: Record<string, unknown>,
     args: string[],
   ) {
-    this.#child = spawn(process.execPath, [AGENT_BUNDLE, ...args], {
+    this.#child = spawn(options.runtime ?? process.execPath, [AGENT_BUNDLE, ...args], {
       cwd: dir,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,7 +9,7 @@ import type { LocationSource, NetworkLocation } from '../../src/gwmo/location-so
 import { createLogger, type Logger } from '../../src/log.ts'
 import { AgentState } from '../../src/session/agent-state.ts'
 import { createSessionManager, type SessionManager } from '../../src/session/manager.ts'
-import type { InboundMessage, OutboundMessage } from '../../src/transport/port.ts'
+import type { InboundMessage, OutboundMessage } from '../../src/session/port.ts'
 import { MemoryStore } from '../../src/store/index.ts'
 import { createStandardTree } from '../../src/tree/standard-tree.ts'
 import { ManagementTree } from '../../src/tree/tree.ts'

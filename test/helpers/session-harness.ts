@@ -13,7 +13,7 @@ import { decodeMessage, encodeMessage, type MessageEncoding } from '../../src/co
 import { AgentState } from '../../src/session/agent-state.ts'
 import type { SessionConstants } from '../../src/session/constants.ts'
 import { createSessionManager, type SessionEndInfo, type SessionManager } from '../../src/session/manager.ts'
-import type { InboundMessage, OutboundMessage } from '../../src/transport/port.ts'
+import type { InboundMessage, OutboundMessage } from '../../src/session/port.ts'
 import { MemoryStore } from '../../src/store/index.ts'
 import { createStandardTree } from '../../src/tree/standard-tree.ts'
 import { ManagementTree } from '../../src/tree/tree.ts'

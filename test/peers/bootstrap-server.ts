@@ -31,6 +31,8 @@ export interface AccountSpec {
   serverNonce?: string
   /** `gateway` marks the account as a DM Gateway's (binding.md §1). */
   role?: 'gateway'
+  /** Leaves of `Ext/GwmoAgent` (binding.md §10), e.g. `{ Binding: 'http', PollSeconds: '60' }`. */
+  agent?: Record<string, string>
 }
 
 /**
@@ -60,8 +62,10 @@ export function buildAccountCommands(account: AccountSpec, root = './DMAcc'): Ou
     addNode(`${base}/AppAuth`),
     ...auth('1', 'CLCRED', account.clientName, account.clientPassword, account.clientNonce),
     ...auth('2', 'SRVCRED', account.serverName, account.serverPassword, account.serverNonce),
-    ...(account.role
-      ? [addNode(`${base}/Ext`), addNode(`${base}/Ext/GwMO`), add(`${base}/Ext/GwMO/Role`, account.role)]
+    ...(account.role || account.agent ? [addNode(`${base}/Ext`)] : []),
+    ...(account.role ? [addNode(`${base}/Ext/GwMO`), add(`${base}/Ext/GwMO/Role`, account.role)] : []),
+    ...(account.agent
+      ? [addNode(`${base}/Ext/GwmoAgent`), ...Object.entries(account.agent).map(([leaf, value]) => add(`${base}/Ext/GwmoAgent/${leaf}`, value))]
       : []),
   ]
 }

@@ -145,7 +145,8 @@ async function detection(w: World, share: boolean, timeoutMs: number): Promise<{
  * device's last message of a session to its party before it delivers it to the watcher.
  */
 async function wireCaughtUp(w: World, timeoutMs: number): Promise<void> {
-  const peers = [w.server, w.gateway, w.server2]
+  // DM Server 2 is reached over HTTP (binding.md §10): its messages never cross the broker.
+  const peers = [w.server, w.gateway]
   const receivedByPeers = () => peers.flatMap((p) => p.sessions).reduce((n, s) => n + s.received.length + s.duplicates, 0)
   const seenFromDevice = () => w.wire.fromDevice(0).filter((m) => !m.topic.endsWith('/status')).length
   await w.wire.until(() => seenFromDevice() >= receivedByPeers(), timeoutMs, "the device's messages so far")
@@ -248,7 +249,7 @@ const locationUpdate: Step = {
 }
 
 const localBootstrap: Step = {
-  title: 'Local DM Bootstrap Server: WBXML bootstrap with SEC/MAC adding a second DM Server (seed 001, 8.4.2)',
+  title: 'Local DM Bootstrap Server: WBXML bootstrap with SEC/MAC adding a second DM Server, reached over HTTP (seed 001, 8.4.2; binding.md §10)',
   async run({ world: w, timeoutMs }) {
     const logMark = w.agent.logs.length
     // A command for the first session, so that the device answers and shows it accepted the server's credentials.
@@ -256,7 +257,8 @@ const localBootstrap: Step = {
     const sent = await sendBootstrap({
       brokerUrl: w.brokerUrl,
       deviceId: CAST.deviceId,
-      commands: buildAccountCommands(CAST.server2),
+      // Its account says Ext/GwmoAgent/Binding = http: the device POSTs to the server's URL, beside the first server's MQTT.
+      commands: buildAccountCommands({ ...CAST.server2, addr: w.server2.url }),
       encoding: 'wbxml',
       sec: 'NETWORKID',
       networkId: CAST.networkId,
@@ -265,7 +267,7 @@ const localBootstrap: Step = {
     })
     w.print(describeLine('bootstrap server', 'device', [
       `WBXML ${sent.payload.length} bytes, SEC=NETWORKID, MAC=${sent.mac.slice(0, 12)}…`,
-      `Add ./DMAcc/${CAST.server2.id} for ${CAST.server2.serverId}`,
+      `Add ./DMAcc/${CAST.server2.id} for ${CAST.server2.serverId}, Binding http, Addr ${w.server2.url}`,
     ]))
     const session = await race(
       w.server2.waitForSession((s) => s.origin === 'device' && (s.closed || s.deviceAuthFailures > 0), timeoutMs),
@@ -274,7 +276,9 @@ const localBootstrap: Step = {
     printTranscript(w, session)
     check(session.initiation === '1201', `the session opened with Alert ${session.initiation ?? '(none)'}, not 1201`)
     check(session.deviceAuthenticated && session.partyAccepted, 'the device and DM Server 2 did not authenticate each other')
-    return `the MAC verified, the account was applied, and the device opened a session with ${CAST.server2.serverId} (Alert 1201)`
+    const posts = w.server2.requests.length
+    check(posts === session.received.length && w.server2.overBroker.length === 0, 'the session with DM Server 2 did not go over HTTP alone')
+    return `the MAC verified, the account was applied, and the device opened a session with ${CAST.server2.serverId} (Alert 1201) over HTTP, ${posts} POSTs`
   },
 }
 

@@ -1,6 +1,6 @@
 /**
  * Everything the demo runs: a broker (embedded, or the one `--broker` names), the watcher of every topic, the
- * DM Server, the DM Gateway and a second DM Server as scripted peers, and the real bundled agent as a child
+ * DM Server (over MQTT), the DM Gateway and a second DM Server (over HTTP) as scripted peers, and the real bundled agent as a child
  * process on a temporary directory (its configuration, factory bootstrap, state and location file).
  *
  * `breakStep` plants one fault so that the demo can show (and its test can check) a step that does not happen.
@@ -35,9 +35,12 @@ export const CAST = Object.freeze({
     id: 'gw', serverId: 'http://gw.example.net', addr: 'http://gw.example.net', role: 'gateway',
     clientName: 'device-at-gw', clientPassword: 'gw-client-secret', serverName: 'gw-user', serverPassword: 'gw-secret',
   }),
-  /** The DM Server a local DM Bootstrap Server adds (`./DMAcc/dms2`). */
+  /**
+   * The DM Server a local DM Bootstrap Server adds (`./DMAcc/dms2`), reached over HTTP (binding.md §10): its Addr is
+   * the URL of the peer's own HTTP server, known once it listens.
+   */
   server2: party({
-    id: 'dms2', serverId: 'http://dms2.example.org', addr: 'http://dms2.example.org',
+    id: 'dms2', serverId: 'http://dms2.example.org', addr: 'http://dms2.example.org', agent: { Binding: 'http' },
     clientName: 'device-at-dms2', clientPassword: 'dms2-client-secret', serverName: 'dms2-user', serverPassword: 'dms2-secret',
   }),
   /** The bootstrap secret for SEC NETWORKID (OMA DM Security 1.2, 5.1.7.2). */
@@ -153,6 +156,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       serverId: CAST.server2.serverId,
       deviceId: CAST.deviceId,
       ...peerCredentials(CAST.server2),
+      http: {},
       onTraffic: traffic('DM Server 2'),
     })
     cleanups.push(() => server2.stop())

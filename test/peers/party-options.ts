@@ -14,7 +14,7 @@ export interface TrafficEvent {
 export type PeerBaseOptions = Pick<
   PartyOptions,
   'brokerUrl' | 'deviceId' | 'serverName' | 'serverPassword' | 'clientName' | 'clientPassword' | 'serverNonce' |
-  'clientNonce' | 'authType' | 'encoding' | 'topicPrefix' | 'mqtt' | 'onTraffic' | 'maxMsgSize'
+  'clientNonce' | 'authType' | 'encoding' | 'topicPrefix' | 'mqtt' | 'onTraffic' | 'maxMsgSize' | 'http'
 >
 
 export interface PartyOptions {
@@ -49,6 +49,18 @@ export interface PartyOptions {
   maxMsgSize?: number
   mqtt?: ConnectOptions
   onTraffic?: (event: TrafficEvent) => void
+  /**
+   * HTTP mode (binding.md §10): the device POSTs its messages to this party's own node:http(s) server and each
+   * response is the party's answer; the broker then carries only what the party publishes (DM Notifications).
+   */
+  http?: HttpModeOptions
+}
+
+export interface HttpModeOptions {
+  /** TLS: the server's certificate and key (PEM); `ca` set asks the device for a client certificate signed by it. */
+  tls?: { cert: string; key: string; ca?: string }
+  /** The RespURI of each message (a path on this server, or a whole URL), by session; none: no RespURI. */
+  respUri?: (sessionId: string) => string | undefined
 }
 
 /**
@@ -63,8 +75,8 @@ export type Batch = OutCommand[] | ((session: PartySession) => OutCommand[] | un
  */
 export type Script = (session: PartySession) => OutCommand[] | Batch[] | undefined
 
-export type ResolvedOptions = Required<Omit<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'serverNonce' | 'clientNonce' | 'maxMsgSize'>> &
-  Pick<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'maxMsgSize'>
+export type ResolvedOptions = Required<Omit<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'serverNonce' | 'clientNonce' | 'maxMsgSize' | 'http'>> &
+  Pick<PartyOptions, 'mqtt' | 'onTraffic' | 'genericAlertStatus' | 'maxMsgSize' | 'http'>
 
 /** The defaults for what was not given (an option given as `undefined` counts as not given). */
 export function resolveOptions(options: PartyOptions): ResolvedOptions {

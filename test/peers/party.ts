@@ -13,6 +13,7 @@ import { describeMessage } from './summary.ts'
 import { alert, buildMessage, parseMessage, type OutCommand, type OutCred, type ParsedCommand, type ParsedMessage, type ParseOutcome } from './syncml.ts'
 import { resolveOptions, type Batch, type PartyOptions, type ResolvedOptions, type Script } from './party-options.ts'
 import { Waiters } from './waiters.ts'
+import { HttpEndpoint, type HttpReply } from './http-endpoint.ts'
 import { looksLikeWbxml, parseWbxmlMessage, xmlToWbxml } from './wbxml.ts'
 
 export type { Batch, PartyOptions, Script, TrafficEvent } from './party-options.ts'
@@ -36,6 +37,8 @@ interface SessionState {
   /** Batches still to send; undefined until the script was asked. */
   plan: Batch[] | undefined
   forcedChallengeDone: boolean
+  /** HTTP mode: our Cred goes until the device accepts it (212), and again after it refuses it (OMA's rule). */
+  credWanted: boolean
 }
 
 export class Party {
@@ -59,6 +62,11 @@ export class Party {
   /** Whether the party's subscription is granted on its current connection (a broker restart takes it away). */
   private subscribed = false
   private nextPushId = 0x1000 + Math.floor(Math.random() * 0xd000)
+  /** HTTP mode: the server the device POSTs to, and where the answer to the POST being handled goes. */
+  private endpoint: HttpEndpoint | undefined
+  private httpReply: HttpReply[] | undefined
+  /** HTTP mode: SyncML messages that came over the broker instead (none should). */
+  readonly overBroker: string[] = []
 
   constructor(options: PartyOptions) {
     this.opts = resolveOptions(options)
@@ -66,7 +74,34 @@ export class Party {
     this.serverNonce = options.serverNonce ?? ''
   }
 
+  /** HTTP mode: the URL the device's account names (`http(s)://127.0.0.1:<port>/dm`). */
+  get url(): string {
+    if (!this.endpoint) throw new Error('not in HTTP mode')
+    return this.endpoint.url
+  }
+
+  /** HTTP mode: every request the device made, with what was answered. */
+  get requests(): HttpEndpoint['requests'] {
+    if (!this.endpoint) throw new Error('not in HTTP mode')
+    return this.endpoint.requests
+  }
+
+  /** HTTP mode: how many connections the device opened to us. */
+  get connections(): number {
+    if (!this.endpoint) throw new Error('not in HTTP mode')
+    return this.endpoint.connections
+  }
+
+  /** HTTP mode: the next POSTs get these answers instead of the party's (a 503, a redirect, a huge body…). */
+  fault(...answers: HttpEndpoint['faults']): void {
+    if (!this.endpoint) throw new Error('not in HTTP mode')
+    this.endpoint.faults.push(...answers)
+  }
+
   async start(): Promise<void> {
+    if (this.opts.http) {
+      this.endpoint = await HttpEndpoint.start(this.opts.http, (body, contentType, props) => this.answerPost(body, contentType, props), () => this.changed())
+    }
     const client = await connectPeer(this.opts.brokerUrl, { clientId: `peer-${this.opts.partyId}-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, as: this.opts.partyId, ...this.opts.mqtt })
     this.client = client
     client.on('message', (topic, payload, packet) => {
@@ -97,7 +132,23 @@ export class Party {
 
   async stop(): Promise<void> {
     await this.chain
+    await this.endpoint?.stop()
     if (this.client) await disconnect(this.client)
+  }
+
+  /** HTTP mode: one POST, handled like a message on the topic; its answer is the response (none: an empty body). */
+  private answerPost(body: Buffer, contentType: string | undefined, props: Record<string, string>): Promise<HttpReply | undefined> {
+    const done = this.chain.then(async () => {
+      this.httpReply = []
+      try {
+        await this.handle('POST', body, contentType, props)
+        return this.httpReply[0]
+      } finally {
+        this.httpReply = undefined
+      }
+    })
+    this.chain = done.then(() => undefined, () => undefined)
+    return done
   }
 
   /** Sets the script for device-opened sessions without a queued plan (none: such sessions close at once). */
@@ -178,6 +229,7 @@ export class Party {
       authRetries: 0,
       plan: origin === 'device' ? this.plans.shift() : undefined,
       forcedChallengeDone: false,
+      credWanted: true,
     }
     this.states.set(sessionId, st)
     this.sessions.push(st.record)
@@ -190,6 +242,12 @@ export class Party {
   }
 
   private async handle(topic: string, payload: Buffer, contentType: string | undefined, props: Record<string, string>): Promise<void> {
+    if (this.endpoint && this.httpReply === undefined) {
+      // binding.md §10: a server reached over HTTP hears the device on its POSTs alone.
+      this.overBroker.push(topic)
+      this.changed()
+      return
+    }
     const outcome = this.decode(payload, contentType)
     if (!outcome.ok) {
       this.malformed.push({ payload: new Uint8Array(payload), error: outcome.error })
@@ -233,6 +291,8 @@ export class Party {
       this.challengedOnce = true
       return forcedChallenge(this.opts.authType)
     }
+    // OMA's HTTP rule (binding.md §10): once the device has authenticated, the connection carries the session.
+    if (this.endpoint && st.record.deviceAuthenticated && !msg.hdr.cred && this.opts.authType !== 'hmac') return { ok: true, code: '200' }
     return judgeDevice(this.opts, msg, st.expectNonce, payload, props['x-syncml-hmac'])
   }
 
@@ -311,6 +371,8 @@ export class Party {
    * comes, our next session (binding.md §6).
    */
   private applyHeaderAnswer(st: SessionState, answer: HeaderAnswer): void {
+    if (answer.code === '212') st.credWanted = false
+    else if (answer.code === '401' || answer.code === '407') st.credWanted = true
     if (answer.nextNonce === undefined) return
     this.serverNonce = answer.nextNonce
     st.serverNonce = answer.nextNonce
@@ -330,14 +392,15 @@ export class Party {
 
   private credFor(st: SessionState): OutCred | undefined {
     const { authType, sendCred, serverName, serverPassword } = this.opts
-    if (!sendCred || authType === 'hmac') return undefined
+    if (!sendCred || authType === 'hmac' || (this.endpoint && !st.credWanted)) return undefined
     const data = authType === 'basic' ? basicCred(serverName, serverPassword) : md5Digest(serverName, serverPassword, nonceBytes(st.serverNonce))
     return { type: AUTH_TYPE_URI[authType], format: 'b64', data }
   }
 
   private async send(st: SessionState, to: string, commands: OutCommand[]): Promise<{ payload: string | Uint8Array; userProperties: Record<string, string> }> {
     const msgId = String(st.nextMsgId++)
-    const hdr = { sessionId: st.record.sessionId, msgId, target: to, source: this.opts.partyId, locName: this.opts.serverName, cred: this.credFor(st), maxMsgSize: this.opts.maxMsgSize }
+    const respUri = this.opts.http?.respUri?.(st.record.sessionId)
+    const hdr = { sessionId: st.record.sessionId, msgId, target: to, source: this.opts.partyId, locName: this.opts.serverName, cred: this.credFor(st), maxMsgSize: this.opts.maxMsgSize, respUri }
     const built = buildMessage(hdr, commands)
     st.sentCommands.push({ msgId, sent: built.sent })
     st.record.sent.push({ msgId, xml: built.xml, commands })
@@ -355,6 +418,10 @@ export class Party {
 
   private async publishReply(to: string, payload: string | Uint8Array, props: Record<string, string>): Promise<void> {
     const contentType = typeof payload === 'string' ? CONTENT_TYPE.xml : CONTENT_TYPE.wbxml
+    if (this.httpReply !== undefined) {
+      this.httpReply.push({ payload, contentType, headers: props })
+      return
+    }
     await publish(this.mqtt(), this.topic(to, 'dm'), payload, { contentType, userProperties: props })
   }
 }

@@ -25,6 +25,8 @@ export interface OutHeader {
   locName?: string
   cred?: OutCred
   maxMsgSize?: number
+  /** Where the device sends its next message of the session (OMA DM's HTTP binding). */
+  respUri?: string
 }
 
 export interface BuiltMessage {
@@ -49,6 +51,7 @@ export function buildMessage(hdr: OutHeader, commands: OutCommand[], final = tru
       textEl('MsgID', hdr.msgId) +
       el('Target', textEl('LocURI', hdr.target)) +
       source +
+      textEl('RespURI', hdr.respUri) +
       cred +
       renderMeta(hdr.maxMsgSize === undefined ? undefined : { maxMsgSize: hdr.maxMsgSize }),
   )

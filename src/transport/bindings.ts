@@ -1,0 +1,20 @@
+/**
+ * The two bindings behind one port (binding.md §2, §10): a message whose party's account says
+ * `Ext/GwmoAgent/Binding` = `http` carries an HTTP route and is POSTed; every other one goes over MQTT, exactly as
+ * before. Both hand what they receive to the same handlers; only the broker has a connection to be online on.
+ */
+import type { Transport, TransportEvents } from '../session/port.ts'
+
+export function bindings(mqtt: Transport, http: Transport): Transport {
+  return {
+    async start(events: TransportEvents) {
+      await http.start(events)
+      await mqtt.start(events)
+    },
+    send: (message) => (message.http !== undefined ? http.send(message) : mqtt.send(message)),
+    async stop() {
+      await http.stop()
+      await mqtt.stop()
+    },
+  }
+}
