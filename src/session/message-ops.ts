@@ -24,7 +24,7 @@ export function messageOps(tx: Transaction, counter: WriteCounter, nestable: boo
     add: (uri, value, principal) => counted(tx.add(uri, value, principal)),
     replace: (uri, value, principal) => counted(tx.replace(uri, value, principal)),
     delete: (uri, principal) => counted(tx.delete(uri, principal)),
-    exec: (uri, data, principal) => counted(tx.exec(uri, data, principal)),
+    exec: (uri, data, principal, correlator) => counted(tx.exec(uri, data, principal, correlator)),
     readSecret: (uri) => tx.readSecret(uri),
     children: (uri) => tx.children(uri),
     begin: () => (nestable ? messageOps(tx.begin(), counter, false, pending) : undefined),

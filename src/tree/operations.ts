@@ -11,8 +11,11 @@ import { childPath, parentPath, TreeNode, type NodeView, type WritableView } fro
 import { parseUri, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus } from './types.ts'
 
-/** Runs an Exec on a node; its status is the command's. */
-export type ExecHandler = (data: string | Uint8Array | undefined, principal: Principal) => SyncMLStatus
+/**
+ * Runs an Exec on a node; its status is the command's (202 when the work goes on in the background and its end is
+ * reported later in a Generic Alert carrying the Exec's `correlator`, OMA DM Protocol 1.2, 6.6.6 and 8.7).
+ */
+export type ExecHandler = (data: string | Uint8Array | undefined, principal: Principal, correlator?: string) => SyncMLStatus
 
 /** What the operations need from the tree beyond the nodes. */
 export interface TreeContext {
@@ -205,13 +208,14 @@ export function deleteOp(view: WritableView, ctx: TreeContext, uri: string, prin
 
 export function execOp(
   view: NodeView, ctx: TreeContext, uri: string, data: string | Uint8Array | undefined, principal: Principal,
+  correlator?: string,
 ): SyncMLStatus {
   const path = nodePath(ctx, uri)
   if (typeof path === 'number') return path
   const status = access(view, path, 'Exec', principal)
   if (status !== 200) return status
   const handler = ctx.execHandler(path)
-  return handler === undefined ? 405 : handler(data, principal)
+  return handler === undefined ? 405 : handler(data, principal, correlator)
 }
 
 // The device's own reads: not held to the DevDetail/URI limits.

@@ -217,8 +217,8 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return this.#single((tx) => tx.delete(uri, principal))
   }
 
-  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal): SyncMLStatus {
-    return execOp(this.committed, this, uri, data, principal)
+  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string): SyncMLStatus {
+    return execOp(this.committed, this, uri, data, principal, correlator)
   }
 
   readSecret(uri: string): string | Uint8Array | undefined {

@@ -7,5 +7,5 @@ import { forEachItem } from './items.ts'
  * It counts as a tree change: an Exec handler may write, and its 200 must be as durable as a Replace's.
  */
 export function handleExec(cmd: ItemCommand, ctx: HandlerContext): void {
-  forEachItem(cmd, ctx, { write: true }, (item, target) => ctx.ops.exec(target, item.data, ctx.principal))
+  forEachItem(cmd, ctx, { write: true }, (item, target) => ctx.ops.exec(target, item.data, ctx.principal, cmd.correlator))
 }
