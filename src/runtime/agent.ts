@@ -19,6 +19,7 @@ import { accountTls, ManagementTree, readAccounts, updateDescription, type Devic
 import { describeDevice, readDevice, unread } from './device-info.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
 import { migrateLegacyFiles } from './migrate.ts'
+import { installObjects } from '../objects/index.ts'
 import { Poller } from './poll.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
 import { beginRun, endRun } from './unclean-stop.ts'
@@ -197,6 +198,11 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     },
   })
 
+  // binding.md §8: the integrator's objects, in the tree before any message can reach it.
+  const installed = await installObjects(tree, config.objects, { sessions, state, logger, ...(options.sysroot !== undefined && { root: options.sysroot }) })
+  if (!installed.ok) return installed
+  const objects = installed.objects
+
   const gwmo = installGwmo({
     sessions,
     tree,
@@ -269,6 +275,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
       stop: () =>
         (stopping ??= (async () => {
           poller.stop()
+          objects.stop()
           await gwmo.stop()
           await sessions.stop()
           await tree.flush()
