@@ -16,9 +16,9 @@
 import { createHash } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
-import { TransportError } from '../errors.ts'
-import type { Logger } from '../log.ts'
-import type { HttpRoute, OutboundMessage, Transport, TransportEvents } from '../session/port.ts'
+import { TransportError } from '../../errors.ts'
+import type { Logger } from '../../log.ts'
+import type { HttpRoute, OutboundMessage, Transport, TransportEvents } from '../../session/port.ts'
 
 export interface HttpTls {
   ca?: string
