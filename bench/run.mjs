@@ -5,13 +5,14 @@ import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { agentBundle, nodeBundle, root } from '../build/esbuild-options.mjs'
+import { buildAgentFile } from '../build/agent-file.mjs'
+import { nodeBundle, root } from '../build/esbuild-options.mjs'
 
 const out = mkdtempSync(join(tmpdir(), 'gwmo-bench-build-'))
 
 execFileSync(process.execPath, [join(root, 'build', 'bundle.mjs')], { stdio: 'inherit' })
 // The floor: exactly the agent bundle's options (build/bundle.mjs), on its own entry.
-await build({ ...agentBundle, entryPoints: [join(root, 'bench', 'floor', 'client.ts')], outfile: join(out, 'floor.js') })
+await buildAgentFile({ entryPoints: [join(root, 'bench', 'floor', 'client.ts')], outfile: join(out, 'floor.js') })
 // The bench programs: not minified, CommonJS for the same reason as the agent's bundle. Test helpers they
 // import read `import.meta.url`, which CommonJS lacks: it becomes the bundle's own file URL.
 const programs = { 'main.cjs': 'main.ts', 'fleet-runner.cjs': 'fleet/runner.ts', 'fleet-peers.cjs': 'fleet/peers-main.ts' }

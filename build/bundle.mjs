@@ -3,7 +3,8 @@ import { build } from 'esbuild'
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
 import { join } from 'node:path'
-import { agentBundle, nodeBundle, root } from './esbuild-options.mjs'
+import { buildAgentFile } from './agent-file.mjs'
+import { nodeBundle, root } from './esbuild-options.mjs'
 
 const outfile = join(root, 'dist', 'gwmo-agent.js')
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
@@ -20,8 +21,7 @@ mkdirSync(join(root, 'dist'), { recursive: true })
 // The package is "type": "module"; the bundle is CommonJS, so dist/ gets its own package scope.
 writeFileSync(join(root, 'dist', 'package.json'), JSON.stringify({ type: 'commonjs' }) + '\n')
 
-await build({
-  ...agentBundle,
+await buildAgentFile({
   entryPoints: [join(root, 'src', 'main.ts')],
   outfile,
   define: { 'process.env.GWMO_AGENT_VERSION': JSON.stringify(version) },
