@@ -16,16 +16,16 @@ export const defaultTimers: Timers = {
 
 export interface Connection {
   readonly client: MqttClient
-  /** Rejecters of the sends in flight, when the owner closes the connection itself (a fleet's pool does not). */
-  readonly inFlight?: Set<(error: Error) => void>
+  /** Rejecters of the sends in flight. */
+  readonly inFlight: Set<(error: Error) => void>
 }
 
 export function publishQos1(connection: Connection, topic: string, payload: Buffer | string, options: object): Promise<void> {
   const { inFlight } = connection
   return new Promise((resolve, reject) => {
-    inFlight?.add(reject)
+    inFlight.add(reject)
     connection.client.publish(topic, payload, { qos: 1, ...options }, (error) => {
-      inFlight?.delete(reject)
+      inFlight.delete(reject)
       if (error) reject(error)
       else resolve()
     })
@@ -51,6 +51,6 @@ export async function close(connection: Connection, timeoutMs: number, timers: T
   const { client } = connection
   if (!client.connected) await new Promise((resolve) => client.end(true, resolve))
   else if (!(await within(new Promise((resolve) => client.end(false, resolve)), timeoutMs, timers))) client.stream.destroy()
-  for (const reject of connection.inFlight ?? []) reject(closed())
-  connection.inFlight?.clear()
+  for (const reject of connection.inFlight) reject(closed())
+  connection.inFlight.clear()
 }

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto'
 import type { Logger } from '../log.ts'
 import type { OutboundMessage } from '../session/port.ts'
+import { TRANSPORT_TIMINGS } from './backoff.ts'
 import { close, type Connection, type Timers } from './connection.ts'
 import type { MqttClient } from './mqtt-client.ts'
 
@@ -16,19 +17,20 @@ export interface Credentials {
   password?: string
 }
 
-export interface PartyBrokersOptions {
+/** The settings of the agent's MQTT binding that the pool reads. */
+export interface PartyBrokerSettings {
   /** The agent's own ClientId, which each connection's is made from. */
   clientId: string
-  max: number
-  idleMs: number
-  stopTimeoutMs: number
-  timers: Timers
-  log: Logger
-  open(origin: string, credentials: Credentials, clientId: string): MqttClient
+  /** How many stay connected at once. */
+  maxExtraBrokers?: number
+  /** How long one stays open without a send (`TRANSPORT_TIMINGS`). */
+  partyBrokerIdleMs?: number
 }
 
+/** Opens a connection to a broker with the account's own credentials and ClientId. */
+export type OpenBroker = (origin: string, credentials: Credentials, clientId: string) => MqttClient
+
 interface PartyConnection extends Connection {
-  readonly inFlight: Set<(error: Error) => void>
   key: string
   origin: string
   clientId: string
@@ -60,53 +62,55 @@ function partyClientId(clientId: string, message: OutboundMessage): string {
   return `${clientId}/${name}`
 }
 
-export class PartyBrokers {
-  /** Least recently used first. */
-  private readonly pool = new Map<string, PartyConnection>()
-
-  constructor(private readonly options: PartyBrokersOptions) {}
-
+export interface PartyBrokers {
   /** The connection for a message to the broker at `origin`, opened if need be; the send that asks keeps it open. */
-  connectionFor(origin: string, credentials: Credentials, message: OutboundMessage): Connection {
-    const { pool, options } = this
-    const clientId = partyClientId(options.clientId, message)
-    // Per account, broker and user name, so two parties on one broker with different credentials stay apart.
-    const key = JSON.stringify([clientId, origin, credentials.username ?? null])
-    let connection = pool.get(key)
-    if (connection) pool.delete(key)
-    else {
-      // The account's earlier broker or credentials (its AppAddr changed): one connection per ClientId, always.
-      for (const other of [...pool.values()]) if (other.clientId === clientId) this.retire(other, 'closing the account\'s previous broker connection')
-      while (pool.size >= options.max) this.retire(pool.values().next().value as PartyConnection, 'closing least recently used broker connection')
-      connection = { client: options.open(origin, credentials, clientId), inFlight: new Set(), key, origin, clientId, idle: undefined }
-      options.log.info('opened connection to a party broker', { broker: origin, clientId })
-    }
-    pool.set(key, connection)
-    this.armIdle(connection)
-    return connection
-  }
-
+  connectionFor(origin: string, credentials: Credentials, message: OutboundMessage): Connection
   /** Empties the pool and hands its connections over, for the binding to close with its own. */
-  drain(): Connection[] {
-    const connections = [...this.pool.values()]
-    for (const connection of connections) this.options.timers.clearTimeout(connection.idle)
-    this.pool.clear()
-    return connections
-  }
+  drain(): Connection[]
+}
 
-  private retire(connection: PartyConnection, why: string): void {
-    const { timers, log, stopTimeoutMs } = this.options
+const DEFAULT_MAX_EXTRA_BROKERS = 4
+
+export function partyBrokers(settings: PartyBrokerSettings, timers: Timers, log: Logger, open: OpenBroker): PartyBrokers {
+  const max = settings.maxExtraBrokers ?? DEFAULT_MAX_EXTRA_BROKERS
+  /** Least recently used first. */
+  const pool = new Map<string, PartyConnection>()
+
+  const retire = (connection: PartyConnection, why: string) => {
     timers.clearTimeout(connection.idle)
-    this.pool.delete(connection.key)
+    pool.delete(connection.key)
     log.info(why, { broker: connection.origin, clientId: connection.clientId })
-    void close(connection, stopTimeoutMs, timers)
+    void close(connection, TRANSPORT_TIMINGS.stopTimeoutMs, timers)
   }
 
-  private armIdle(connection: PartyConnection): void {
-    const { timers } = this.options
-    timers.clearTimeout(connection.idle)
-    connection.idle = timers.setTimeout(() => {
-      if (this.pool.get(connection.key) === connection) this.retire(connection, 'closing idle broker connection')
-    }, this.options.idleMs)
+  return {
+    connectionFor(origin, credentials, message) {
+      const clientId = partyClientId(settings.clientId, message)
+      // Per account, broker and user name, so two parties on one broker with different credentials stay apart.
+      const key = JSON.stringify([clientId, origin, credentials.username ?? null])
+      let connection = pool.get(key)
+      if (connection) pool.delete(key)
+      else {
+        // The account's earlier broker or credentials (its AppAddr changed): one connection per ClientId, always.
+        for (const other of [...pool.values()]) if (other.clientId === clientId) retire(other, 'closing the account\'s previous broker connection')
+        while (pool.size >= max) retire(pool.values().next().value as PartyConnection, 'closing least recently used broker connection')
+        connection = { client: open(origin, credentials, clientId), inFlight: new Set(), key, origin, clientId, idle: undefined }
+        log.info('opened connection to a party broker', { broker: origin, clientId })
+      }
+      pool.set(key, connection)
+      const used = connection
+      timers.clearTimeout(used.idle)
+      used.idle = timers.setTimeout(() => {
+        if (pool.get(used.key) === used) retire(used, 'closing idle broker connection')
+      }, settings.partyBrokerIdleMs ?? TRANSPORT_TIMINGS.partyBrokerIdleMs)
+      return used
+    },
+
+    drain() {
+      const connections = [...pool.values()]
+      for (const connection of connections) timers.clearTimeout(connection.idle)
+      pool.clear()
+      return connections
+    },
   }
 }

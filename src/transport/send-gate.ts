@@ -8,40 +8,22 @@
  *
  * A class, so that a fleet's device port can be one: thousands of them, with no object of its own each.
  */
-interface Waiter {
-  resolve(): void
-  reject(error: Error): void
-}
-
 export class SendGate {
+  /** Whether the topics are subscribed on the current connection; false again once it is gone. */
   subscribed = false
-  private waiting: Waiter[] | undefined
+  private waiting: Array<(error?: Error) => void> | undefined
 
   /** Runs `send` now when subscribed, else once subscribed; rejected when the gate fails first. */
   whenSubscribed(send: () => Promise<void>): Promise<void> {
     if (this.subscribed) return send()
-    return new Promise<void>((resolve, reject) => (this.waiting ??= []).push({ resolve, reject })).then(send)
+    return new Promise<void>((resolve, reject) => (this.waiting ??= []).push((error) => (error ? reject(error) : resolve()))).then(send)
   }
 
-  /** The topics are subscribed: the sends waiting go, and later ones go at once. */
-  open(): void {
-    this.subscribed = true
-    for (const waiter of this.take()) waiter.resolve()
-  }
-
-  /** The connection is gone: sends wait for the next one. */
-  shut(): void {
-    this.subscribed = false
-  }
-
-  /** The binding stops: the sends waiting are rejected. */
-  fail(error: Error): void {
-    for (const waiter of this.take()) waiter.reject(error)
-  }
-
-  private take(): Waiter[] {
-    const waiting = this.waiting ?? []
+  /** The topics are subscribed: the sends waiting go, and later ones at once. With an error (the binding stops), they fail. */
+  release(error?: Error): void {
+    this.subscribed = error === undefined
+    const waiting = this.waiting
     this.waiting = undefined
-    return waiting
+    for (const settle of waiting ?? []) settle(error)
   }
 }

@@ -47,9 +47,8 @@ export class DevicePort extends SendGate implements Transport {
   send(message: OutboundMessage): Promise<void> {
     const { hub } = this
     if (hub.stopping || this.events === undefined) return Promise.reject(new Error('mqtt: cannot send, transport is not started'))
-    return sendOverMqtt(message, hub, (route) =>
-      route.origin === hub.mainOrigin ? { connection: this.pool, gate: this } : 'it is on another broker, which a shared connection does not reach',
-    )
+    const own = { prefix: hub.prefix, mainOrigin: hub.mainOrigin, connection: this.pool, gate: this }
+    return sendOverMqtt(message, own, (route) => (route.origin === hub.mainOrigin ? undefined : 'it is on another broker, which a shared connection does not reach'))
   }
 
   // One device leaving the fleet: its status goes `offline`; the shared connection stays.

@@ -116,7 +116,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
       return
     }
     if (generation !== pool.generation) return
-    for (const entry of entries) entry.open()
+    for (const entry of entries) entry.release()
     await announce(pool, entries, generation)
   }
 
@@ -167,7 +167,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
       reconnect: { baseMs: TRANSPORT_TIMINGS.reconnectBaseMs, capMs: TRANSPORT_TIMINGS.reconnectCapMs },
       logger: log,
     })
-    const pool: Pool = { client, devices: [], pending: [], flushQueued: false, connected: false, generation: 0 }
+    const pool: Pool = { client, inFlight: new Set(), devices: [], pending: [], flushQueued: false, connected: false, generation: 0 }
     client.on('connect', () => {
       pool.generation++
       pool.connected = true
@@ -192,7 +192,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
       pool.generation++
       for (const entry of pool.devices) {
         if (!entry.subscribed) continue
-        entry.shut()
+        entry.subscribed = false
         if (!stopping) entry.events?.offline()
       }
     })

@@ -15,10 +15,10 @@ import { TRANSPORT_TIMINGS } from '../backoff.ts'
 import { close, closed, defaultTimers, publishQos1, within, type Connection, type Timers } from '../connection.ts'
 import { classifyInbound, inboundDropLog } from '../inbound.ts'
 import { openConnection, type TlsMaterial } from '../mqtt-client.ts'
-import { credentialsOf, PartyBrokers } from '../party-brokers.ts'
+import { credentialsOf, partyBrokers } from '../party-brokers.ts'
 import { SendGate } from '../send-gate.ts'
-import { sendOverMqtt, type Outlet } from '../send.ts'
-import { brokerOrigin, deviceTopics, STATUS_CHANNEL, topicFor, type Route } from '../topics.ts'
+import { sendOverMqtt, type ConnectionFor, type OwnConnection } from '../send.ts'
+import { brokerOrigin, deviceTopics, STATUS_CHANNEL, topicFor } from '../topics.ts'
 
 export type { Timers }
 
@@ -47,8 +47,6 @@ export interface MqttTransportOptions extends TlsMaterial {
   partyBrokerIdleMs?: number
 }
 
-const DEFAULT_MAX_EXTRA_BROKERS = 4
-
 export function createMqttTransport(options: MqttTransportOptions): Transport {
   // Options are checked before any I/O.
   const mainOrigin = brokerOrigin(options.url)
@@ -69,26 +67,17 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   }
   const statusTopic = topicFor(options.prefix, options.deviceId, STATUS_CHANNEL)
   const expected = { prefix: options.prefix, deviceId: options.deviceId, maxPacketSize: options.maxPacketSize }
-  const where = { prefix: options.prefix, mainOrigin }
 
   let state: 'idle' | 'started' | 'stopping' | 'stopped' = 'idle'
   let events: TransportEvents | undefined
-  let main: Outlet & { gate: SendGate } | undefined
+  let main: OwnConnection | undefined
   let online = false
   let stopping: Promise<void> | undefined
   /** Bumped on every connect and close, so a late callback of an older connection does nothing. */
   let generation = 0
-  const parties = new PartyBrokers({
-    clientId: options.clientId,
-    max: options.maxExtraBrokers ?? DEFAULT_MAX_EXTRA_BROKERS,
-    idleMs: options.partyBrokerIdleMs ?? TRANSPORT_TIMINGS.partyBrokerIdleMs,
-    stopTimeoutMs: TRANSPORT_TIMINGS.stopTimeoutMs,
-    timers,
-    log,
-    // The agent's own broker password never goes to a broker that a party named.
-    open: (origin, { username, password }, clientId) =>
-      openConnection({ ...common, url: origin, clientId, username, password, logger: log.child({ broker: origin }) }).client,
-  })
+  // The agent's own broker password never goes to a broker that a party named.
+  const parties = partyBrokers(options, timers, log, (origin, { username, password }, clientId) =>
+    openConnection({ ...common, url: origin, clientId, username, password, logger: log.child({ broker: origin }) }).client)
 
   const notify = (name: 'online' | 'offline') => {
     try {
@@ -125,7 +114,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
         client.stream.destroy()
         return
       }
-      gate.open()
+      gate.release()
       publishQos1(connection, statusTopic, 'online', { retain: true }).then(
         () => {
           if (current !== generation || state !== 'started') return
@@ -140,7 +129,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
 
   const onClose = () => {
     generation++
-    main?.gate.shut()
+    if (main) main.gate.subscribed = false
     if (!online) return
     online = false
     if (state === 'started') log.warn('disconnected', { broker: mainOrigin })
@@ -154,13 +143,14 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
    * into the main session. An address that names no broker (`mqtt://` alone) leaves the party on the default
    * route, like no address.
    */
-  const outletFor = (own: Outlet, route: Route, address: string | undefined, message: OutboundMessage): Outlet | string => {
+  const connectionFor: ConnectionFor = (route, message) => {
     log.debug('publishing', { topic: route.topic, bytes: message.payload.length })
-    if (address === undefined || brokerOrigin(address) === undefined) return own
+    const { address } = message
+    if (address === undefined || brokerOrigin(address) === undefined) return undefined
     const credentials = credentialsOf(address)
     if (credentials === undefined) return 'address has a malformed user name or password'
-    if (route.origin === mainOrigin && (credentials.username === undefined || credentials.username === options.username)) return own
-    return { connection: parties.connectionFor(route.origin, credentials, message) }
+    if (route.origin === mainOrigin && (credentials.username === undefined || credentials.username === options.username)) return undefined
+    return parties.connectionFor(route.origin, credentials, message)
   }
 
   async function stopConnections(): Promise<void> {
@@ -169,7 +159,7 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       return
     }
     state = 'stopping'
-    main.gate.fail(closed())
+    main.gate.release(closed())
     const { connection } = main
     if (connection.client.connected) {
       // Retained, so anyone who subscribes later still learns the device is gone (binding.md §2).
@@ -198,16 +188,15 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
       })
       const connection: Connection = { client, inFlight: new Set() }
       const gate = new SendGate()
-      main = { connection, gate }
+      main = { prefix: options.prefix, mainOrigin, connection, gate }
       client.on('connect', () => onConnect(connection, gate, connected))
       client.on('close', onClose)
       client.on('message', deliver)
     },
 
     send(message: OutboundMessage): Promise<void> {
-      const outlet = main
-      if (state !== 'started' || !outlet) return Promise.reject(new Error(`mqtt: cannot send, transport is ${state}`))
-      return sendOverMqtt(message, where, (route, address) => outletFor(outlet, route, address, message))
+      if (state !== 'started' || !main) return Promise.reject(new Error(`mqtt: cannot send, transport is ${state}`))
+      return sendOverMqtt(message, main, connectionFor)
     },
 
     stop(): Promise<void> {
