@@ -35,6 +35,8 @@ export interface MountedNode {
   readonly uri: string
   readonly node: ExternalNode
   readonly format: ExternalNodeShape['format']
+  /** A leaf's MIME type (undefined: `text/plain`). */
+  readonly type: string | undefined
   readonly maxBytes: number
 }
 
@@ -103,7 +105,7 @@ export function mountNode(
     const committed = tree.applyCommit(work)
     if (!committed.ok) return fail(committed.failure.messages.join('; '))
   }
-  return { ok: true, mounted: { path, uri: pathToUri(path), node, format, maxBytes } }
+  return { ok: true, mounted: { path, uri: pathToUri(path), node, format, type, maxBytes } }
 }
 
 /** Removes what lies below `path` (an interior node of an earlier configuration), deepest first. */

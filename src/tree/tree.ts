@@ -220,8 +220,8 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return this.#single((tx) => tx.delete(uri, principal))
   }
 
-  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string): SyncMLStatus {
-    return execOp(this.committed, this, uri, data, principal, correlator)
+  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string, signal?: AbortSignal): SyncMLStatus | Promise<SyncMLStatus> {
+    return execOp(this.committed, this, uri, data, principal, correlator, signal)
   }
 
   readSecret(uri: string): string | Uint8Array | undefined {
@@ -262,9 +262,23 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return typeof path === 'string' ? this.#mounts.get(path) : undefined
   }
 
-  /** @internal */
+  /** @internal A registered handler first, else the Exec of the node mounted there. */
   execHandler(path: string): ExecHandler | undefined {
-    return this.#execHandlers?.get(path)
+    const registered = this.#execHandlers?.get(path)
+    const mounted = this.#mounts?.get(path)
+    const exec = mounted?.node.exec
+    if (registered !== undefined || exec === undefined) return registered
+    return (data, principal, correlator, signal) => exec.call(mounted!.node, data, {
+      serverId: principal === 'device' ? '' : principal.serverId,
+      uri: mounted!.uri,
+      ...(correlator !== undefined && { correlator }),
+      signal: signal ?? new AbortController().signal,
+    })
+  }
+
+  /** @internal */
+  mountedAt(path: string): MountedNode | undefined {
+    return this.#mounts?.get(path)
   }
 
   /**
