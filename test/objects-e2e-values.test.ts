@@ -29,6 +29,9 @@ function program(name: string, body: string, mode = 0o755): string {
 
 const SRV = FACTORY.serverId
 const statusOf = (session: PartySession, command: OutCommand) => session.statuses.filter((s) => s.command === command).at(-1)?.code
+/** The data of the device's last Results for `uri` in the session (`resultFor` gives the first). */
+const lastResult = (session: PartySession, uri: string) =>
+  session.results.flatMap((r) => r.items).filter((item) => item.source === uri).at(-1)?.data
 
 t.test('reads, writes and their refusals, through the real agent', async (t) => {
   const cpu = join(dir, 'cpu-temp')
@@ -46,7 +49,7 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
     { path: './Vendor/Sensors/Big', read: { file: join(dir, 'big') } },
     { path: './Vendor/Sensors/Missing', read: { file: join(dir, 'no-such-file') } },
     { path: './Vendor/Sensors/Uptime', read: { command: [program('uptime.sh', 'echo "up 5 days"')] } },
-    { path: './Vendor/Sensors/Env', read: { command: [program('env.sh', `env > ${envOut}; echo ok`)] } },
+    { path: './Vendor/Sensors/Env', read: { command: [program('env.sh', `env -0 > ${envOut}; echo ok`)] } },
     { path: './Vendor/Config/Interval', format: 'int', acl: `Get=*&Replace=${SRV}`, write: { file: interval } },
     {
       path: './Vendor/Config/Mode', acl: `Get=*&Replace=${SRV}`, value: 'eco',
@@ -76,7 +79,9 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
     [...gets, ...getsConfig],
     [setInterval, setMode, badInt, badIntFile, locked],
     [failing],
-    [modeFails, get('./Vendor/Config/Interval'), get('./Vendor/Config/Mode')],
+    [modeFails],
+    // A message's external writes follow its commands: what they left is read in the next message.
+    [get('./Vendor/Config/Interval'), get('./Vendor/Config/Mode')],
   )
   const agent = cleanUpAgent(t, AgentProcess.start({
     brokerUrl: broker.url,
@@ -108,14 +113,16 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
   t.equal(readFileSync(interval, 'utf8'), '90', 'the file it wrote first is set back')
   t.same(readdirSync(conf), ['interval'], 'no temporary file left beside it')
   t.equal(statusOf(session, modeFails), '500', 'a failing write.command outside an Atomic: 500')
-  t.equal(resultFor(session, './Vendor/Config/Interval'), '90')
-  t.equal(resultFor(session, './Vendor/Config/Mode'), 'turbo', 'a failed write keeps the last value written')
+  t.equal(lastResult(session, './Vendor/Config/Interval'), '90')
+  t.equal(lastResult(session, './Vendor/Config/Mode'), 'turbo', 'a failed write keeps the last value written')
 
   const env = readFileSync(envOut, 'utf8')
-  const names = env.trim().split('\n').map((l) => l.split('=')[0]!).filter((n) => !/^(_TAPJS_|NODE_OPTIONS$)/.test(n)).sort()
+  const names = env.split('\0').filter((l) => l !== '').map((l) => l.split('=')[0]!).filter((n) => !/^(_TAPJS_|NODE_OPTIONS$|PWD$)/.test(n)).sort()
+  // PWD is the shell's own (and the test runner's coverage hooks reach every process it starts).
   t.same(names, ['GWMO_CORRELATOR', 'GWMO_NODE', 'GWMO_SERVER_ID', 'LANG', 'PATH'], 'the environment of §8 and nothing else')
-  t.match(env, `GWMO_SERVER_ID=${SRV}\n`)
-  t.match(env, 'GWMO_NODE=./Vendor/Sensors/Env\n')
+  t.match(env, /(^|\0)PWD=\/\0/, 'run in /')
+  t.match(env, `GWMO_SERVER_ID=${SRV}\0`)
+  t.match(env, 'GWMO_NODE=./Vendor/Sensors/Env\0')
   for (const secret of ['hunter2', FACTORY.serverPassword, FACTORY.clientPassword]) t.notMatch(env, secret, 'no secret reaches a program')
 
   // Restarted: the stored value of a write.command object is kept.
