@@ -5,9 +5,9 @@
 // unsupported (405), and Exec only where an Exec is not.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { AgentProcess, AGENT_FIXTURES, cleanUpAgent, FACTORY, factoryServer } from './helpers/agent-process.ts'
+import { AgentProcess, AGENT_FIXTURES, cleanUpAgent, FACTORY, factoryServer, writeAgentConfig } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import type { PartySession } from './peers/session-record.ts'
@@ -207,4 +207,28 @@ t.test('usage: --help names the command; no --config, or an unreadable factory d
   t.equal(missing.code, 1)
   t.match(missing.stderr, /^gwmo-agent ddf: factoryBootstrap: cannot read .*missing\.xml \(ENOENT\)\n$/)
   t.equal(missing.stdout, '')
+})
+
+t.test('the Raspberry Pi drop-in example, as the .deb ships it, is described whole', async (t) => {
+  const dir = AgentProcess.makeDir()
+  const dropIns = join(dir, 'objects.d')
+  mkdirSync(dropIns)
+  copyFileSync(join(AGENT_FIXTURES, '..', '..', '..', 'targets', 'systemd', 'objects.d', 'raspberry-pi.json.example'), join(dropIns, 'pi.json'))
+  writeAgentConfig(dir, { brokerUrl: 'mqtt://127.0.0.1:1', config: { objectsDir: dropIns } })
+  const run = await ddf(dir, '--config', join(dir, 'config.json'))
+  t.equal(run.code, 0, run.stderr)
+  writeFileSync(join(dir, 'pi.ddf.xml'), run.stdout)
+  t.doesNotThrow(() => execFileSync('xmllint', ['--noout', join(dir, 'pi.ddf.xml')], { stdio: 'pipe' }), 'well-formed')
+  const tree = readXml(run.stdout)!
+  const described = (uri: string) => {
+    const node = describedAt(tree, uri)!
+    return [inner(node, 'DFFormat')[0], inner(node, 'AccessType').join('+')]
+  }
+  t.same(described('./Vendor/Pi/CpuTemp'), ['int', 'Get'])
+  t.same(described('./Vendor/Pi/Uptime'), ['float', 'Get'])
+  t.same(described('./Vendor/Pi/DiskFree'), ['chr', 'Get'])
+  t.same(described('./Vendor/Pi/Config/ReportEvery'), ['int', 'Get+Replace'])
+  t.same(described('./Vendor/Pi/Ops/RestartApp'), ['chr', 'Exec+Get'])
+  t.same(described('./Vendor/Pi/Ops/Reboot'), ['chr', 'Exec+Get'])
+  t.equal(childText(child(child(describedAt(tree, './Vendor/Pi/CpuTemp')!, 'DFProperties'), 'DFType'), 'MIME'), 'text/x-millidegree-celsius')
 })
