@@ -15,7 +15,11 @@ import type { GetResult, NodeValue, Principal, SyncMLStatus } from './types.ts'
  * Runs an Exec on a node; its status is the command's (202 when the work goes on in the background and its end is
  * reported later in a Generic Alert carrying the Exec's `correlator`, OMA DM Protocol 1.2, 6.6.6 and 8.7).
  */
-export type ExecHandler = (data: string | Uint8Array | undefined, principal: Principal, correlator?: string) => SyncMLStatus
+export type ExecHandler = (
+  data: string | Uint8Array | undefined, principal: Principal, correlator?: string,
+  /** Reads a node as the Exec's message sees it (its own earlier Replaces included), as the device. */
+  read?: (uri: string) => NodeValue | undefined,
+) => SyncMLStatus
 
 /** What the operations need from the tree beyond the nodes. */
 export interface TreeContext {
@@ -215,7 +219,7 @@ export function execOp(
   const status = access(view, path, 'Exec', principal)
   if (status !== 200) return status
   const handler = ctx.execHandler(path)
-  return handler === undefined ? 405 : handler(data, principal, correlator)
+  return handler === undefined ? 405 : handler(data, principal, correlator, (at) => getOp(view, ctx, at, 'device').value)
 }
 
 // The device's own reads: not held to the DevDetail/URI limits.
