@@ -12,6 +12,7 @@ import { ConfigError } from './errors.ts'
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { brokerOrigin } from './transport/topics.ts'
+import { parseObjects, readObjectsDir, type ObjectSpec } from './objects/spec.ts'
 
 export type AcceptDetectionFrom = 'bootstrapped' | 'any'
 export type ConfigLogLevel = 'debug' | 'info' | 'warn' | 'error'
@@ -122,6 +123,9 @@ export interface AgentConfig {
   readonly session: SessionConfig
   readonly location: LocationConfig
   readonly limits: LimitsConfig
+  /** The device's own objects (binding.md §8): the configuration's, then `objectsDir`'s (read by `loadConfigFile`). */
+  readonly objects: readonly ObjectSpec[]
+  readonly objectsDir?: string
   readonly fumo?: FumoConfig
 }
 
@@ -184,7 +188,7 @@ const fail = (key: string, problem: string): never => {
 /** The keys of each section ('' is the top level), space-separated: the unknown-key check and `devInfo` read them. */
 const KNOWN_KEYS: Record<string, string> = {
   '': 'deviceId broker stateDir factoryBootstrap topicPrefix maxPacketSize userPin networkId devInfo ' +
-    'acceptDetectionFrom logLevel session location limits fumo',
+    'acceptDetectionFrom logLevel session location limits objects objectsDir fumo',
   broker: 'url username password ca cert key clientId keepaliveSeconds',
   devInfo: 'man mod lang devTyp fwV swV hwV oem',
   session: 'timeoutSeconds retries retryBackoffSeconds maxBackoffSeconds',
@@ -383,6 +387,15 @@ function parseFumo(top: Section, stateDir: string): FumoConfig | undefined {
   }
 }
 
+function parseObjectList(top: Section): ObjectSpec[] {
+  const raw = top.values.objects
+  if (raw === undefined) return []
+  if (!Array.isArray(raw)) return fail('objects', 'must be a list')
+  const parsed = parseObjects(raw, 'objects')
+  if (!parsed.ok) throw new ConfigError(`config: ${parsed.error}`)
+  return parsed.objects
+}
+
 /** Freezes a value and every object in it, and drops the keys of optional values left unset. */
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
@@ -422,6 +435,8 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
       session: parseSession(top),
       location: parseLocation(top),
       limits: parseLimits(top),
+      objects: parseObjectList(top),
+      objectsDir: path(top, 'objectsDir'),
     }
     const fumo = parseFumo(top, config.stateDir)
     if (fumo !== undefined) Object.assign(config, { fumo })
@@ -464,7 +479,11 @@ export async function loadConfigFile(file: string, env: Record<string, string | 
   } catch (error) {
     return { ok: false, error: `config: ${file}: invalid JSON at ${syntaxErrorPosition(source, error)}` }
   }
-  return parseConfig(raw, env, { baseDir: dirname(resolve(file)) })
+  const parsed = parseConfig(raw, env, { baseDir: dirname(resolve(file)) })
+  if (!parsed.ok || parsed.config.objectsDir === undefined) return parsed
+  const dropIns = await readObjectsDir(parsed.config.objectsDir, parsed.config.objects)
+  if (!dropIns.ok) return { ok: false, error: `config: ${dropIns.error}` }
+  return { ok: true, config: deepFreeze({ ...parsed.config, objects: [...parsed.config.objects, ...dropIns.objects] }) }
 }
 
 export interface BrokerTls {

@@ -39,6 +39,7 @@ t.test('a minimal configuration gets every default, frozen', async (t) => {
       maxNodes: 2000, treeBytes: 1048576, leafBytes: 16384, nodesPerParty: 250, bytesPerParty: 131072,
       pendingAlertsPerParty: 16, detectionsPerMinute: 6,
     },
+    objects: [],
   })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.broker) && Object.isFrozen(config.session) && Object.isFrozen(config.limits))
   t.ok(Object.isFrozen(config.devInfo) && Object.isFrozen(config.location))
@@ -76,6 +77,7 @@ t.test('a full configuration is taken as written', async (t) => {
       maxNodes: 500, treeBytes: 65536, leafBytes: 4096, nodesPerParty: 0, bytesPerParty: 8192,
       pendingAlertsPerParty: 4, detectionsPerMinute: 60,
     },
+    objects: [],
   }
   const result = parseConfig(raw, {})
   if (!result.ok) throw new Error(result.error)

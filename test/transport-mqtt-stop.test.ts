@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { createLogger } from '../src/log.ts'
-import { createMqttTransport } from '../src/transport/mqtt.ts'
+import { createMqttTransport } from '../src/transport/bindings/mqtt.ts'
 import { topicFor } from '../src/transport/topics.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startEmbeddedBroker } from './peers/embedded-broker.ts'

@@ -7,7 +7,7 @@
 import t from 'tap'
 import type { Packet } from 'mqtt-packet'
 import { createLogger } from '../src/log.ts'
-import { createMqttTransport } from '../src/transport/mqtt.ts'
+import { createMqttTransport } from '../src/transport/bindings/mqtt.ts'
 import type { InboundMessage } from '../src/session/port.ts'
 import { topicFor } from '../src/transport/topics.ts'
 import { startEmbeddedBroker } from './peers/embedded-broker.ts'

@@ -99,7 +99,7 @@ export function installFumo(deps: FumoDeps): Fumo | { error: string } {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref())
 
   function exec(name: FumoOperationName) {
-    return (_data: string | Uint8Array | undefined, principal: { serverId: string } | 'device', correlator?: string, read?: (uri: string) => NodeValue | undefined): number => {
+    return (_data: string | Uint8Array | undefined, principal: { serverId: string } | 'device', correlator?: string, _signal?: AbortSignal, read?: (uri: string) => NodeValue | undefined): number => {
       if (principal === 'device') return 405
       // FUMO 10.2.1: one operation at a time; the second Exec is refused while the first goes on.
       if (current !== undefined || stopped) return 417

@@ -12,15 +12,16 @@ import type { Logger } from '../log.ts'
 import { AgentState } from '../session/agent-state.ts'
 import type { Clock } from '../session/engine.ts'
 import { createSessionManager, type SessionManager } from '../session/manager.ts'
-import { createMqttTransport } from '../transport/mqtt.ts'
-import { bindings } from '../transport/bindings.ts'
-import { createHttpTransport } from '../transport/http.ts'
+import { createMqttTransport } from '../transport/bindings/mqtt.ts'
+import { bindings } from '../transport/bindings/index.ts'
+import { createHttpTransport } from '../transport/bindings/http.ts'
 import type { InboundMessage, Transport } from '../session/port.ts'
 import { DiskFiles, JournalStore, type Store } from '../store/index.ts'
 import { accountTls, ManagementTree, readAccounts, updateDescription, type DeviceDescription, type TreeBase } from '../tree/index.ts'
 import { describeDevice, readDevice, unread } from './device-info.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
 import { migrateLegacyFiles } from './migrate.ts'
+import { installObjects } from '../objects/index.ts'
 import { Poller } from './poll.ts'
 import { mqttOptionsFromConfig } from './transport-options.ts'
 import { beginRun, endRun } from './unclean-stop.ts'
@@ -199,6 +200,11 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     },
   })
 
+  // binding.md §8: the integrator's objects, in the tree before any message can reach it.
+  const installed = await installObjects(tree, config.objects, { sessions, state, logger, ...(options.sysroot !== undefined && { root: options.sysroot }) })
+  if (!installed.ok) return installed
+  const objects = installed.objects
+
   const gwmo = installGwmo({
     sessions,
     tree,
@@ -221,9 +227,9 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   if (config.fumo !== undefined) {
     const unusable = checkProgramFile(config.fumo.module)
     if (unusable !== undefined) return { ok: false, error: `config: fumo.module: ${config.fumo.module} ${unusable}` }
-    const installed = installFumo({ tree, state, sessions, config: config.fumo, stateDir: config.stateDir, logger, random })
-    if ('error' in installed) return { ok: false, error: `tree: ${installed.error}` }
-    fumo = installed
+    const fumoMade = installFumo({ tree, state, sessions, config: config.fumo, stateDir: config.stateDir, logger, random })
+    if ('error' in fumoMade) return { ok: false, error: `tree: ${fumoMade.error}` }
+    fumo = fumoMade
   }
 
   if (config.acceptDetectionFrom === 'any') {
@@ -283,6 +289,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
         (stopping ??= (async () => {
           poller.stop()
           fumo?.stop()
+          objects.stop()
           await gwmo.stop()
           await sessions.stop()
           await tree.flush()

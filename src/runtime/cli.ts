@@ -1,7 +1,7 @@
 /**
  * The command line (binding.md §7): `gwmo-agent --config FILE [--log-level LEVEL]`, plus `--help` and `--version`,
- * `gwmo-agent tree …`, the stored tree read-only (tree-cli.ts), and `gwmo-agent simulate …`, the fleet simulator
- * (simulate-cli.ts), which the entry loads from a file of its own beside the agent's bundle (main.ts).
+ * `gwmo-agent tree …`, the stored tree read-only (tree-cli.ts), `gwmo-agent ddf …`, the tree's description
+ * (ddf-cli.ts), and `gwmo-agent simulate …`, the fleet simulator (simulate-cli.ts), which the entry loads from a file of its own beside the agent's bundle (main.ts).
  * Everything is checked before anything starts: a bad argument or configuration is one line on stderr and a
  * non-zero exit, never a half-started agent.
  */
@@ -12,9 +12,11 @@ import { startAgent, type Agent } from './agent.ts'
 import type { runSimulateCli } from './simulate-cli.ts'
 import type { Fleet } from './simulate.ts'
 import { runTreeCli, TREE_USAGE } from './tree-cli.ts'
+import { DDF_USAGE, runDdfCli } from './ddf-cli.ts'
 
 export const USAGE = `usage: gwmo-agent --config FILE [--log-level debug|info|warn|error]
        ${TREE_USAGE}   (the stored tree and pending alerts, read-only)
+       ${DDF_USAGE}   (the tree's description, OMA DM DDF 1.2)
        gwmo-agent simulate --devices N --broker URL --config FILE [...]   (see simulate --help)
        gwmo-agent --help | --version
 
@@ -51,6 +53,7 @@ export async function runCli(io: CliIo): Promise<CliStart> {
     return simulator.runSimulateCli({ ...io, argv: io.argv.slice(1) }, EXIT)
   }
   if (io.argv[0] === 'tree') return runTreeCli({ ...io, argv: io.argv.slice(1) }, EXIT)
+  if (io.argv[0] === 'ddf') return runDdfCli({ ...io, argv: io.argv.slice(1) }, EXIT)
   let values: { config?: string; 'log-level'?: string; help?: boolean; version?: boolean }
   try {
     ;({ values } = parseArgs({

@@ -4,7 +4,7 @@
  */
 import type { AgentConfig, BrokerTls } from '../config.ts'
 import type { Logger } from '../log.ts'
-import type { MqttTransportOptions } from '../transport/mqtt.ts'
+import type { MqttTransportOptions } from '../transport/bindings/mqtt.ts'
 
 /** The transport options of an agent configuration; `tls` is the PEM material that `readBrokerTls` read. */
 export function mqttOptionsFromConfig(config: AgentConfig, tls: BrokerTls, logger: Logger): MqttTransportOptions {

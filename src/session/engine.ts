@@ -1,5 +1,6 @@
 import type { Logger } from '../log.ts'
 import type { OutboundMessage } from './port.ts'
+import type { MountedNode } from '../tree/mount.ts'
 import type { Transaction, TreeOps } from '../tree/types.ts'
 import type { AgentState } from './agent-state.ts'
 import type { AlertQueue } from './alert-queue.ts'
@@ -22,6 +23,8 @@ export interface SessionTree extends TreeOps {
   begin(): Transaction
   /** Resolves once every committed change is durable. */
   flush(): Promise<void>
+  /** The node mounted at `uri` (external.ts); none when the tree mounts nothing. */
+  external?(uri: string): MountedNode | undefined
 }
 
 /** What every session of one engine shares. One object per engine: no module-level state. */
@@ -47,6 +50,8 @@ export interface EngineCore {
   authFailureAnswers: PartyRateLimiter
   /** Warnings a flood can trigger (per party and kind), logged at most once a second with a count of the rest. */
   quietLog: QuietLog
+  /** Aborted when the engine stops: the callbacks of external nodes are told (external.ts). */
+  signal: AbortSignal
   /** The tree work of inbound messages runs one message at a time. */
   treeWork: Serial
   /**

@@ -87,6 +87,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   const alertQueue = new AlertQueue({ state: deps.state, perParty: constants.maxPendingAlertsPerParty, clock: deps.clock, quietLog, logger })
   let lazyFlush: unknown
   let stopping = false
+  const stopped = new AbortController()
 
   const core: EngineCore = {
     deviceId: deps.deviceId,
@@ -102,6 +103,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     authFailureAnswers: new PartyRateLimiter(constants.authFailureAnswersPerSecond, constants.authFailureBurst, constants.maxTrackedParties),
     quietLog,
     treeWork: new Serial(),
+    signal: stopped.signal,
     bookkeeping: () => {
       if (lazyFlush !== undefined || stopping) return
       lazyFlush = deps.clock.setTimeout(() => {
@@ -354,6 +356,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     reconnected,
     async stop() {
       stopping = true
+      stopped.abort()
       if (lazyFlush !== undefined) deps.clock.clearTimeout(lazyFlush)
       lazyFlush = undefined
       for (const slot of parties.all()) {

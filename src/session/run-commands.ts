@@ -2,6 +2,7 @@ import type { Command, Status } from '../codec/syncml-model.ts'
 import type { Logger } from '../log.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
 import type { Engine } from './engine.ts'
+import { runWrites, type ExternalWrite } from './external-calls.ts'
 import { dispatchCommand } from './handlers/index.ts'
 import type { HandlerContext, MessageOps, PartyInfo, SessionInfo } from './handlers/context.ts'
 import { messageOps, type WriteCounter } from './message-ops.ts'
@@ -43,7 +44,8 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
   return engine.treeWork.run(async () => {
     const counter: WriteCounter = { writes: 0 }
     const followUps: Array<() => void> = []
-    const tx = messageOps(engine.tree.begin(), counter, true, followUps)
+    const tree = engine.tree
+    const tx = messageOps(tree.begin(), counter, true, followUps, (uri) => tree.external?.(uri))
     let aborted = false
     const { logger } = options
     const quietly = (kind: string, write: (suppressed: number) => void) =>
@@ -57,6 +59,7 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
       party: options.party,
       session: options.session,
       logger,
+      signal: engine.signal,
       consumeStatus: options.consumeStatus,
       abortSession: () => {
         aborted = true
@@ -101,8 +104,24 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
       failWrites(options.reply.entries)
       return { aborted, followUps: [] }
     }
+    await writeOutside(engine, tx.writes, logger)
     return { aborted, followUps }
   })
+}
+
+/**
+ * binding.md §8: the message's writes to external nodes, once its changes are durable, in command order. A stored
+ * leaf whose write failed is set back to its value before, so that no Get shows a value that was never written.
+ */
+async function writeOutside(engine: Engine, writes: readonly ExternalWrite[], logger: Logger): Promise<void> {
+  if (writes.length === 0) return
+  const failures = await runWrites(writes, logger)
+  let restored = false
+  for (const w of failures) {
+    if (w.stored === undefined) continue
+    restored = engine.tree.replace(w.mounted.uri, w.stored, 'device') === 200 || restored
+  }
+  if (restored) await engine.tree.flush().catch((error: unknown) => logger.error('tree flush failed', { error }))
 }
 
 function failWrites(entries: ReplyEntry[]): void {

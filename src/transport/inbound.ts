@@ -3,6 +3,8 @@
  * nothing over the Maximum Packet Size it announced (binding.md §2; a broker that ignores the announcement
  * must not make the device hold more than it said it would take).
  */
+import type { Logger } from '../log.ts'
+import { QuietLog } from '../rate-limit.ts'
 import type { InboundMessage } from '../session/port.ts'
 import { parseTopic } from './topics.ts'
 
@@ -58,4 +60,14 @@ export function classifyInbound(
       properties: firstValues(packet.properties?.userProperties),
     },
   }
+}
+
+/** One warning line for what `classifyInbound` drops: anyone on the broker can send these, so a line a second for each kind, with the count of the rest. */
+export function inboundDropLog(log: Logger, maxPacketSize: number): (topic: string, drop: { reason: string; bytes?: number }) => void {
+  const quiet = new QuietLog(1000, 4)
+  return (topic, drop) =>
+    quiet.note(drop.reason, Date.now(), (suppressed) => {
+      if (drop.reason === 'too-large') log.warn('dropped inbound message over the maximum packet size', { topic, bytes: drop.bytes, max: maxPacketSize, suppressed })
+      else log.warn('dropped inbound message on an unknown topic', { topic, suppressed })
+    })
 }

@@ -70,9 +70,7 @@ function streamBuilder(endpoint: Endpoint, tls: TlsMaterial | undefined) {
       // RFC 6066, 3: SNI carries host names only, never address literals.
       ...(isIP(endpoint.host) === 0 && { servername: endpoint.host }),
       // Node takes an unset ca, cert or key as not given (the system's CAs, no client certificate).
-      ca: tls?.ca,
-      cert: tls?.cert,
-      key: tls?.key,
+      ...tls,
       rejectUnauthorized: true,
     }).setNoDelay(true)
   }
@@ -91,7 +89,7 @@ export function openConnection(options: ConnectionOptions): { client: MqttClient
     protocolVersion: 5,
     protocolId: 'MQTT',
     clientId: options.clientId,
-    // A clean start every time; see mqtt.ts for why the agent does not keep a broker session.
+    // A clean start every time; see bindings/mqtt.ts for why the agent does not keep a broker session.
     clean: true,
     resubscribe: false,
     keepalive: options.keepaliveSeconds,

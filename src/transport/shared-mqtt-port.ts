@@ -2,15 +2,11 @@
  * One device's port on the shared connections of `shared-mqtt.ts`, and what the two share: the pool a device
  * rides and the hub of the fleet's connections.
  */
-import type { MqttClient } from './mqtt-client.ts'
 import type { OutboundMessage, Transport, TransportEvents } from '../session/port.ts'
-import { publishProperties, routeFor, STATUS_CHANNEL, topicFor } from './topics.ts'
-
-export function publishQos1(client: MqttClient, topic: string, payload: Buffer | string, options: object): Promise<void> {
-  return new Promise((resolve, reject) => {
-    client.publish(topic, payload, { qos: 1, ...options }, (error) => (error ? reject(error) : resolve()))
-  })
-}
+import { publishQos1, type Connection } from './connection.ts'
+import { SendGate } from './send-gate.ts'
+import { sendOverMqtt } from './send.ts'
+import { STATUS_CHANNEL, topicFor } from './topics.ts'
 
 /** What every device's port needs of the shared connections. */
 export interface Hub {
@@ -25,13 +21,10 @@ export interface Hub {
 
 /**
  * One device's transport: a small object with its methods on the prototype (a fleet holds thousands), which
- * is also the pool's record of the device.
+ * is also the pool's record of the device and the gate of its sends.
  */
-export class DevicePort implements Transport {
+export class DevicePort extends SendGate implements Transport {
   events: TransportEvents | undefined
-  subscribed = false
-  /** Sends waiting for this device's subscriptions (see mqtt.ts: Package 1 must not leave before them). */
-  waiting: Array<() => void> | undefined
 
   constructor(
     private readonly hub: Hub,
@@ -39,7 +32,9 @@ export class DevicePort implements Transport {
     /** `encodeURIComponent(deviceId)`, its key in `byTopicLevel`. */
     readonly level: string,
     readonly pool: Pool,
-  ) {}
+  ) {
+    super()
+  }
 
   async start(events: TransportEvents): Promise<void> {
     if (this.events !== undefined) throw new Error('mqtt: transport already started')
@@ -52,17 +47,8 @@ export class DevicePort implements Transport {
   send(message: OutboundMessage): Promise<void> {
     const { hub } = this
     if (hub.stopping || this.events === undefined) return Promise.reject(new Error('mqtt: cannot send, transport is not started'))
-    const routed = routeFor({ prefix: hub.prefix, mainOrigin: hub.mainOrigin, to: message.to, ...(message.address !== undefined && { address: message.address }) })
-    if (!routed.ok) return Promise.reject(new Error(`mqtt: cannot route to ${message.to}: ${routed.reason}`))
-    if (routed.route.origin !== hub.mainOrigin) {
-      return Promise.reject(new Error(`mqtt: ${message.to} is on another broker, which a shared connection does not reach`))
-    }
-    const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength)
-    const properties = publishProperties(message)
-    const { topic } = routed.route
-    const send = () => publishQos1(this.pool.client, topic, payload, { properties })
-    if (this.subscribed) return send()
-    return new Promise<void>((resolve) => (this.waiting ??= []).push(resolve)).then(send)
+    const own = { prefix: hub.prefix, mainOrigin: hub.mainOrigin, connection: this.pool, gate: this }
+    return sendOverMqtt(message, own, (route) => (route.origin === hub.mainOrigin ? undefined : 'it is on another broker, which a shared connection does not reach'))
   }
 
   // One device leaving the fleet: its status goes `offline`; the shared connection stays.
@@ -71,13 +57,12 @@ export class DevicePort implements Transport {
     this.events = undefined
     this.hub.byTopicLevel.delete(this.level)
     if (this.pool.connected && !this.hub.stopping) {
-      await publishQos1(this.pool.client, topicFor(this.hub.prefix, this.deviceId, STATUS_CHANNEL), 'offline', { retain: true }).catch(() => {})
+      await publishQos1(this.pool, topicFor(this.hub.prefix, this.deviceId, STATUS_CHANNEL), 'offline', { retain: true }).catch(() => {})
     }
   }
 }
 
-export interface Pool {
-  readonly client: MqttClient
+export interface Pool extends Connection {
   readonly devices: DevicePort[]
   /** Devices added since the last subscription round; subscribed together on the next turn. */
   pending: DevicePort[]
@@ -85,4 +70,3 @@ export interface Pool {
   connected: boolean
   generation: number
 }
-

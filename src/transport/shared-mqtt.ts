@@ -16,13 +16,13 @@
  * detecting them all). mosquitto queues 1000 per client by default and drops the rest without a word to the
  * sender ("Outgoing messages are being dropped" in its log); the sessions then wait for their time-outs.
  */
-import { QuietLog } from '../rate-limit.ts'
 import type { Logger } from '../log.ts'
-import { classifyInbound } from './inbound.ts'
+import { classifyInbound, inboundDropLog } from './inbound.ts'
 import { openConnection, type MqttClient, type TlsMaterial } from './mqtt-client.ts'
 import { TRANSPORT_TIMINGS } from './backoff.ts'
 import type { Transport } from '../session/port.ts'
-import { DevicePort, publishQos1, type Hub, type Pool } from './shared-mqtt-port.ts'
+import { publishQos1 } from './connection.ts'
+import { DevicePort, type Hub, type Pool } from './shared-mqtt-port.ts'
 import { brokerOrigin, deviceTopics, INBOUND_CHANNELS, STATUS_CHANNEL, topicFor } from './topics.ts'
 
 export type TopicPlan = 'each' | 'wildcard'
@@ -85,20 +85,11 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
   let added = 0
   let stopping: Promise<void> | undefined
 
-  const markSubscribed = (entries: DevicePort[]) => {
-    for (const entry of entries) {
-      entry.subscribed = true
-      const waiting = entry.waiting
-      entry.waiting = undefined
-      if (waiting) for (const resume of waiting) resume()
-    }
-  }
-
   const announce = async (pool: Pool, entries: DevicePort[], generation: number) => {
     await inBatches(entries, STATUS_BATCH, (batch) =>
       Promise.all(
         batch.map((entry) =>
-          publishQos1(pool.client, topicFor(options.prefix, entry.deviceId, STATUS_CHANNEL), 'online', { retain: true }).then(
+          publishQos1(pool, topicFor(options.prefix, entry.deviceId, STATUS_CHANNEL), 'online', { retain: true }).then(
             () => {
               if (generation === pool.generation && !stopping) entry.events?.online()
             },
@@ -125,7 +116,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
       return
     }
     if (generation !== pool.generation) return
-    markSubscribed(entries)
+    for (const entry of entries) entry.release()
     await announce(pool, entries, generation)
   }
 
@@ -144,8 +135,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
     setImmediate(() => flush(pool))
   }
 
-  // Anyone on the broker can send these: a line a second for each kind, with the count of the rest.
-  const drops = new QuietLog(1000, 4)
+  const dropped = inboundDropLog(log, options.maxPacketSize)
   const dispatch = (topic: string, payload: Buffer, packet: Parameters<typeof classifyInbound>[3]) => {
     if (stopping) return
     const rest = topic.startsWith(options.prefix + '/') ? topic.slice(options.prefix.length + 1) : undefined
@@ -153,14 +143,11 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
     const entry = level === undefined ? undefined : byTopicLevel.get(level)
     if (entry === undefined || entry.events === undefined) {
       // Expected under the wildcard plan (parties' traffic); a stray topic otherwise.
-      if (plan === 'each') drops.note('unknown', Date.now(), (suppressed) => log.warn('dropped inbound message on an unknown topic', { topic, suppressed }))
+      if (plan === 'each') dropped(topic, { reason: 'unknown-topic' })
       return
     }
     const result = classifyInbound({ prefix: options.prefix, deviceId: entry.deviceId, maxPacketSize: options.maxPacketSize }, topic, payload, packet)
-    if (!result.ok) {
-      if (result.reason === 'too-large') drops.note('too-large', Date.now(), (suppressed) => log.warn('dropped inbound message over the maximum packet size', { topic, bytes: result.bytes, suppressed }))
-      return
-    }
+    if (!result.ok) return dropped(topic, result)
     try {
       entry.events.message(result.message)
     } catch (error) {
@@ -180,7 +167,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
       reconnect: { baseMs: TRANSPORT_TIMINGS.reconnectBaseMs, capMs: TRANSPORT_TIMINGS.reconnectCapMs },
       logger: log,
     })
-    const pool: Pool = { client, devices: [], pending: [], flushQueued: false, connected: false, generation: 0 }
+    const pool: Pool = { client, inFlight: new Set(), devices: [], pending: [], flushQueued: false, connected: false, generation: 0 }
     client.on('connect', () => {
       pool.generation++
       pool.connected = true
@@ -244,7 +231,7 @@ export function createSharedMqtt(options: SharedMqttOptions): SharedMqtt {
             if (pool.connected) {
               const started = pool.devices.filter((entry) => entry.events !== undefined)
               await inBatches(started, STATUS_BATCH, (batch) =>
-                Promise.all(batch.map((entry) => publishQos1(pool.client, topicFor(options.prefix, entry.deviceId, STATUS_CHANNEL), 'offline', { retain: true }).catch(() => {}))),
+                Promise.all(batch.map((entry) => publishQos1(pool, topicFor(options.prefix, entry.deviceId, STATUS_CHANNEL), 'offline', { retain: true }).catch(() => {}))),
               )
             }
             await new Promise<void>((resolve) => pool.client.end(false, () => resolve()))

@@ -86,13 +86,3 @@ export function routeFor(options: { prefix: string; mainOrigin: string; to: stri
   return { ok: true, route: { origin, topic } }
 }
 
-/**
- * The MQTT 5 properties of a message of the sessions' port (binding.md §2): its content type, and the binding's
- * headers (`x-syncml-hmac`) as user properties. One place for the agent's connection and a fleet's shared ones.
- */
-export function publishProperties(message: { contentType: string; properties?: Record<string, string> }): object {
-  return {
-    contentType: message.contentType,
-    ...(message.properties && Object.keys(message.properties).length > 0 && { userProperties: message.properties }),
-  }
-}

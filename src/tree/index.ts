@@ -10,3 +10,5 @@ export {
 export { applyBootstrap, type BootstrapOptions, type BootstrapResult, type BootstrapTarget } from './bootstrap.ts'
 export { TREE_FILE_VERSION } from './tree-file.ts'
 export { parseUri, type ParsedUri, type NodeProperty, type UriLimits } from './uri.ts'
+export { DEFAULT_EXTERNAL_MAX_BYTES, type MountedNode, type MountOptions, type MountResult } from './mount.ts'
+export type { ExternalCall, ExternalNode, ExternalNodeShape, ExternalValue } from './external.ts'

@@ -7,19 +7,22 @@ import { allowed, creatorAcl, effectiveAcl, isValidAcl, aclGrants, type AclComma
 import { dmAccRule, inDmAcc } from './dmacc-access.ts'
 import { checkLeafData, canonicalFormat, DEFAULT_LEAF_TYPE, textOf } from './formats.ts'
 import { canAdd, canReplace, DEVICE_FULL, type TreeLimits } from './limits.ts'
-import { childPath, parentPath, TreeNode, type NodeView, type WritableView } from './node.ts'
+import type { MountedNode } from './mount.ts'
+import { byteLength, childPath, parentPath, TreeNode, type NodeView, type WritableView } from './node.ts'
 import { parseUri, type UriLimits } from './uri.ts'
 import type { GetResult, NodeValue, Principal, SyncMLStatus } from './types.ts'
 
 /**
  * Runs an Exec on a node; its status is the command's (202 when the work goes on in the background and its end is
- * reported later in a Generic Alert carrying the Exec's `correlator`, OMA DM Protocol 1.2, 6.6.6 and 8.7).
+ * reported later in a Generic Alert carrying the Exec's `correlator`, OMA DM Protocol 1.2, 6.6.6 and 8.7). An
+ * asynchronous one (an external node's, external.ts) is awaited by the session, with `signal` aborted when the
+ * agent stops; what it throws is the command's status (`statusOfError`).
  */
 export type ExecHandler = (
-  data: string | Uint8Array | undefined, principal: Principal, correlator?: string,
+  data: string | Uint8Array | undefined, principal: Principal, correlator?: string, signal?: AbortSignal,
   /** Reads a node as the Exec's message sees it (its own earlier Replaces included), as the device. */
   read?: (uri: string) => NodeValue | undefined,
-) => SyncMLStatus
+) => SyncMLStatus | Promise<SyncMLStatus>
 
 /** What the operations need from the tree beyond the nodes. */
 export interface TreeContext {
@@ -27,9 +30,14 @@ export interface TreeContext {
   /** The tree's bounds (binding.md §11). */
   readonly limits: Readonly<TreeLimits>
   execHandler(path: string): ExecHandler | undefined
+  /** The node mounted at `path` (mount.ts), if any. */
+  mountedAt?(path: string): MountedNode | undefined
 }
 
 const INBOX = 'Inbox'
+/** RepPro 1.2 statuses: a value in a format the node does not take; a value over the node's size. */
+const UNSUPPORTED_FORMAT = 415
+const ENTITY_TOO_LARGE = 413
 
 /**
  * Nodes no command deletes: the root, the standard objects every device has, and their contents
@@ -165,8 +173,16 @@ export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, val
   if (status !== 200) return status
   if (node === undefined || node.f === 'node' || value.format === 'node') return 405
   // The node stays its adder's, whoever replaces its value.
-  const made = nodeOf(value, node.a, node.c)
+  const mounted = ctx.mountedAt?.(path)
+  let made = nodeOf(mounted === undefined ? value : { ...value, type: mounted.type }, node.a, node.c)
   if (typeof made === 'number') return made
+  if (mounted !== undefined) {
+    // binding.md §8: a mounted leaf keeps its format and type, and its values their bound; one read from outside
+    // the tree stores none.
+    if (made.f !== mounted.format) return UNSUPPORTED_FORMAT
+    if (byteLength(made.d) > mounted.maxBytes) return ENTITY_TOO_LARGE
+    if (mounted.node.get !== undefined) made = new TreeNode(made.f, made.t, undefined, made.a, made.c)
+  }
   if (!canReplace(view, ctx.limits, path, node, made, partyOf(principal))) return DEVICE_FULL
   view.put(path, made)
   return 200
@@ -212,14 +228,14 @@ export function deleteOp(view: WritableView, ctx: TreeContext, uri: string, prin
 
 export function execOp(
   view: NodeView, ctx: TreeContext, uri: string, data: string | Uint8Array | undefined, principal: Principal,
-  correlator?: string,
-): SyncMLStatus {
+  correlator?: string, signal?: AbortSignal,
+): SyncMLStatus | Promise<SyncMLStatus> {
   const path = nodePath(ctx, uri)
   if (typeof path === 'number') return path
   const status = access(view, path, 'Exec', principal)
   if (status !== 200) return status
   const handler = ctx.execHandler(path)
-  return handler === undefined ? 405 : handler(data, principal, correlator, (at) => getOp(view, ctx, at, 'device').value)
+  return handler === undefined ? 405 : handler(data, principal, correlator, signal, (at) => getOp(view, ctx, at, 'device').value)
 }
 
 // The device's own reads: not held to the DevDetail/URI limits.

@@ -72,8 +72,8 @@ export class TreeTransaction implements Transaction {
   }
 
   /** Exec handlers act at once, outside the transaction: only the tree changes are transactional. */
-  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string): SyncMLStatus {
-    return this.#writable() ? execOp(this.#work, this.#root, uri, data, principal, correlator) : UNUSABLE
+  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string, signal?: AbortSignal): SyncMLStatus | Promise<SyncMLStatus> {
+    return this.#writable() ? execOp(this.#work, this.#root, uri, data, principal, correlator, signal) : UNUSABLE
   }
 
   readSecret(uri: string): string | Uint8Array | undefined {

@@ -9,6 +9,8 @@ import { depthOf, parentPath, pathToUri, shared, TreeNode } from './node.ts'
 import { NodeMap, sameNode, TreeBase } from './node-map.ts'
 import { DEVICE_FULL, treeLimits, type TreeLimits } from './limits.ts'
 import { childrenOp, execOp, getOp, nodePath, readSecretOp, type ExecHandler } from './operations.ts'
+import { mountNode, type MountedNode, type MountOptions, type MountResult } from './mount.ts'
+import type { ExternalNode, ExternalNodeShape } from './external.ts'
 import { Overlay } from './overlay.ts'
 import type { Store } from '../store/store.ts'
 import { decodeNodeEntries, decodeTreeFile, encodeNode, encodeTreeFile, type DecodedNodes } from './tree-file.ts'
@@ -55,6 +57,7 @@ export class ManagementTree implements TreeOps, TransactionRoot {
   /** The store's commit the last flush waits on, and the newest generation a caller of it asked for. */
   #flushing: { commit: Promise<void>; generation: number; done: Promise<void> } | undefined
   #execHandlers: Map<string, ExecHandler> | undefined
+  #mounts: Map<string, MountedNode> | undefined
   #limits: UriLimits | undefined
   #limitsGeneration = -1
 
@@ -217,8 +220,8 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return this.#single((tx) => tx.delete(uri, principal))
   }
 
-  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string): SyncMLStatus {
-    return execOp(this.committed, this, uri, data, principal, correlator)
+  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string, signal?: AbortSignal): SyncMLStatus | Promise<SyncMLStatus> {
+    return execOp(this.committed, this, uri, data, principal, correlator, signal)
   }
 
   readSecret(uri: string): string | Uint8Array | undefined {
@@ -237,9 +240,45 @@ export class ManagementTree implements TreeOps, TransactionRoot {
     return true
   }
 
-  /** @internal */
+  /**
+   * Puts a node whose value or action lives outside the tree at `uri` (binding.md §8, external.ts), made anew at
+   * every start: the interior nodes on its way are created, its format, type and ACL are the shape's (a leaf
+   * without an ACL gets `Get=*`), and a stored leaf (no `get`) keeps the value it had, `shape.value` being only
+   * its first. Refused under `./DMAcc`, `./DevInfo`, `./Inbox` and `./FUMO` unless `internal`, and where it
+   * would clash with another mount; the error names the URI. Committed as the device; the next flush stores it.
+   */
+  mount(uri: string, shape: ExternalNodeShape, node: ExternalNode, options?: MountOptions): MountResult {
+    const mounts = (this.#mounts ??= new Map())
+    const result = mountNode(this, mounts, uri, shape, node, options)
+    if (!result.ok) return result
+    mounts.set(result.mounted.path, result.mounted)
+    return { ok: true }
+  }
+
+  /** The node mounted at `uri` (`mount`), if any. */
+  external(uri: string): MountedNode | undefined {
+    if (this.#mounts === undefined) return undefined
+    const path = nodePath(undefined, uri)
+    return typeof path === 'string' ? this.#mounts.get(path) : undefined
+  }
+
+  /** @internal A registered handler first, else the Exec of the node mounted there. */
   execHandler(path: string): ExecHandler | undefined {
-    return this.#execHandlers?.get(path)
+    const registered = this.#execHandlers?.get(path)
+    const mounted = this.#mounts?.get(path)
+    const exec = mounted?.node.exec
+    if (registered !== undefined || exec === undefined) return registered
+    return (data, principal, correlator, signal) => exec.call(mounted!.node, data, {
+      serverId: principal === 'device' ? '' : principal.serverId,
+      uri: mounted!.uri,
+      ...(correlator !== undefined && { correlator }),
+      signal: signal ?? new AbortController().signal,
+    })
+  }
+
+  /** @internal */
+  mountedAt(path: string): MountedNode | undefined {
+    return this.#mounts?.get(path)
   }
 
   /**

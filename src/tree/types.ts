@@ -36,7 +36,8 @@ export interface TreeOps {
   add(uri: string, value: NodeValue, principal: Principal): SyncMLStatus
   replace(uri: string, value: NodeValue, principal: Principal): SyncMLStatus
   delete(uri: string, principal: Principal): SyncMLStatus
-  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string): SyncMLStatus
+  /** An external node's Exec (external.ts) gives a promise, and `signal` to its callback. */
+  exec(uri: string, data: string | Uint8Array | undefined, principal: Principal, correlator?: string, signal?: AbortSignal): SyncMLStatus | Promise<SyncMLStatus>
   /** Reads a node that `get` never reveals (`AAuthSecret`, `AAuthData`); for the device's own use. */
   readSecret(uri: string): string | Uint8Array | undefined
   /** Child names of an interior node, or undefined when there is no such interior node. */

@@ -1,4 +1,5 @@
 import type { Command, ContainerCommand } from '../../codec/syncml-model.ts'
+import { runAtomicWrites, setBack } from '../external-calls.ts'
 import type { ReplyEntry } from '../reply.ts'
 import type { HandlerContext } from './context.ts'
 
@@ -14,7 +15,9 @@ const isSuccess = (code: string) => code.startsWith('2')
 /**
  * Atomic (OMA DM Protocol 1.2, 6.6.2): the commands run in a nested transaction, all or nothing. If one fails,
  * the transaction rolls back and the Atomic gets 507; commands that had succeeded get 216 (rolled back), the
- * failing one its own code, and those not reached 215. Results of a rolled-back Atomic are dropped.
+ * failing one its own code, and those not reached 215. Results of a rolled-back Atomic are dropped. Its writes to
+ * external nodes (binding.md §8) are made once all its commands have succeeded; one that fails fails the Atomic,
+ * and the ones already made are set back.
  */
 export async function handleAtomic(cmd: ContainerCommand, ctx: HandlerContext): Promise<void> {
   const tx = ctx.ops.begin()
@@ -34,9 +37,11 @@ export async function handleAtomic(cmd: ContainerCommand, ctx: HandlerContext): 
       break
     }
   }
-  if (failedAt < 0) {
+  const written = failedAt < 0 ? await runAtomicWrites(tx.writes, ctx.logger) : { ok: false as const }
+  if (written.ok) {
     const committed = tx.commit()
     if (committed.ok) return ctx.reply.containerDone(cmd, scope)
+    await setBack(written.made, ctx.logger)
     ctx.quietly('atomic', (suppressed) =>
       ctx.logger.warn('atomic refused by validation', { cmdId: cmd.cmdId, problems: committed.failure.messages, suppressed }))
   } else {

@@ -1,6 +1,8 @@
 import type { Command, Status } from '../../codec/syncml-model.ts'
 import type { Logger } from '../../log.ts'
+import type { MountedNode } from '../../tree/mount.ts'
 import type { Transaction, TreeOps } from '../../tree/types.ts'
+import type { ExternalWrite } from '../external-calls.ts'
 import type { AlertRegistry } from '../alerts.ts'
 import type { GenericAlertSpec } from '../agent-state.ts'
 import type { ReplyBuilder } from '../reply.ts'
@@ -15,9 +17,19 @@ export interface MessageOps extends TreeOps {
    * that may not happen: GwMO's Associated Gateway sessions follow a detection only once it is stored.
    */
   afterCommit(followUp: () => void): void
+  /** The node mounted at `uri` (external.ts), if any. */
+  external(uri: string): MountedNode | undefined
+  /**
+   * A Replace's write to an external node, made once the commands it depends on have all succeeded: the message's
+   * (after its commit is durable), or those of the Atomic this transaction is (binding.md §8).
+   */
+  deferWrite(write: ExternalWrite): void
 }
 
-export interface MessageTransaction extends MessageOps, Pick<Transaction, 'commit' | 'rollback'> {}
+export interface MessageTransaction extends MessageOps, Pick<Transaction, 'commit' | 'rollback'> {
+  /** The writes deferred in this transaction, in command order. */
+  readonly writes: readonly ExternalWrite[]
+}
 
 /** The party a session runs with, as the handlers may see it. */
 export interface PartyInfo {
@@ -54,6 +66,8 @@ export interface HandlerContext {
   party: PartyInfo
   session: SessionInfo
   logger: Logger
+  /** Aborted when the agent stops: given to the callbacks of external nodes. */
+  signal: AbortSignal
   /** Hands a Status of the party to the session (auth results, acknowledged Generic Alerts). */
   consumeStatus(status: Status): void
   /** Alert 1223: the session ends, and no reply is sent (OMA DM Protocol 1.2, 8.4). */

@@ -13,12 +13,11 @@
  *   backoff); anything else that is not a 2xx would be refused again and fails the session (TransportError).
  * - One keep-alive agent per account, so that a session's messages go over one connection.
  */
-import { createHash } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
-import { TransportError } from '../errors.ts'
-import type { Logger } from '../log.ts'
-import type { HttpRoute, OutboundMessage, Transport, TransportEvents } from '../session/port.ts'
+import { TransportError } from '../../errors.ts'
+import type { Logger } from '../../log.ts'
+import type { HttpRoute, OutboundMessage, Transport, TransportEvents } from '../../session/port.ts'
 
 export interface HttpTls {
   ca?: string
@@ -45,7 +44,7 @@ const IDLE_SOCKET_MS = 30_000
 const UNTRUSTED = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME|HOSTNAME/i
 
 interface AccountAgent {
-  /** Which TLS material it was made with, so that a changed CA or certificate gets a new one. */
+  /** The TLS material it was made with, so that a changed CA or certificate gets a new one. */
   fingerprint: string
   agent: http.Agent
 }
@@ -80,7 +79,7 @@ export function createHttpTransport(options: HttpTransportOptions): Transport {
   /** The account's keep-alive agent for `protocol`, made again when its TLS material changed. */
   const agentFor = (account: string, protocol: string, tls: HttpTls): http.Agent => {
     const key = `${protocol}${account}`
-    const fingerprint = createHash('sha256').update(JSON.stringify([tls.ca, tls.cert, tls.key])).digest('hex')
+    const fingerprint = JSON.stringify([tls.ca, tls.cert, tls.key])
     const existing = agents.get(key)
     if (existing?.fingerprint === fingerprint) return existing.agent
     existing?.agent.destroy()
@@ -167,7 +166,7 @@ export function createHttpTransport(options: HttpTransportOptions): Transport {
           if (bytes > 0) deliver(message, route, res, Buffer.concat(chunks, bytes))
         })
       })
-      req.end(Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength))
+      req.end(message.payload)
     })
   }
 

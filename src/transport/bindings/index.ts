@@ -3,7 +3,7 @@
  * `Ext/GwmoAgent/Binding` = `http` carries an HTTP route and is POSTed; every other one goes over MQTT, exactly as
  * before. Both hand what they receive to the same handlers; only the broker has a connection to be online on.
  */
-import type { Transport, TransportEvents } from '../session/port.ts'
+import type { Transport, TransportEvents } from '../../session/port.ts'
 
 export function bindings(mqtt: Transport, http: Transport): Transport {
   return {
