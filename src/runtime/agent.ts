@@ -5,7 +5,9 @@
 import { mkdir, chmod } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { readBrokerTls, type AgentConfig } from '../config.ts'
+import { installFumo, type Fumo } from '../fumo/index.ts'
 import { installGwmo, type Gwmo, type LocationSource } from '../gwmo/index.ts'
+import { checkProgramFile } from '../objects/run.ts'
 import type { Logger } from '../log.ts'
 import { AgentState } from '../session/agent-state.ts'
 import type { Clock } from '../session/engine.ts'
@@ -229,6 +231,16 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     logger,
   })
 
+  // binding.md §9: the FUMO object, when the configuration has one; its Execs are served from now on.
+  let fumo: Fumo | undefined
+  if (config.fumo !== undefined) {
+    const unusable = checkProgramFile(config.fumo.module)
+    if (unusable !== undefined) return { ok: false, error: `config: fumo.module: ${config.fumo.module} ${unusable}` }
+    const fumoMade = installFumo({ tree, state, sessions, config: config.fumo, stateDir: config.stateDir, logger, random })
+    if ('error' in fumoMade) return { ok: false, error: `tree: ${fumoMade.error}` }
+    fumo = fumoMade
+  }
+
   if (config.acceptDetectionFrom === 'any') {
     logger.warn('accepting Device Detection Alerts from any party, authenticated or not (acceptDetectionFrom: "any")')
   }
@@ -269,6 +281,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     if (known.has(serverId)) void sessions.openSession(serverId, { alert: 1201 })
   }
   gwmo.start()
+  fumo?.start()
   poller.refresh()
   // Which runtime runs the bundle (Node or Bun) is the first thing to know when a fleet behaves differently.
   const runtime = process.versions.bun !== undefined ? `bun ${process.versions.bun}` : `node ${process.versions.node}`
@@ -284,6 +297,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
       stop: () =>
         (stopping ??= (async () => {
           poller.stop()
+          fumo?.stop()
           objects.stop()
           await gwmo.stop()
           await sessions.stop()
