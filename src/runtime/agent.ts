@@ -15,7 +15,7 @@ import { bindings } from '../transport/bindings/index.ts'
 import { createHttpTransport } from '../transport/bindings/http.ts'
 import type { InboundMessage, Transport } from '../session/port.ts'
 import { DiskFiles, JournalStore, type Store } from '../store/index.ts'
-import { accountTls, ManagementTree, readAccounts, updateDescription, type DeviceDescription, type TreeBase } from '../tree/index.ts'
+import { accountTls, ManagementTree, readAccounts, updateDescription, type DeviceDescription, type ExternalNode, type ExternalNodeShape, type TreeBase } from '../tree/index.ts'
 import { describeDevice, readDevice, unread } from './device-info.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
 import { migrateLegacyFiles } from './migrate.ts'
@@ -50,6 +50,8 @@ export interface AgentOptions {
   sysroot?: string
   /** The device's description as the OS gives it, already read (a fleet reads it once for all its devices). */
   device?: DeviceDescription
+  /** Nodes of the program that embeds the agent (src/lib.ts), mounted beside the configuration's objects. */
+  mounts?: ReadonlyArray<{ uri: string; shape: ExternalNodeShape; node: ExternalNode }>
 }
 
 export interface Agent {
@@ -202,6 +204,13 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   const installed = await installObjects(tree, config.objects, { sessions, state, logger, ...(options.sysroot !== undefined && { root: options.sysroot }) })
   if (!installed.ok) return installed
   const objects = installed.objects
+  for (const { uri, shape, node } of options.mounts ?? []) {
+    const mounted = tree.mount(uri, shape, node)
+    if (!mounted.ok) {
+      objects.stop()
+      return { ok: false, error: `objects: ${mounted.error}` }
+    }
+  }
 
   const gwmo = installGwmo({
     sessions,
