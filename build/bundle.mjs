@@ -35,6 +35,16 @@ if (gzipBytes > GZIP_BUDGET_BYTES) {
   process.exit(1)
 }
 
+// The library entry (`require('gwmo-agent')`, src/lib.ts): a file of its own, so that the agent's bundle and its
+// budget stay as they are; a program that embeds the agent bundles or loads it as it likes. Its types beside it.
+await build({
+  ...nodeBundle,
+  entryPoints: [join(root, 'src', 'lib.ts')],
+  outfile: join(root, 'dist', 'lib.js'),
+  define: { 'process.env.GWMO_AGENT_VERSION': JSON.stringify(version) },
+})
+await import('./lib-types.mjs')
+
 // The fleet simulator (`gwmo-agent simulate`, for gateway and server vendors' test benches): a file of its own
 // that the agent loads from beside itself (src/main.ts), so devices neither ship nor parse it. It carries its
 // own copy of the engine; the .deb, a device package, leaves it out.

@@ -62,6 +62,13 @@ function buildPackage(stage, bundled) {
   for (const file of ['make-acl.mjs', 'world.example.json', 'gwmo-agent.conf']) {
     put(stage, `usr/share/doc/${PACKAGE}/examples/mosquitto/${file}`, read(root, 'targets', 'mosquitto', file))
   }
+  // binding.md §8: the drop-in directory the example config's objectsDir names (empty: no objects until the
+  // administrator adds some), and the examples of README "Managing your device".
+  mkdirSync(join(stage, `etc/${PACKAGE}/objects.d`), { recursive: true, mode: 0o755 })
+  put(stage, `usr/share/doc/${PACKAGE}/examples/objects.d/raspberry-pi.json.example`, read(systemdDir, 'objects.d', 'raspberry-pi.json.example'))
+  for (const file of readdirSync(join(systemdDir, 'examples')).sort()) {
+    put(stage, `usr/share/doc/${PACKAGE}/examples/systemd/${file}`, read(systemdDir, 'examples', file))
+  }
   put(stage, `usr/share/man/man1/${PACKAGE}.1.gz`, gzipSync(read(systemdDir, 'gwmo-agent.1'), { level: 9 }))
   put(stage, `usr/share/lintian/overrides/${PACKAGE}`, read(systemdDir, 'lintian-overrides'))
   put(stage, `usr/share/doc/${PACKAGE}/copyright`, copyrightFile(bundled))

@@ -87,6 +87,26 @@ export interface LimitsConfig {
   readonly detectionsPerMinute: number
 }
 
+/** binding.md §9: the FUMO object `./FUMO/<name>`, present when the configuration has a `fumo` section. */
+export interface FumoConfig {
+  readonly name: string
+  /** The object's DM ACL: which servers may Replace its leaves and Exec its operations. */
+  readonly acl: string
+  /** The update module, `MODULE VERB PACKAGE` (an absolute path). */
+  readonly module: string
+  /** `spool`: a root-side installer runs the module on what the agent spools; `direct`: the agent runs it. */
+  readonly installer: 'spool' | 'direct'
+  /** Where `spool` leaves packages and requests (the agent's to write). */
+  readonly spoolDir: string
+  /** Where the root-side installer leaves its result (root's to write, the agent's to read). */
+  readonly spoolResult: string
+  readonly maxBytes: number
+  /** PEM file of the CAs a download server's certificate must chain to, instead of the system's. */
+  readonly ca?: string
+  /** The longest a module's verb may run (SIGTERM, then SIGKILL). */
+  readonly timeoutSeconds: number
+}
+
 export interface AgentConfig {
   readonly deviceId: string
   readonly broker: BrokerConfig
@@ -106,6 +126,7 @@ export interface AgentConfig {
   /** The device's own objects (binding.md §8): the configuration's, then `objectsDir`'s (read by `loadConfigFile`). */
   readonly objects: readonly ObjectSpec[]
   readonly objectsDir?: string
+  readonly fumo?: FumoConfig
 }
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; error: string }
@@ -132,6 +153,7 @@ export const CONFIG_DEFAULTS = deepFreeze({
    * quotas leave the device and an eighth party room; a leaf holds a certificate chain; a party's pending alerts
    * fit one Package 1 (`maxGenericAlertsPerPackage`); a gateway detects a device when it joins, not every second.
    */
+  fumo: { name: '1', acl: 'Get=*', installer: 'direct', spoolResult: '/var/lib/gwmo-agent-installer/result', maxBytes: 256 * 1024 * 1024, timeoutSeconds: 1800 },
   limits: {
     maxNodes: 2000,
     treeBytes: 1024 * 1024,
@@ -166,12 +188,13 @@ const fail = (key: string, problem: string): never => {
 /** The keys of each section ('' is the top level), space-separated: the unknown-key check and `devInfo` read them. */
 const KNOWN_KEYS: Record<string, string> = {
   '': 'deviceId broker stateDir factoryBootstrap topicPrefix maxPacketSize userPin networkId devInfo ' +
-    'acceptDetectionFrom logLevel session location limits objects objectsDir',
+    'acceptDetectionFrom logLevel session location limits objects objectsDir fumo',
   broker: 'url username password ca cert key clientId keepaliveSeconds',
   devInfo: 'man mod lang devTyp fwV swV hwV oem',
   session: 'timeoutSeconds retries retryBackoffSeconds maxBackoffSeconds',
   location: 'pollSeconds enabled sourceFile',
   limits: 'maxNodes treeBytes leafBytes nodesPerParty bytesPerParty pendingAlertsPerParty detectionsPerMinute',
+  fumo: 'name acl module installer spoolDir spoolResult maxBytes ca timeoutSeconds',
 }
 
 const isObject = (value: unknown): value is Json =>
@@ -227,7 +250,7 @@ function integer(s: Section, key: string, fallback: number, min: number, max: nu
 
 function oneOf<T extends string>(s: Section, key: string, choices: readonly T[], fallback: T): T {
   const value = s.values[key] === undefined ? fallback : s.values[key]
-  return choices.includes(value as T) ? (value as T) : fail(key, `must be one of ${choices.map((c) => `"${c}"`).join(', ')}`)
+  return choices.includes(value as T) ? (value as T) : fail(s.prefix + key, `must be one of ${choices.map((c) => `"${c}"`).join(', ')}`)
 }
 
 /** A path; a relative one is taken relative to the section's `baseDir` when there is one. */
@@ -343,6 +366,27 @@ function parseLimits(top: Section): LimitsConfig {
   }
 }
 
+function parseFumo(top: Section, stateDir: string): FumoConfig | undefined {
+  if (top.values.fumo === undefined) return undefined
+  const fumo = section(top, 'fumo')
+  const defaults = CONFIG_DEFAULTS.fumo
+  const name = text(fumo, 'name') ?? defaults.name
+  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name === '.' || name === '..') fail('fumo.name', 'must be one node name (letters, digits, _ . -)')
+  const module = path(fumo, 'module', true)
+  if (!isAbsolute(module)) fail('fumo.module', 'must be an absolute path')
+  return {
+    name,
+    acl: text(fumo, 'acl') ?? defaults.acl,
+    module,
+    installer: oneOf(fumo, 'installer', ['spool', 'direct'], defaults.installer as 'spool' | 'direct'),
+    spoolDir: path(fumo, 'spoolDir') ?? resolve(stateDir, 'fumo-spool'),
+    spoolResult: path(fumo, 'spoolResult') ?? defaults.spoolResult,
+    maxBytes: integer(fumo, 'maxBytes', defaults.maxBytes, 1, Number.MAX_SAFE_INTEGER),
+    ca: path(fumo, 'ca'),
+    timeoutSeconds: integer(fumo, 'timeoutSeconds', defaults.timeoutSeconds, 1, 86400),
+  }
+}
+
 function parseObjectList(top: Section): ObjectSpec[] {
   const raw = top.values.objects
   if (raw === undefined) return []
@@ -394,6 +438,8 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
       objects: parseObjectList(top),
       objectsDir: path(top, 'objectsDir'),
     }
+    const fumo = parseFumo(top, config.stateDir)
+    if (fumo !== undefined) Object.assign(config, { fumo })
     return { ok: true, config: deepFreeze(config) }
   } catch (error) {
     if (error instanceof ConfigError) return { ok: false, error: error.message }

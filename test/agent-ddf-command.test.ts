@@ -1,16 +1,17 @@
 // `gwmo-agent ddf --config FILE` with the real bundle (binding.md §8): the DDF 1.2 it prints is well-formed for
 // xmllint, and describes every node the running agent serves to a DM Server that walks its tree (Get of an
-// interior node lists its children), with the node's real format and type, Get only where a Get succeeds, and
-// Replace only where a Replace of the node's own value is not refused as unsupported (405).
+// interior node lists its children), the configured objects among them, with the node's real format and type,
+// Get only where a Get succeeds, Replace only where a Replace of the node's own value is not refused as
+// unsupported (405), and Exec only where an Exec is not.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { AgentProcess, AGENT_FIXTURES, cleanUpAgent, FACTORY, factoryServer } from './helpers/agent-process.ts'
+import { AgentProcess, AGENT_FIXTURES, cleanUpAgent, FACTORY, factoryServer, writeAgentConfig } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import type { PartySession } from './peers/session-record.ts'
-import { get, replace, type OutCommand } from './peers/syncml.ts'
+import { exec, get, replace, type OutCommand } from './peers/syncml.ts'
 import { child, childrenNamed, childText, isNode, readXml, type Node } from './peers/xml.ts'
 
 const broker = await startMosquitto()
@@ -58,11 +59,23 @@ interface Served {
   type?: string
   data?: string
   replace?: string
+  exec?: string
 }
 
 t.test('the DDF is well-formed, and describes every node the agent serves as it serves it', async (t) => {
   const dir = AgentProcess.makeDir()
-  const config = { devInfo: { man: 'Acme & Sons', mod: 'Gw<1>' } }
+  writeFileSync(join(dir, 'temp'), '48312\n')
+  writeFileSync(join(dir, 'name'), 'gw-1')
+  const server = FACTORY.serverId
+  const config = {
+    devInfo: { man: 'Acme & Sons', mod: 'Gw<1>' },
+    objects: [
+      { path: './Vendor/Sensors/Temp', format: 'int', read: { file: join(dir, 'temp') } },
+      { path: './Vendor/Conf/Mode', acl: `Get=*&Replace=${server}&Exec=${server}`, value: 'eco' },
+      { path: './Vendor/Conf/Name', type: 'text/x-name', acl: `Get=*&Replace=${server}`, write: { file: join(dir, 'name') } },
+      { path: './Vendor/Ops/Restart', acl: `Get=*&Exec=${server}`, exec: { command: ['/bin/true'] } },
+    ],
+  }
   const served = new Map<string, Served>()
   const requested = new Set<string>()
   /** A turn of the walk: what the last turn answered, then a Get of every node named but not asked yet. */
@@ -88,11 +101,11 @@ t.test('the DDF is well-formed, and describes every node the agent serves as it 
     for (const uri of next) requested.add(uri)
     return next.length > 0 ? next.map(get) : undefined
   }
-  const server = await startDmServer(factoryServer(broker.url, t))
-  t.teardown(() => server.stop())
-  server.queueSession(...Array.from({ length: 12 }, () => walk))
+  const dms = await startDmServer(factoryServer(broker.url, t))
+  t.teardown(() => dms.stop())
+  dms.queueSession(...Array.from({ length: 12 }, () => walk))
   const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, dir, factoryBootstrap: factory(dir), config }))
-  const session = await server.waitForSession((s) => s.closed, 30_000)
+  const session = await dms.waitForSession((s) => s.closed, 30_000)
   // The Format properties answered, into the nodes they are of.
   for (const [uri, node] of [...served]) {
     if (!uri.endsWith('?prop=Format')) continue
@@ -108,11 +121,19 @@ t.test('the DDF is well-formed, and describes every node the agent serves as it 
 
   // Every leaf read is written back with its own value: 405 is a Replace the node does not support.
   const leaves = [...served].filter(([, n]) => n.get === '200' && n.format !== 'node' && n.data !== undefined)
-  const pushed = await server.pushSession(leaves.map(([uri, n]) => replace(uri, n.data!, n.format, n.type)))
-  const replaced = await server.waitForSession((s) => s === pushed && s.closed, 30_000)
+  const pushed = await dms.pushSession(leaves.map(([uri, n]) => replace(uri, n.data!, n.format, n.type)))
+  const replaced = await dms.waitForSession((s) => s === pushed && s.closed, 30_000)
   for (const [uri, n] of leaves) n.replace = replaced.statuses.filter((s) => s.target === uri).at(-1)?.code
   t.equal(served.get('./DevInfo/Mod')?.replace, '405')
   t.equal(served.get('./Vendor/Conf/Every')?.replace, '200')
+  t.equal(served.get('./Vendor/Conf/Name')?.replace, '200', 'a written object')
+  t.equal(served.get('./Vendor/Sensors/Temp')?.data, '48312', 'an object read from its file')
+  // And every leaf is executed: 405 is an Exec the node does not support.
+  const execs = await dms.pushSession(leaves.map(([uri]) => exec(uri)))
+  const executed = await dms.waitForSession((s) => s === execs && s.closed, 30_000)
+  for (const [uri, n] of leaves) n.exec = executed.statuses.filter((s) => s.target === uri).at(-1)?.code
+  t.equal(served.get('./Vendor/Ops/Restart')?.exec, '202', 'an exec object')
+  t.equal(served.get('./Vendor/Conf/Mode')?.exec, '405', 'a stored object the server may Exec, which has nothing to run')
   t.equal(session.closed, true)
   t.equal((await agent.stop()).code, 0)
 
@@ -141,6 +162,8 @@ t.test('the DDF is well-formed, and describes every node the agent serves as it 
     if (node.get === '405') t.notOk(access.includes('Get'), `${uri}: no Get (405)`)
     if (node.replace === '200') t.ok(access.includes('Replace'), `${uri}: Replace`)
     if (node.replace === '405') t.notOk(access.includes('Replace'), `${uri}: no Replace (405)`)
+    if (node.exec === '200' || node.exec === '202') t.ok(access.includes('Exec'), `${uri}: Exec`)
+    if (node.exec === '405') t.notOk(access.includes('Exec'), `${uri}: no Exec (405)`)
     const dfType = child(child(described, 'DFProperties'), 'DFType')
     if (node.format === undefined) continue
     if (node.format === 'node') {
@@ -160,6 +183,9 @@ t.test('the DDF is well-formed, and describes every node the agent serves as it 
   t.same(childrenNamed(fumo, 'Node').map((n) => childText(n, 'NodeName')), ['PkgName', 'PkgVersion', 'Download', 'Update', 'DownloadAndUpdate', 'State', 'Ext'])
   for (const op of ['Download', 'Update', 'DownloadAndUpdate']) t.ok(inner(describedAt(tree, `./FUMO/x/${op}`)!, 'AccessType').includes('Exec'), `${op}: Exec`)
   t.ok(describedAt(tree, './FUMO/x/Ext/PkgSHA256'))
+  // An object the server only reads is described so: Get, and neither Replace nor Exec.
+  t.same(inner(describedAt(tree, './Vendor/Sensors/Temp')!, 'AccessType'), ['Get'])
+  t.same(inner(describedAt(tree, './Vendor/Conf/Mode')!, 'AccessType'), ['Get', 'Replace'])
   for (const secret of [FACTORY.clientPassword, FACTORY.serverPassword]) t.notOk(run.stdout.includes(secret), `no ${secret}`)
 })
 
@@ -181,4 +207,28 @@ t.test('usage: --help names the command; no --config, or an unreadable factory d
   t.equal(missing.code, 1)
   t.match(missing.stderr, /^gwmo-agent ddf: factoryBootstrap: cannot read .*missing\.xml \(ENOENT\)\n$/)
   t.equal(missing.stdout, '')
+})
+
+t.test('the Raspberry Pi drop-in example, as the .deb ships it, is described whole', async (t) => {
+  const dir = AgentProcess.makeDir()
+  const dropIns = join(dir, 'objects.d')
+  mkdirSync(dropIns)
+  copyFileSync(join(AGENT_FIXTURES, '..', '..', '..', 'targets', 'systemd', 'objects.d', 'raspberry-pi.json.example'), join(dropIns, 'pi.json'))
+  writeAgentConfig(dir, { brokerUrl: 'mqtt://127.0.0.1:1', config: { objectsDir: dropIns } })
+  const run = await ddf(dir, '--config', join(dir, 'config.json'))
+  t.equal(run.code, 0, run.stderr)
+  writeFileSync(join(dir, 'pi.ddf.xml'), run.stdout)
+  t.doesNotThrow(() => execFileSync('xmllint', ['--noout', join(dir, 'pi.ddf.xml')], { stdio: 'pipe' }), 'well-formed')
+  const tree = readXml(run.stdout)!
+  const described = (uri: string) => {
+    const node = describedAt(tree, uri)!
+    return [inner(node, 'DFFormat')[0], inner(node, 'AccessType').join('+')]
+  }
+  t.same(described('./Vendor/Pi/CpuTemp'), ['int', 'Get'])
+  t.same(described('./Vendor/Pi/Uptime'), ['float', 'Get'])
+  t.same(described('./Vendor/Pi/DiskFree'), ['chr', 'Get'])
+  t.same(described('./Vendor/Pi/Config/ReportEvery'), ['int', 'Get+Replace'])
+  t.same(described('./Vendor/Pi/Ops/RestartApp'), ['chr', 'Exec+Get'])
+  t.same(described('./Vendor/Pi/Ops/Reboot'), ['chr', 'Exec+Get'])
+  t.equal(childText(child(child(describedAt(tree, './Vendor/Pi/CpuTemp')!, 'DFProperties'), 'DFType'), 'MIME'), 'text/x-millidegree-celsius')
 })

@@ -13,7 +13,7 @@ import { startMosquitto } from './helpers/mosquitto.ts'
 import { parseDemoArgs } from './peers/demo.ts'
 
 const DEMO = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'demo.js')
-const STEP_COUNT = 7
+const STEP_COUNT = 8
 
 interface Run {
   code: number | null
@@ -69,6 +69,9 @@ t.test('the whole story on the embedded broker, with what went over the wire', a
   t.match(run.stdout, /Alert 1200 \(server-initiated session\)/, 'the notification session shown')
   t.match(run.stdout, /Alert 1226 LocationUpdate: DevAddress=192\.168\.1\.57/, 'the Location Update shown')
   t.match(run.stdout, /bootstrap server → device\s+WBXML \d+ bytes, SEC=NETWORKID/, 'the bootstrap shown')
+  t.match(run.stdout, /Results \.\/Vendor\/Demo\/CpuTemp=47312 · Status 200 for Get · Results \.\/Vendor\/Demo\/Uptime=3600\.25 · Status 200 for Replace · Status 202 for Exec/, 'the objects read, written and run')
+  t.match(run.stdout, /report-every: 60 → 300 \(a new file renamed over the old one/, 'the setting written atomically')
+  t.match(run.stdout, /the result alert: Correlator demo-restart-1, Source \.\/Vendor\/Demo\/Ops\/RestartApp, .* Data 200/, 'the Exec\'s result alert')
   t.notMatch(run.stdout, /[{]"/, 'no JSON in the output')
   t.notMatch(run.stdout, /<SyncML/, 'no SyncML XML in the output')
 })
@@ -100,10 +103,19 @@ t.test('a planted fault stops the demo at that step, non-zero, naming it', async
   t.same(run.leftovers, [], 'temporary files removed after a failure too')
 })
 
+t.test('a failing Exec program stops the demo at step 8, after the 202, with the result it reported', async (t) => {
+  const run = await runDemo(['--break-step', '8'])
+  t.not(run.code, 0, 'non-zero exit', { stdout: run.stdout })
+  t.match(run.stdout, stepDone(7), 'step 7 still happened')
+  t.match(run.stdout, /Status 202 for Exec/, 'the Exec was accepted')
+  t.match(run.stdout, /^ {3}✗ step 8 failed: the program's result is 500, not 200 \(exit 0\)$/m, 'the reason')
+  t.same(run.leftovers, [], 'temporary files removed')
+})
+
 t.test('a bad option is a usage error', async (t) => {
   const run = await runDemo(['--break-step', '9'])
   t.equal(run.code, 2)
-  t.match(run.stderr, /--break-step takes a step number, 1 to 7/)
+  t.match(run.stderr, /--break-step takes a step number, 1 to 8/)
 })
 
 t.test('--time-scale multiplies every wait for a slower (emulated) runtime, and takes only a whole factor', async (t) => {

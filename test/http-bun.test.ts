@@ -1,6 +1,7 @@
 // The HTTP binding under Bun (binding.md §10: Node's http and https, which Bun provides too): the same bundle run by
 // Bun talks HTTPS to a server it verifies with the account's CA, shows its client certificate, follows a RespURI,
-// sends HMAC in x-syncml-hmac, sends a message again after a 503, and refuses a server its CA did not sign.
+// sends HMAC in x-syncml-hmac, sends a message again after a 503, refuses a server its CA did not sign, and keeps
+// one connection alive for a session's messages over HTTP and HTTPS, as under Node.
 import t from 'tap'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -62,3 +63,25 @@ t.test('a server the account\'s CA did not sign is refused under Bun too', async
   await agent.waitForLog((l) => l.msg === 'session failed')
   t.equal(server.requests.length, 0, 'no request reached the server')
 })
+
+for (const scheme of ['http', 'https'] as const) {
+  t.test(`a session's POSTs share one kept-alive ${scheme} connection under Bun, as under Node`, async (t) => {
+    const tls = scheme === 'https' ? { tls: { cert: pem('server.pem'), key: pem('server.key') } } : {}
+    const server = await startDmServer({
+      ...serverOptions(broker.url, DEVICE, SERVER_A),
+      http: { ...tls, respUri: (id) => `/dm/${id}` },
+    })
+    t.teardown(() => server.stop())
+    server.queueSession([get('./DevInfo/Man')], [get('./DevInfo/Lang')], [get('./DevInfo/DmV')])
+    const leaves = scheme === 'https' ? { CA: pem('ca.pem') } : undefined
+    const agent = cleanUpAgent(t, startGwmoAgent({ brokerUrl: broker.url, deviceId: DEVICE, parties: [overHttp(SERVER_A, server.url, leaves)], runtime: BUN }))
+    const session = await server.waitForSession((s) => s.origin === 'device' && s.closed, 20_000)
+    await agent.ready()
+    t.match(agent.logs.find((l) => l.msg === 'started'), { runtime: /^bun / }, 'the agent ran under Bun')
+    t.ok(resultFor(session, './DevInfo/DmV'), 'all three turns of the session went through')
+    t.ok(server.requests.length >= 4, `the session took several POSTs (${server.requests.length})`)
+    // The last one's answer may still be on its way: the session closes as the server reads it.
+    t.ok(server.requests.slice(0, -1).every((r) => r.status === 200), 'each answered with its next message')
+    t.equal(server.connections, 1, 'and one connection carried them all')
+  })
+}

@@ -5,7 +5,7 @@ import t from 'tap'
 import type { Command, Results, SyncMLMessage } from '../src/codec/syncml-model.ts'
 import { SyncMLStatusError } from '../src/errors.ts'
 import type { ExternalCall, ExternalNode, ExternalValue } from '../src/tree/external.ts'
-import { durableTree } from './helpers/stores.ts'
+import { durableTree, failingStore } from './helpers/stores.ts'
 import { atomic, copy, createHarness, exec, get, headerStatus, Party, replace, SERVER, settle, status, statusCodes, type Harness } from './helpers/session-harness.ts'
 
 const SRV = SERVER.serverId
@@ -210,6 +210,25 @@ t.test('Atomic: a failed restore is logged as an error; the Atomic still answers
   t.same(statusCodes(reply), { '0': '212', '1': '507', '2': '216', '3': '500' })
   t.equal(logged(h, 'external node not read before its write').length, 1)
   t.match(h.log.lines.find((l) => l.msg === 'external node not set back after its Atomic failed'), { level: 'error', uri: './Vendor/A' })
+})
+
+t.test('an Atomic\'s writes are set back when the message\'s changes cannot be stored; later writes never run', async (t) => {
+  let full = false
+  const h = await createHarness({ treeStore: failingStore(() => full) })
+  const acl = `Get=*&Replace=${SRV}`
+  const a = backed('1')
+  const b = backed('1')
+  const c = backed('1')
+  t.ok(h.tree.mount('./Vendor/A', { format: 'int', acl }, a.node).ok)
+  t.ok(h.tree.mount('./Vendor/B', { format: 'int', acl }, b.node).ok)
+  t.ok(h.tree.mount('./Vendor/C', { format: 'int', acl }, c.node).ok)
+  await h.tree.flush()
+  full = true
+  const reply = await push(h, new Party(SERVER), [atomic(replace('./Vendor/A', '2', 'int'), replace('./Vendor/B', '2', 'int')), replace('./Vendor/C', '2', 'int')])
+  t.same(statusCodes(reply), { '0': '212', '1': '500', '2': '500', '3': '500', '4': '500' }, 'every write 500: nothing was stored')
+  t.same(b.box.calls.map((x) => [x.op, x.value]), [['get', undefined], ['replace', '2'], ['replace', '1']], 'written at the Atomic\'s end, then set back')
+  t.same([a.box.value, b.box.value], ['1', '1'])
+  t.same(c.box.calls, [], 'a write outside an Atomic waits for the commit, which did not happen')
 })
 
 t.test('Exec awaits the callback: its status, 202 passed through, errors mapped; registerExec still works', async (t) => {

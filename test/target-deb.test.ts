@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseConfig } from '../src/config.ts'
+import { parseObjects } from '../src/objects/spec.ts'
 import { buildFactoryTree, readFactoryDocument } from '../src/runtime/factory.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -80,6 +81,12 @@ t.test('the package holds the bundle, launcher, unit, example config and docs, r
     '/usr/share/doc/gwmo-agent/examples/mosquitto/make-acl.mjs': '-rw-r--r--',
     '/usr/share/doc/gwmo-agent/examples/mosquitto/world.example.json': '-rw-r--r--',
     '/usr/share/doc/gwmo-agent/examples/mosquitto/gwmo-agent.conf': '-rw-r--r--',
+    '/etc/gwmo-agent/objects.d/': 'drwxr-xr-x',
+    '/usr/share/doc/gwmo-agent/examples/objects.d/raspberry-pi.json.example': '-rw-r--r--',
+    '/usr/share/doc/gwmo-agent/examples/systemd/objects-sandbox.conf': '-rw-r--r--',
+    '/usr/share/doc/gwmo-agent/examples/systemd/gwmo-agent-request@.path': '-rw-r--r--',
+    '/usr/share/doc/gwmo-agent/examples/systemd/gwmo-agent-request@.service': '-rw-r--r--',
+    '/usr/share/doc/gwmo-agent/examples/systemd/gwmo-agent-request': '-rw-r--r--',
   }
   for (const [path, mode] of Object.entries(expected)) {
     t.equal(entries.get(path)?.mode, mode, `${path} ${mode}`)
@@ -146,6 +153,7 @@ t.test('the packaged unit verifies against the packaged launcher', async (t) => 
 t.test('the shipped example and the emulated device\'s config are accepted by the agent\'s parser', async (t) => {
   const example = JSON.parse(readFileSync(join(root, 'build/example-config.json'), 'utf8')) as Record<string, unknown>
   t.equal(example.stateDir, '/var/lib/gwmo-agent', 'the unit\'s StateDirectory')
+  t.equal(example.objectsDir, '/etc/gwmo-agent/objects.d', 'the drop-in directory the package creates')
   const parsed = parseConfig(example, {})
   t.equal(parsed.ok, true, parsed.ok ? 'accepted' : parsed.error)
   const qemuDir = join(root, 'targets/qemu')
@@ -160,6 +168,16 @@ t.test('the shipped example and the emulated device\'s config are accepted by th
   const built = buildFactoryTree(parsedDevice.config, read.document)
   t.notOk('error' in built, 'error' in built ? built.error : 'applies')
   if (!('error' in built)) t.same(built.serverIds, ['qemu-dm-server'])
+})
+
+t.test('the Raspberry Pi drop-in example is accepted by the agent\'s parser', async (t) => {
+  const file = join(tree, 'usr/share/doc/gwmo-agent/examples/objects.d/raspberry-pi.json.example')
+  const parsed = parseObjects(JSON.parse(readFileSync(file, 'utf8')), file)
+  t.equal(parsed.ok, true, parsed.ok ? 'accepted' : parsed.error)
+  if (!parsed.ok) return
+  t.same(parsed.objects.map((o) => o.path), ['./Vendor/Pi/CpuTemp', './Vendor/Pi/Uptime', './Vendor/Pi/DiskFree',
+    './Vendor/Pi/Config/ReportEvery', './Vendor/Pi/Ops/RestartApp', './Vendor/Pi/Ops/Reboot'])
+  t.same(parsed.objects.filter((o) => o.exec).map((o) => [o.async, o.rebootsDevice]), [[true, false], [true, true]])
 })
 
 // Maintainer scripts run against stub tools that log their calls; /run and /var/lib are private tmpfs.

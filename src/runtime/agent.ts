@@ -5,17 +5,19 @@
 import { mkdir, chmod } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { readBrokerTls, type AgentConfig } from '../config.ts'
+import { installFumo, type Fumo } from '../fumo/index.ts'
 import { installGwmo, type Gwmo, type LocationSource } from '../gwmo/index.ts'
+import { checkProgramFile } from '../objects/run.ts'
 import type { Logger } from '../log.ts'
 import { AgentState } from '../session/agent-state.ts'
 import type { Clock } from '../session/engine.ts'
-import { createSessionManager, type SessionManager } from '../session/manager.ts'
+import { createSessionManager, type SessionEndInfo, type SessionManager } from '../session/manager.ts'
 import { createMqttTransport } from '../transport/bindings/mqtt.ts'
 import { bindings } from '../transport/bindings/index.ts'
 import { createHttpTransport } from '../transport/bindings/http.ts'
 import type { InboundMessage, Transport } from '../session/port.ts'
 import { DiskFiles, JournalStore, type Store } from '../store/index.ts'
-import { accountTls, ManagementTree, readAccounts, updateDescription, type DeviceDescription, type TreeBase } from '../tree/index.ts'
+import { accountTls, ManagementTree, readAccounts, updateDescription, type DeviceDescription, type ExternalNode, type ExternalNodeShape, type TreeBase } from '../tree/index.ts'
 import { describeDevice, readDevice, unread } from './device-info.ts'
 import { buildFactoryTree, readFactoryDocument, type FactoryDocument } from './factory.ts'
 import { migrateLegacyFiles } from './migrate.ts'
@@ -50,6 +52,10 @@ export interface AgentOptions {
   sysroot?: string
   /** The device's description as the OS gives it, already read (a fleet reads it once for all its devices). */
   device?: DeviceDescription
+  /** Told of every session's end (the fleet simulator's report). */
+  onSessionEnd?: (info: SessionEndInfo) => void
+  /** Nodes of the program that embeds the agent (src/lib.ts), mounted beside the configuration's objects. */
+  mounts?: ReadonlyArray<{ uri: string; shape: ExternalNodeShape; node: ExternalNode }>
 }
 
 export interface Agent {
@@ -187,7 +193,10 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     logger,
     clock,
     random,
-    onSessionEnd: () => poller.refresh(),
+    onSessionEnd: (info) => {
+      poller.refresh()
+      options.onSessionEnd?.(info)
+    },
     constants: {
       sessionTimeoutMs: config.session.timeoutSeconds * 1000,
       retransmitCount: config.session.retries,
@@ -202,6 +211,13 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   const installed = await installObjects(tree, config.objects, { sessions, state, logger, ...(options.sysroot !== undefined && { root: options.sysroot }) })
   if (!installed.ok) return installed
   const objects = installed.objects
+  for (const { uri, shape, node } of options.mounts ?? []) {
+    const mounted = tree.mount(uri, shape, node)
+    if (!mounted.ok) {
+      objects.stop()
+      return { ok: false, error: `objects: ${mounted.error}` }
+    }
+  }
 
   const gwmo = installGwmo({
     sessions,
@@ -219,6 +235,16 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     clock,
     logger,
   })
+
+  // binding.md §9: the FUMO object, when the configuration has one; its Execs are served from now on.
+  let fumo: Fumo | undefined
+  if (config.fumo !== undefined) {
+    const unusable = checkProgramFile(config.fumo.module)
+    if (unusable !== undefined) return { ok: false, error: `config: fumo.module: ${config.fumo.module} ${unusable}` }
+    const fumoMade = installFumo({ tree, state, sessions, config: config.fumo, stateDir: config.stateDir, logger, random })
+    if ('error' in fumoMade) return { ok: false, error: `tree: ${fumoMade.error}` }
+    fumo = fumoMade
+  }
 
   if (config.acceptDetectionFrom === 'any') {
     logger.warn('accepting Device Detection Alerts from any party, authenticated or not (acceptDetectionFrom: "any")')
@@ -260,6 +286,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     if (known.has(serverId)) void sessions.openSession(serverId, { alert: 1201 })
   }
   gwmo.start()
+  fumo?.start()
   poller.refresh()
   // Which runtime runs the bundle (Node or Bun) is the first thing to know when a fleet behaves differently.
   const runtime = process.versions.bun !== undefined ? `bun ${process.versions.bun}` : `node ${process.versions.node}`
@@ -275,6 +302,7 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
       stop: () =>
         (stopping ??= (async () => {
           poller.stop()
+          fumo?.stop()
           objects.stop()
           await gwmo.stop()
           await sessions.stop()

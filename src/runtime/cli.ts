@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfigFile, type AgentConfig } from '../config.ts'
 import { createLogger, type LogLevel, type Logger } from '../log.ts'
-import { startAgent, type Agent } from './agent.ts'
+import { EmbeddedAgent } from './embedded.ts'
 import type { runSimulateCli } from './simulate-cli.ts'
 import type { Fleet } from './simulate.ts'
 import { runTreeCli, TREE_USAGE } from './tree-cli.ts'
@@ -40,7 +40,7 @@ export interface CliIo {
 
 export type CliStart =
   | { kind: 'exit'; code: number }
-  | { kind: 'running'; agent: Agent; logger: Logger; config: AgentConfig }
+  | { kind: 'running'; agent: EmbeddedAgent; logger: Logger; config: AgentConfig }
   | { kind: 'simulating'; fleet: Fleet; logger: Logger; config: AgentConfig }
 
 export async function runCli(io: CliIo): Promise<CliStart> {
@@ -97,10 +97,13 @@ export async function runCli(io: CliIo): Promise<CliStart> {
   const logger = createLogger({ level: (level ?? config.logLevel) as LogLevel, write: io.stdout }, { deviceId: config.deviceId })
   // GWMO_SYSROOT: a directory standing for `/` where the device's description is read (tests, device-info.ts).
   const sysroot = io.env.GWMO_SYSROOT
-  const started = await startAgent({ config, logger, version: io.version, ...(sysroot && { sysroot }) })
-  if (!started.ok) {
-    io.stderr(`gwmo-agent: ${started.error}`)
+  // The same entry a program that embeds the agent uses (src/lib.ts).
+  const agent = new EmbeddedAgent(config, { logger, version: io.version, ...(sysroot && { sysroot }) })
+  try {
+    await agent.start()
+  } catch (error) {
+    io.stderr(`gwmo-agent: ${(error as Error).message}`)
     return { kind: 'exit', code: EXIT.failure }
   }
-  return { kind: 'running', agent: started.agent, logger, config }
+  return { kind: 'running', agent, logger, config }
 }

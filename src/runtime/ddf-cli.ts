@@ -2,8 +2,8 @@
  * `gwmo-agent ddf --config FILE` (binding.md §8): the device's tree described in OMA DM DDF 1.2 (`MgmtTree`,
  * DM TND 1.2, 8), for an integrator to hand to a DM Server. What it describes is the tree a first start of this
  * configuration serves (the standard objects and what the factory document adds, built in memory: nothing is
- * written), the placeholders a server fills (an account, `./DMAcc/<x>`, with the whole DMAcc MO; a FUMO
- * object, `./FUMO/<x>`, binding.md §9), and every configured object.
+ * written), every configured object mounted on it, and the placeholders a server fills (an account,
+ * `./DMAcc/<x>`, with the whole DMAcc MO; a FUMO object, `./FUMO/<x>`, binding.md §9).
  *
  * `AccessType` is what the node supports, as the tree's rules give it (a secret has no Get, a permanent node no
  * Replace or Delete); its ACL says who may. A node no command deletes is `One`/`Permanent`, any other
@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfigFile } from '../config.ts'
 import { DEFAULT_LEAF_TYPE } from '../tree/formats.ts'
-import type { ManagementTree, NodeFormat } from '../tree/index.ts'
+import { parseUri, type ManagementTree, type NodeFormat, type ParsedUri } from '../tree/index.ts'
 import { childPath } from '../tree/node.ts'
 import { isPermanent, isSecret } from '../tree/operations.ts'
 import { describeDevice, readDevice } from './device-info.ts'
@@ -83,8 +83,11 @@ export class Description {
     return node
   }
 
-  /** Every node of the tree (the root aside), with what the tree's rules let a command do there. */
-  addTree(tree: ManagementTree): void {
+  /**
+   * Every node of the tree (the root aside), with what the tree's rules let a command do there, or what `fixed`
+   * says for its path (a configured object's).
+   */
+  addTree(tree: ManagementTree, fixed: ReadonlyMap<string, string>): void {
     const nodes = tree.committed
     const visit = (path: string, pattern: string): void => {
       for (const name of nodes.childNames(path)) {
@@ -98,7 +101,7 @@ export class Description {
         if (!isPermanent(at)) access.push('D')
         if (at !== 'Inbox' && !isSecret(at)) access.push('G')
         if (!interior && !isPermanent(at)) access.push('R')
-        this.add(described, node.f, node.t, access)
+        this.add(described, node.f, node.t, (fixed.get(at) as Iterable<Access> | undefined) ?? access)
         visit(at, described)
       }
     }
@@ -173,8 +176,17 @@ export async function runDdfCli(
   const description = describeDevice(config.devInfo, await readDevice({ version: io.version, ...(sysroot && { root: sysroot }) }))
   const built = buildFactoryTree(config, document.document, description)
   if ('error' in built) return fail(exit.failure, built.error)
+  // binding.md §8: each object is mounted as the agent mounts it; a server reads it, writes it when it has a value or
+  // a write, and runs it when it has an exec. Recreated at every start, no server adds or deletes it.
+  const fixed = new Map<string, string>()
+  for (const spec of config.objects) {
+    const { path, format, type, acl, value, write, exec } = spec
+    const mounted = built.tree.mount(path, { format, ...(type !== undefined && { type }), ...(acl !== undefined && { acl }), ...(value !== undefined && { value }) }, {})
+    if (!mounted.ok) return fail(exit.usage, `objects: ${mounted.error}`)
+    fixed.set((parseUri(path) as ParsedUri).path, `G${value !== undefined || write ? 'R' : ''}${exec ? 'E' : ''}`)
+  }
   const ddf = new Description()
-  ddf.addTree(built.tree)
+  ddf.addTree(built.tree, fixed)
   ddf.addSchema()
   io.stdout(ddf.toXml(description.man ?? 'unknown', config.devInfo.mod))
   return { kind: 'exit', code: exit.ok }

@@ -1,6 +1,6 @@
 import type { MountedNode } from '../tree/mount.ts'
 import type { Transaction } from '../tree/types.ts'
-import type { ExternalWrite } from './external-calls.ts'
+import type { ExternalWrite, MadeWrite } from './external-calls.ts'
 import type { MessageTransaction } from './handlers/context.ts'
 import { isSuccess } from './reply.ts'
 
@@ -26,6 +26,7 @@ export function messageOps(
   }
   const pending: Array<() => void> = []
   const writes: ExternalWrite[] = []
+  const made: MadeWrite[] = []
   return {
     get: (uri, principal) => tx.get(uri, principal),
     add: (uri, value, principal) => counted(tx.add(uri, value, principal)),
@@ -42,6 +43,8 @@ export function messageOps(
     external,
     deferWrite: (write) => void writes.push(write),
     writes,
+    madeEarly: (early) => void made.push(...early),
+    made,
     commit: () => {
       const committed = tx.commit()
       if (committed.ok) followUps.push(...pending.splice(0))

@@ -2,7 +2,7 @@ import type { Command, Status } from '../codec/syncml-model.ts'
 import type { Logger } from '../log.ts'
 import type { GenericAlertSpec } from './agent-state.ts'
 import type { Engine } from './engine.ts'
-import { runWrites, type ExternalWrite } from './external-calls.ts'
+import { runWrites, setBack, type ExternalWrite } from './external-calls.ts'
 import { dispatchCommand } from './handlers/index.ts'
 import type { HandlerContext, MessageOps, PartyInfo, SessionInfo } from './handlers/context.ts'
 import { messageOps, type WriteCounter } from './message-ops.ts'
@@ -83,14 +83,18 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
       tx.rollback()
       throw error
     }
+    // What an Atomic wrote outside the tree goes back with the message's changes when they do not happen.
+    const early = tx.made
     if (options.fits !== undefined && !options.fits(options.reply.entries)) {
       tx.rollback()
+      await setBack(early, logger)
       return { aborted, tooLarge: true, followUps: [] }
     }
     const committed = tx.commit()
     if (!committed.ok) {
       quietly('commit', (suppressed) => logger.warn('commit refused by validation', { problems: committed.failure.messages, suppressed }))
       failWrites(options.reply.entries)
+      await setBack(early, logger)
       return { aborted, followUps: [] }
     }
     if (counter.writes === 0) return { aborted, followUps }
@@ -102,6 +106,7 @@ export function runCommands(engine: Engine, body: Command[], options: RunOptions
       committed.undo?.()
       logger.error('changes not stored, so not made: every write answered 500', { error })
       failWrites(options.reply.entries)
+      await setBack(early, logger)
       return { aborted, followUps: [] }
     }
     await writeOutside(engine, tx.writes, logger)

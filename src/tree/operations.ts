@@ -20,6 +20,8 @@ import type { GetResult, NodeValue, Principal, SyncMLStatus } from './types.ts'
  */
 export type ExecHandler = (
   data: string | Uint8Array | undefined, principal: Principal, correlator?: string, signal?: AbortSignal,
+  /** Reads a node as the Exec's message sees it (its own earlier Replaces included), as the device. */
+  read?: (uri: string) => NodeValue | undefined,
 ) => SyncMLStatus | Promise<SyncMLStatus>
 
 /** What the operations need from the tree beyond the nodes. */
@@ -233,7 +235,7 @@ export function execOp(
   const status = access(view, path, 'Exec', principal)
   if (status !== 200) return status
   const handler = ctx.execHandler(path)
-  return handler === undefined ? 405 : handler(data, principal, correlator, signal)
+  return handler === undefined ? 405 : handler(data, principal, correlator, signal, (at) => getOp(view, ctx, at, 'device').value)
 }
 
 // The device's own reads: not held to the DevDetail/URI limits.

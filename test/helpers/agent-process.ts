@@ -65,6 +65,8 @@ export interface AgentProcessOptions {
   dir?: string
   /** The program that runs the bundle: this Node unless told (`node_modules/.bin/bun`). */
   runtime?: string
+  /** A script run in the bundle's place with the same arguments (a program that embeds the agent). */
+  script?: string
 }
 
 export interface Exit {
@@ -138,7 +140,7 @@ export class AgentProcess {
     readonly config: Record<string, unknown>,
     args: string[],
   ) {
-    this.#child = spawn(options.runtime ?? process.execPath, [AGENT_BUNDLE, ...args], {
+    this.#child = spawn(options.runtime ?? process.execPath, [options.script ?? AGENT_BUNDLE, ...args], {
       cwd: dir,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,9 +3,9 @@
  * what went over the wire, checks what must (and must not) have happened, and resolves with a one-line summary;
  * it rejects with the reason when the step did not happen. Later steps build on earlier ones.
  */
-import { renameSync, writeFileSync } from 'node:fs'
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { buildAccountCommands, sendBootstrap } from './bootstrap-server.ts'
-import { get } from './commands.ts'
+import { exec, get, replace } from './commands.ts'
 import { describeLine, payloadSummary, statusesForGenericAlert, transcript } from './demo-report.ts'
 import { anyHolds, type WireMessage } from './demo-wire.ts'
 import { CAST, NAMES, type World } from './demo-world.ts'
@@ -282,6 +282,43 @@ const localBootstrap: Step = {
   },
 }
 
+const deviceObjects: Step = {
+  title: "The device's own objects: CPU temperature and uptime read, a setting written, an Exec run (binding.md §8)",
+  async run({ world: w, timeoutMs }) {
+    const o = CAST.objects
+    const before = statSync(w.objectFiles.setting).ino
+    w.print(`   objects on files the demo provides: ${o.cpuTemp.uri} reads ${o.cpuTemp.file} (as /sys/class/thermal/thermal_zone0/temp),`)
+    w.print(`   ${o.uptime.uri} runs cut on ${o.uptime.file} (as /proc/uptime), ${o.setting.uri} writes ${o.setting.file}, ${o.exec.uri} runs a program`)
+    const from = w.server.sessions.length
+    const pushed = await w.server.pushSession([
+      get(o.cpuTemp.uri), get(o.uptime.uri), replace(o.setting.uri, o.setting.value, 'int'), exec(o.exec.uri, undefined, o.exec.correlator),
+    ])
+    const session = await w.server.waitForSession((s) => s === pushed && s.closed, timeoutMs)
+    printTranscript(w, session)
+    const result = (uri: string) => session.results.flatMap((r) => r.items).find((i) => i.source === uri)?.data
+    const status = (uri: string) => session.statuses.filter((s) => s.target === uri).at(-1)?.code
+    check(result(o.cpuTemp.uri) === o.cpuTemp.value, `${o.cpuTemp.uri} read ${result(o.cpuTemp.uri) ?? 'nothing'} (Status ${status(o.cpuTemp.uri) ?? '-'})`)
+    check(result(o.uptime.uri) === o.uptime.value, `${o.uptime.uri} read ${result(o.uptime.uri) ?? 'nothing'} (Status ${status(o.uptime.uri) ?? '-'})`)
+    check(status(o.setting.uri) === '200', `the Replace of ${o.setting.uri} was answered ${status(o.setting.uri) ?? 'nothing'}`)
+    const written = readFileSync(w.objectFiles.setting, 'utf8')
+    check(written === o.setting.value, `${o.setting.file} holds ${JSON.stringify(written)}, not ${o.setting.value}`)
+    // Written beside and renamed into place: a new file, so no reader ever saw half a value.
+    check(statSync(w.objectFiles.setting).ino !== before, `${o.setting.file} was written in place, not replaced atomically`)
+    w.print(`   ${o.setting.file}: ${o.setting.content.trim()} → ${written} (a new file renamed over the old one: written atomically)`)
+    check(status(o.exec.uri) === '202', `the Exec was answered ${status(o.exec.uri) ?? 'nothing'}, not 202 (accepted, result to follow)`)
+    const alerted = await w.server.waitForSession(
+      newSession(w.server.sessions, from, (s) => s.closed && s.genericAlerts.some((a) => a.correlator === o.exec.correlator)),
+      timeoutMs,
+    )
+    printTranscript(w, alerted)
+    const alert = alerted.genericAlerts.find((a) => a.correlator === o.exec.correlator)!
+    w.print(`   the result alert: Correlator ${alert.correlator}, Source ${alert.source ?? '-'}, Meta/Type ${alert.type}, Data ${alert.data}`)
+    check(alert.source === o.exec.uri && alert.type === o.exec.alertType, `the result alert names ${alert.source ?? 'no node'} and ${alert.type}`)
+    check(alert.data === '200', `the program's result is ${alert.data}, not 200 (exit 0)`)
+    return `CPU ${Number(o.cpuTemp.value) / 1000} °C, up ${o.uptime.value} s, ${o.setting.file} = ${written}, and the Exec's 202 followed by its result 200 (Correlator ${alert.correlator})`
+  },
+}
+
 export const STEPS: readonly Step[] = [
   factorySession,
   gatewayBootstrap,
@@ -290,4 +327,5 @@ export const STEPS: readonly Step[] = [
   transparentNotification,
   locationUpdate,
   localBootstrap,
+  deviceObjects,
 ]

@@ -49,6 +49,16 @@ export const CAST = Object.freeze({
   gwAddress: '192.168.1.254',
   locationBefore: { addresses: ['192.168.1.23'], defaultGateway: '192.168.1.1' },
   locationAfter: { addresses: ['192.168.1.57'], defaultGateway: '192.168.1.1' },
+  /**
+   * The device's own objects (binding.md §8), on files the demo provides in its folder (a machine running the demo
+   * need not have /sys/class/thermal): what each file starts with, and the setting the DM Server writes.
+   */
+  objects: Object.freeze({
+    cpuTemp: { uri: './Vendor/Demo/CpuTemp', file: 'thermal_zone0_temp', content: '47312\n', value: '47312' },
+    uptime: { uri: './Vendor/Demo/Uptime', file: 'uptime', content: '3600.25 7100.50\n', value: '3600.25' },
+    setting: { uri: './Vendor/Demo/Config/ReportEvery', file: 'report-every', content: '60\n', value: '300' },
+    exec: { uri: './Vendor/Demo/Ops/RestartApp', correlator: 'demo-restart-1', alertType: 'urn:x-gwmo-agent:exec:1.0:result' },
+  }),
 })
 
 export const NAMES: Names = new Map([
@@ -72,6 +82,8 @@ export interface WorldOptions {
 
 export interface World {
   brokerUrl: string
+  /** The files behind the device's own objects (`CAST.objects`), in the demo's folder. */
+  objectFiles: { cpuTemp: string; uptime: string; setting: string }
   embedded: boolean
   dir: string
   locationFile: string
@@ -163,6 +175,19 @@ export async function startWorld(options: WorldOptions): Promise<World> {
 
     const locationFile = join(dir, 'location.json')
     writeFileSync(locationFile, JSON.stringify(CAST.locationBefore) + '\n')
+    // binding.md §8: the device's own objects, on files of the demo's folder. Programs run without a shell, from
+    // root-owned files; the planted fault of step 8 is an Exec whose program fails.
+    const o = CAST.objects
+    const objectFiles = { cpuTemp: join(dir, o.cpuTemp.file), uptime: join(dir, o.uptime.file), setting: join(dir, o.setting.file) }
+    writeFileSync(objectFiles.cpuTemp, o.cpuTemp.content)
+    writeFileSync(objectFiles.uptime, o.uptime.content)
+    writeFileSync(objectFiles.setting, o.setting.content)
+    const objects = [
+      { path: o.cpuTemp.uri, format: 'int', read: { file: objectFiles.cpuTemp } },
+      { path: o.uptime.uri, format: 'float', read: { command: ['/usr/bin/cut', '-d', ' ', '-f', '1', objectFiles.uptime] } },
+      { path: o.setting.uri, format: 'int', acl: `Get=*&Replace=${CAST.server.serverId}`, write: { file: objectFiles.setting } },
+      { path: o.exec.uri, acl: `Get=*&Exec=${CAST.server.serverId}`, exec: { command: [breakStep === 8 ? '/usr/bin/false' : '/usr/bin/true'] } },
+    ]
     const factory = buildMessage(
       { sessionId: '0', msgId: '1', target: CAST.deviceId, source: 'factory' },
       buildAccountCommands(CAST.server),
@@ -178,6 +203,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       // Short timers: on a local broker an answer takes milliseconds, and a failure should show within a step.
       session: { timeoutSeconds: 5 * timeScale, retries: 2, retryBackoffSeconds: timeScale, maxBackoffSeconds: 4 * timeScale },
       location: { pollSeconds: 1, sourceFile: locationFile },
+      objects,
     }
     const configFile = join(dir, 'config.json')
     writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
@@ -194,7 +220,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     })
     cleanups.push(() => agent.stop())
 
-    return { brokerUrl, embedded: broker !== undefined, dir, locationFile, server, gateway, server2, agent, wire, timeScale, breakStep, print, close }
+    return { brokerUrl, objectFiles, embedded: broker !== undefined, dir, locationFile, server, gateway, server2, agent, wire, timeScale, breakStep, print, close }
   } catch (error) {
     await close()
     throw error

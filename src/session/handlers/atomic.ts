@@ -40,7 +40,10 @@ export async function handleAtomic(cmd: ContainerCommand, ctx: HandlerContext): 
   const written = failedAt < 0 ? await runAtomicWrites(tx.writes, ctx.logger) : { ok: false as const }
   if (written.ok) {
     const committed = tx.commit()
-    if (committed.ok) return ctx.reply.containerDone(cmd, scope)
+    if (committed.ok) {
+      ctx.ops.madeEarly(written.made)
+      return ctx.reply.containerDone(cmd, scope)
+    }
     await setBack(written.made, ctx.logger)
     ctx.quietly('atomic', (suppressed) =>
       ctx.logger.warn('atomic refused by validation', { cmdId: cmd.cmdId, problems: committed.failure.messages, suppressed }))

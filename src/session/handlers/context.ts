@@ -2,7 +2,7 @@ import type { Command, Status } from '../../codec/syncml-model.ts'
 import type { Logger } from '../../log.ts'
 import type { MountedNode } from '../../tree/mount.ts'
 import type { Transaction, TreeOps } from '../../tree/types.ts'
-import type { ExternalWrite } from '../external-calls.ts'
+import type { ExternalWrite, MadeWrite } from '../external-calls.ts'
 import type { AlertRegistry } from '../alerts.ts'
 import type { GenericAlertSpec } from '../agent-state.ts'
 import type { ReplyBuilder } from '../reply.ts'
@@ -24,11 +24,15 @@ export interface MessageOps extends TreeOps {
    * (after its commit is durable), or those of the Atomic this transaction is (binding.md §8).
    */
   deferWrite(write: ExternalWrite): void
+  /** Writes an Atomic made before the message's commit: set back if that commit is refused or not stored. */
+  madeEarly(made: readonly MadeWrite[]): void
 }
 
 export interface MessageTransaction extends MessageOps, Pick<Transaction, 'commit' | 'rollback'> {
   /** The writes deferred in this transaction, in command order. */
   readonly writes: readonly ExternalWrite[]
+  /** The writes its Atomics made (`madeEarly`). */
+  readonly made: readonly MadeWrite[]
 }
 
 /** The party a session runs with, as the handlers may see it. */
