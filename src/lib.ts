@@ -51,7 +51,7 @@ export interface GwmoAgent {
 }
 
 /** Checks `config` (the JSON the command line reads; throws `ConfigError` naming the key) and makes an agent. */
-export function createAgent(config: Record<string, unknown>, options: AgentOptions = {}): GwmoAgent {
+export function createAgent(config: object, options: AgentOptions = {}): GwmoAgent {
   const parsed = parseConfig(config, options.env ?? process.env, { baseDir: options.baseDir ?? process.cwd() })
   if (!parsed.ok) throw new ConfigError(parsed.error)
   const write = options.log ?? ((line: string) => void process.stdout.write(line + '\n'))

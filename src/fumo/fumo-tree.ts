@@ -7,19 +7,11 @@ import type { NodeValue } from '../tree/types.ts'
 
 export const FUMO_TYPE = 'urn:oma:mo:oma-fumo:1.0'
 
-/** FUMO 1.0 §10.2: the values of `State`. */
-export const FUMO_STATE = Object.freeze({
-  IDLE: 10,
-  DOWNLOAD_FAILED: 20,
-  DOWNLOAD_PROGRESSING: 30,
-  DOWNLOAD_COMPLETE: 40,
-  READY_TO_UPDATE: 50,
-  UPDATE_PROGRESSING: 60,
-  UPDATE_FAILED_HAVE_DATA: 70,
-  UPDATE_FAILED_NO_DATA: 80,
-  UPDATE_SUCCESSFUL_HAVE_DATA: 90,
-  UPDATE_SUCCESSFUL_NO_DATA: 100,
-} as const)
+/**
+ * FUMO 1.0 §10.2, the values of `State` (plain numbers where used, named there): 10 Idle/Start, 20 Download
+ * Failed, 30 Download Progressing, 40 Download Complete, 50 Ready to Update, 60 Update Progressing, 70 Update
+ * Failed Have Data, 80 Update Failed No Data, 90 Update Successful Have Data, 100 Update Successful No Data.
+ */
 
 /** The operations a server Execs, by node name, and the Meta/Type of the alert that reports each one's end. */
 export const FUMO_OPERATIONS = Object.freeze({
@@ -40,7 +32,7 @@ const NODES: Array<[string, NodeValue]> = [
   ['Update/PkgData', { format: 'b64', data: new Uint8Array(0) }],
   ['DownloadAndUpdate', { format: 'node' }],
   ['DownloadAndUpdate/PkgURL', { format: 'chr', data: '' }],
-  ['State', { format: 'int', data: String(FUMO_STATE.IDLE) }],
+  ['State', { format: 'int', data: '10' }], // Idle/Start
   ['Ext', { format: 'node' }],
   ['Ext/PkgSHA256', { format: 'chr', data: '' }],
 ]

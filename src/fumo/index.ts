@@ -19,7 +19,7 @@ import type { SessionManager } from '../session/manager.ts'
 import type { ManagementTree } from '../tree/index.ts'
 import type { NodeValue } from '../tree/types.ts'
 import { discardDownload, downloadPackage, loggableUrl } from './download.ts'
-import { ensureFumoNodes, FUMO_OPERATIONS, FUMO_STATE, leafText, writeLeaves, type FumoOperationName } from './fumo-tree.ts'
+import { ensureFumoNodes, FUMO_OPERATIONS, leafText, writeLeaves, type FumoOperationName } from './fumo-tree.ts'
 import { checkResult, installResult, runModule, type ModuleVerb } from './module.ts'
 import { FUMO_RESULT, FumoFailure, type FumoResult } from './result-codes.ts'
 import { readSpoolResult, submitToSpool, SPOOL_FILES } from './spool.ts'
@@ -150,7 +150,7 @@ export function installFumo(deps: FumoDeps): Fumo | { error: string } {
   /** Runs the operation from its phase on; its result, or undefined when it waits for the agent's restart. */
   async function advance(operation: Operation): Promise<FumoResult | undefined> {
     if (operation.phase === 'download') {
-      await persist(operation, FUMO_STATE.DOWNLOAD_PROGRESSING)
+      await persist(operation, 30 /* Download Progressing */)
       await fs.mkdir(workDir, { recursive: true, mode: 0o700 })
       const got = await downloadPackage({
         url: operation.url ?? '', file: pkgFile, maxBytes: config.maxBytes, ...DOWNLOAD, signal: aborter.signal, log,
@@ -162,7 +162,7 @@ export function installFumo(deps: FumoDeps): Fumo | { error: string } {
       operation.phase = 'stage'
     }
     if (operation.phase === 'stage') {
-      await persist(operation, FUMO_STATE.UPDATE_PROGRESSING)
+      await persist(operation, 60 /* Update Progressing */)
       if (operation.inline === true) {
         const data = inlineData ?? committed(`${root}/Update/PkgData`)?.data ?? new Uint8Array(0)
         inlineData = undefined
@@ -232,10 +232,8 @@ export function installFumo(deps: FumoDeps): Fumo | { error: string } {
     const downloadOnly = operation.op === 'Download'
     const ok = result === FUMO_RESULT.SUCCESSFUL
     const failedDownload = !ok && (operation.phase === 'download')
-    const fumoState = downloadOnly
-      ? ok ? FUMO_STATE.DOWNLOAD_COMPLETE : FUMO_STATE.DOWNLOAD_FAILED
-      : failedDownload ? FUMO_STATE.DOWNLOAD_FAILED
-      : ok ? FUMO_STATE.UPDATE_SUCCESSFUL_NO_DATA : FUMO_STATE.UPDATE_FAILED_NO_DATA
+    // Download Complete, Download Failed, Update Successful No Data, Update Failed No Data (the package is gone).
+    const fumoState = downloadOnly ? (ok ? 40 : 20) : failedDownload ? 20 : ok ? 100 : 80
     const leaves: Record<string, NodeValue> = { [`${root}/State`]: { format: 'int', data: String(fumoState) } }
     if (operation.inline === true) leaves[`${root}/Update/PkgData`] = { format: 'b64', data: new Uint8Array(0) }
     writeLeaves(tree, leaves)

@@ -11,7 +11,7 @@ import { checkProgramFile } from '../objects/run.ts'
 import type { Logger } from '../log.ts'
 import { AgentState } from '../session/agent-state.ts'
 import type { Clock } from '../session/engine.ts'
-import { createSessionManager, type SessionManager } from '../session/manager.ts'
+import { createSessionManager, type SessionEndInfo, type SessionManager } from '../session/manager.ts'
 import { createMqttTransport } from '../transport/bindings/mqtt.ts'
 import { bindings } from '../transport/bindings/index.ts'
 import { createHttpTransport } from '../transport/bindings/http.ts'
@@ -52,6 +52,8 @@ export interface AgentOptions {
   sysroot?: string
   /** The device's description as the OS gives it, already read (a fleet reads it once for all its devices). */
   device?: DeviceDescription
+  /** Told of every session's end (the fleet simulator's report). */
+  onSessionEnd?: (info: SessionEndInfo) => void
   /** Nodes of the program that embeds the agent (src/lib.ts), mounted beside the configuration's objects. */
   mounts?: ReadonlyArray<{ uri: string; shape: ExternalNodeShape; node: ExternalNode }>
 }
@@ -191,7 +193,10 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
     logger,
     clock,
     random,
-    onSessionEnd: () => poller.refresh(),
+    onSessionEnd: (info) => {
+      poller.refresh()
+      options.onSessionEnd?.(info)
+    },
     constants: {
       sessionTimeoutMs: config.session.timeoutSeconds * 1000,
       retransmitCount: config.session.retries,

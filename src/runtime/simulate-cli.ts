@@ -2,20 +2,31 @@
  * `gwmo-agent simulate`: the command line of the fleet simulator (`simulate.ts`). Like the agent's own command
  * line, everything is checked before anything starts.
  */
+import { access, constants, writeFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadConfigFile, type AgentConfig } from '../config.ts'
 import { createLogger, type LogLevel, type Logger } from '../log.ts'
 import { brokerOrigin } from '../transport/topics.ts'
 import { DEFAULT_ID_PREFIX, startFleet, type Fleet } from './simulate.ts'
+import { FleetObserver } from './simulate-observe.ts'
+import { fleetReport, reportMarkdown, reportSvg } from './simulate-report.ts'
+import { startStatus, type StatusStream } from './simulate-status.ts'
 
 export const SIMULATE_USAGE = `usage: gwmo-agent simulate --devices N --broker URL --config FILE
          [--state-dir DIR] [--id-prefix ${DEFAULT_ID_PREFIX}] [--connections K] [--topic-plan each|wildcard]
-         [--log-level debug|info|warn|error]
+         [--log-level debug|info|warn|error] [--report FILE] [--status-seconds S]
 
 Runs N virtual End Devices in one process, each a whole agent with its own DevId, tree and sessions, sharing
 K MQTT connections (default 1) to URL. FILE is an agent configuration: every device applies its
 factoryBootstrap and its settings; its deviceId and stateDir are replaced per device. Trees live in memory
 unless --state-dir is given (one folder per device under it). Runs until SIGINT or SIGTERM.
+
+While it runs, a status on stderr: devices online, sessions done and failed, detections answered, alerts
+delivered (one line rewritten every second on a terminal; otherwise a line every S seconds, default 5; 0: none). When it
+stops, a report: counts per outcome and the p50/p90/p99/max latency of each exchange it timed; as Markdown on
+stdout, or with --report FILE as JSON in FILE, Markdown in FILE.md and a histogram in FILE.svg (a .json ending
+of FILE is left out of those two names).
 
 A connection carries N/K devices: the broker must queue a message for each of them at once (a gateway
 detecting them all). mosquitto keeps 1000 per client by default and drops the rest: set max_queued_messages
@@ -32,6 +43,8 @@ export interface SimulateIo {
   stdout: (line: string) => void
   stderr: (line: string) => void
   version?: string
+  /** Where the live status goes: the process's stderr unless given. */
+  status?: StatusStream
 }
 
 export type SimulateStart =
@@ -59,6 +72,8 @@ export async function runSimulateCli(io: SimulateIo, exit: { ok: number; failure
         connections: { type: 'string' },
         'topic-plan': { type: 'string' },
         'log-level': { type: 'string' },
+        report: { type: 'string' },
+        'status-seconds': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -88,15 +103,27 @@ export async function runSimulateCli(io: SimulateIo, exit: { ok: number; failure
   if (broker === undefined) return usage('--broker URL is required')
   if (brokerOrigin(broker) === undefined) return usage('--broker: must be an mqtt:// or mqtts:// URL')
   if (values.config === undefined) return usage('--config FILE is required (it names the factory bootstrap every device applies)')
+  const statusSeconds = values['status-seconds'] === undefined ? 5 : wholeNumber(values['status-seconds'] as string, 0, 3600)
+  if (statusSeconds === undefined) return usage('--status-seconds: a whole number from 0 to 3600')
+  const report = reportFiles(values.report as string | undefined)
+  if (report !== undefined) {
+    try {
+      await access(dirname(report.json), constants.W_OK)
+    } catch {
+      return usage(`--report: cannot write in ${dirname(report.json)}`)
+    }
+  }
 
   const loaded = await loadConfigFile(values.config as string, io.env)
   if (!loaded.ok) return usage(loaded.error)
   const config: AgentConfig = { ...loaded.config, broker: { ...loaded.config.broker, url: broker } }
   const logger = createLogger({ level: (level ?? config.logLevel) as LogLevel, write: io.stdout })
+  const observer = new FleetObserver()
   const started = await startFleet({
     config,
     devices,
     logger,
+    observer,
     connections,
     topicPlan: plan,
     ...(io.version !== undefined && { version: io.version }),
@@ -107,5 +134,26 @@ export async function runSimulateCli(io: SimulateIo, exit: { ok: number; failure
     io.stderr(`gwmo-agent simulate: ${started.error}`)
     return { kind: 'exit', code: started.error.startsWith('--') ? exit.usage : exit.failure }
   }
-  return { kind: 'simulating', fleet: started.fleet, logger, config }
+  const stream = io.status ?? process.stderr
+  const stopStatus = statusSeconds > 0 ? startStatus(observer, stream, statusSeconds) : () => {}
+  const { fleet } = started
+  const stop = async () => {
+    // What the run saw, before stopping adds its own session ends and offline devices.
+    const seen = fleetReport(observer)
+    stopStatus()
+    await fleet.stop()
+    if (report === undefined) return io.stdout(reportMarkdown(seen).trimEnd())
+    await writeFile(report.json, JSON.stringify(seen, null, 2) + '\n')
+    await writeFile(report.markdown, reportMarkdown(seen, report.svgName))
+    await writeFile(report.svg, reportSvg(seen))
+  }
+  return { kind: 'simulating', fleet: { devices: fleet.devices, stop }, logger, config }
+}
+
+/** The report's three files: FILE (JSON), then FILE.md and FILE.svg, a `.json` ending left out of those. */
+function reportFiles(file: string | undefined): { json: string; markdown: string; svg: string; svgName: string } | undefined {
+  if (file === undefined) return undefined
+  const json = resolve(file)
+  const base = json.replace(/\.json$/i, '')
+  return { json, markdown: `${base}.md`, svg: `${base}.svg`, svgName: `${base.slice(dirname(base).length + 1)}.svg` }
 }

@@ -18,6 +18,8 @@ import type { Logger } from '../log.ts'
 import { createSharedMqtt, type TopicPlan } from '../transport/shared-mqtt.ts'
 import { DiscardingStore } from '../store/index.ts'
 import { startAgent, type Agent } from './agent.ts'
+import type { FleetObserver } from './simulate-observe.ts'
+import type { SessionEndInfo } from '../session/index.ts'
 import { describeDevice, readDevice } from './device-info.ts'
 import { buildFactoryTree, decodeFactoryDocument, readFactoryDocument } from './factory.ts'
 
@@ -40,6 +42,8 @@ export interface SimulateOptions {
   onStarted?: (count: number) => void
   /** The agent's version (`./DevDetail/Ext/GwmoAgent/Version`). */
   version?: string
+  /** Watches every device's port and sessions, for the live status and the report. */
+  observer?: FleetObserver
 }
 
 export interface SimulatedDevice {
@@ -144,10 +148,13 @@ export async function startFleet(options: SimulateOptions): Promise<FleetResult>
       deviceId,
       stateDir: options.stateDir === undefined ? config.stateDir : join(options.stateDir, encodeURIComponent(deviceId)),
     }
+    const port = shared.port(deviceId)
+    const watch = options.observer?.watch(port)
     const started = await startAgent({
       config: deviceConfig,
       logger: logger.child({ deviceId }),
-      transport: shared.port(deviceId),
+      transport: watch ?? port,
+      ...(watch && { onSessionEnd: (info: SessionEndInfo) => options.observer!.sessionEnded(watch, info) }),
       ...(options.stateDir === undefined && { store: discarding }),
       ...(config.location.sourceFile === undefined && { location: new FixedLocation(index) }),
       factoryDocument,
