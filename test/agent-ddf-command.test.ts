@@ -75,6 +75,8 @@ t.test('the DDF is well-formed, and describes every node the agent serves as it 
       { path: './Vendor/Conf/Name', type: 'text/x-name', acl: `Get=*&Replace=${server}`, write: { file: join(dir, 'name') } },
       { path: './Vendor/Ops/Restart', acl: `Get=*&Exec=${server}`, exec: { command: ['/bin/true'] } },
     ],
+    // binding.md §9: the FUMO object, which the server may change and run; a module that accepts anything.
+    fumo: { name: 'fw', acl: `Get=*&Replace=${server}&Exec=${server}`, module: '/bin/true', installer: 'direct' },
   }
   const served = new Map<string, Served>()
   const requested = new Set<string>()
@@ -128,12 +130,16 @@ t.test('the DDF is well-formed, and describes every node the agent serves as it 
   t.equal(served.get('./Vendor/Conf/Every')?.replace, '200')
   t.equal(served.get('./Vendor/Conf/Name')?.replace, '200', 'a written object')
   t.equal(served.get('./Vendor/Sensors/Temp')?.data, '48312', 'an object read from its file')
-  // And every leaf is executed: 405 is an Exec the node does not support.
-  const execs = await dms.pushSession(leaves.map(([uri]) => exec(uri)))
+  // And every leaf is executed, and FUMO's operations: 405 is an Exec the node does not support.
+  const runnable = [...leaves, ...['Download', 'Update', 'DownloadAndUpdate'].map((op) => [`./FUMO/fw/${op}`, served.get(`./FUMO/fw/${op}`)!] as const)]
+  const execs = await dms.pushSession(runnable.map(([uri]) => exec(uri)))
   const executed = await dms.waitForSession((s) => s === execs && s.closed, 30_000)
-  for (const [uri, n] of leaves) n.exec = executed.statuses.filter((s) => s.target === uri).at(-1)?.code
+  for (const [uri, n] of runnable) n.exec = executed.statuses.filter((s) => s.target === uri).at(-1)?.code
   t.equal(served.get('./Vendor/Ops/Restart')?.exec, '202', 'an exec object')
   t.equal(served.get('./Vendor/Conf/Mode')?.exec, '405', 'a stored object the server may Exec, which has nothing to run')
+  t.equal(served.get('./FUMO/fw/Download')?.exec, '202', 'a FUMO operation')
+  t.equal(served.get('./FUMO/fw/PkgName')?.exec, '405', 'a FUMO leaf')
+  t.equal(served.get('./FUMO/fw/State')?.replace, '425', 'State is the device\'s to write')
   t.equal(session.closed, true)
   t.equal((await agent.stop()).code, 0)
 
@@ -173,16 +179,16 @@ t.test('the DDF is well-formed, and describes every node the agent serves as it 
     }
   }
 
-  // The objects a server fills: an account's placeholder, and FUMO's (binding.md §9).
+  // An account a server adds: a placeholder with the whole DMAcc MO. FUMO under its configured name (binding.md §9).
   const account = describedAt(tree, './DMAcc/any')!
   t.equal(childText(account, 'NodeName'), '')
   t.same(inner(account, 'Occurrence'), ['ZeroOrMore'])
   t.same(inner(describedAt(tree, './DMAcc/any/AppAuth/x/AAuthData')!, 'DFFormat'), ['bin'])
-  const fumo = describedAt(tree, './FUMO/x')!
+  const fumo = describedAt(tree, './FUMO/fw')!
+  t.equal(childText(fumo, 'NodeName'), 'fw')
   t.equal(childText(child(child(fumo, 'DFProperties'), 'DFType'), 'DDFName'), 'urn:oma:mo:oma-fumo:1.0')
   t.same(childrenNamed(fumo, 'Node').map((n) => childText(n, 'NodeName')), ['PkgName', 'PkgVersion', 'Download', 'Update', 'DownloadAndUpdate', 'State', 'Ext'])
-  for (const op of ['Download', 'Update', 'DownloadAndUpdate']) t.ok(inner(describedAt(tree, `./FUMO/x/${op}`)!, 'AccessType').includes('Exec'), `${op}: Exec`)
-  t.ok(describedAt(tree, './FUMO/x/Ext/PkgSHA256'))
+  t.same(inner(describedAt(tree, './FUMO/fw/State')!, 'AccessType'), ['Get'])
   // An object the server only reads is described so: Get, and neither Replace nor Exec.
   t.same(inner(describedAt(tree, './Vendor/Sensors/Temp')!, 'AccessType'), ['Get'])
   t.same(inner(describedAt(tree, './Vendor/Conf/Mode')!, 'AccessType'), ['Get', 'Replace'])
@@ -231,4 +237,5 @@ t.test('the Raspberry Pi drop-in example, as the .deb ships it, is described who
   t.same(described('./Vendor/Pi/Ops/RestartApp'), ['chr', 'Exec+Get'])
   t.same(described('./Vendor/Pi/Ops/Reboot'), ['chr', 'Exec+Get'])
   t.equal(childText(child(child(describedAt(tree, './Vendor/Pi/CpuTemp')!, 'DFProperties'), 'DFType'), 'MIME'), 'text/x-millidegree-celsius')
+  t.equal(describedAt(tree, './FUMO'), undefined, 'no FUMO object without a fumo section')
 })

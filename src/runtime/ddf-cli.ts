@@ -2,8 +2,8 @@
  * `gwmo-agent ddf --config FILE` (binding.md §8): the device's tree described in OMA DM DDF 1.2 (`MgmtTree`,
  * DM TND 1.2, 8), for an integrator to hand to a DM Server. What it describes is the tree a first start of this
  * configuration serves (the standard objects and what the factory document adds, built in memory: nothing is
- * written), every configured object mounted on it, and the placeholders a server fills (an account,
- * `./DMAcc/<x>`, with the whole DMAcc MO; a FUMO object, `./FUMO/<x>`, binding.md §9).
+ * written), every configured object mounted on it, the FUMO object when the configuration has one
+ * (binding.md §9), and the placeholder of an account a server adds (`./DMAcc/<x>`, with the whole DMAcc MO).
  *
  * `AccessType` is what the node supports, as the tree's rules give it (a secret has no Get, a permanent node no
  * Replace or Delete); its ACL says who may. A node no command deletes is `One`/`Permanent`, any other
@@ -25,12 +25,13 @@ const ACCESS = { A: 'Add', D: 'Delete', E: 'Exec', G: 'Get', R: 'Replace' } as c
 type Access = keyof typeof ACCESS
 
 /** Where a server names the nodes (`<x>`): the children of these are one placeholder (`*` in a pattern). */
-const PLACEHOLDER_PARENTS = new Set(['DMAcc', 'DMAcc/*/AppAddr', 'DMAcc/*/AppAddr/*/Port', 'DMAcc/*/AppAuth', 'DMAcc/*/ToConRef', 'FUMO'])
+const PLACEHOLDER_PARENTS = new Set(['DMAcc', 'DMAcc/*/AppAddr', 'DMAcc/*/AppAddr/*/Port', 'DMAcc/*/AppAuth', 'DMAcc/*/ToConRef'])
 
 /**
- * The nodes a server may create, which a fresh tree may not hold yet: `pattern format access [DDF name]`. An
- * account (DMAcc MO w7, DM StdObj 1.2, 5.3, with the leaves binding.md §1 and §10 add under Ext) and a FUMO
- * object (FUMO 1.0, 5, binding.md §9). What the tree holds wins over these.
+ * `pattern format access [DDF name]` of the nodes a fresh tree does not hold: an account, which a server may
+ * create (DMAcc MO w7, DM StdObj 1.2, 5.3, with the leaves binding.md §1 and §10 add under Ext), and the FUMO
+ * object the agent makes at start when the configuration has one (binding.md §9, src/fumo/fumo-tree.ts), `*`
+ * its name there; State is the device's to write. What the tree holds wins over these.
  */
 const SCHEMA = `DMAcc node AG
 DMAcc/* node ADG
@@ -46,7 +47,7 @@ FUMO/*/PkgVersion chr GR
 FUMO/*/Download node EG
 FUMO/*/Download/PkgURL chr GR
 FUMO/*/Update node EG
-FUMO/*/Update/PkgData bin R
+FUMO/*/Update/PkgData b64 GR
 FUMO/*/DownloadAndUpdate node EG
 FUMO/*/DownloadAndUpdate/PkgURL chr GR
 FUMO/*/State int G
@@ -108,11 +109,12 @@ export class Description {
     visit('', '')
   }
 
-  /** The nodes of `SCHEMA` the tree did not already describe. */
-  addSchema(): void {
+  /** The nodes of `SCHEMA` the tree did not already describe; FUMO's named `fumo`, or left out without it. */
+  addSchema(fumo: string | undefined): void {
     for (const line of SCHEMA.split('\n')) {
       const [pattern, format, access, type] = line.split(' ') as [string, NodeFormat, string, string?]
-      this.add(pattern, format, type, access as Iterable<Access>)
+      if (!pattern.startsWith('FUMO')) this.add(pattern, format, type, access as Iterable<Access>)
+      else if (fumo !== undefined) this.add(pattern.replace('*', fumo), format, type, access as Iterable<Access>)
     }
   }
 
@@ -187,7 +189,7 @@ export async function runDdfCli(
   }
   const ddf = new Description()
   ddf.addTree(built.tree, fixed)
-  ddf.addSchema()
+  ddf.addSchema(config.fumo?.name)
   io.stdout(ddf.toXml(description.man ?? 'unknown', config.devInfo.mod))
   return { kind: 'exit', code: exit.ok }
 }
