@@ -70,6 +70,7 @@ t.test('the package holds the bundle, launcher, unit, example config and docs, r
   const expected: Record<string, string> = {
     '/usr/bin/gwmo-agent': '-rwxr-xr-x',
     '/usr/lib/gwmo-agent/gwmo-agent.js': '-rw-r--r--',
+    '/usr/lib/gwmo-agent/gwmo-agent-ddf.js': '-rw-r--r--',
     '/usr/lib/gwmo-agent/package.json': '-rw-r--r--',
     '/lib/systemd/system/gwmo-agent.service': '-rw-r--r--',
     '/usr/lib/sysusers.d/gwmo-agent.conf': '-rw-r--r--',
@@ -139,6 +140,22 @@ t.test('the packaged launcher runs the packaged bundle with the host node', asyn
     { ...process.env, TREE: tree })
   t.equal(r.status, 0, r.stderr)
   t.equal(r.stdout.trim(), upstreamVersion)
+})
+
+t.test('the packaged launcher runs gwmo-agent ddf from its own packaged file, with the packaged objects.d', async (t) => {
+  const config = join(work, 'ddf-config.json')
+  writeFileSync(config, JSON.stringify({
+    deviceId: 'mac:01-ab-34-ef-69-0c', broker: { url: 'mqtt://127.0.0.1:1' }, stateDir: join(work, 'ddf-state'),
+    factoryBootstrap: join(root, 'test/fixtures/agent/factory-bootstrap.xml'), objectsDir: join(tree, 'etc/gwmo-agent/objects.d'),
+  }))
+  const r = inPrivateMounts(
+    'mount -t overlay overlay -o "lowerdir=$TREE/usr/lib:/usr/lib" /usr/lib && ' +
+    'mount -t overlay overlay -o "lowerdir=$TREE/usr/bin:/usr/bin" /usr/bin && ' +
+    'cd / && exec /usr/bin/gwmo-agent ddf --config "$CONFIG"',
+    { ...process.env, TREE: tree, CONFIG: config })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, /<MgmtTree><VerDTD>1\.2<\/VerDTD>/)
+  t.match(r.stdout, /<NodeName>DevInfo<\/NodeName>/)
 })
 
 t.test('the packaged unit verifies against the packaged launcher', async (t) => {
