@@ -5,14 +5,15 @@
  * and a reboot reported after the restart from the boot id.
  */
 import t from 'tap'
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, type LogLine } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer, type DmServer } from './peers/dm-server.ts'
-import type { GenericAlert, PartySession } from './peers/session-record.ts'
-import { exec, get, type OutCommand } from './peers/syncml.ts'
+import { resultFor, type GenericAlert, type PartySession } from './peers/session-record.ts'
+import { exec, get, replace, type OutCommand } from './peers/syncml.ts'
 
 const broker = await startMosquitto()
 t.teardown(() => broker.stop())
@@ -27,6 +28,7 @@ function program(name: string, body: string): string {
   return file
 }
 
+const BUN = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '.bin', 'bun')
 const SRV = FACTORY.serverId
 const RESULT_TYPE = 'urn:x-gwmo-agent:exec:1.0:result'
 const statusOf = (session: PartySession, command: OutCommand) => session.statuses.filter((s) => s.command === command).at(-1)?.code
@@ -178,4 +180,26 @@ t.test('rebootsDevice: reported after the restart, 200 when the boot id changed,
     await server.waitForSession((s) => s.genericAlerts.includes(alert) && s.closed, 20_000)
     await agent.stop()
   }
+})
+
+t.test('under Bun: a program read, an atomic file write and an async Exec with its alert', async (t) => {
+  const file = join(dir, 'bun-value')
+  writeFileSync(file, 'before\n')
+  const objects = [
+    { path: './Vendor/Bun/Read', read: { command: [program('bun-read.sh', 'echo "$GWMO_NODE"')] } },
+    { path: './Vendor/Bun/File', acl: `Get=*&Replace=${SRV}`, write: { file } },
+    { path: './Vendor/Bun/Job', acl: `Exec=${SRV}`, exec: { command: [program('bun-job.sh', '[ "$(cat)" = go ]')] } },
+  ]
+  const server = await startDmServer(factoryServer(broker.url, t))
+  t.teardown(() => server.stop())
+  const job = exec('./Vendor/Bun/Job', 'go', 'corr-bun')
+  server.queueSession([get('./Vendor/Bun/Read'), replace('./Vendor/Bun/File', 'after'), job])
+  const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, config: { objects }, runtime: BUN }))
+  const session = await server.waitForSession((s) => s.closed, 30_000)
+  t.match(agent.logs.find((l) => l.msg === 'started'), { runtime: /^bun / }, 'the agent ran under Bun')
+  t.equal(resultFor(session, './Vendor/Bun/Read'), './Vendor/Bun/Read')
+  t.equal(readFileSync(file, 'utf8'), 'after')
+  t.equal(statusOf(session, job), '202')
+  const alert = await server.waitFor(() => alertsOf(server, 'corr-bun')[0], 30_000, 'the alert')
+  t.match(alert, { type: RESULT_TYPE, format: 'int', data: '200', source: './Vendor/Bun/Job' })
 })
