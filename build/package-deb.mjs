@@ -58,6 +58,9 @@ function buildPackage(stage, bundled) {
   put(stage, `usr/lib/${PACKAGE}/package.json`, JSON.stringify({ type: 'commonjs' }) + '\n')
   put(stage, `usr/bin/${PACKAGE}`, '#!/bin/sh\nexec node /usr/lib/gwmo-agent/gwmo-agent.js "$@"\n', 0o755)
   put(stage, `lib/systemd/system/${PACKAGE}.service`, read(systemdDir, 'gwmo-agent.service'))
+  // FUMO (binding.md §9): the default update module, and the root-side installer of the spool with its units.
+  for (const file of ['fumo-deb-module', 'gwmo-agent-installer']) put(stage, `usr/lib/${PACKAGE}/${file}`, read(systemdDir, file), 0o755)
+  for (const unit of ['gwmo-agent-installer.path', 'gwmo-agent-installer.service']) put(stage, `lib/systemd/system/${unit}`, read(systemdDir, unit))
   put(stage, `usr/lib/sysusers.d/${PACKAGE}.conf`, read(systemdDir, 'gwmo-agent.sysusers'))
   // An example only: a live config.json would start a half-configured agent on install.
   put(stage, `etc/${PACKAGE}/config.example.json`, read(root, 'build', 'example-config.json'))

@@ -10,6 +10,8 @@ import { join } from 'node:path'
 import { parse, type TNode } from 'txml'
 import { percentile, summarize, type FleetReport, type LatencySummary } from '../src/runtime/simulate-report.ts'
 import { fleetDeviceIds } from '../src/runtime/simulate.ts'
+import { FleetObserver } from '../src/runtime/simulate-observe.ts'
+import { startStatus, statusLine } from '../src/runtime/simulate-status.ts'
 import { detectionFlow, startFleetPeers, withLimit } from '../bench/fleet/peers.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { AGENT_BUNDLE } from './helpers/agent-process.ts'
@@ -42,6 +44,23 @@ t.test('percentiles are nearest-rank samples, and the histogram holds every samp
   t.equal(summary.bins.reduce((n, b) => n + b.count, 0), samples.length, 'every sample in one bin')
   for (const bin of summary.bins) t.equal(bin.count, sorted.filter((s) => s >= bin.from && (s < bin.to || (bin === summary.bins.at(-1) && s <= bin.to))).length, `bin ${bin.from.toFixed(2)}–${bin.to.toFixed(2)}`)
   t.equal(summarize([]), undefined, 'nothing timed, no summary')
+})
+
+t.test('the status: rewritten in place on a terminal, plain lines otherwise, and its last line when it stops', async (t) => {
+  const observer = new FleetObserver(() => 0)
+  observer.counts.devices = 3
+  observer.counts.online = 2
+  observer.counts.sessions = { completed: 5, failed: 1, aborted: 1, stopped: 4 }
+  observer.counts.detectionsAnswered = 2
+  observer.counts.alertsDelivered = 4
+  const expected = '0s: devices online 2/3, sessions 5 done 2 failed, detections answered 2, alerts delivered 4'
+  t.equal(statusLine(observer), expected, 'failed and aborted sessions count as failed; stopped ones as neither')
+  const tty: string[] = []
+  startStatus(observer, { isTTY: true, write: (text) => tty.push(text) }, 5)()
+  t.same(tty, [`\r\u001b[2K${expected}`, '\n'], 'a terminal: the line erased and written again, then left behind')
+  const plain: string[] = []
+  startStatus(observer, { write: (text) => plain.push(text) }, 5)()
+  t.same(plain, [`${expected}\n`], 'elsewhere: a plain line')
 })
 
 /** Ordered, and where the histogram says: below p's bin fewer than p %, up to its bin at least p %. */

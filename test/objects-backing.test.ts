@@ -82,6 +82,10 @@ t.test('read.file: one trailing newline trimmed, 413 past maxBytes, 500 for a mi
   t.equal(await status(node.get!(call())), 413)
   writeFileSync(file, '12345678\n')
   t.equal(await node.get!(call()), '12345678')
+  const raw = objectNode(spec({ format: 'bin', read: { file }, maxBytes: 9 }), execs, logger)
+  t.same(await raw.get!(call()), new Uint8Array(Buffer.from('12345678\n')), 'bin: the bytes as they are')
+  writeFileSync(file, '123456789\n')
+  t.equal(await status(raw.get!(call())), 413, 'bin: no newline trimmed, so 10 bytes are over 9')
   const missing = objectNode(spec({ read: { file: join(dir, 'nothing') } }), execs, logger)
   lines.length = 0
   t.equal(await status(missing.get!(call())), 500)

@@ -34,8 +34,8 @@ const RUNNER_ENV = /^(_TAPJS_|NODE_OPTIONS$)/
 t.test('the environment holds PATH, LANG and the caller\'s variables, nothing of the agent\'s', async (t) => {
   process.env.GWMO_TEST_SECRET = 'hunter2-secret'
   t.teardown(() => delete process.env.GWMO_TEST_SECRET)
-  const r = await runProgram(['/usr/bin/env'], { env: { GWMO_NODE: './Vendor/X' }, timeoutMs: 10_000, maxBytes: 4096 })
-  const all = text(r.stdout).trim().split('\n').map((line) => line.split('=')[0]!)
+  const r = await runProgram(['/usr/bin/env', '-0'], { env: { GWMO_NODE: './Vendor/X' }, timeoutMs: 10_000, maxBytes: 1 << 20 })
+  const all = text(r.stdout).split('\0').filter((l) => l !== '').map((line) => line.split('=')[0]!)
   const names = all.filter((name) => !RUNNER_ENV.test(name)).sort()
   t.same(names, ['GWMO_NODE', 'LANG', 'PATH'])
   t.notMatch(text(r.stdout), /hunter2/)

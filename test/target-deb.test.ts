@@ -259,6 +259,9 @@ t.test('postinst under systemd enables and starts a new install, restarts an upg
     'systemctl --system daemon-reload',
     'deb-systemd-helper --quiet was-enabled gwmo-agent.service',
     'deb-systemd-helper enable gwmo-agent.service',
+    'deb-systemd-helper --quiet was-enabled gwmo-agent-installer.path',
+    'deb-systemd-helper enable gwmo-agent-installer.path',
+    'deb-systemd-invoke start gwmo-agent-installer.path',
     'deb-systemd-invoke start gwmo-agent.service',
   ])
   // An administrator's `systemctl disable` survives an upgrade.
@@ -268,12 +271,16 @@ t.test('postinst under systemd enables and starts a new install, restarts an upg
     'systemctl --system daemon-reload',
     'deb-systemd-helper --quiet was-enabled gwmo-agent.service',
     'deb-systemd-helper update-state gwmo-agent.service',
+    'deb-systemd-helper --quiet was-enabled gwmo-agent-installer.path',
+    'deb-systemd-helper update-state gwmo-agent-installer.path',
+    'deb-systemd-invoke start gwmo-agent-installer.path',
     'deb-systemd-invoke try-restart gwmo-agent.service',
   ])
+  t.notOk(upgrade.calls.some((c) => c.includes('gwmo-agent-installer.service')), 'the installer service (which may be running this dpkg) is left alone')
 })
 
 t.test('prerm stops the agent on removal under systemd only', async (t) => {
-  t.same(maintainerScript('prerm', ['remove'], { systemd: true }).calls, ['deb-systemd-invoke stop gwmo-agent.service'])
+  t.same(maintainerScript('prerm', ['remove'], { systemd: true }).calls, ['deb-systemd-invoke stop gwmo-agent.service gwmo-agent-installer.path'])
   t.same(maintainerScript('prerm', ['remove'], { systemd: false }).calls, [])
   t.same(maintainerScript('prerm', ['upgrade', '0.2.0-1'], { systemd: true }).calls, [])
 })
@@ -285,6 +292,6 @@ t.test('postrm keeps the state on remove and deletes it on purge', async (t) => 
   t.ok(remove.stateLeft, 'remove keeps the persisted tree')
   const purge = maintainerScript('postrm', ['purge'], { systemd: true })
   t.equal(purge.status, 0)
-  t.same(purge.calls, ['systemctl --system daemon-reload', 'deb-systemd-helper purge gwmo-agent.service'])
+  t.same(purge.calls, ['systemctl --system daemon-reload', 'deb-systemd-helper purge gwmo-agent.service gwmo-agent-installer.path'])
   t.notOk(purge.stateLeft, 'purge deletes the persisted tree')
 })

@@ -40,11 +40,11 @@ export function run(spec: ObjectSpec, argv: readonly string[], call: ExternalCal
 
 /** Bytes as the leaf's value: one trailing newline trimmed; text for text formats, bytes for `bin`. */
 function valueOf(spec: ObjectSpec, bytes: Uint8Array): ExternalValue {
-  if (spec.format === 'bin') return bytes
+  const bin = spec.format === 'bin'
   let end = bytes.length
-  if (bytes[end - 1] === 10) end -= bytes[end - 2] === 13 ? 2 : 1
+  if (!bin && bytes[end - 1] === 10) end -= bytes[end - 2] === 13 ? 2 : 1
   if (end > spec.maxBytes) throw failed(`more than maxBytes (${spec.maxBytes})`, 413)
-  return Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('utf8')
+  return bin ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('utf8')
 }
 
 /** At most `max` bytes of `file` (a /sys file says 4096 whatever it holds: read until the end, bounded). */

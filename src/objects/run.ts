@@ -69,6 +69,7 @@ export function runProgram(argv: string[], options: RunOptions): Promise<RunResu
       child = spawn(argv[0]!, argv.slice(1), {
         env: { ...BASE_ENV, ...options.env },
         detached: true,
+        cwd: '/',
         stdio: ['pipe', 'pipe', 'pipe'],
         shell: false,
         windowsHide: true,
