@@ -56,6 +56,16 @@ await build({
   define: { 'process.env.GWMO_AGENT_VERSION': JSON.stringify(version) },
 })
 
+// `gwmo-agent ddf` (binding.md §8): an integrator's occasional command, a file of its own that the agent loads from
+// beside itself only for that command (src/main.ts), so that the agent's bundle and its budget carry none of it.
+// The .deb ships it beside the agent.
+await build({
+  ...nodeBundle,
+  minify: true,
+  entryPoints: [join(root, 'src', 'runtime', 'ddf-cli.ts')],
+  outfile: join(root, 'dist', 'gwmo-agent-ddf.js'),
+})
+
 // The demo (`npm run demo`) and the peers' command line: test programs, bundled the same way (CommonJS for
 // Node 18, Node's own streams) so that they run from dist/ on a fresh clone with nothing but `npm ci`. Not
 // minified: their stack traces are read by people trying the project.

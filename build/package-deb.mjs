@@ -34,6 +34,8 @@ const maintainer = process.env.GWMO_DEB_MAINTAINER ?? DEFAULT_MAINTAINER
 const epoch = sourceDateEpoch()
 
 if (!existsSync(opts.bundle)) fail(`${opts.bundle} is missing: run "npm run build" first`)
+const ddfBundle = join(dirname(opts.bundle), 'gwmo-agent-ddf.js')
+if (!existsSync(ddfBundle)) fail(`${ddfBundle} is missing: run "npm run build" first`)
 
 const bundled = await bundledPackages()
 const stage = mkdtempSync(join(tmpdir(), 'gwmo-deb-'))
@@ -50,10 +52,15 @@ function buildPackage(stage, bundled) {
   // file in /usr/lib that is not executable is what lintian would flag.
   const bundle = readFileSync(opts.bundle, 'utf8').replace(/^#![^\n]*\n/, '')
   put(stage, `usr/lib/${PACKAGE}/gwmo-agent.js`, bundle)
+  // `gwmo-agent ddf`, loaded from beside the agent's bundle (src/main.ts).
+  put(stage, `usr/lib/${PACKAGE}/gwmo-agent-ddf.js`, read(ddfBundle))
   // The bundle is CommonJS; this keeps it so even if a parent directory's package.json said "module".
   put(stage, `usr/lib/${PACKAGE}/package.json`, JSON.stringify({ type: 'commonjs' }) + '\n')
   put(stage, `usr/bin/${PACKAGE}`, '#!/bin/sh\nexec node /usr/lib/gwmo-agent/gwmo-agent.js "$@"\n', 0o755)
   put(stage, `lib/systemd/system/${PACKAGE}.service`, read(systemdDir, 'gwmo-agent.service'))
+  // FUMO (binding.md §9): the default update module, and the root-side installer of the spool with its units.
+  for (const file of ['fumo-deb-module', 'gwmo-agent-installer']) put(stage, `usr/lib/${PACKAGE}/${file}`, read(systemdDir, file), 0o755)
+  for (const unit of ['gwmo-agent-installer.path', 'gwmo-agent-installer.service']) put(stage, `lib/systemd/system/${unit}`, read(systemdDir, unit))
   put(stage, `usr/lib/sysusers.d/${PACKAGE}.conf`, read(systemdDir, 'gwmo-agent.sysusers'))
   // An example only: a live config.json would start a half-configured agent on install.
   put(stage, `etc/${PACKAGE}/config.example.json`, read(root, 'build', 'example-config.json'))

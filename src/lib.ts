@@ -9,9 +9,10 @@
  *   await agent.stop()
  */
 import { parseConfig } from './config.ts'
-import { ConfigError } from './errors.ts'
+import { ConfigError, InvalidArgumentError } from './errors.ts'
 import { createLogger } from './log.ts'
-import { EmbeddedAgent } from './runtime/embedded.ts'
+import { EmbeddedAgent, type ProgramObject } from './runtime/embedded.ts'
+import { canonicalFormat } from './tree/formats.ts'
 import type { ExternalNode, ExternalNodeShape } from './tree/external.ts'
 
 export { ConfigError, GwmoError, InvalidArgumentError, SyncMLStatusError } from './errors.ts'
@@ -58,8 +59,34 @@ export function createAgent(config: object, options: AgentOptions = {}): GwmoAge
   const logger = createLogger({ level: options.logLevel ?? parsed.config.logLevel, write }, { deviceId: parsed.config.deviceId })
   const agent = new EmbeddedAgent(parsed.config, { logger, version: process.env.GWMO_AGENT_VERSION ?? 'dev', readObjectsDir: true })
   return {
-    defineObject: (path, definition) => agent.defineObject(path, definition),
+    defineObject: (path, definition) => agent.defineObject(programObject(path, definition)),
     start: () => agent.start(),
     stop: () => agent.stop(),
   }
+}
+
+const CALLBACKS = ['get', 'replace', 'exec'] as const
+
+/** A definition as the tree takes it, or `InvalidArgumentError` naming the path and the key. */
+function programObject(path: string, definition: ObjectDefinition): ProgramObject {
+  const fail = (key: string, why: string) => new InvalidArgumentError(`defineObject ${path}: ${key}: ${why}`)
+  if (typeof path !== 'string') throw new InvalidArgumentError('defineObject: the path must be a string')
+  if (typeof definition !== 'object' || definition === null) throw fail('definition', 'must be an object')
+  const { format = 'chr', type, acl, maxBytes, value } = definition
+  if (canonicalFormat(format) === undefined) throw fail('format', `unknown format ${String(format)}`)
+  for (const [key, given] of Object.entries({ type, acl, value })) {
+    if (given !== undefined && typeof given !== 'string') throw fail(key, 'must be a string')
+  }
+  if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 1)) throw fail('maxBytes', 'must be a whole number ≥ 1')
+  const node: ExternalNode = {}
+  for (const key of CALLBACKS) {
+    const callback = definition[key] as ((...args: never[]) => unknown) | undefined
+    if (callback === undefined) continue
+    if (typeof callback !== 'function') throw fail(key, 'must be a function')
+    // Called as the program wrote it, whatever object the tree holds it in.
+    ;(node as Record<string, unknown>)[key] = (...args: never[]) => callback.apply(definition, args)
+  }
+  const shape: ExternalNodeShape = { format, ...(type !== undefined && { type }), ...(acl !== undefined && { acl }),
+    ...(maxBytes !== undefined && { maxBytes }), ...(value !== undefined && { value }) }
+  return { uri: path, shape, node }
 }

@@ -5,13 +5,16 @@ import { runCli, EXIT } from './runtime/cli.ts'
 
 /**
  * The fleet simulator is a bundle of its own beside this one: a device never runs it, so its bytes stay out of
- * the file every device ships and loads.
+ * the file every device ships and loads. So is `gwmo-agent ddf`, an integrator's occasional command: the .deb
+ * ships it, but the agent never loads it.
  */
 const SIMULATOR_FILE = 'gwmo-agent-simulate.js'
+const DDF_FILE = 'gwmo-agent-ddf.js'
 
-function loadSimulator(): typeof import('./runtime/simulate-cli.ts') | undefined {
+/** The bundle `file` beside this one, or undefined when it is not there. */
+function loadBeside<T>(file: string): T | undefined {
   // The bundle is CommonJS (build/esbuild-options.mjs): `__filename` and `__dirname` name the bundle itself.
-  const path = join(__dirname, SIMULATOR_FILE)
+  const path = join(__dirname, file)
   try {
     return createRequire(__filename)(path)
   } catch (error) {
@@ -33,7 +36,8 @@ async function main(): Promise<void> {
     stdout: (line) => process.stdout.write(line + '\n'),
     stderr: (line) => process.stderr.write(line + '\n'),
     version: process.env.GWMO_AGENT_VERSION ?? 'dev',
-    loadSimulator,
+    loadSimulator: () => loadBeside(SIMULATOR_FILE),
+    loadDdf: () => loadBeside(DDF_FILE),
   })
   if (started.kind === 'exit') {
     process.exitCode = started.code

@@ -4,10 +4,10 @@
 // Get only where a Get succeeds, Replace only where a Replace of the node's own value is not refused as
 // unsupported (405), and Exec only where an Exec is not.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { AgentProcess, AGENT_FIXTURES, cleanUpAgent, FACTORY, factoryServer, writeAgentConfig } from './helpers/agent-process.ts'
+import { AgentProcess, AGENT_BUNDLE, AGENT_FIXTURES, cleanUpAgent, FACTORY, factoryServer, writeAgentConfig } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import type { PartySession } from './peers/session-record.ts'
@@ -213,6 +213,13 @@ t.test('usage: --help names the command; no --config, or an unreadable factory d
   t.equal(missing.code, 1)
   t.match(missing.stderr, /^gwmo-agent ddf: factoryBootstrap: cannot read .*missing\.xml \(ENOENT\)\n$/)
   t.equal(missing.stdout, '')
+
+  // The command is a file of its own beside the agent's bundle (the agent never loads it): without it, one line.
+  copyFileSync(AGENT_BUNDLE, join(dir, 'gwmo-agent.js'))
+  const alone = spawnSync(process.execPath, [join(dir, 'gwmo-agent.js'), 'ddf', '--config', join(dir, 'config.json')], { encoding: 'utf8' })
+  t.equal(alone.status, 2)
+  t.equal(alone.stderr, 'gwmo-agent ddf: not installed beside this agent (gwmo-agent-ddf.js, built by npm run build)\n')
+  t.equal(alone.stdout, '')
 })
 
 t.test('the Raspberry Pi drop-in example, as the .deb ships it, is described whole', async (t) => {

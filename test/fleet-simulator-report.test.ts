@@ -8,8 +8,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse, type TNode } from 'txml'
-import { percentile, summarize, type FleetReport, type LatencySummary } from '../src/runtime/simulate-report.ts'
-import { fleetDeviceIds } from '../src/runtime/simulate.ts'
+import { fleetReport, percentile, summarize, type FleetReport, type LatencySummary } from '../src/runtime/simulate-report.ts'
+import { fleetDeviceIds, startFleet } from '../src/runtime/simulate.ts'
+import { parseConfig } from '../src/config.ts'
+import { createLogger } from '../src/log.ts'
+import { FleetObserver } from '../src/runtime/simulate-observe.ts'
+import { startStatus, statusLine } from '../src/runtime/simulate-status.ts'
 import { detectionFlow, startFleetPeers, withLimit } from '../bench/fleet/peers.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { AGENT_BUNDLE } from './helpers/agent-process.ts'
@@ -42,6 +46,23 @@ t.test('percentiles are nearest-rank samples, and the histogram holds every samp
   t.equal(summary.bins.reduce((n, b) => n + b.count, 0), samples.length, 'every sample in one bin')
   for (const bin of summary.bins) t.equal(bin.count, sorted.filter((s) => s >= bin.from && (s < bin.to || (bin === summary.bins.at(-1) && s <= bin.to))).length, `bin ${bin.from.toFixed(2)}–${bin.to.toFixed(2)}`)
   t.equal(summarize([]), undefined, 'nothing timed, no summary')
+})
+
+t.test('the status: rewritten in place on a terminal, plain lines otherwise, and its last line when it stops', async (t) => {
+  const observer = new FleetObserver(() => 0)
+  observer.counts.devices = 3
+  observer.counts.online = 2
+  observer.counts.sessions = { completed: 5, failed: 1, aborted: 1, stopped: 4 }
+  observer.counts.detectionsAnswered = 2
+  observer.counts.alertsDelivered = 4
+  const expected = '0s: devices online 2/3, sessions 5 done 2 failed, detections answered 2, alerts delivered 4'
+  t.equal(statusLine(observer), expected, 'failed and aborted sessions count as failed; stopped ones as neither')
+  const tty: string[] = []
+  startStatus(observer, { isTTY: true, write: (text) => tty.push(text) }, 5)()
+  t.same(tty, [`\r\u001b[2K${expected}`, '\n'], 'a terminal: the line erased and written again, then left behind')
+  const plain: string[] = []
+  startStatus(observer, { write: (text) => plain.push(text) }, 5)()
+  t.same(plain, [`${expected}\n`], 'elsewhere: a plain line')
 })
 
 /** Ordered, and where the histogram says: below p's bin fewer than p %, up to its bin at least p %. */
@@ -164,4 +185,42 @@ t.test(`gwmo-agent simulate with ${DEVICES} devices: a live status, and a report
     const tallest = Math.max(...summary.bins.map((b) => b.count))
     t.ok(bars.every((_, i) => (summary.bins[i]!.count === tallest) === (heights[i] === Math.max(...heights))), 'the tallest bar is the fullest bin')
   }
+})
+
+t.test('a device whose DM Server refuses it: its failed sessions are counted, the others\' completed ones too', async (t) => {
+  const broker = await startMosquitto({ open: true })
+  t.teardown(() => broker.stop())
+  const dir = mkdtempSync(join(tmpdir(), 'gwmo-fleet-failing-'))
+  writeFileSync(join(dir, 'factory.xml'), factoryBootstrapXml('mac:02-00-00-00-00-00', [SERVER_A, GATEWAY]))
+  const parsed = parseConfig({
+    deviceId: 'mac:02-00-00-00-00-00',
+    broker: { url: broker.url, clientId: 'gwmo-fleet-report-failing' },
+    stateDir: join(dir, 'state'),
+    factoryBootstrap: join(dir, 'factory.xml'),
+    session: { timeoutSeconds: 20, retries: 3, retryBackoffSeconds: 1, maxBackoffSeconds: 4 },
+  }, {})
+  if (!parsed.ok) throw new Error(parsed.error)
+  const failing = 'mac:02-08-00-00-00-02'
+  const peers = await startFleetPeers(broker.url, SERVER_A, GATEWAY, {
+    serverFor: (deviceId) => (deviceId === failing ? { ...SERVER_A, clientPassword: 'not-what-the-device-holds' } : SERVER_A),
+  })
+  t.teardown(() => peers.stop())
+  const observer = new FleetObserver()
+  const started = await startFleet({ config: parsed.config, devices: 6, idPrefix: 'mac:02-08', logger: createLogger({ level: 'silent' }), observer })
+  if (!started.ok) throw new Error(started.error)
+  t.teardown(() => started.fleet.stop())
+  const others = started.fleet.devices.map((d) => d.deviceId).filter((id) => id !== failing)
+  await withLimit(others, 6, async (id) => {
+    for (const party of [peers.server.member(id), peers.gateway.member(id)]) {
+      await party.waitForSession((s) => s.origin === 'device' && s.closed && s.deviceAuthenticated, 60_000)
+    }
+  })
+  // The refused device's session fails at its server's 401; the probe runs again at each message the server gets
+  // (the device tries again after its backoff).
+  await peers.server.member(failing).waitFor(() => (observer.counts.sessions.failed ?? 0) > 0 ? true : undefined, 60_000, 'a failed session')
+  const report = fleetReport(observer)
+  t.equal(report.counts.devices, 6)
+  t.ok((report.counts.sessions.completed ?? 0) >= 2 * others.length, `the others completed their factory sessions (${report.counts.sessions.completed})`)
+  t.ok((report.counts.sessions.failed ?? 0) >= 1, `the refused device's session counted as failed (${report.counts.sessions.failed})`)
+  t.match(statusLine(observer), new RegExp(`sessions \\d+ done ${(report.counts.sessions.failed ?? 0) + (report.counts.sessions.aborted ?? 0)} failed`), 'and the status says so')
 })

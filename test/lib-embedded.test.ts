@@ -49,10 +49,11 @@ t.test('a program embedding the agent serves Get, Replace and Exec from its call
   const intervalAfter = get(`${APP}/Interval`)
   const modeAfter = get(`${APP}/Mode`)
   const goodInterval = replace(`${APP}/Interval`, '45', 'int')
+  const getLate = get(`${APP}/Late`)
   server.queueSession(
     [getVersion, getInterval, getBig, getPrivate, notInt, otherFormat, tooLong, readOnly, busy, broken, level, restart, crash],
     [failing],
-    [intervalAfter, modeAfter, goodInterval],
+    [intervalAfter, modeAfter, goodInterval, getLate],
   )
   const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, script: PROGRAM }))
   const session = await server.waitForSession((s) => s.closed, 25_000)
@@ -91,12 +92,25 @@ t.test('a program embedding the agent serves Get, Replace and Exec from its call
   t.equal(resultFor(session, `${APP}/Mode`), 'eco')
   t.equal(statusOf(session, goodInterval), '200')
   t.same(writes.slice(6), ['Interval=45'])
+  t.equal(resultFor(session, `${APP}/Late`), 'late', 'an object defined once the agent runs')
 
   const running = agent.logs.length
   const exit = await agent.stop()
   t.equal(exit.code, 0)
   t.ok(agent.logs.slice(running).some((l) => l.msg === 'program stopped'), 'stop() resolved')
   t.match(programLines(agent, 'program defined')[0], { bad: 'GWMO_INVALID_ARGUMENT: defineObject ./Vendor/App/Odd: format: unknown format text' })
+})
+
+t.test('stopping the agent aborts the signal of a callback still running, and the stop completes', async (t) => {
+  const server = await startDmServer(factoryServer(broker.url, t))
+  t.teardown(() => server.stop())
+  server.queueSession([get(`${APP}/Slow`)])
+  const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, script: PROGRAM }))
+  await agent.waitForLog((l) => l.msg === 'program get' && l.uri === `${APP}/Slow`, 25_000)
+  const exit = await agent.stop()
+  t.equal(exit.code, 0, 'stopped cleanly, not at a deadline')
+  t.ok(programLines(agent, 'program aborted').some((l) => l.uri === `${APP}/Slow`), 'the callback was told')
+  t.ok(programLines(agent, 'program stopped').length === 1)
 })
 
 t.test('a program\'s object under a path the agent keeps for itself refuses the start, with one line naming it', async (t) => {

@@ -70,6 +70,7 @@ t.test('the package holds the bundle, launcher, unit, example config and docs, r
   const expected: Record<string, string> = {
     '/usr/bin/gwmo-agent': '-rwxr-xr-x',
     '/usr/lib/gwmo-agent/gwmo-agent.js': '-rw-r--r--',
+    '/usr/lib/gwmo-agent/gwmo-agent-ddf.js': '-rw-r--r--',
     '/usr/lib/gwmo-agent/package.json': '-rw-r--r--',
     '/lib/systemd/system/gwmo-agent.service': '-rw-r--r--',
     '/usr/lib/sysusers.d/gwmo-agent.conf': '-rw-r--r--',
@@ -139,6 +140,22 @@ t.test('the packaged launcher runs the packaged bundle with the host node', asyn
     { ...process.env, TREE: tree })
   t.equal(r.status, 0, r.stderr)
   t.equal(r.stdout.trim(), upstreamVersion)
+})
+
+t.test('the packaged launcher runs gwmo-agent ddf from its own packaged file, with the packaged objects.d', async (t) => {
+  const config = join(work, 'ddf-config.json')
+  writeFileSync(config, JSON.stringify({
+    deviceId: 'mac:01-ab-34-ef-69-0c', broker: { url: 'mqtt://127.0.0.1:1' }, stateDir: join(work, 'ddf-state'),
+    factoryBootstrap: join(root, 'test/fixtures/agent/factory-bootstrap.xml'), objectsDir: join(tree, 'etc/gwmo-agent/objects.d'),
+  }))
+  const r = inPrivateMounts(
+    'mount -t overlay overlay -o "lowerdir=$TREE/usr/lib:/usr/lib" /usr/lib && ' +
+    'mount -t overlay overlay -o "lowerdir=$TREE/usr/bin:/usr/bin" /usr/bin && ' +
+    'cd / && exec /usr/bin/gwmo-agent ddf --config "$CONFIG"',
+    { ...process.env, TREE: tree, CONFIG: config })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, /<MgmtTree><VerDTD>1\.2<\/VerDTD>/)
+  t.match(r.stdout, /<NodeName>DevInfo<\/NodeName>/)
 })
 
 t.test('the packaged unit verifies against the packaged launcher', async (t) => {
@@ -242,6 +259,9 @@ t.test('postinst under systemd enables and starts a new install, restarts an upg
     'systemctl --system daemon-reload',
     'deb-systemd-helper --quiet was-enabled gwmo-agent.service',
     'deb-systemd-helper enable gwmo-agent.service',
+    'deb-systemd-helper --quiet was-enabled gwmo-agent-installer.path',
+    'deb-systemd-helper enable gwmo-agent-installer.path',
+    'deb-systemd-invoke start gwmo-agent-installer.path',
     'deb-systemd-invoke start gwmo-agent.service',
   ])
   // An administrator's `systemctl disable` survives an upgrade.
@@ -251,12 +271,16 @@ t.test('postinst under systemd enables and starts a new install, restarts an upg
     'systemctl --system daemon-reload',
     'deb-systemd-helper --quiet was-enabled gwmo-agent.service',
     'deb-systemd-helper update-state gwmo-agent.service',
+    'deb-systemd-helper --quiet was-enabled gwmo-agent-installer.path',
+    'deb-systemd-helper update-state gwmo-agent-installer.path',
+    'deb-systemd-invoke start gwmo-agent-installer.path',
     'deb-systemd-invoke try-restart gwmo-agent.service',
   ])
+  t.notOk(upgrade.calls.some((c) => c.includes('gwmo-agent-installer.service')), 'the installer service (which may be running this dpkg) is left alone')
 })
 
 t.test('prerm stops the agent on removal under systemd only', async (t) => {
-  t.same(maintainerScript('prerm', ['remove'], { systemd: true }).calls, ['deb-systemd-invoke stop gwmo-agent.service'])
+  t.same(maintainerScript('prerm', ['remove'], { systemd: true }).calls, ['deb-systemd-invoke stop gwmo-agent.service gwmo-agent-installer.path'])
   t.same(maintainerScript('prerm', ['remove'], { systemd: false }).calls, [])
   t.same(maintainerScript('prerm', ['upgrade', '0.2.0-1'], { systemd: true }).calls, [])
 })
@@ -268,6 +292,6 @@ t.test('postrm keeps the state on remove and deletes it on purge', async (t) => 
   t.ok(remove.stateLeft, 'remove keeps the persisted tree')
   const purge = maintainerScript('postrm', ['purge'], { systemd: true })
   t.equal(purge.status, 0)
-  t.same(purge.calls, ['systemctl --system daemon-reload', 'deb-systemd-helper purge gwmo-agent.service'])
+  t.same(purge.calls, ['systemctl --system daemon-reload', 'deb-systemd-helper purge gwmo-agent.service gwmo-agent-installer.path'])
   t.notOk(purge.stateLeft, 'purge deletes the persisted tree')
 })

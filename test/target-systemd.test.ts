@@ -125,3 +125,27 @@ t.test('the sandbox leaves the agent what it needs', async (t) => {
   const sysusers = readFileSync(join(root, 'targets', 'systemd', 'gwmo-agent.sysusers'), 'utf8')
   t.match(sysusers, /^g gwmo-agent-conf -$/m, 'the group the unit joins is declared for systemd-sysusers')
 })
+
+t.test('FUMO\'s root-side installer: its units verify, its service scores 2.2 at worst, and it has no network', async (t) => {
+  const dir = join(root, 'targets', 'systemd')
+  const fake = fakeRoot(unitText, { withAgent: true })
+  try {
+    const units = join(fake, 'lib', 'systemd', 'system')
+    for (const unit of ['gwmo-agent-installer.path', 'gwmo-agent-installer.service']) cpSync(join(dir, unit), join(units, unit))
+    mkdirSync(join(fake, 'usr', 'lib', 'gwmo-agent'), { recursive: true })
+    cpSync(join(dir, 'gwmo-agent-installer'), join(fake, 'usr', 'lib', 'gwmo-agent', 'gwmo-agent-installer'))
+    const r = analyze(['verify', `--root=${fake}`, 'gwmo-agent-installer.path', 'gwmo-agent-installer.service'])
+    t.equal(r.status, 0, r.stderr)
+    t.equal(r.stderr.trim(), '', 'no warnings either')
+  } finally {
+    rmSync(fake, { recursive: true, force: true })
+  }
+  const r = analyze(['--offline=true', 'security', join(dir, 'gwmo-agent-installer.service')])
+  const level = Number(/Overall exposure level for gwmo-agent-installer\.service: (\d+(?:\.\d+)?)/.exec(r.stdout)?.[1])
+  t.ok(level <= 2.2, `exposure ${level} ≤ 2.2 (README "Updating devices" reports it)`)
+  const installer = parseUnit(readFileSync(join(dir, 'gwmo-agent-installer.service'), 'utf8')).get('Service')
+  t.same(installer?.get('PrivateNetwork'), ['yes'], 'a package comes from the spool, not the network')
+  t.same(installer?.get('Type'), ['oneshot'])
+  const path = parseUnit(readFileSync(join(dir, 'gwmo-agent-installer.path'), 'utf8')).get('Path')
+  t.same(path?.get('PathExists'), ['/var/lib/private/gwmo-agent/fumo-spool/request'], 'it watches the agent\'s spool')
+})

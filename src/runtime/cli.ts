@@ -1,7 +1,8 @@
 /**
  * The command line (binding.md §7): `gwmo-agent --config FILE [--log-level LEVEL]`, plus `--help` and `--version`,
- * `gwmo-agent tree …`, the stored tree read-only (tree-cli.ts), `gwmo-agent ddf …`, the tree's description
- * (ddf-cli.ts), and `gwmo-agent simulate …`, the fleet simulator (simulate-cli.ts), which the entry loads from a file of its own beside the agent's bundle (main.ts).
+ * `gwmo-agent tree …`, the stored tree read-only (tree-cli.ts), and two commands the entry loads from files of
+ * their own beside the agent's bundle (main.ts): `gwmo-agent ddf …`, the tree's description (ddf-cli.ts), and
+ * `gwmo-agent simulate …`, the fleet simulator (simulate-cli.ts).
  * Everything is checked before anything starts: a bad argument or configuration is one line on stderr and a
  * non-zero exit, never a half-started agent.
  */
@@ -12,11 +13,11 @@ import { EmbeddedAgent } from './embedded.ts'
 import type { runSimulateCli } from './simulate-cli.ts'
 import type { Fleet } from './simulate.ts'
 import { runTreeCli, TREE_USAGE } from './tree-cli.ts'
-import { DDF_USAGE, runDdfCli } from './ddf-cli.ts'
+import type { runDdfCli } from './ddf-cli.ts'
 
 export const USAGE = `usage: gwmo-agent --config FILE [--log-level debug|info|warn|error]
        ${TREE_USAGE}   (the stored tree and pending alerts, read-only)
-       ${DDF_USAGE}   (the tree's description, OMA DM DDF 1.2)
+       gwmo-agent ddf --config FILE   (the tree's description, OMA DM DDF 1.2)
        gwmo-agent simulate --devices N --broker URL --config FILE [...]   (see simulate --help)
        gwmo-agent --help | --version
 
@@ -36,6 +37,8 @@ export interface CliIo {
   version: string
   /** The fleet simulator's command line, when it is installed beside the agent. */
   loadSimulator?: () => { runSimulateCli: typeof runSimulateCli } | undefined
+  /** `gwmo-agent ddf`, when it is installed beside the agent. */
+  loadDdf?: () => { runDdfCli: typeof runDdfCli } | undefined
 }
 
 export type CliStart =
@@ -53,7 +56,12 @@ export async function runCli(io: CliIo): Promise<CliStart> {
     return simulator.runSimulateCli({ ...io, argv: io.argv.slice(1) }, EXIT)
   }
   if (io.argv[0] === 'tree') return runTreeCli({ ...io, argv: io.argv.slice(1) }, EXIT)
-  if (io.argv[0] === 'ddf') return runDdfCli({ ...io, argv: io.argv.slice(1) }, EXIT)
+  if (io.argv[0] === 'ddf') {
+    const ddf = io.loadDdf?.()
+    if (ddf !== undefined) return ddf.runDdfCli({ ...io, argv: io.argv.slice(1) }, EXIT)
+    io.stderr('gwmo-agent ddf: not installed beside this agent (gwmo-agent-ddf.js, built by npm run build)')
+    return { kind: 'exit', code: EXIT.usage }
+  }
   let values: { config?: string; 'log-level'?: string; help?: boolean; version?: boolean }
   try {
     ;({ values } = parseArgs({

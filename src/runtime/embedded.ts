@@ -7,12 +7,15 @@ import { readObjectsDir } from '../objects/index.ts'
 import type { AgentConfig } from '../config.ts'
 import { ConfigError, GwmoError, InvalidArgumentError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { canonicalFormat } from '../tree/formats.ts'
 import type { ExternalNode, ExternalNodeShape } from '../tree/index.ts'
 import { startAgent, type Agent } from './agent.ts'
 
-/** An object of the program: its node in the tree and its callbacks (external.ts), each optional. */
-export type ObjectDefinition = Partial<ExternalNodeShape> & ExternalNode
+/** A node of the program's (external.ts), checked by the library entry (src/lib.ts). */
+export interface ProgramObject {
+  uri: string
+  shape: ExternalNodeShape
+  node: ExternalNode
+}
 
 export interface EmbeddedOptions {
   logger: Logger
@@ -24,38 +27,10 @@ export interface EmbeddedOptions {
   readObjectsDir?: boolean
 }
 
-type Mount = { uri: string; shape: ExternalNodeShape; node: ExternalNode }
-
-const CALLBACKS = ['get', 'replace', 'exec'] as const
-
-/** The shape and callbacks of a definition, or the reason it is refused (named by its path and key). */
-function mountOf(path: string, definition: ObjectDefinition): Mount {
-  const fail = (key: string, why: string) => new InvalidArgumentError(`defineObject ${path}: ${key}: ${why}`)
-  if (typeof path !== 'string') throw new InvalidArgumentError('defineObject: the path must be a string')
-  if (typeof definition !== 'object' || definition === null) throw fail('definition', 'must be an object')
-  const { format = 'chr', type, acl, maxBytes, value } = definition
-  if (canonicalFormat(format) === undefined) throw fail('format', `unknown format ${String(format)}`)
-  for (const [key, given] of Object.entries({ type, acl, value })) {
-    if (given !== undefined && typeof given !== 'string') throw fail(key, 'must be a string')
-  }
-  if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 1)) throw fail('maxBytes', 'must be a whole number ≥ 1')
-  const node: ExternalNode = {}
-  for (const key of CALLBACKS) {
-    const callback = definition[key] as ((...args: never[]) => unknown) | undefined
-    if (callback === undefined) continue
-    if (typeof callback !== 'function') throw fail(key, 'must be a function')
-    // Called as the program wrote it, whatever object the tree holds it in.
-    ;(node as Record<string, unknown>)[key] = (...args: never[]) => callback.apply(definition, args)
-  }
-  const shape: ExternalNodeShape = { format, ...(type !== undefined && { type }), ...(acl !== undefined && { acl }),
-    ...(maxBytes !== undefined && { maxBytes }), ...(value !== undefined && { value }) }
-  return { uri: path, shape, node }
-}
-
 export class EmbeddedAgent {
   readonly #config: AgentConfig
   readonly #options: EmbeddedOptions
-  readonly #defined: Mount[] = []
+  readonly #defined: ProgramObject[] = []
   #agent: Agent | undefined
   #starting: Promise<void> | undefined
 
@@ -65,15 +40,14 @@ export class EmbeddedAgent {
   }
 
   /**
-   * Puts a node of the program's at `path` (binding.md §8: the same ACL, format, transaction and size rules as
-   * the configuration's objects). Before the start it is mounted with them; once running, at once. A bad
-   * definition throws `InvalidArgumentError` naming the path and the key.
+   * Puts a node of the program's in the tree (binding.md §8: the same ACL, format, transaction and size rules as
+   * the configuration's objects). Before the start it is mounted with them; once running, at once. Throws
+   * `InvalidArgumentError` with the tree's reason when the tree refuses it.
    */
-  defineObject(path: string, definition: ObjectDefinition): void {
-    const mount = mountOf(path, definition)
+  defineObject(mount: ProgramObject): void {
     const agent = this.#agent
     if (agent === undefined) {
-      if (this.#starting !== undefined) throw new InvalidArgumentError(`defineObject ${path}: the agent is starting`)
+      if (this.#starting !== undefined) throw new InvalidArgumentError(`defineObject ${mount.uri}: the agent is starting`)
       this.#defined.push(mount)
       return
     }

@@ -88,6 +88,8 @@ export class FleetObserver {
     const talk = watch.talks?.get(info.serverId)
     if (talk === undefined) return
     watch.talks!.delete(info.serverId)
+    // Most devices are idle most of the time: an empty map would be some 200 bytes each for nothing.
+    if (watch.talks!.size === 0) watch.talks = undefined
     this.samples.session.push(this.now() - talk.startedAt)
     if (info.outcome === 'completed') counts.alertsDelivered += talk.alerts
     else counts.alertsUndelivered += talk.alerts

@@ -41,11 +41,8 @@ interface PartyConnection extends Connection {
 /** The user name and password of an AppAddr (`mqtt://user:password@host`), percent-decoded; undefined if malformed. */
 export function credentialsOf(address: string): Credentials | undefined {
   try {
-    const url = new URL(address)
-    return {
-      ...(url.username !== '' && { username: decodeURIComponent(url.username) }),
-      ...(url.password !== '' && { password: decodeURIComponent(url.password) }),
-    }
+    const { username, password } = new URL(address)
+    return { username: username ? decodeURIComponent(username) : undefined, password: password ? decodeURIComponent(password) : undefined }
   } catch {
     return undefined
   }

@@ -49,25 +49,25 @@ interface AccountAgent {
   agent: http.Agent
 }
 
-/** The URL a message goes to (binding.md §10), or why the RespURI is refused. */
-export function targetOf(route: HttpRoute): { ok: true; url: URL } | { ok: false; reason: string } {
+/** The URL a message goes to (binding.md §10), or why it is refused. */
+export function targetOf(route: HttpRoute): URL | string {
   let base: URL
   try {
     base = new URL(route.url)
   } catch {
-    return { ok: false, reason: 'the account\'s Addr is not a URL' }
+    return 'the account\'s Addr is not a URL'
   }
-  if (route.respUri === undefined) return { ok: true, url: base }
+  if (route.respUri === undefined) return base
   let resp: URL
   try {
     resp = new URL(route.respUri, base)
   } catch {
-    return { ok: false, reason: 'RespURI is not a URL' }
+    return 'RespURI is not a URL'
   }
-  if (resp.protocol !== 'http:' && resp.protocol !== 'https:') return { ok: false, reason: `RespURI scheme ${resp.protocol} is not http(s)` }
-  if (base.protocol === 'https:' && resp.protocol !== 'https:') return { ok: false, reason: 'RespURI would leave https for http' }
-  if (resp.username !== '' || resp.password !== '') return { ok: false, reason: 'RespURI carries a user name or password' }
-  return { ok: true, url: resp }
+  if (resp.protocol !== 'http:' && resp.protocol !== 'https:') return `RespURI scheme ${resp.protocol} is not http(s)`
+  if (base.protocol === 'https:' && resp.protocol !== 'https:') return 'RespURI would leave https for http'
+  if (resp.username !== '' || resp.password !== '') return 'RespURI carries a user name or password'
+  return resp
 }
 
 export function createHttpTransport(options: HttpTransportOptions): Transport {
@@ -197,12 +197,12 @@ export function createHttpTransport(options: HttpTransportOptions): Transport {
       const route = message.http
       if (stopped || route === undefined) throw new TransportError('refused', `http: cannot send to ${message.to}${stopped ? ', stopped' : ': no URL'}`)
       const target = targetOf(route)
-      if (!target.ok) {
-        log.warn(route.respUri === undefined ? 'account URL refused' : 'RespURI refused', { party: message.to, sessionId: route.sessionId, reason: target.reason })
-        throw new TransportError('refused', target.reason)
+      if (typeof target === 'string') {
+        log.warn(route.respUri === undefined ? 'account URL refused' : 'RespURI refused', { party: message.to, sessionId: route.sessionId, reason: target })
+        throw new TransportError('refused', target)
       }
-      log.debug('posting', { party: message.to, url: target.url.origin + target.url.pathname, bytes: message.payload.length })
-      await post(message, route, target.url)
+      log.debug('posting', { party: message.to, url: target.origin + target.pathname, bytes: message.payload.length })
+      await post(message, route, target)
     },
 
     async stop() {
