@@ -48,7 +48,6 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
     { path: './Vendor/Sensors/CpuTemp', format: 'int', read: { file: cpu } },
     { path: './Vendor/Sensors/Big', read: { file: join(dir, 'big') } },
     { path: './Vendor/Sensors/Missing', read: { file: join(dir, 'no-such-file') } },
-    { path: './Vendor/Sensors/Uptime', read: { command: [program('uptime.sh', 'echo "up 5 days"')] } },
     { path: './Vendor/Sensors/Env', read: { command: [program('env.sh', `env -0 > ${envOut}; echo ok`)] } },
     { path: './Vendor/Config/Interval', format: 'int', acl: `Get=*&Replace=${SRV}`, write: { file: interval } },
     {
@@ -61,6 +60,11 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
     },
     { path: './Vendor/Config/Locked', format: 'int', value: '7' },
   ]
+
+  // One object from a drop-in file of objectsDir (the .deb's /etc/gwmo-agent/objects.d).
+  const dropIns = join(dir, 'objects.d')
+  mkdirSync(dropIns)
+  writeFileSync(join(dropIns, 'uptime.json'), JSON.stringify([{ path: './Vendor/Sensors/Uptime', read: { command: [program('uptime.sh', 'echo "up 5 days"')] } }]))
 
   const server = await startDmServer(factoryServer(broker.url, t))
   t.teardown(() => server.stop())
@@ -85,7 +89,7 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
   )
   const agent = cleanUpAgent(t, AgentProcess.start({
     brokerUrl: broker.url,
-    config: { objects },
+    config: { objects, objectsDir: dropIns },
     env: { GWMO_BROKER_PASSWORD: 'broker-hunter2', MY_API_TOKEN: 'token-hunter2' },
   }))
   const session = await server.waitForSession((s) => s.closed, 30_000)
@@ -93,7 +97,7 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
   t.equal(resultFor(session, './Vendor/Sensors/CpuTemp'), '42000', 'read.file, its trailing newline trimmed')
   t.equal(finalStatus(session, './Vendor/Sensors/Big'), '413', 'more than maxBytes: 413')
   t.equal(finalStatus(session, './Vendor/Sensors/Missing'), '500', 'a missing file: 500')
-  t.equal(resultFor(session, './Vendor/Sensors/Uptime'), 'up 5 days', 'read.command: its stdout')
+  t.equal(resultFor(session, './Vendor/Sensors/Uptime'), 'up 5 days', 'read.command (from a drop-in file): its stdout')
   t.equal(resultFor(session, './Vendor/Sensors/Env'), 'ok')
   t.equal(resultFor(session, './Vendor/Config/Interval'), '60', 'write.file without read reads the file')
   t.equal(resultFor(session, './Vendor/Config/Mode'), 'eco', 'write.command without read: the stored value')
@@ -158,5 +162,22 @@ t.test('a program file another user could change refuses the configuration at st
     t.match(lines[0], file)
     t.match(lines[0], why)
     t.same(agent.logs.filter((l) => l.msg === 'started'), [], 'nothing started')
+  }
+})
+
+t.test('any bad definition, in the configuration or a drop-in file, refuses it at start with one line', async (t) => {
+  const dropIns = join(dir, 'bad.d')
+  mkdirSync(dropIns)
+  writeFileSync(join(dropIns, 'a.json'), JSON.stringify({ path: './Vendor/Fine', value: 'ok' }))
+  writeFileSync(join(dropIns, 'b.json'), JSON.stringify([{ path: './Vendor/Ok', value: '1' }, { path: './DMAcc/Evil', value: 'x' }]))
+  const cases: [string, Record<string, unknown>, string][] = [
+    ['a reserved path in a drop-in', { objectsDir: dropIns }, `config: ${join(dropIns, 'b.json')}[1]: path: ./DMAcc/Evil is under ./DMAcc, which the agent keeps to itself`],
+    ['a value that does not fit', { objects: [{ path: './Vendor/N', format: 'int', value: 'many' }] }, 'config: objects[0] ./Vendor/N: value: does not fit format int within maxBytes'],
+    ['a bad ACL', { objects: [{ path: './Vendor/A', value: 'x', acl: 'Get=*&Launch=*' }] }, 'config: objects[0] ./Vendor/A: acl: is not a DM ACL (Get=*&Replace=<ServerID>+<ServerID>)'],
+  ]
+  for (const [name, config, line] of cases) {
+    const agent = cleanUpAgent(t, AgentProcess.start({ brokerUrl: broker.url, config }))
+    t.equal((await agent.waitForExit()).code, 2, `${name}: exit 2`)
+    t.equal(agent.stderr, `gwmo-agent: ${line}\n`, `${name}: one line naming the object and the key`)
   }
 })

@@ -14,7 +14,7 @@ import type { Logger } from '../log.ts'
 import type { AgentState, JsonValue } from '../session/agent-state.ts'
 import type { SessionManager } from '../session/manager.ts'
 import type { ExternalCall, ExternalValue } from '../tree/external.ts'
-import { run } from './backing.ts'
+import { run, runFailure } from './backing.ts'
 import type { ObjectSpec } from './spec.ts'
 
 /** The agent-state slot of the asynchronous runs not yet reported, by node URI. */
@@ -80,16 +80,17 @@ export class Execs {
 
   /** What a run's end answers: 200 exit 0, 408 killed at its timeout, 500 anything else (logged). */
   async #status(spec: ObjectSpec, data: ExternalValue | undefined, call: ExternalCall): Promise<number> {
+    let reason: string | undefined
+    let status = 500
     try {
       const r = await run(spec, spec.exec!.command, call, data ?? '')
-      if (r.exitCode === 0 && !r.timedOut) return 200
-      const err = Buffer.from(r.stderr).toString('utf8').trim().slice(0, 200)
-      this.#deps.logger.warn('exec failed', { node: call.uri, exit: r.exitCode, signal: r.signal, timedOut: r.timedOut, ...(err && { stderr: err }) })
-      return r.timedOut ? 408 : 500
+      reason = runFailure(r)
+      status = reason === undefined ? 200 : r.timedOut ? 408 : 500
     } catch (error) {
-      this.#deps.logger.warn('exec failed', { node: call.uri, reason: (error as Error).message })
-      return 500
+      reason = (error as Error).message
     }
+    if (reason !== undefined) this.#deps.logger.warn('exec failed', { node: call.uri, reason })
+    return status
   }
 
   async exec(spec: ObjectSpec, data: ExternalValue | undefined, call: ExternalCall): Promise<number> {

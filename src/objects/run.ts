@@ -70,9 +70,7 @@ export function runProgram(argv: string[], options: RunOptions): Promise<RunResu
         env: { ...BASE_ENV, ...options.env },
         detached: true,
         cwd: '/',
-        stdio: ['pipe', 'pipe', 'pipe'],
-        shell: false,
-        windowsHide: true,
+        stdio: 'pipe',
       })
     } catch (error) {
       return reject(error)
