@@ -31,12 +31,14 @@ export const nodeBundle = Object.freeze({
   legalComments: 'none',
   // Node 18+ ships the streams that `readable-stream` copies for browsers, and the two browser-only helpers
   // below are replaced by what Node has: together about a third of the bundle. MQTT.js's topic aliases, which
-  // the agent never turns on, get the small LRU cache they need instead of the lru-cache package.
+  // the agent never turns on, get the small LRU cache they need instead of the lru-cache package, and the packet
+  // copy MQTT.js makes before storing a packet a copier of packets instead of the general one (rfdc).
   alias: {
     'readable-stream': 'node:stream',
     'worker-timers': join(root, 'build', 'shims', 'worker-timers.cjs'),
     debug: join(root, 'build', 'shims', 'debug.cjs'),
     'lru-cache': join(root, 'build', 'shims', 'lru-cache.cjs'),
+    'rfdc/default': join(root, 'build', 'shims', 'rfdc-default.cjs'),
   },
   plugins: [mqttVersionOnly],
   logLevel: 'warning',

@@ -1,7 +1,9 @@
 // Builds dist/gwmo-agent_<version>_all.deb from the bundle (npm run build first): a staging tree laid out as
 // on the device, control files, then `dpkg-deb --root-owner-group --build`. The build is reproducible: every
 // timestamp is SOURCE_DATE_EPOCH (default: the last commit's time), so two builds of one tree are identical.
-//   node build/package-deb.mjs [--out DIR] [--bundle FILE]     prints the .deb's path
+//   node build/package-deb.mjs [--out DIR] [--bundle FILE] [--version V]     prints the .deb's path
+// --version gives the upstream version (package.json's otherwise): the FUMO self-update test packages the same
+// bundle as a newer release.
 import { build } from 'esbuild'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -24,12 +26,13 @@ const { values: opts } = parseArgs({
   options: {
     out: { type: 'string', default: join(root, 'dist') },
     bundle: { type: 'string', default: join(root, 'dist', 'gwmo-agent.js') },
+    version: { type: 'string' },
   },
 })
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 // A Debian revision makes this a non-native package, whose changelog is changelog.Debian.gz (Policy 12.7).
-const version = `${pkg.version}-1`
+const version = `${opts.version ?? pkg.version}-1`
 const maintainer = process.env.GWMO_DEB_MAINTAINER ?? DEFAULT_MAINTAINER
 const epoch = sourceDateEpoch()
 
@@ -129,7 +132,7 @@ function changelog() {
   return [
     `${PACKAGE} (${version}) unstable; urgency=medium`,
     '',
-    `  * Release ${pkg.version}.`,
+    `  * Release ${opts.version ?? pkg.version}.`,
     '',
     ` -- ${maintainer}  ${date}`,
     '',

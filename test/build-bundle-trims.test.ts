@@ -43,3 +43,29 @@ t.test('the bundle carries MQTT.js\'s version, not its manifest', async (t) => {
   t.ok(bundle.includes(JSON.stringify(version)) || bundle.includes(`version:"${version}"`), 'the version is there')
   t.notOk(bundle.includes(homepage), 'the rest of the manifest is not')
 })
+
+t.test('the packet copier copies what a packet holds, sharing nothing with it', async (t) => {
+  const clone = require('../build/shims/rfdc-default.cjs') as <T>(value: T) => T
+  const packet = {
+    cmd: 'publish',
+    qos: 1,
+    payload: Buffer.from('abc'),
+    properties: { contentType: 'application/vnd.syncml.dm+xml', userProperties: { 'x-syncml-hmac': 'algorithm=MD5' }, correlationData: new Uint8Array([1, 2]) },
+    topics: [{ topic: 'a', qos: 1 }],
+    at: new Date(5),
+    nothing: null,
+  }
+  const copy = clone(packet)
+  t.same(copy, packet)
+  t.ok(Buffer.isBuffer(copy.payload), 'a Buffer stays a Buffer')
+  copy.payload[0] = 0x7a
+  copy.properties.userProperties['x-syncml-hmac'] = 'changed'
+  copy.properties.correlationData[0] = 9
+  copy.topics[0]!.qos = 0
+  t.equal(packet.payload.toString(), 'abc', 'bytes are copied, not shared')
+  t.equal(packet.properties.userProperties['x-syncml-hmac'], 'algorithm=MD5', 'nested objects are copied')
+  t.equal(packet.properties.correlationData[0], 1)
+  t.equal(packet.topics[0]!.qos, 1, 'arrays are copied')
+  t.not(copy.at, packet.at)
+  t.equal(copy.at.getTime(), 5)
+})

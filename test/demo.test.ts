@@ -13,7 +13,7 @@ import { startMosquitto } from './helpers/mosquitto.ts'
 import { parseDemoArgs } from './peers/demo.ts'
 
 const DEMO = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'demo.js')
-const STEP_COUNT = 8
+const STEP_COUNT = 9
 
 interface Run {
   code: number | null
@@ -113,9 +113,9 @@ t.test('a failing Exec program stops the demo at step 8, after the 202, with the
 })
 
 t.test('a bad option is a usage error', async (t) => {
-  const run = await runDemo(['--break-step', '9'])
+  const run = await runDemo(['--break-step', '10'])
   t.equal(run.code, 2)
-  t.match(run.stderr, /--break-step takes a step number, 1 to 8/)
+  t.match(run.stderr, /--break-step takes a step number, 1 to 9/)
 })
 
 t.test('--time-scale multiplies every wait for a slower (emulated) runtime, and takes only a whole factor', async (t) => {

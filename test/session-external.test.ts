@@ -119,6 +119,7 @@ t.test('Replace: 415, 425 and 413 before anything runs; the write once the commi
   t.ok(h.tree.mount('./Vendor/B', { format: 'chr', acl }, recordOrder('B', b.node)).ok)
   t.ok(h.tree.mount('./Vendor/S', { format: 'int', acl, value: '60' }, stored).ok)
   t.ok(h.tree.mount('./Vendor/RO', { format: 'chr' }, { replace: async () => void t.fail('no ACL, no write') }).ok)
+  t.ok(h.tree.mount('./Vendor/ReadOnly', { format: 'chr', acl }, { get: async () => 'r' }).ok)
   await h.tree.flush()
   const reply = await push(h, new Party(SERVER), [
     replace('./Vendor/A', '7', 'chr'), // 1: explicit other format
@@ -129,8 +130,9 @@ t.test('Replace: 415, 425 and 413 before anything runs; the write once the commi
     { kind: 'Replace', cmdId: '', items: [{ target: { locUri: './Vendor/A' }, data: '42' }] }, // 6: the node's format
     replace('./Vendor/S', '15', 'int'), // 7
     copy('./Vendor/B', './Vendor/A'), // 8
+    replace('./Vendor/ReadOnly', 'w'), // 9: read from outside, written nowhere
   ])
-  t.same(statusCodes(reply), { '0': '212', '1': '415', '2': '415', '3': '413', '4': '425', '5': '200', '6': '200', '7': '200', '8': '406' })
+  t.same(statusCodes(reply), { '0': '212', '1': '415', '2': '415', '3': '413', '4': '425', '5': '200', '6': '200', '7': '200', '8': '406', '9': '405' })
   t.same(order, ['B=second', 'A=42', 'stored=15 durable=15'], 'after the commit, in command order')
   t.equal(a.box.value, '42')
   t.equal(h.tree.get('./Vendor/A', 'device').value?.data, undefined, 'a node read through get stores no value')

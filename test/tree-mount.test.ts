@@ -94,6 +94,15 @@ t.test('at every start the shape wins, and a stored leaf keeps the value it had'
   t.ok(third.tree.mount('./Vendor', { format: 'node' }, stored).ok)
 })
 
+t.test('a leaf read from outside until now, stored from now on, starts from the shape\'s value', async (t) => {
+  const tree = standardTree()
+  t.ok(tree.mount('./Vendor/X', { format: 'chr' }, reader).ok)
+  const again = ManagementTree.restore(tree.serialize())
+  if (!again.ok) throw new Error(again.error)
+  t.ok(again.tree.mount('./Vendor/X', { format: 'chr', value: 'first' }, stored).ok)
+  t.equal(again.tree.get('./Vendor/X', srv).value?.data, 'first')
+})
+
 t.test('a mount that makes nothing new leaves the tree clean', async (t) => {
   const store = new MemoryStore()
   const first = await ManagementTree.open(store, { factory: () => standardTree() })

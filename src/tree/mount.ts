@@ -94,7 +94,7 @@ export function mountNode(
   if (format !== 'node') {
     removeBelow(work, path)
     // A stored leaf keeps its value from one start to the next, as long as it still fits the leaf's format.
-    const kept = node.get === undefined && there !== undefined && there.f !== 'node' ? checkLeafData(format, there.d) : undefined
+    const kept = node.get === undefined && there !== undefined && there.f !== 'node' && there.d !== undefined ? checkLeafData(format, there.d) : undefined
     data = node.get !== undefined ? undefined : kept !== undefined && byteLength(kept.data) <= maxBytes ? kept.data : initial
   }
   const made = new TreeNode(format, type, data, acl)

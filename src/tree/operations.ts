@@ -179,6 +179,8 @@ export function replaceOp(view: WritableView, ctx: TreeContext, uri: string, val
   if (mounted !== undefined) {
     // binding.md §8: a mounted leaf keeps its format and type, and its values their bound; one read from outside
     // the tree stores none.
+    // A value read from outside and written nowhere cannot be replaced, whatever the ACL grants.
+    if (mounted.node.get !== undefined && mounted.node.replace === undefined) return 405
     if (made.f !== mounted.format) return UNSUPPORTED_FORMAT
     if (byteLength(made.d) > mounted.maxBytes) return ENTITY_TOO_LARGE
     if (mounted.node.get !== undefined) made = new TreeNode(made.f, made.t, undefined, made.a, made.c)

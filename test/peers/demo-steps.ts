@@ -3,7 +3,8 @@
  * what went over the wire, checks what must (and must not) have happened, and resolves with a one-line summary;
  * it rejects with the reason when the step did not happen. Later steps build on earlier ones.
  */
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { buildAccountCommands, sendBootstrap } from './bootstrap-server.ts'
 import { exec, get, replace } from './commands.ts'
 import { describeLine, payloadSummary, statusesForGenericAlert, transcript } from './demo-report.ts'
@@ -319,6 +320,36 @@ const deviceObjects: Step = {
   },
 }
 
+const fumoUpdate: Step = {
+  title: 'Firmware update over FUMO: PkgURL set, DownloadAndUpdate executed, the package downloaded, checked and installed by the update module, the result reported (binding.md §9)',
+  async run({ world: w, timeoutMs }) {
+    const f = CAST.fumo
+    const sha256 = createHash('sha256').update(f.package).digest('hex')
+    w.print(`   the package: ${Buffer.byteLength(f.package)} bytes at ${w.fumo.packageUrl}, SHA-256 ${sha256.slice(0, 16)}…; the update module only records its calls`)
+    const from = w.server.sessions.length
+    const node = `${f.uri}/DownloadAndUpdate`
+    const pushed = await w.server.pushSession([
+      replace(`${node}/PkgURL`, w.fumo.packageUrl), replace(`${f.uri}/Ext/PkgSHA256`, sha256), exec(node, undefined, f.correlator),
+    ])
+    const session = await w.server.waitForSession((s) => s === pushed && s.closed, timeoutMs)
+    printTranscript(w, session)
+    const execStatus = session.statuses.filter((s) => s.target === node).at(-1)?.code
+    check(execStatus === '202', `the Exec of ${node} was answered ${execStatus ?? 'nothing'}, not 202`)
+    const alerted = await w.server.waitForSession(
+      newSession(w.server.sessions, from, (s) => s.closed && s.genericAlerts.some((a) => a.correlator === f.correlator)),
+      timeoutMs,
+    )
+    printTranscript(w, alerted)
+    const alert = alerted.genericAlerts.find((a) => a.correlator === f.correlator)!
+    w.print(`   the result alert: Correlator ${alert.correlator}, Source ${alert.source ?? '-'}, Meta/Type ${alert.type}, Data ${alert.data}`)
+    const calls = existsSync(w.fumo.calls) ? readFileSync(w.fumo.calls, 'utf8').trim().split('\n') : []
+    w.print(`   the update module was called: ${calls.map((c) => c.split(' ')[0]).join(', ') || 'never'}`)
+    check(alert.data === '200', `the update's result is ${alert.data}, not 200`)
+    check(calls.join('|') === `check ${sha256}|install ${sha256}`, `the module was called ${JSON.stringify(calls)}`)
+    return `the device installed the package the DM Server named (check, install) and reported 200 in ${alert.type.split('.').at(-1)} (Correlator ${alert.correlator})`
+  },
+}
+
 export const STEPS: readonly Step[] = [
   factorySession,
   gatewayBootstrap,
@@ -328,4 +359,5 @@ export const STEPS: readonly Step[] = [
   locationUpdate,
   localBootstrap,
   deviceObjects,
+  fumoUpdate,
 ]

@@ -6,6 +6,8 @@
  * `breakStep` plants one fault so that the demo can show (and its test can check) a step that does not happen.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildAccountCommands, type AccountSpec } from './bootstrap-server.ts'
@@ -59,6 +61,8 @@ export const CAST = Object.freeze({
     setting: { uri: './Vendor/Demo/Config/ReportEvery', file: 'report-every', content: '60\n', value: '300' },
     exec: { uri: './Vendor/Demo/Ops/RestartApp', correlator: 'demo-restart-1', alertType: 'urn:x-gwmo-agent:exec:1.0:result' },
   }),
+  /** FUMO (binding.md §9): the package the DM Server has the device install, and the update module's record of it. */
+  fumo: Object.freeze({ uri: './FUMO/1', package: 'demo firmware 2.0\n', correlator: 'demo-fumo-1', module: 'fumo-module', calls: 'fumo-calls' }),
 })
 
 export const NAMES: Names = new Map([
@@ -84,6 +88,8 @@ export interface World {
   brokerUrl: string
   /** The files behind the device's own objects (`CAST.objects`), in the demo's folder. */
   objectFiles: { cpuTemp: string; uptime: string; setting: string }
+  /** Where the demo's HTTP server offers the FUMO package, and the file the update module records its calls in. */
+  fumo: { packageUrl: string; calls: string }
   embedded: boolean
   dir: string
   locationFile: string
@@ -188,6 +194,22 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       { path: o.setting.uri, format: 'int', acl: `Get=*&Replace=${CAST.server.serverId}`, write: { file: objectFiles.setting } },
       { path: o.exec.uri, acl: `Get=*&Exec=${CAST.server.serverId}`, exec: { command: [breakStep === 8 ? '/usr/bin/false' : '/usr/bin/true'] } },
     ]
+    // binding.md §9: a module that only records what it is asked (harmless on any machine), and an HTTP server for
+    // the package; the planted fault of step 9 is an install that fails.
+    const f = CAST.fumo
+    const fumoCalls = join(dir, f.calls)
+    const fumoModule = join(dir, f.module)
+    writeFileSync(fumoModule, [
+      '#!/bin/sh',
+      `echo "$1 $(sha256sum < "$2" | cut -c1-64)" >> '${fumoCalls}'`,
+      breakStep === 9 ? '[ "$1" = install ] && exit 1' : '',
+      'exit 0',
+      '',
+    ].join('\n'), { mode: 0o755 })
+    const packages = createServer((_req, res) => res.end(f.package))
+    await new Promise<void>((resolve) => packages.listen(0, '127.0.0.1', resolve))
+    cleanups.push(() => new Promise((resolve) => packages.close(resolve)))
+    const fumo = { packageUrl: `http://127.0.0.1:${(packages.address() as AddressInfo).port}/firmware-2.0.bin`, calls: fumoCalls }
     const factory = buildMessage(
       { sessionId: '0', msgId: '1', target: CAST.deviceId, source: 'factory' },
       buildAccountCommands(CAST.server),
@@ -204,6 +226,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       session: { timeoutSeconds: 5 * timeScale, retries: 2, retryBackoffSeconds: timeScale, maxBackoffSeconds: 4 * timeScale },
       location: { pollSeconds: 1, sourceFile: locationFile },
       objects,
+      fumo: { module: fumoModule, installer: 'direct', acl: `Get=*&Replace=${CAST.server.serverId}&Exec=${CAST.server.serverId}` },
     }
     const configFile = join(dir, 'config.json')
     writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
@@ -220,7 +243,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     })
     cleanups.push(() => agent.stop())
 
-    return { brokerUrl, objectFiles, embedded: broker !== undefined, dir, locationFile, server, gateway, server2, agent, wire, timeScale, breakStep, print, close }
+    return { brokerUrl, objectFiles, fumo, embedded: broker !== undefined, dir, locationFile, server, gateway, server2, agent, wire, timeScale, breakStep, print, close }
   } catch (error) {
     await close()
     throw error
