@@ -100,6 +100,19 @@ t.test('read.command: stdout, with the environment of §8; a failing one is 500'
   t.equal(await status(objectNode(spec({ read: { command: [long] } }), execs).get!(call())), 413)
 })
 
+t.test('a program file made changeable by others after the start is not run: 500', async (t) => {
+  const { execs } = await world()
+  const marker = join(dir, 'loosened-ran')
+  const p = program('loosened.sh', `touch ${marker}; echo x`)
+  const node = objectNode(spec({ read: { command: [p] } }), execs)
+  const execSpec = spec({ exec: { command: [p] }, async: false })
+  chmodSync(p, 0o777)
+  await t.rejects(node.get!(call()), { status: 500, message: /loosened\.sh is writable by group or others$/ })
+  t.notOk(existsSync(marker), 'it never ran')
+  t.equal(await execs.exec(execSpec, undefined, call()), 500)
+  t.notOk(existsSync(marker))
+})
+
 t.test('write.file: atomic beside the file, its mode kept, no temporary file left; read back with no read', async (t) => {
   const { execs } = await world()
   const sub = join(dir, 'conf')

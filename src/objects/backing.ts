@@ -9,7 +9,7 @@ import { basename, dirname, join } from 'node:path'
 import { SyncMLStatusError } from '../errors.ts'
 import type { ExternalCall, ExternalValue } from '../tree/external.ts'
 import type { Backing, ObjectSpec } from './spec.ts'
-import { runProgram, type RunResult } from './run.ts'
+import { checkProgramFile, runProgram, type RunResult } from './run.ts'
 
 /** binding.md §8: the environment every program of an object gets, beside `PATH` and `LANG`. */
 export function programEnv(call: ExternalCall): Record<string, string> {
@@ -26,7 +26,10 @@ export function runFailure(r: RunResult): string | undefined {
   return `${r.exitCode === null ? `killed by ${r.signal}` : `exit ${r.exitCode}`}${err ? `: ${err}` : ''}`
 }
 
-export function run(spec: ObjectSpec, argv: readonly string[], call: ExternalCall, stdin?: ExternalValue, maxBytes = spec.maxBytes): Promise<RunResult> {
+export async function run(spec: ObjectSpec, argv: readonly string[], call: ExternalCall, stdin?: ExternalValue, maxBytes = spec.maxBytes): Promise<RunResult> {
+  // Checked at start, and again at each run: a file someone else made changeable since is not run.
+  const refused = checkProgramFile(argv[0]!)
+  if (refused !== undefined) throw failed(`${argv[0]} ${refused}`)
   return runProgram([...argv], {
     env: programEnv(call),
     timeoutMs: spec.timeoutSeconds * 1000,
