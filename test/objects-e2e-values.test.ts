@@ -102,8 +102,9 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
   t.equal(resultFor(session, './Vendor/Config/Interval'), '60', 'write.file without read reads the file')
   t.equal(resultFor(session, './Vendor/Config/Mode'), 'eco', 'write.command without read: the stored value')
   t.equal(resultFor(session, './Vendor/Config/Locked'), '7')
-  const missingLogs = agent.logs.filter((l) => l.node === './Vendor/Sensors/Missing')
+  const missingLogs = agent.logs.filter((l) => JSON.stringify(l).includes('./Vendor/Sensors/Missing') && l.level !== 'debug')
   t.equal(missingLogs.length, 1, 'the failed read is one log line')
+  t.match(JSON.stringify(missingLogs[0]), /no-such-file \(ENOENT\)/, 'naming the file and why')
 
   t.equal(statusOf(session, setInterval), '200')
   t.equal(statusOf(session, setMode), '200')

@@ -2,7 +2,6 @@
  * The integrator's objects (binding.md §8) mounted in the tree as external nodes (tree/external.ts): the tree
  * applies ACLs, formats and sizes, the session calls the backings around the message's transaction.
  */
-import type { Logger } from '../log.ts'
 import type { ExternalCall, ExternalNode, ExternalValue, ManagementTree } from '../tree/index.ts'
 import { readValue, writeValue } from './backing.ts'
 import { Execs, type ExecDeps } from './exec.ts'
@@ -10,28 +9,15 @@ import type { ObjectSpec } from './spec.ts'
 
 export { parseObjects, readObjectsDir, OBJECT_DEFAULTS, type ObjectSpec, type Backing } from './spec.ts'
 
-/** A backing's failure: one line, then the command's status (the error's own, 500 for anything else). */
-function logged<A extends unknown[], R>(logger: Logger, what: string, fn: (...args: A) => Promise<R>, uri: (...args: A) => string) {
-  return async (...args: A): Promise<R> => {
-    try {
-      return await fn(...args)
-    } catch (error) {
-      logger.warn(`object ${what} failed`, { node: uri(...args), reason: (error as Error).message })
-      throw error
-    }
-  }
-}
-
 /** The callbacks behind one object. */
-export function objectNode(spec: ObjectSpec, execs: Execs, logger: Logger): ExternalNode {
+export function objectNode(spec: ObjectSpec, execs: Execs): ExternalNode {
   // A written file with no `read` is read back from the same file; a written program's last value is the tree's.
   const read = spec.read ?? (spec.write?.file !== undefined ? spec.write : undefined)
   const { write, exec } = spec
   return {
-    ...(read && { get: logged(logger, 'read', (call: ExternalCall) => readValue(spec, read, call), (call) => call.uri) }),
-    ...(write && {
-      replace: logged(logger, 'write', (value: ExternalValue, call: ExternalCall) => writeValue(spec, write, value, call), (_, call) => call.uri),
-    }),
+    // A failure's status and reason are thrown: the session answers it and logs it, once.
+    ...(read && { get: (call: ExternalCall) => readValue(spec, read, call) }),
+    ...(write && { replace: (value: ExternalValue, call: ExternalCall) => writeValue(spec, write, value, call) }),
     ...(exec && { exec: (data: ExternalValue | undefined, call: ExternalCall) => execs.exec(spec, data, call) }),
   }
 }
@@ -59,7 +45,7 @@ export async function installObjects(
       ...(spec.acl !== undefined && { acl: spec.acl }),
       ...(spec.value !== undefined && { value: spec.value }),
     }
-    const mounted = tree.mount(spec.path, shape, objectNode(spec, execs, logger))
+    const mounted = tree.mount(spec.path, shape, objectNode(spec, execs))
     if (!mounted.ok) return { ok: false, error: `objects: ${mounted.error}` }
   }
   await execs.resume()
