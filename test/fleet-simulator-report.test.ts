@@ -224,3 +224,33 @@ t.test('a device whose DM Server refuses it: its failed sessions are counted, th
   t.ok((report.counts.sessions.failed ?? 0) >= 1, `the refused device's session counted as failed (${report.counts.sessions.failed})`)
   t.match(statusLine(observer), new RegExp(`sessions \\d+ done ${(report.counts.sessions.failed ?? 0) + (report.counts.sessions.aborted ?? 0)} failed`), 'and the status says so')
 })
+
+t.test('gwmo-agent simulate --duration: the run ends by itself, as on SIGTERM, with its report', async (t) => {
+  const broker = await startMosquitto({ open: true })
+  t.teardown(() => broker.stop())
+  const dir = mkdtempSync(join(tmpdir(), 'gwmo-fleet-duration-'))
+  writeFileSync(join(dir, 'factory.xml'), factoryBootstrapXml('mac:02-00-00-00-00-00', [SERVER_A, GATEWAY]))
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({
+    deviceId: 'mac:02-00-00-00-00-00',
+    broker: { url: broker.url, clientId: 'gwmo-fleet-duration' },
+    stateDir: join(dir, 'state'),
+    factoryBootstrap: join(dir, 'factory.xml'),
+  }))
+  const bad = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', '--devices', '4', '--broker', broker.url, '--config', join(dir, 'config.json'), '--duration', '0'], { stdio: 'pipe' })
+  let badErr = ''
+  bad.stderr.on('data', (chunk: Buffer) => (badErr += chunk.toString()))
+  t.equal(await new Promise((resolve) => bad.on('exit', resolve)), 2, '--duration 0: a usage error')
+  t.match(badErr, /--duration: a whole number of seconds/)
+
+  const child = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', '--devices', '4', '--id-prefix', 'mac:02-09', '--broker', broker.url,
+    '--config', join(dir, 'config.json'), '--duration', '2', '--report', join(dir, 'short')], { stdio: 'pipe' })
+  t.teardown(() => child.kill('SIGKILL'))
+  let stdout = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0, 'it exits by itself, cleanly')
+  t.ok(stdout.split('\n').some((line) => line.includes('"msg":"stopping"') && line.includes('"signal":"SIGTERM"')), 'stopping as on SIGTERM')
+  const report = JSON.parse(readFileSync(join(dir, 'short'), 'utf8')) as FleetReport
+  t.equal(report.counts.devices, 4, 'and its report written')
+  t.match(readFileSync(join(dir, 'short.md'), 'utf8'), /!\[latency histograms\]\(short\.svg\)/, 'FILE.md names FILE.svg beside it')
+  t.match(readFileSync(join(dir, 'short.svg'), 'utf8'), /^<svg /)
+})

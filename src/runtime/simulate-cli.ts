@@ -15,12 +15,13 @@ import { startStatus, type StatusStream } from './simulate-status.ts'
 
 export const SIMULATE_USAGE = `usage: gwmo-agent simulate --devices N --broker URL --config FILE
          [--state-dir DIR] [--id-prefix ${DEFAULT_ID_PREFIX}] [--connections K] [--topic-plan each|wildcard]
-         [--log-level debug|info|warn|error] [--report FILE] [--status-seconds S]
+         [--log-level debug|info|warn|error] [--report FILE] [--status-seconds S] [--duration S]
 
 Runs N virtual End Devices in one process, each a whole agent with its own DevId, tree and sessions, sharing
 K MQTT connections (default 1) to URL. FILE is an agent configuration: every device applies its
 factoryBootstrap and its settings; its deviceId and stateDir are replaced per device. Trees live in memory
-unless --state-dir is given (one folder per device under it). Runs until SIGINT or SIGTERM.
+unless --state-dir is given (one folder per device under it). Runs until SIGINT or SIGTERM, or for
+--duration S seconds, then stops as on SIGTERM.
 
 While it runs, a status on stderr: devices online, sessions done and failed, detections answered, alerts
 delivered (one line rewritten every second on a terminal; otherwise a line every S seconds, default 5; 0: none). When it
@@ -36,6 +37,8 @@ larger young generation spares a third of the CPU: NODE_OPTIONS=--max-semi-space
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
 const MAX_DEVICES = 1_000_000
 const MAX_CONNECTIONS = 64
+/** 30 days: a soak test's length, and far below what a timer takes (2^31 ms). */
+const MAX_DURATION_SECONDS = 30 * 86_400
 
 export interface SimulateIo {
   argv: string[]
@@ -45,6 +48,8 @@ export interface SimulateIo {
   version?: string
   /** Where the live status goes: the process's stderr unless given. */
   status?: StatusStream
+  /** Ends the run once --duration has passed: a SIGTERM to the process unless given, so that it stops as on one. */
+  requestStop?: () => void
 }
 
 export type SimulateStart =
@@ -74,6 +79,7 @@ export async function runSimulateCli(io: SimulateIo, exit: { ok: number; failure
         'log-level': { type: 'string' },
         report: { type: 'string' },
         'status-seconds': { type: 'string' },
+        duration: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -105,6 +111,8 @@ export async function runSimulateCli(io: SimulateIo, exit: { ok: number; failure
   if (values.config === undefined) return usage('--config FILE is required (it names the factory bootstrap every device applies)')
   const statusSeconds = values['status-seconds'] === undefined ? 5 : wholeNumber(values['status-seconds'] as string, 0, 3600)
   if (statusSeconds === undefined) return usage('--status-seconds: a whole number from 0 to 3600')
+  const duration = values.duration === undefined ? undefined : wholeNumber(values.duration as string, 1, MAX_DURATION_SECONDS)
+  if (values.duration !== undefined && duration === undefined) return usage(`--duration: a whole number of seconds from 1 to ${MAX_DURATION_SECONDS}`)
   const report = reportFiles(values.report as string | undefined)
   if (report !== undefined) {
     try {
@@ -137,7 +145,10 @@ export async function runSimulateCli(io: SimulateIo, exit: { ok: number; failure
   const stream = io.status ?? process.stderr
   const stopStatus = statusSeconds > 0 ? startStatus(observer, stream, statusSeconds) : () => {}
   const { fleet } = started
+  const requestStop = io.requestStop ?? (() => process.kill(process.pid, 'SIGTERM'))
+  const ending = duration === undefined ? undefined : setTimeout(requestStop, duration * 1000)
   const stop = async () => {
+    clearTimeout(ending)
     // What the run saw, before stopping adds its own session ends and offline devices.
     const seen = fleetReport(observer)
     stopStatus()

@@ -1,7 +1,8 @@
 /**
- * The two bindings behind one port (binding.md §2, §10): a message whose party's account says
- * `Ext/GwmoAgent/Binding` = `http` carries an HTTP route and is POSTed; every other one goes over MQTT, exactly as
- * before. Both hand what they receive to the same handlers; only the broker has a connection to be online on.
+ * The two bindings behind the sessions' one port (binding.md §2, §10), one file each beside this one, chosen per
+ * account: a message whose party's account says `Ext/GwmoAgent/Binding` = `http` carries an HTTP route and is
+ * POSTed; every other one is published over MQTT (to the broker its `mqtt://` AppAddr names, if any). Both hand
+ * what they receive to the same handlers; only the broker has a connection to be online on.
  */
 import type { Transport, TransportEvents } from '../../session/port.ts'
 

@@ -137,8 +137,8 @@ export function createMqttTransport(options: MqttTransportOptions): Transport {
   }
 
   /**
-   * The main connection when the AppAddr names the agent's own broker (same origin) with no user name or the
-   * agent's own; one of its own otherwise. A different user name on the agent's broker is another identity there,
+   * The device's own connection (undefined) when the AppAddr names the agent's own broker (same origin) with no
+   * user name or the agent's own; one of the party's otherwise. A different user name on the agent's broker is another identity there,
    * which the broker's ACL may let reach topics the device's own may not, so it is honoured rather than folded
    * into the main session. An address that names no broker (`mqtt://` alone) leaves the party on the default
    * route, like no address.
