@@ -12,7 +12,7 @@
 #      host's kernel under qemu-user), HwV = the board the chroot sees (device tree or DMI, else ""), Man = the
 #      configuration's, the agent's version, and every secret as (secret); SIGTERM must leave a retained
 #      `offline` and exit status 0;
-#   2. the demo's whole GwMO story (`dist/demo.js`, its 8 steps, with its DM Server, gateway and bootstrap
+#   2. the demo's whole GwMO story (`dist/demo.js`, its 9 steps, with its DM Server, gateway and bootstrap
 #      server native on the host) runs with the installed bundle, /usr/lib/gwmo-agent/gwmo-agent.js, under the
 #      emulated /usr/bin/node: its --runtime is a wrapper that execs `chroot ROOTFS /usr/bin/node`, so the
 #      demo's SIGTERM reaches the emulated node. Every step must pass, the agent's start line must name the
@@ -249,7 +249,7 @@ run_arch() {
   if [ "$status" = 0 ] && [ -n "$steps_line" ]; then
     steps_s="$(sed -E 's/^All [0-9]+ steps done in ([0-9.]+) s.*/\1/' <<<"$steps_line")"
     local n
-    for n in $(seq 8); do
+    for n in $(seq 9); do
       grep -q "^   ✓ step $n: " "$demo_log" || fail "$arch" "demo: no '✓ step $n' line"
     done
     pass "$arch" "demo: ${steps_line%% (*} (${demo_s}s with the demo's start)"
@@ -273,7 +273,7 @@ run_arch() {
   else
     fail "$arch" "demo: no retained offline for $demo_device after the agent stopped"
   fi
-  summary+=("$arch  rootfs ${rootfs_s}s ($cold)  unpack ${unpack_s}s  install ${install_s}s  --version ${version_s}s  online ${online_s}s  demo ${demo_s}s (8 steps ${steps_s}s)")
+  summary+=("$arch  rootfs ${rootfs_s}s ($cold)  unpack ${unpack_s}s  install ${install_s}s  --version ${version_s}s  online ${online_s}s  demo ${demo_s}s (9 steps ${steps_s}s)")
 }
 
 for arch in "${archs[@]}"; do
