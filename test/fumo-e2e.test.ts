@@ -30,6 +30,7 @@ t.test('every result code, each in one alert with the Exec\'s Correlator, the no
   const cases: Array<{ what: string; node: keyof typeof TYPE; setup: OutCommand[]; module?: () => void; result: string; state: string; calls?: string[] }> = [
     { what: 'installed', node: 'DownloadAndUpdate', setup: [url('DownloadAndUpdate', packages.url('/pkg')), sha(SHA256)], result: '200', state: '100', calls: [`check ${SHA256}`, `install ${SHA256}`] },
     { what: 'checksum mismatch', node: 'DownloadAndUpdate', setup: [sha('0'.repeat(64))], result: '402', state: '20', calls: [] },
+    { what: 'a PkgSHA256 that is no SHA-256', node: 'Download', setup: [url('Download', packages.url('/pkg')), sha('not-a-digest')], result: '402', state: '20', calls: [] },
     { what: 'device mismatch (check exits 3)', node: 'DownloadAndUpdate', setup: [sha(SHA256)], module: () => module.set('check', { exit: 3 }), result: '403', state: '80', calls: [`check ${SHA256}`] },
     { what: 'not acceptable (check exits 1)', node: 'DownloadAndUpdate', setup: [], module: () => module.set('check', { exit: 1 }), result: '405', state: '80', calls: [`check ${SHA256}`] },
     { what: 'install failed', node: 'DownloadAndUpdate', setup: [], module: () => module.set('install', { exit: 1 }), result: '410', state: '80', calls: [`check ${SHA256}`, `install ${SHA256}`] },

@@ -151,6 +151,9 @@ export function installFumo(deps: FumoDeps): Fumo | { error: string } {
 
   /** Runs the operation from its phase on; its result, or undefined when it waits for the agent's restart. */
   async function advance(operation: Operation): Promise<FumoResult | undefined> {
+    if (operation.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(operation.sha256)) {
+      throw new FumoFailure(FUMO_RESULT.CORRUPT_PACKAGE, 'Ext/PkgSHA256 is not a SHA-256 (64 hex digits)')
+    }
     if (operation.phase === 'download') {
       await persist(operation, 30 /* Download Progressing */)
       await fs.mkdir(workDir, { recursive: true, mode: 0o700 })
