@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const DEMO = join(ROOT, 'dist', 'demo.js')
 const BUN = join(ROOT, 'node_modules', '.bin', 'bun')
-const STEP_COUNT = 8
+const STEP_COUNT = 9
 
 t.test('every step of the demo with the agent running under Bun', (t) => {
   t.ok(existsSync(BUN), 'Bun is installed as a dev dependency (npm ci)')
@@ -28,6 +28,6 @@ t.test('every step of the demo with the agent running under Bun', (t) => {
   t.match(run.stdout, new RegExp(`agent info  started .*runtime=bun ${bunVersion.replace(/\./g, '\\.')}`), 'the agent ran under Bun')
   t.notMatch(run.stdout, /runtime=node /, 'and never under Node')
   for (let n = 1; n <= STEP_COUNT; n++) t.match(run.stdout, new RegExp(`^   ✓ step ${n}: `, 'm'), `step ${n} done`)
-  t.match(run.stdout, /All 8 steps done/)
+  t.match(run.stdout, /All 9 steps done/)
   t.end()
 })
