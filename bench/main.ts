@@ -14,8 +14,8 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { startMosquitto } from '../test/helpers/mosquitto.ts'
-import { startDmServer } from '../test/peers/dm-server.ts'
-import { startGateway } from '../test/peers/gateway.ts'
+import { startDmServer, type DmServer } from '../test/peers/dm-server.ts'
+import { startGateway, type Gateway } from '../test/peers/gateway.ts'
 import { gatewayOptions, serverOptions } from '../test/fixtures/gwmo/parties.ts'
 import { agentSetup, BENCH_PARTIES } from './lib/agent-setup.ts'
 import { run } from './lib/processes.ts'
@@ -27,6 +27,7 @@ import { measureFleet, type FleetFigures } from './figures/fleet.ts'
 import { detectionRoundTrips, echoRoundTrips } from './figures/roundtrip.ts'
 import { echoSessionTimes, sessionTimes } from './figures/sessions.ts'
 import { measureIdle } from './figures/idle.ts'
+import { monotonicUs, profileDir, readProfile, STAGES, stagesOfProfile, straceCounts } from './figures/profile.ts'
 import { measureStart } from './figures/start.ts'
 import { storeFigures, type ChangeFigures } from './figures/store.ts'
 import { DOWN_MS, KILL_WITHIN_MS, measureReconnect } from './figures/reconnect.ts'
@@ -129,6 +130,77 @@ async function exchanges(brokerUrl: string, watcher: Watcher): Promise<void> {
     notes.push(`DM sessions: ${samples.runs} after ${samples.warmup} warm-up, one at a time, 250 ms apart (the device answers a party's refused messages at most 5 a second, and each new session of the server's begins with one, binding.md §6); floor = two echoed round trips of Package 1's size (${sessions.package1Bytes} bytes) per session.`)
   } finally {
     await Promise.all([agent.stop(), floor.stop()])
+    await Promise.all([server.stop(), gateway.stop()])
+  }
+}
+
+/**
+ * Where the detection's and the session's time goes: the same exchanges against the unminified agent under a CPU
+ * profile and strace, each stage's CPU per exchange (bench/figures/profile.ts).
+ */
+async function stages(brokerUrl: string, watcher: Watcher): Promise<void> {
+  const samples = { runs: Math.max(40, runs), warmup: 5 }
+  const exchanges = samples.runs + samples.warmup
+  // One agent under the profiler, another (the shipped bundle) under strace: each would distort the other.
+  const profiled = await withAgent(brokerUrl, 'mac:02-be-00-00-00-30', (configPath, dir) => ['--cpu-prof', `--cpu-prof-dir=${dir}`, join(out, 'agent-profile.js'), '--config', configPath], async (server, gateway, deviceId) => {
+    log('profile by stage: detections')
+    const detectFrom = monotonicUs()
+    await detectionRoundTrips(gateway, watcher, { deviceId, gatewayId: BENCH_PARTIES.gateway.serverId }, samples)
+    const detectTo = monotonicUs()
+    log('profile by stage: sessions')
+    await sessionTimes(server, samples)
+    return { detectFrom, detectTo, sessionFrom: detectTo, sessionTo: monotonicUs() }
+  })
+  const profile = readProfile(profiled.dir)
+  const bundle = join(out, 'agent-profile.js')
+  const detection = stagesOfProfile(profile, bundle, profiled.result.detectFrom, profiled.result.detectTo)
+  const session = stagesOfProfile(profile, bundle, profiled.result.sessionFrom, profiled.result.sessionTo)
+  const traced = await withAgent(brokerUrl, 'mac:02-be-00-00-00-31', (configPath) => [join(root, 'dist', 'gwmo-agent.js'), '--config', configPath], async (_server, gateway, deviceId, pid) => {
+    log('system calls: detections')
+    const trace = straceCounts(pid)
+    await detectionRoundTrips(gateway, watcher, { deviceId, gatewayId: BENCH_PARTIES.gateway.serverId }, samples)
+    return trace.stop()
+  })
+  const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0)
+  const perExchange = (ms: number) => fmt(ms / exchanges, 3)
+  const share = (ms: number, all: number) => `${fmt((100 * ms) / all, 0)} %`
+  row('Agent CPU per detection (profiled, unminified build), Node', `${perExchange(total(detection))} ms`, '—', 'by stage in the note', '')
+  row('Agent CPU per DM session (profiled, unminified build), Node', `${perExchange(total(session))} ms`, '—', 'by stage in the note', '')
+  notes.push(
+    '',
+    `Agent CPU by stage (V8 CPU profile of the unminified build over ${exchanges} detections, then ${exchanges} DM sessions, paced as above; ms per exchange and share; idle time left out):`,
+    '',
+    '| stage | detection | | DM session | |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...STAGES.map((stage) => `| ${stage} | ${perExchange(detection.get(stage)!)} ms | ${share(detection.get(stage)!, total(detection))} | ${perExchange(session.get(stage)!)} ms | ${share(session.get(stage)!, total(session))} |`),
+    '',
+    `System calls of the shipped agent over ${exchanges} detections, per detection (strace -c -f, without the profiler; time as strace counts it, its own overhead included): ` +
+      traced.result.slice(0, 8).map((s) => `${s.call} ${fmt(s.calls / exchanges, 1)} × ${fmt((s.seconds * 1000) / exchanges, 3)} ms`).join(', ') + '.',
+    '',
+  )
+}
+
+/**
+ * An agent of its own with its two parties, its first sessions over, for `work`; stopped after it (a profile is
+ * written at its exit, into `dir`).
+ */
+async function withAgent<T>(
+  brokerUrl: string,
+  deviceId: string,
+  args: (configPath: string, dir: string) => string[],
+  work: (server: DmServer, gateway: Gateway, deviceId: string, pid: number) => Promise<T>,
+): Promise<{ result: T; dir: string }> {
+  const setup = agentSetup(brokerUrl, deviceId, { location: { enabled: false }, limits: { detectionsPerMinute: 6000 } })
+  const server = await startDmServer(serverOptions(brokerUrl, setup.deviceId, BENCH_PARTIES.server))
+  const gateway = await startGateway(gatewayOptions(brokerUrl, setup.deviceId, BENCH_PARTIES.gateway))
+  const dir = profileDir()
+  const agent = run(process.execPath, args(setup.configPath, dir))
+  try {
+    for (const party of [server, gateway]) await party.waitForSession((s) => s.origin === 'device' && s.closed, 60_000)
+    const result = await work(server, gateway, setup.deviceId, agent.child.pid!)
+    return { result, dir }
+  } finally {
+    await agent.stop()
     await Promise.all([server.stop(), gateway.stop()])
   }
 }
@@ -308,6 +380,7 @@ async function main(): Promise<void> {
       await section('Start and RSS', () => starts(broker.url, watcher))
       await section('Round trips and sessions', () => exchanges(broker.url, watcher))
       await section('Idle cost', () => idle(broker.url, watcher))
+      await section('CPU by stage', () => stages(broker.url, watcher))
       await section('Broker restarts', restarts)
       await section('Codec', codec)
       await section('Reply fitting', fitting)

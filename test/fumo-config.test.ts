@@ -43,7 +43,7 @@ t.test('fumo: defaults, and each bad value named', async (t) => {
   }
 })
 
-t.test('the agent refuses a module anyone else could change, and an ACL that is not one', async (t) => {
+t.test('the agent refuses a module anyone else could change, an ACL that is not one, and a CA it cannot read', async (t) => {
   const module = makeModule()
   chmodSync(module.path, 0o775)
   const writable = AgentProcess.start({ brokerUrl: 'mqtt://127.0.0.1:9', config: { fumo: { module: module.path } } })
@@ -54,6 +54,9 @@ t.test('the agent refuses a module anyone else could change, and an ACL that is 
   const badAcl = AgentProcess.start({ brokerUrl: 'mqtt://127.0.0.1:9', config: { fumo: { module: module.path, acl: 'Exec=' } } })
   t.not((await badAcl.waitForExit()).code, 0)
   t.match(badAcl.stderr, /fumo\.acl/)
+  const noCa = AgentProcess.start({ brokerUrl: 'mqtt://127.0.0.1:9', config: { fumo: { module: module.path, ca: '/nonexistent/ca.pem' } } })
+  t.not((await noCa.waitForExit()).code, 0)
+  t.match(noCa.stderr, /fumo\.ca: cannot read \/nonexistent\/ca\.pem \(ENOENT\)/, 'a CA file that cannot be read stops the start')
 })
 
 t.test('fumo.acl as any object\'s ACL: what it does not grant is refused (425) and changes nothing', async (t) => {

@@ -4,13 +4,20 @@
  * dropping, failing, missing, or not the package the checksum names) and a test update module records what it
  * was called with. Every result code reaches the server in one Generic Alert with the Exec's Correlator, `State`
  * reads as FUMO says along the way, a second Exec while one runs gets 417, a SIGKILL mid-download resumes with a
- * `Range` request, and a SIGKILL mid-install ends, after the restart and `verify`, in exactly one alert.
+ * `Range` request, a SIGKILL mid-install ends, after the restart and `verify`, in exactly one alert, and HTTPS is
+ * verified against `fumo.ca`.
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { cleanUpAgent } from './helpers/agent-process.ts'
-import { alertsFor, readState, ROOT, setup, sha, SHA256, startOperation, TYPE, url, waitForResult } from './helpers/fumo.ts'
+import { alertsFor, PACKAGE, readState, ROOT, setup, sha, SHA256, startOperation, TYPE, url, waitForResult } from './helpers/fumo.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
+import { makeCertificates } from './helpers/test-certificates.ts'
 import { replace, type OutCommand } from './peers/syncml.ts'
 
 const broker = await startMosquitto()
@@ -120,4 +127,33 @@ t.test('SIGKILL during install: the next start runs verify and reports once; an 
   restarted = cleanUpAgent(t, restarted.restart())
   t.match(await waitForResult(server, restarted, waiting.correlator), { data: '410' }, 'verify failed after the restart: 410')
   t.same(module.calls().map((c) => c.split(' ')[0]), ['check', 'install', 'verify'])
+})
+
+t.test('HTTPS: a package server fumo.ca vouches for is trusted; without fumo.ca the same server is refused (412)', async (t) => {
+  const certs = mkdtempSync(join(tmpdir(), 'gwmo-fumo-tls-'))
+  makeCertificates(certs)
+  const requests: string[] = []
+  const https = createHttpsServer({ key: readFileSync(join(certs, 'server.key')), cert: readFileSync(join(certs, 'server.pem')) }, (req, res) => {
+    requests.push(req.url ?? '')
+    res.writeHead(200, { 'content-length': PACKAGE.length, etag: '"v1"' })
+    res.end(PACKAGE)
+  })
+  await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    https.closeAllConnections()
+    https.close(() => resolve())
+  }))
+  const packageUrl = `https://localhost:${(https.address() as AddressInfo).port}/pkg`
+
+  const trusted = await setup(t, broker.url, { ca: join(certs, 'ca.pem') })
+  const ok = await startOperation(trusted.server, trusted.agent, 'Download', [url('Download', packageUrl), sha(SHA256)])
+  t.match(await waitForResult(trusted.server, trusted.agent, ok.correlator), { data: '200' }, 'verified against fumo.ca')
+  await trusted.agent.stop()
+  await trusted.server.stop()
+  const seen = requests.length
+
+  const untrusted = await setup(t, broker.url)
+  const refused = await startOperation(untrusted.server, untrusted.agent, 'Download', [url('Download', packageUrl)])
+  t.match(await waitForResult(untrusted.server, untrusted.agent, refused.correlator), { data: '412' }, 'not verified by the system\'s CAs: 412')
+  t.equal(requests.length, seen, 'the untrusted server never saw a request')
 })

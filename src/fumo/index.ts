@@ -33,6 +33,8 @@ export interface FumoDeps {
   stateDir: string
   logger: Logger
   random: (n: number) => Uint8Array
+  /** `fumo.ca`, read at start (a missing file stops the agent there, not at the first download). */
+  ca?: Buffer
 }
 
 export interface Fumo {
@@ -155,7 +157,7 @@ export function installFumo(deps: FumoDeps): Fumo | { error: string } {
       const got = await downloadPackage({
         url: operation.url ?? '', file: pkgFile, maxBytes: config.maxBytes, ...DOWNLOAD, signal: aborter.signal, log,
         ...(operation.sha256 !== undefined && { sha256: operation.sha256 }),
-        ...(config.ca !== undefined && { ca: await fs.readFile(config.ca) }),
+        ...(deps.ca !== undefined && { ca: deps.ca }),
       })
       operation.sha256 = got.sha256
       if (operation.op === 'Download') return FUMO_RESULT.SUCCESSFUL
@@ -201,6 +203,11 @@ export function installFumo(deps: FumoDeps): Fumo | { error: string } {
   }
 
   async function spoolResult(operation: Operation): Promise<FumoResult | undefined> {
+    // The agent went down between deciding to install and handing the package over: hand it over now.
+    const handedOver = await fs.access(spooled).then(() => true, () => false)
+    if (!handedOver && operation.sha256 !== undefined && (await fs.access(pkgFile).then(() => true, () => false))) {
+      await submitToSpool(config.spoolDir, pkgFile, operation.id, operation.sha256)
+    }
     const deadline = (operation.at ?? Date.now()) + timeoutMs + 60_000
     for (;;) {
       const result = await readSpoolResult(config.spoolResult, operation.id)

@@ -2,7 +2,7 @@
  * The runtime: wires configuration, persistent state, the session engine, the GwMO behaviours and the MQTT
  * binding into one agent. Everything it builds belongs to the returned instance, so one process can hold many.
  */
-import { mkdir, chmod } from 'node:fs/promises'
+import { mkdir, chmod, readFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { readBrokerTls, type AgentConfig } from '../config.ts'
 import { installFumo, type Fumo } from '../fumo/index.ts'
@@ -241,7 +241,13 @@ export async function startAgent(options: AgentOptions): Promise<StartResult> {
   if (config.fumo !== undefined) {
     const unusable = checkProgramFile(config.fumo.module)
     if (unusable !== undefined) return { ok: false, error: `config: fumo.module: ${config.fumo.module} ${unusable}` }
-    const fumoMade = installFumo({ tree, state, sessions, config: config.fumo, stateDir: config.stateDir, logger, random })
+    let ca: Buffer | undefined
+    try {
+      if (config.fumo.ca !== undefined) ca = await readFile(config.fumo.ca)
+    } catch (error) {
+      return { ok: false, error: `config: fumo.ca: cannot read ${config.fumo.ca} (${(error as NodeJS.ErrnoException).code ?? 'error'})` }
+    }
+    const fumoMade = installFumo({ tree, state, sessions, config: config.fumo, stateDir: config.stateDir, logger, random, ...(ca !== undefined && { ca }) })
     if ('error' in fumoMade) return { ok: false, error: `tree: ${fumoMade.error}` }
     fumo = fumoMade
   }
