@@ -241,6 +241,13 @@ t.test('gwmo-agent simulate --duration: the run ends by itself, as on SIGTERM, w
   bad.stderr.on('data', (chunk: Buffer) => (badErr += chunk.toString()))
   t.equal(await new Promise((resolve) => bad.on('exit', resolve)), 2, '--duration 0: a usage error')
   t.match(badErr, /--duration: a whole number of seconds/)
+  const nowhere = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', '--devices', '4', '--broker', broker.url, '--config', join(dir, 'config.json'),
+    '--report', join(dir, 'no-such-folder', 'run.json')], { stdio: 'pipe' })
+  let nowhereErr = ''
+  nowhere.stderr.on('data', (chunk: Buffer) => (nowhereErr += chunk.toString()))
+  t.equal(await new Promise((resolve) => nowhere.on('exit', resolve)), 2, 'a report that could not be written: a usage error')
+  t.match(nowhereErr, /--report: cannot write in .*no-such-folder/, 'before any device starts')
+  t.notMatch(broker.log(), /gwmo-fleet-duration/, 'and nothing connected')
 
   const child = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', '--devices', '4', '--id-prefix', 'mac:02-09', '--broker', broker.url,
     '--config', join(dir, 'config.json'), '--duration', '2', '--report', join(dir, 'short')], { stdio: 'pipe' })
