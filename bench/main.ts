@@ -6,20 +6,22 @@
  * Options: --runs N (default 5), --devices N (fleet, default 10000), --snapshot-devices N (heap summary by
  * constructor, default 1000, 0 for none), --connections K (fleet, default 1), --detect-window N (detection
  * flows in flight at once, default 1000, 0 for all at once), --skip-fleet, --skip-bun, --skip-store, --fleet-only,
- * --store-only, --idle-seconds N (the idle cost's whole window, default 60).
+ * --store-only, --idle-seconds N (the idle cost's whole window, default 60), --only LIST (sections by key, comma
+ * separated: store sizes start exchanges idle stages restarts codec fitting exec fumo http arm64 fleet).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { loadavg, cpus } from 'node:os'
+import { execFileSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { startMosquitto } from '../test/helpers/mosquitto.ts'
-import { startDmServer } from '../test/peers/dm-server.ts'
-import { startGateway } from '../test/peers/gateway.ts'
-import { gatewayOptions, serverOptions } from '../test/fixtures/gwmo/parties.ts'
+import { startDmServer, type DmServer } from '../test/peers/dm-server.ts'
+import { startGateway, type Gateway } from '../test/peers/gateway.ts'
+import { gatewayOptions, overHttp, SERVER_B, serverOptions, type PartySpec } from '../test/fixtures/gwmo/parties.ts'
 import { agentSetup, BENCH_PARTIES } from './lib/agent-setup.ts'
 import { run } from './lib/processes.ts'
-import type { Summary } from './lib/stats.ts'
+import { summarize, type Summary } from './lib/stats.ts'
 import { Watcher } from './lib/watch.ts'
 import { codecThroughput } from './figures/codec.ts'
 import { fittingCost } from './figures/fitting.ts'
@@ -27,9 +29,12 @@ import { measureFleet, type FleetFigures } from './figures/fleet.ts'
 import { detectionRoundTrips, echoRoundTrips } from './figures/roundtrip.ts'
 import { echoSessionTimes, sessionTimes } from './figures/sessions.ts'
 import { measureIdle } from './figures/idle.ts'
+import { monotonicUs, profileDir, readProfile, STAGES, stagesOfProfile, straceCounts } from './figures/profile.ts'
 import { measureStart } from './figures/start.ts'
 import { storeFigures, type ChangeFigures } from './figures/store.ts'
 import { DOWN_MS, KILL_WITHIN_MS, measureReconnect } from './figures/reconnect.ts'
+import { execTimes, spawnTimes, trueObject } from './figures/exec.ts'
+import { curlTimes, downloadTimes, RECORDING_MODULE, startPackageServer } from './figures/fumo.ts'
 
 const { values } = parseArgs({
   options: {
@@ -46,6 +51,7 @@ const { values } = parseArgs({
     'skip-store': { type: 'boolean', default: false },
     'store-only': { type: 'boolean', default: false },
     'idle-seconds': { type: 'string', default: '60' },
+    only: { type: 'string' },
   },
 })
 const root = values.root!
@@ -134,6 +140,77 @@ async function exchanges(brokerUrl: string, watcher: Watcher): Promise<void> {
 }
 
 /**
+ * Where the detection's and the session's time goes: the same exchanges against the unminified agent under a CPU
+ * profile and strace, each stage's CPU per exchange (bench/figures/profile.ts).
+ */
+async function stages(brokerUrl: string, watcher: Watcher): Promise<void> {
+  const samples = { runs: Math.max(40, runs), warmup: 5 }
+  const exchanges = samples.runs + samples.warmup
+  // One agent under the profiler, another (the shipped bundle) under strace: each would distort the other.
+  const profiled = await withAgent(brokerUrl, 'mac:02-be-00-00-00-30', (configPath, dir) => ['--cpu-prof', `--cpu-prof-dir=${dir}`, join(out, 'agent-profile.js'), '--config', configPath], async (server, gateway, deviceId) => {
+    log('profile by stage: detections')
+    const detectFrom = monotonicUs()
+    await detectionRoundTrips(gateway, watcher, { deviceId, gatewayId: BENCH_PARTIES.gateway.serverId }, samples)
+    const detectTo = monotonicUs()
+    log('profile by stage: sessions')
+    await sessionTimes(server, samples)
+    return { detectFrom, detectTo, sessionFrom: detectTo, sessionTo: monotonicUs() }
+  })
+  const profile = readProfile(profiled.dir)
+  const bundle = join(out, 'agent-profile.js')
+  const detection = stagesOfProfile(profile, bundle, profiled.result.detectFrom, profiled.result.detectTo)
+  const session = stagesOfProfile(profile, bundle, profiled.result.sessionFrom, profiled.result.sessionTo)
+  const traced = await withAgent(brokerUrl, 'mac:02-be-00-00-00-31', (configPath) => [join(root, 'dist', 'gwmo-agent.js'), '--config', configPath], async (_server, gateway, deviceId, pid) => {
+    log('system calls: detections')
+    const trace = straceCounts(pid)
+    await detectionRoundTrips(gateway, watcher, { deviceId, gatewayId: BENCH_PARTIES.gateway.serverId }, samples)
+    return trace.stop()
+  })
+  const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0)
+  const perExchange = (ms: number) => fmt(ms / exchanges, 3)
+  const share = (ms: number, all: number) => `${fmt((100 * ms) / all, 0)} %`
+  row('Agent CPU per detection (profiled, unminified build), Node', `${perExchange(total(detection))} ms`, '—', 'by stage in the note', '')
+  row('Agent CPU per DM session (profiled, unminified build), Node', `${perExchange(total(session))} ms`, '—', 'by stage in the note', '')
+  notes.push(
+    '',
+    `Agent CPU by stage (V8 CPU profile of the unminified build over ${exchanges} detections, then ${exchanges} DM sessions, paced as above; ms per exchange and share; idle time left out):`,
+    '',
+    '| stage | detection | | DM session | |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...STAGES.map((stage) => `| ${stage} | ${perExchange(detection.get(stage)!)} ms | ${share(detection.get(stage)!, total(detection))} | ${perExchange(session.get(stage)!)} ms | ${share(session.get(stage)!, total(session))} |`),
+    '',
+    `System calls of the shipped agent over ${exchanges} detections, per detection (strace -c -f, without the profiler; time as strace counts it, its own overhead included): ` +
+      traced.result.slice(0, 8).map((s) => `${s.call} ${fmt(s.calls / exchanges, 1)} × ${fmt((s.seconds * 1000) / exchanges, 3)} ms`).join(', ') + '.',
+    '',
+  )
+}
+
+/**
+ * An agent of its own with its two parties, its first sessions over, for `work`; stopped after it (a profile is
+ * written at its exit, into `dir`).
+ */
+async function withAgent<T>(
+  brokerUrl: string,
+  deviceId: string,
+  args: (configPath: string, dir: string) => string[],
+  work: (server: DmServer, gateway: Gateway, deviceId: string, pid: number) => Promise<T>,
+): Promise<{ result: T; dir: string }> {
+  const setup = agentSetup(brokerUrl, deviceId, { location: { enabled: false }, limits: { detectionsPerMinute: 6000 } })
+  const server = await startDmServer(serverOptions(brokerUrl, setup.deviceId, BENCH_PARTIES.server))
+  const gateway = await startGateway(gatewayOptions(brokerUrl, setup.deviceId, BENCH_PARTIES.gateway))
+  const dir = profileDir()
+  const agent = run(process.execPath, args(setup.configPath, dir))
+  try {
+    for (const party of [server, gateway]) await party.waitForSession((s) => s.origin === 'device' && s.closed, 60_000)
+    const result = await work(server, gateway, setup.deviceId, agent.child.pid!)
+    return { result, dir }
+  } finally {
+    await agent.stop()
+    await Promise.all([server.stop(), gateway.stop()])
+  }
+}
+
+/**
  * An idle agent as a device runs it (location polling on, its default period; keepalive; timers) beside the idle
  * floor client, both started, online and left alone: CPU seconds per hour and wakeups per minute.
  */
@@ -164,6 +241,146 @@ async function idle(brokerUrl: string, watcher: Watcher): Promise<void> {
   } finally {
     await Promise.all([agent.stop(), floor.stop()])
     await Promise.all([server.stop(), gateway.stop()])
+  }
+}
+
+/** An agent with the given parties (their first sessions over) for `work`, then stopped: its exit as `run` gives it. */
+async function withParties<T>(
+  brokerUrl: string,
+  deviceId: string,
+  servers: Array<{ spec: PartySpec; http?: boolean }>,
+  extra: (dir: string, servers: DmServer[]) => Record<string, unknown>,
+  work: (servers: DmServer[]) => Promise<T>,
+): Promise<{ result: T; exit: Awaited<ReturnType<typeof run>['exited']> }> {
+  const started: DmServer[] = []
+  try {
+    for (const { spec, http } of servers) started.push(await startDmServer({ ...serverOptions(brokerUrl, deviceId, spec), ...(http === true && { http: {} }) }))
+    const specs = servers.map(({ spec, http }, k) => (http === true ? overHttp(spec, started[k]!.url) : spec))
+    const setup = agentSetup(brokerUrl, deviceId, { location: { enabled: false } }, specs)
+    const config = JSON.parse(readFileSync(setup.configPath, 'utf8')) as Record<string, unknown>
+    writeFileSync(setup.configPath, JSON.stringify({ ...config, ...extra(setup.dir, started) }))
+    const agent = run(process.execPath, [join(root, 'dist', 'gwmo-agent.js'), '--config', setup.configPath], { timed: true })
+    let result: T
+    try {
+      for (const server of started) await server.waitForSession((s) => s.origin === 'device' && s.closed, 60_000)
+      result = await work(started)
+    } catch (error) {
+      await agent.stop()
+      throw error
+    }
+    return { result, exit: await agent.stop() }
+  } finally {
+    await Promise.all(started.map((s) => s.stop()))
+  }
+}
+
+async function execs(brokerUrl: string): Promise<void> {
+  log('async Exec of /bin/true')
+  const samples = { runs: Math.max(20, runs), warmup: 5 }
+  const spec = BENCH_PARTIES.server
+  const { result } = await withParties(brokerUrl, 'mac:02-be-00-00-00-40', [{ spec }], () => ({ objects: [trueObject(spec.serverId)] }), ([server]) => execTimes(server!, samples))
+  const floor = await spawnTimes(samples)
+  row('Async Exec of /bin/true: server\'s Exec → result alert at the server, Node', cell(result.ms, 1, ' ms'), cell(floor, 2, ' ms'), `×${fmt(result.ms.median / floor.median, 0)}; +${fmt(result.ms.median - floor.median, 1)} ms`, '')
+  notes.push(
+    `Async Exec: an object \`${JSON.stringify(trueObject(spec.serverId))}\`, ${samples.runs} Execs after ${samples.warmup} warm-up, 250 ms apart; each pushed in a session of its own (401 + Chal first, binding.md §6), answered 202, ` +
+      `the result in a Generic Alert of a client-initiated session. The pushed session alone (Exec → its close): ${cell(result.sessionMs, 1, ' ms')}. Floor: child_process.spawn of /bin/true to its exit, in the bench process.`,
+  )
+}
+
+const MB = 2 ** 20
+/** Throughput of `bytes` from times in ms: the median's, and the slowest and fastest run's. */
+const throughput = (s: Summary, bytes: number): Summary => ({ median: bytes / MB / (s.median / 1000), min: bytes / MB / (s.max / 1000), max: bytes / MB / (s.min / 1000), runs: s.runs })
+
+async function fumo(brokerUrl: string): Promise<void> {
+  const big = 50 * MB
+  const middle = 10 * MB
+  const small = MB
+  const packages = await startPackageServer([big, middle, small])
+  try {
+    const samples = { runs, warmup: 1 }
+    const spec = BENCH_PARTIES.server
+    const config = (dir: string) => {
+      const module = join(dir, 'module')
+      writeFileSync(module, RECORDING_MODULE)
+      chmodSync(module, 0o755)
+      return { fumo: { module, installer: 'direct', acl: `Get=*&Replace=${spec.serverId}&Exec=${spec.serverId}` } }
+    }
+    const download = (bytes: number, deviceId: string) => {
+      log(`FUMO download of ${bytes / MB} MB`)
+      return withParties(brokerUrl, deviceId, [{ spec }], config, ([server]) => downloadTimes(server!, packages.url(`/${bytes}`), samples))
+    }
+    const agentFrom = packages.transfers.length
+    const agent = await download(big, 'mac:02-be-00-00-00-50')
+    const agentTransfers = summarize(packages.transfers.slice(agentFrom + samples.warmup))
+    const middleAgent = await download(middle, 'mac:02-be-00-00-00-51')
+    const smallAgent = await download(small, 'mac:02-be-00-00-00-52')
+    log('curl of the same package')
+    const curlFrom = packages.transfers.length
+    const curl = await curlTimes(packages.url(`/${big}`), samples)
+    const curlTransfers = summarize(packages.transfers.slice(curlFrom + samples.warmup))
+    const rate = throughput(agent.result, big)
+    const floorRate = throughput(curl, big)
+    row('FUMO Download of a 50 MB package: Exec → result alert, Node', cell(rate, 0, ' MB/s'), cell(floorRate, 0, ' MB/s'), `×${fmt(rate.median / floorRate.median, 2)} of curl's throughput`, '≥ ×0.9')
+    const rss = (kb: number | undefined) => (kb === undefined ? NaN : kb / 1024)
+    const [bigRss, middleRss, smallRss] = [agent, middleAgent, smallAgent].map((a) => rss(a.exit.peakRssKb)) as [number, number, number]
+    const over = (mb: number) => `${mb >= smallRss ? '+' : ''}${fmt(mb - smallRss)} MB`
+    row('FUMO Download: agent\'s peak RSS, 50 MB package (floor: the same agent, 1 MB package)', `${fmt(bigRss)} MB`, `${fmt(smallRss)} MB`, `${over(bigRss)} (10 MB package: ${fmt(middleRss)} MB, ${over(middleRss)})`, 'flat in the package\'s size')
+    notes.push(
+      `FUMO Download: ${samples.runs} Downloads after ${samples.warmup} warm-up, each pushed with its PkgURL (401 + Chal first, binding.md §6) and timed to the result alert (200); the agent writes the package under its state directory and hashes it. ` +
+        `The package server's own view (request → response written): agent ${cell(agentTransfers, 0, ' ms')}, curl ${cell(curlTransfers, 0, ' ms')}. ` +
+        `Peak RSS: GNU time over each agent's whole life (start, first session, ${samples.runs + samples.warmup} Downloads of the package).`,
+    )
+  } finally {
+    await packages.stop()
+  }
+}
+
+async function httpSessions(brokerUrl: string): Promise<void> {
+  log('DM sessions over HTTP and over MQTT')
+  const samples = { runs: Math.max(20, runs), warmup: 5 }
+  const { result } = await withParties(
+    brokerUrl,
+    'mac:02-be-00-00-00-60',
+    [{ spec: BENCH_PARTIES.server }, { spec: SERVER_B, http: true }],
+    () => ({}),
+    async ([mqtt, http]) => ({ mqtt: await sessionTimes(mqtt!, samples), http: await sessionTimes(http!, samples), posts: http!.requests.length }),
+  )
+  const { mqtt, http } = result
+  row('DM session P0→P4 over HTTP (floor: the same over MQTT, same agent), Node', cell(http.ms, 2, ' ms'), cell(mqtt.ms, 2, ' ms'), `×${fmt(http.ms.median / mqtt.ms.median, 2)}`, '')
+  notes.push(
+    `DM sessions over HTTP: one agent with two DM Servers, one over MQTT and one over HTTP (Ext/GwmoAgent/Binding http, the peer's own node:http server, binding.md §10), the same session with each ` +
+      `(DM Notification over the broker, then P1–P4; over HTTP each of the device's messages is a POST whose response is the server's next), ${samples.runs} after ${samples.warmup} warm-up, 250 ms apart; ${result.posts} POSTs in all.`,
+  )
+}
+
+/**
+ * Start → subscribed under emulated arm64 (qemu-user, the QEMU rootfs's own node), agent against the floor, when
+ * targets/qemu/build-rootfs.sh has left its rootfs in the cache; skipped with the reason otherwise.
+ */
+async function arm64(brokerUrl: string, watcher: Watcher): Promise<void> {
+  const cache = process.env.GWMO_QEMU_CACHE ?? join(root, 'targets', 'qemu', 'cache')
+  const tarball = join(cache, 'rootfs-bookworm-arm64-r1.tar.gz')
+  const qemu = ['/usr/bin/qemu-aarch64-static', '/usr/bin/qemu-aarch64'].find((q) => existsSync(q))
+  const reason = !existsSync(tarball) ? `no rootfs at ${tarball} (targets/qemu/build-rootfs.sh arm64 makes it)` : qemu === undefined ? 'no qemu-aarch64(-static)' : undefined
+  if (reason !== undefined) {
+    log(`arm64 start skipped: ${reason}`)
+    row('Start → subscribed, arm64 (qemu-user)', 'skipped', '—', reason, '')
+    return
+  }
+  const rootfs = mkdtempSync(join(tmpdir(), 'gwmo-bench-arm64-'))
+  try {
+    execFileSync('tar', ['-xzf', tarball, '-C', rootfs, '--exclude=./dev/*'], { stdio: 'ignore' })
+    // qemu-user with the rootfs as its library prefix: the rootfs's node and its libraries, the host's files.
+    const node = [qemu!, '-L', rootfs, join(rootfs, 'usr', 'bin', 'node')]
+    const setup = agentSetup(brokerUrl, 'mac:02-be-00-00-00-70', { location: { enabled: false } })
+    log('start under emulated arm64')
+    const options = { runs, warmup: 1, onlineTimeoutMs: 120_000 }
+    const agent = await measureStart(watcher, setup.statusTopic, node[0]!, [...node.slice(1), join(root, 'dist', 'gwmo-agent.js'), '--config', setup.configPath], options)
+    const floor = await measureStart(watcher, 'floor/start-arm64/status', node[0]!, [...node.slice(1), join(out, 'floor.js'), brokerUrl, 'start-arm64'], options)
+    row('Start → subscribed, arm64 (qemu-user)', cell(agent.startMs, 0, ' ms'), cell(floor.startMs, 0, ' ms'), `×${fmt(agent.startMs.median / floor.startMs.median, 2)}`, '≤ 1.1× floor')
+    notes.push(`arm64: the rootfs's node (${execFileSync(node[0]!, [...node.slice(1), '--version'], { encoding: 'utf8' }).trim()}) under ${qemu} -L (user-mode emulation, some ten times slower than the host); same bundles as on the host.`)
+  } finally {
+    rmSync(rootfs, { recursive: true, force: true })
   }
 }
 
@@ -290,7 +507,9 @@ async function main(): Promise<void> {
   const broker = await startMosquitto({ settings: BROKER_SETTINGS, open: true })
   const watcher = await Watcher.start(broker.url)
   // A figure that fails is named in the table and the run goes on with the others.
-  const section = async (name: string, work: () => Promise<void>) => {
+  const only = values.only?.split(',').map((k) => k.trim())
+  const section = async (name: string, key: string, work: () => Promise<void>) => {
+    if (only !== undefined && !only.includes(key)) return
     try {
       await work()
     } catch (error) {
@@ -302,19 +521,24 @@ async function main(): Promise<void> {
     writeResults(started, load, false)
   }
   try {
-    if (!values['skip-store'] && !values['fleet-only']) await section('Durable state', store)
+    if (!values['skip-store'] && !values['fleet-only']) await section('Durable state', 'store', store)
     if (!values['fleet-only'] && !values['store-only']) {
-      await section('Bundle sizes', sizes)
-      await section('Start and RSS', () => starts(broker.url, watcher))
-      await section('Round trips and sessions', () => exchanges(broker.url, watcher))
-      await section('Idle cost', () => idle(broker.url, watcher))
-      await section('Broker restarts', restarts)
-      await section('Codec', codec)
-      await section('Reply fitting', fitting)
+      await section('Bundle sizes', 'sizes', sizes)
+      await section('Start and RSS', 'start', () => starts(broker.url, watcher))
+      await section('Round trips and sessions', 'exchanges', () => exchanges(broker.url, watcher))
+      await section('Async Exec', 'exec', () => execs(broker.url))
+      await section('FUMO download', 'fumo', () => fumo(broker.url))
+      await section('DM sessions over HTTP', 'http', () => httpSessions(broker.url))
+      await section('Idle cost', 'idle', () => idle(broker.url, watcher))
+      await section('CPU by stage', 'stages', () => stages(broker.url, watcher))
+      await section('Broker restarts', 'restarts', restarts)
+      await section('Codec', 'codec', codec)
+      await section('Reply fitting', 'fitting', fitting)
+      await section('Start under emulated arm64', 'arm64', () => arm64(broker.url, watcher))
     }
     if (!values['skip-fleet'] && !values['store-only']) {
-      if (Number(values['snapshot-devices']) > 0) await section(`Fleet of ${values['snapshot-devices']}, heap snapshot`, () => fleetSnapshot(broker.url))
-      await section(`Fleet of ${values.devices}`, () => fleet(broker.url))
+      if (Number(values['snapshot-devices']) > 0) await section(`Fleet of ${values['snapshot-devices']}, heap snapshot`, 'fleet', () => fleetSnapshot(broker.url))
+      await section(`Fleet of ${values.devices}`, 'fleet', () => fleet(broker.url))
     }
   } finally {
     await watcher.stop()

@@ -13,6 +13,14 @@ const out = mkdtempSync(join(tmpdir(), 'gwmo-bench-build-'))
 execFileSync(process.execPath, [join(root, 'build', 'bundle.mjs')], { stdio: 'inherit' })
 // The floor: exactly the agent bundle's options (build/bundle.mjs), on its own entry.
 await buildAgentFile({ entryPoints: [join(root, 'bench', 'floor', 'client.ts')], outfile: join(out, 'floor.js') })
+// The agent unminified, for the CPU profile by stage (bench/figures/profile.ts): esbuild marks each module's code
+// with its path, and the function names stay.
+await build({
+  ...nodeBundle,
+  entryPoints: [join(root, 'src', 'main.ts')],
+  outfile: join(out, 'agent-profile.js'),
+  define: { 'process.env.GWMO_AGENT_VERSION': JSON.stringify('profile') },
+})
 // The bench programs: not minified, CommonJS for the same reason as the agent's bundle. Test helpers they
 // import read `import.meta.url`, which CommonJS lacks: it becomes the bundle's own file URL.
 const programs = { 'main.cjs': 'main.ts', 'fleet-runner.cjs': 'fleet/runner.ts', 'fleet-peers.cjs': 'fleet/peers-main.ts' }

@@ -82,25 +82,44 @@ function checkSummary(t: Test, name: string, s: LatencySummary): void {
 
 const children = (node: TNode | string): TNode[] => (typeof node === 'string' ? [] : node.children.filter((c): c is TNode => typeof c !== 'string'))
 
-t.test(`gwmo-agent simulate with ${DEVICES} devices: a live status, and a report on SIGINT`, async (t) => {
+/** A broker of its own, and a folder with the factory document every device applies and the configuration naming it. */
+async function fleetWorld(t: Test, clientId: string) {
   const broker = await startMosquitto({ open: true })
   t.teardown(() => broker.stop())
-  const dir = mkdtempSync(join(tmpdir(), 'gwmo-fleet-report-'))
+  const dir = mkdtempSync(join(tmpdir(), `${clientId}-`))
   writeFileSync(join(dir, 'factory.xml'), factoryBootstrapXml('mac:02-00-00-00-00-00', [SERVER_A, GATEWAY]))
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({
+  const raw = {
     deviceId: 'mac:02-00-00-00-00-00',
-    broker: { url: broker.url, clientId: 'gwmo-fleet-report' },
+    broker: { url: broker.url, clientId },
     stateDir: join(dir, 'state'),
     factoryBootstrap: join(dir, 'factory.xml'),
     logLevel: 'warn',
     session: { timeoutSeconds: 20, retries: 3, retryBackoffSeconds: 1, maxBackoffSeconds: 4 },
-  }))
+  }
+  const config = join(dir, 'config.json')
+  writeFileSync(config, JSON.stringify(raw))
+  return { broker, dir, config, raw }
+}
+
+/** `gwmo-agent simulate` from the bundle, run to its end. */
+async function simulate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', ...args], { stdio: 'pipe' })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  return { code, stdout, stderr }
+}
+
+t.test(`gwmo-agent simulate with ${DEVICES} devices: a live status, and a report on SIGINT`, async (t) => {
+  const { broker, dir, config } = await fleetWorld(t, 'gwmo-fleet-report')
   const peers = await startFleetPeers(broker.url, SERVER_A, GATEWAY)
   t.teardown(() => peers.stop())
 
   const report = join(dir, 'run.json')
   const child = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', '--devices', String(DEVICES), '--id-prefix', PREFIX,
-    '--broker', broker.url, '--config', join(dir, 'config.json'), '--report', report, '--status-seconds', '1'], { stdio: 'pipe' })
+    '--broker', broker.url, '--config', config, '--report', report, '--status-seconds', '1'], { stdio: 'pipe' })
   t.teardown(() => child.kill('SIGKILL'))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   const statusLines: string[] = []
@@ -188,17 +207,8 @@ t.test(`gwmo-agent simulate with ${DEVICES} devices: a live status, and a report
 })
 
 t.test('a device whose DM Server refuses it: its failed sessions are counted, the others\' completed ones too', async (t) => {
-  const broker = await startMosquitto({ open: true })
-  t.teardown(() => broker.stop())
-  const dir = mkdtempSync(join(tmpdir(), 'gwmo-fleet-failing-'))
-  writeFileSync(join(dir, 'factory.xml'), factoryBootstrapXml('mac:02-00-00-00-00-00', [SERVER_A, GATEWAY]))
-  const parsed = parseConfig({
-    deviceId: 'mac:02-00-00-00-00-00',
-    broker: { url: broker.url, clientId: 'gwmo-fleet-report-failing' },
-    stateDir: join(dir, 'state'),
-    factoryBootstrap: join(dir, 'factory.xml'),
-    session: { timeoutSeconds: 20, retries: 3, retryBackoffSeconds: 1, maxBackoffSeconds: 4 },
-  }, {})
+  const { broker, raw } = await fleetWorld(t, 'gwmo-fleet-report-failing')
+  const parsed = parseConfig(raw, {})
   if (!parsed.ok) throw new Error(parsed.error)
   const failing = 'mac:02-08-00-00-00-02'
   const peers = await startFleetPeers(broker.url, SERVER_A, GATEWAY, {
@@ -226,31 +236,20 @@ t.test('a device whose DM Server refuses it: its failed sessions are counted, th
 })
 
 t.test('gwmo-agent simulate --duration: the run ends by itself, as on SIGTERM, with its report', async (t) => {
-  const broker = await startMosquitto({ open: true })
-  t.teardown(() => broker.stop())
-  const dir = mkdtempSync(join(tmpdir(), 'gwmo-fleet-duration-'))
-  writeFileSync(join(dir, 'factory.xml'), factoryBootstrapXml('mac:02-00-00-00-00-00', [SERVER_A, GATEWAY]))
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({
-    deviceId: 'mac:02-00-00-00-00-00',
-    broker: { url: broker.url, clientId: 'gwmo-fleet-duration' },
-    stateDir: join(dir, 'state'),
-    factoryBootstrap: join(dir, 'factory.xml'),
-  }))
-  const bad = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', '--devices', '4', '--broker', broker.url, '--config', join(dir, 'config.json'), '--duration', '0'], { stdio: 'pipe' })
-  let badErr = ''
-  bad.stderr.on('data', (chunk: Buffer) => (badErr += chunk.toString()))
-  t.equal(await new Promise((resolve) => bad.on('exit', resolve)), 2, '--duration 0: a usage error')
-  t.match(badErr, /--duration: a whole number of seconds/)
+  const { broker, dir, config } = await fleetWorld(t, 'gwmo-fleet-duration')
+  const bad = await simulate(['--devices', '4', '--broker', broker.url, '--config', config, '--duration', '0'])
+  t.equal(bad.code, 2, '--duration 0: a usage error')
+  t.match(bad.stderr, /--duration: a whole number of seconds/)
+  const nowhere = await simulate(['--devices', '4', '--broker', broker.url, '--config', config, '--report', join(dir, 'no-such-folder', 'run.json')])
+  t.equal(nowhere.code, 2, 'a report that could not be written: a usage error')
+  t.match(nowhere.stderr, /--report: cannot write in .*no-such-folder/, 'before any device starts')
+  t.notMatch(broker.log(), /gwmo-fleet-duration/, 'and nothing connected')
 
-  const child = spawn(process.execPath, [AGENT_BUNDLE, 'simulate', '--devices', '4', '--id-prefix', 'mac:02-09', '--broker', broker.url,
-    '--config', join(dir, 'config.json'), '--duration', '2', '--report', join(dir, 'short')], { stdio: 'pipe' })
-  t.teardown(() => child.kill('SIGKILL'))
-  let stdout = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0, 'it exits by itself, cleanly')
-  t.ok(stdout.split('\n').some((line) => line.includes('"msg":"stopping"') && line.includes('"signal":"SIGTERM"')), 'stopping as on SIGTERM')
+  const run = await simulate(['--devices', '4', '--id-prefix', 'mac:02-09', '--broker', broker.url, '--config', config, '--duration', '2', '--report', join(dir, 'short'), '--log-level', 'info'])
+  t.equal(run.code, 0, 'it exits by itself, cleanly')
+  t.ok(run.stdout.split('\n').some((line) => line.includes('"msg":"stopping"') && line.includes('"signal":"SIGTERM"')), 'stopping as on SIGTERM')
   const report = JSON.parse(readFileSync(join(dir, 'short'), 'utf8')) as FleetReport
   t.equal(report.counts.devices, 4, 'and its report written')
-  t.match(readFileSync(join(dir, 'short.md'), 'utf8'), /!\[latency histograms\]\(short\.svg\)/, 'FILE.md names FILE.svg beside it')
+  t.match(readFileSync(join(dir, 'short.md'), 'utf8'), /!\[latency histograms\]\(short\.svg\)/, 'OUT.md names OUT.svg beside it')
   t.match(readFileSync(join(dir, 'short.svg'), 'utf8'), /^<svg /)
 })

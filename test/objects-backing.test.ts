@@ -152,7 +152,7 @@ t.test('sync exec: 200, 500, 408; busy 417', async (t) => {
   t.equal(await execs.exec(spec({ exec: { command: [ok] }, async: false }), 'data', call()), 200)
   lines.length = 0
   t.equal(await execs.exec(spec({ exec: { command: [ko] }, async: false }), undefined, call()), 500)
-  t.match(lines.map((l) => JSON.parse(l)), [{ level: 'warn', msg: 'exec failed', node: './Vendor/X', reason: 'exit 1' }], 'one line')
+  t.match(lines.map((l) => JSON.parse(l)), [{ level: 'warn', msg: 'exec failed', uri: './Vendor/X', reason: 'exit 1' }], 'one line')
   const s = spec({ exec: { command: [slow] }, async: false, timeoutSeconds: 1 })
   const first = execs.exec(s, undefined, call())
   t.equal(await execs.exec(s, undefined, call()), 417)

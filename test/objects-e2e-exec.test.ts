@@ -84,7 +84,7 @@ t.test('sync and async Exec, busy, timeout, and the result alert', async (t) => 
   t.equal(statusOf(pushed, again), '202')
   const failed = await server.waitFor(() => alertsOf(server, 'corr-job-2')[0], 30_000, 'the failure alert')
   t.equal(failed.data, '500', 'non-zero exit: 500')
-  t.ok(agent.logs.some((l: LogLine) => l.msg === 'exec failed' && l.node === './Vendor/Ops/Job'), 'the failure logged')
+  t.ok(agent.logs.some((l: LogLine) => l.msg === 'exec failed' && l.uri === './Vendor/Ops/Job'), 'the failure logged')
   t.equal(alertsOf(server, 'corr-job').length, 1, 'each result delivered once')
 })
 
@@ -115,7 +115,7 @@ t.test('the result alert survives a SIGKILL before the server has it, and is del
   await server.stop()
   const logged = agent.logs.length
   writeFileSync(job.gate, '0')
-  await agent.waitForLogAfter(logged, (l) => l.msg === 'exec result queued' && l.node === './Vendor/Ops/Persist', 20_000)
+  await agent.waitForLogAfter(logged, (l) => l.msg === 'exec result queued' && l.uri === './Vendor/Ops/Persist', 20_000)
   await agent.kill()
   t.same(await pendingSources(agent), ['./Vendor/Ops/Persist'], 'the alert is stored')
 

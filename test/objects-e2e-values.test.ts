@@ -48,6 +48,8 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
     { path: './Vendor/Sensors/CpuTemp', format: 'int', read: { file: cpu } },
     { path: './Vendor/Sensors/Big', read: { file: join(dir, 'big') } },
     { path: './Vendor/Sensors/Missing', read: { file: join(dir, 'no-such-file') } },
+    { path: './Vendor/Sensors/Broken', read: { command: [program('broken.sh', 'echo partial; echo oops >&2; exit 3')] } },
+    { path: './Vendor/Sensors/Stuck', timeoutSeconds: 1, read: { command: [program('stuck.sh', 'sleep 60')] } },
     { path: './Vendor/Sensors/Env', read: { command: [program('env.sh', `env -0 > ${envOut}; echo ok`)] } },
     { path: './Vendor/Config/Interval', format: 'int', acl: `Get=*&Replace=${SRV}`, write: { file: interval } },
     {
@@ -68,7 +70,7 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
 
   const server = await startDmServer(factoryServer(broker.url, t))
   t.teardown(() => server.stop())
-  const gets = ['CpuTemp', 'Big', 'Missing', 'Uptime', 'Env'].map((n) => get(`./Vendor/Sensors/${n}`))
+  const gets = ['CpuTemp', 'Big', 'Missing', 'Uptime', 'Broken', 'Stuck', 'Env'].map((n) => get(`./Vendor/Sensors/${n}`))
   const getsConfig = ['Interval', 'Mode', 'Locked'].map((n) => get(`./Vendor/Config/${n}`))
   const setInterval = replace('./Vendor/Config/Interval', '90', 'int')
   const setMode = replace('./Vendor/Config/Mode', 'turbo')
@@ -98,6 +100,14 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
   t.equal(finalStatus(session, './Vendor/Sensors/Big'), '413', 'more than maxBytes: 413')
   t.equal(finalStatus(session, './Vendor/Sensors/Missing'), '500', 'a missing file: 500')
   t.equal(resultFor(session, './Vendor/Sensors/Uptime'), 'up 5 days', 'read.command (from a drop-in file): its stdout')
+  t.equal(finalStatus(session, './Vendor/Sensors/Broken'), '500', 'a program that exits non-zero: 500')
+  t.equal(resultFor(session, './Vendor/Sensors/Broken'), undefined, 'and none of its output')
+  t.equal(finalStatus(session, './Vendor/Sensors/Stuck'), '500', 'a program killed at its timeout: 500')
+  for (const [node, why] of [['Broken', /exit 3: oops/], ['Stuck', /timed out/]] as const) {
+    const logged = agent.logs.filter((l) => JSON.stringify(l).includes(`./Vendor/Sensors/${node}`) && l.level !== 'debug')
+    t.equal(logged.length, 1, `${node}: one log line`)
+    t.match(JSON.stringify(logged[0]), why)
+  }
   t.equal(resultFor(session, './Vendor/Sensors/Env'), 'ok')
   t.equal(resultFor(session, './Vendor/Config/Interval'), '60', 'write.file without read reads the file')
   t.equal(resultFor(session, './Vendor/Config/Mode'), 'eco', 'write.command without read: the stored value')

@@ -19,13 +19,13 @@ export async function measureStart(
   statusTopic: string,
   command: string,
   args: string[],
-  options: { runs: number; warmup: number; cwd?: string },
+  options: { runs: number; warmup: number; cwd?: string; onlineTimeoutMs?: number },
 ): Promise<StartFigures> {
   await watcher.subscribe(statusTopic)
   const rss: number[] = []
   const times = await repeat(options.runs, options.warmup, async (k) => {
     await watcher.clearRetained(statusTopic)
-    const online = watcher.next(statusTopic, (p) => p.toString() === 'online', 60_000)
+    const online = watcher.next(statusTopic, (p) => p.toString() === 'online', options.onlineTimeoutMs ?? 60_000)
     const started = performance.now()
     const child = run(command, args, { timed: true, ...(options.cwd !== undefined && { cwd: options.cwd }) })
     let isOnline = false

@@ -1,6 +1,7 @@
 /**
  * The agent as the bench runs it: a configuration in a temporary folder whose factory bootstrap gives the
- * device one DM Server and one DM Gateway account (the parties of the GwMO tests), DIGEST both ways.
+ * device one DM Server and one DM Gateway account (the parties of the GwMO tests), DIGEST both ways, unless the
+ * figure names its own parties.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,10 +17,10 @@ export interface AgentSetup {
   statusTopic: string
 }
 
-export function agentSetup(brokerUrl: string, deviceId: string, extra: Record<string, unknown> = {}): AgentSetup {
+export function agentSetup(brokerUrl: string, deviceId: string, extra: Record<string, unknown> = {}, parties: PartySpec[] = [SERVER_A, GATEWAY]): AgentSetup {
   const dir = mkdtempSync(join(tmpdir(), 'gwmo-bench-'))
   const factory = join(dir, 'factory.xml')
-  writeFileSync(factory, factoryBootstrapXml(deviceId, [SERVER_A, GATEWAY]))
+  writeFileSync(factory, factoryBootstrapXml(deviceId, parties))
   const config = {
     deviceId,
     broker: { url: brokerUrl },

@@ -74,7 +74,7 @@ export class Execs {
       source: uri,
       ...(pending.correlator !== undefined && { correlator: pending.correlator }),
     })
-    logger.info('exec result queued', { node: uri, server: pending.server, status })
+    logger.info('exec result queued', { uri, server: pending.server, status })
     if (open) void sessions.openSession(pending.server, { alert: 1201 }).catch(() => {})
   }
 
@@ -89,7 +89,7 @@ export class Execs {
     } catch (error) {
       reason = (error as Error).message
     }
-    if (reason !== undefined) this.#deps.logger.warn('exec failed', { node: call.uri, reason })
+    if (reason !== undefined) this.#deps.logger.warn('exec failed', { uri: call.uri, reason })
     return status
   }
 
@@ -115,7 +115,7 @@ export class Execs {
       await this.#deps.state.save()
     } catch (error) {
       this.#running.delete(uri)
-      this.#deps.logger.error('exec not started: the agent state cannot be written', { node: uri, error })
+      this.#deps.logger.error('exec not started: the agent state cannot be written', { uri, error })
       return 500
     }
     const { stopped } = this.#deps
@@ -126,7 +126,7 @@ export class Execs {
       // A reboot that went as asked is reported after the restart.
       if (stopped.aborted || (spec.rebootsDevice && status === 200)) return
       await this.#report(uri, pending, status, true)
-    }).catch((error: unknown) => this.#deps.logger.error('exec result not queued', { node: uri, error }))
+    }).catch((error: unknown) => this.#deps.logger.error('exec result not queued', { uri, error }))
     return 202
   }
 

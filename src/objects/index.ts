@@ -48,6 +48,10 @@ export async function installObjects(
     const mounted = tree.mount(spec.path, shape, objectNode(spec, execs))
     if (!mounted.ok) return { ok: false, error: `objects: ${mounted.error}` }
   }
-  await execs.resume()
+  try {
+    await execs.resume()
+  } catch (error) {
+    return { ok: false, error: `stateDir: cannot write the agent state (${(error as NodeJS.ErrnoException).code ?? 'error'})` }
+  }
   return { ok: true, objects: { stop: () => stopping.abort() } }
 }

@@ -15,7 +15,7 @@ import { startStatus, type StatusStream } from './simulate-status.ts'
 
 export const SIMULATE_USAGE = `usage: gwmo-agent simulate --devices N --broker URL --config FILE
          [--state-dir DIR] [--id-prefix ${DEFAULT_ID_PREFIX}] [--connections K] [--topic-plan each|wildcard]
-         [--log-level debug|info|warn|error] [--report FILE] [--status-seconds S] [--duration S]
+         [--log-level debug|info|warn|error] [--report OUT] [--status-seconds S] [--duration S]
 
 Runs N virtual End Devices in one process, each a whole agent with its own DevId, tree and sessions, sharing
 K MQTT connections (default 1) to URL. FILE is an agent configuration: every device applies its
@@ -24,10 +24,10 @@ unless --state-dir is given (one folder per device under it). Runs until SIGINT 
 --duration S seconds, then stops as on SIGTERM.
 
 While it runs, a status on stderr: devices online, sessions done and failed, detections answered, alerts
-delivered (one line rewritten every second on a terminal; otherwise a line every S seconds, default 5; 0: none). When it
-stops, a report: counts per outcome and the p50/p90/p99/max latency of each exchange it timed; as Markdown on
-stdout, or with --report FILE as JSON in FILE, Markdown in FILE.md and a histogram in FILE.svg (a .json ending
-of FILE is left out of those two names).
+delivered; one line rewritten every second on a terminal, otherwise a line every S seconds (default 5; 0:
+none). When it stops, a report: counts per outcome and the p50/p90/p99/max latency of each exchange it timed,
+as Markdown on stdout, or with --report OUT as JSON in OUT, Markdown in OUT.md and a histogram in OUT.svg (a
+.json ending of OUT left out of those two names).
 
 A connection carries N/K devices: the broker must queue a message for each of them at once (a gateway
 detecting them all). mosquitto keeps 1000 per client by default and drops the rest: set max_queued_messages

@@ -181,6 +181,9 @@ const realpath = (path) => {
     return undefined
   }
 }
-if (process.argv[1] !== undefined && realpath(process.argv[1]) === realpath(fileURLToPath(import.meta.url))) {
+// Run as a program, not imported; a bundle that carries this module (the bench's) is a program of its own.
+const isProgram = process.argv[1] !== undefined && /make-acl\.mjs$/.test(process.argv[1]) &&
+  realpath(process.argv[1]) === realpath(fileURLToPath(import.meta.url))
+if (isProgram) {
   process.exitCode = main(process.argv.slice(2))
 }
