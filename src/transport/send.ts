@@ -28,7 +28,7 @@ export function publishProperties(message: { contentType: string; properties?: R
 }
 
 export function sendOverMqtt(message: OutboundMessage, own: OwnConnection, connectionFor: ConnectionFor): Promise<void> {
-  const routed = routeFor({ prefix: own.prefix, mainOrigin: own.mainOrigin, to: message.to, ...(message.address !== undefined && { address: message.address }) })
+  const routed = routeFor({ prefix: own.prefix, mainOrigin: own.mainOrigin, to: message.to, address: message.address })
   const other = routed.ok ? connectionFor(routed.route, message) : routed.reason
   if (typeof other === 'string' || !routed.ok) return Promise.reject(new Error(`mqtt: cannot route to ${message.to}: ${other}`))
   const { payload } = message
