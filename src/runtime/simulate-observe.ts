@@ -2,6 +2,8 @@
  * What a simulated fleet saw, for its live status and its report (`simulate-status.ts`, `simulate-report.ts`):
  * each device's port is watched (`watch`), and each session's end is told (`sessionEnded`). Nothing is decoded
  * again: the watch looks at the bytes going by for the marks of a Generic Alert and of the Bootstrapped DMS List.
+ * It watches the port the fleet gives each device, its MQTT traffic: a session with a server reached over HTTP
+ * is counted by outcome, its messages are not seen.
  *
  * The exchanges it times:
  * - `answer`: a device's DM message to a party, to the next DM message that reaches the device (the party's
