@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { startMosquitto } from '../test/helpers/mosquitto.ts'
@@ -363,7 +363,7 @@ async function arm64(brokerUrl: string, watcher: Watcher): Promise<void> {
   const cache = process.env.GWMO_QEMU_CACHE ?? join(root, 'targets', 'qemu', 'cache')
   const tarball = join(cache, 'rootfs-bookworm-arm64-r1.tar.gz')
   const qemu = ['/usr/bin/qemu-aarch64-static', '/usr/bin/qemu-aarch64'].find((q) => existsSync(q))
-  const reason = !existsSync(tarball) ? `no rootfs at ${tarball} (targets/qemu/build-rootfs.sh arm64 makes it)` : qemu === undefined ? 'no qemu-aarch64(-static)' : undefined
+  const reason = !existsSync(tarball) ? `no rootfs at ${relative(root, tarball)} (targets/qemu/build-rootfs.sh arm64 makes it)` : qemu === undefined ? 'no qemu-aarch64(-static)' : undefined
   if (reason !== undefined) {
     log(`arm64 start skipped: ${reason}`)
     row('Start → subscribed, arm64 (qemu-user)', 'skipped', '—', reason, '')
