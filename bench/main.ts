@@ -371,7 +371,7 @@ async function arm64(brokerUrl: string, watcher: Watcher): Promise<void> {
   }
   const rootfs = mkdtempSync(join(tmpdir(), 'gwmo-bench-arm64-'))
   try {
-    execFileSync('tar', ['-xzf', tarball, '-C', rootfs, '--exclude=./dev/*'], { stdio: 'ignore' })
+    execFileSync('tar', ['-xzf', tarball, '-C', rootfs, '--exclude=./dev/*', '--exclude=dev/*'], { stdio: 'ignore' })
     // qemu-user with the rootfs as its library prefix: the rootfs's node and its libraries, the host's files.
     const node = [qemu!, '-L', rootfs, join(rootfs, 'usr', 'bin', 'node')]
     const setup = agentSetup(brokerUrl, 'mac:02-be-00-00-00-70', { location: { enabled: false } })
@@ -441,7 +441,7 @@ function fleetRows(f: FleetFigures): void {
   const all = f.complete === f.devices
   if (!all) failures.push(`${name.toLowerCase()}: only ${f.complete} devices completed the detection flow`)
   const window = f.detectWindow >= f.devices ? 'all at once' : `${f.detectWindow} in flight`
-  const broker = (s: number | undefined) => (s === undefined ? '' : `; the broker's CPU ${fmt(s, 1)} s`)
+  const broker = (s: number | undefined) => (s === undefined ? '' : `; the broker's CPU ${fmt(s, 2)} s`)
   row(`${name}: start (every engine built)`, `${fmt(f.startMs / 1000, 1)} s`, '—', '', '')
   row(`${name}: factory sessions of all, from the start`, `${fmt(f.initialMs / 1000, 1)} s`, '—', `two sessions a device (DM Server, gateway)${broker(f.brokerCpu?.initialS)}`, '')
   row(`${name}: detection flow of all (DDA → DMS list → Associated Gateway)`, `${fmt(f.detectMs / 1000, 1)} s`, '—', `${f.complete} of ${f.devices} completed${all ? '' : ' (FAILED)'}; ${window}${broker(f.brokerCpu?.detectS)}`, '≤ 20 s on 2 cores')
