@@ -7,12 +7,13 @@
  * constructor, default 1000, 0 for none), --connections K (fleet, default 1), --detect-window N (detection
  * flows in flight at once, default 1000, 0 for all at once), --skip-fleet, --skip-bun, --skip-store, --fleet-only,
  * --store-only, --idle-seconds N (the idle cost's whole window, default 60), --only LIST (sections by key, comma
- * separated: store sizes start exchanges idle stages restarts codec fitting exec fumo http arm64 fleet).
+ * separated: store sizes start exchanges idle stages restarts codec fitting exec fumo http arm64 fleet),
+ * --fleet-processes K (the fleet's devices shared among K simulator processes on the one broker, default 1).
  */
 import { execFileSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { startMosquitto } from '../test/helpers/mosquitto.ts'
@@ -25,7 +26,7 @@ import { summarize, type Summary } from './lib/stats.ts'
 import { Watcher } from './lib/watch.ts'
 import { codecThroughput } from './figures/codec.ts'
 import { fittingCost } from './figures/fitting.ts'
-import { measureFleet, type FleetFigures } from './figures/fleet.ts'
+import { childPid, measureFleet, type FleetFigures } from './figures/fleet.ts'
 import { detectionRoundTrips, echoRoundTrips } from './figures/roundtrip.ts'
 import { echoSessionTimes, sessionTimes } from './figures/sessions.ts'
 import { measureIdle } from './figures/idle.ts'
@@ -52,6 +53,7 @@ const { values } = parseArgs({
     'store-only': { type: 'boolean', default: false },
     'idle-seconds': { type: 'string', default: '60' },
     only: { type: 'string' },
+    'fleet-processes': { type: 'string', default: '1' },
   },
 })
 const root = values.root!
@@ -361,7 +363,7 @@ async function arm64(brokerUrl: string, watcher: Watcher): Promise<void> {
   const cache = process.env.GWMO_QEMU_CACHE ?? join(root, 'targets', 'qemu', 'cache')
   const tarball = join(cache, 'rootfs-bookworm-arm64-r1.tar.gz')
   const qemu = ['/usr/bin/qemu-aarch64-static', '/usr/bin/qemu-aarch64'].find((q) => existsSync(q))
-  const reason = !existsSync(tarball) ? `no rootfs at ${tarball} (targets/qemu/build-rootfs.sh arm64 makes it)` : qemu === undefined ? 'no qemu-aarch64(-static)' : undefined
+  const reason = !existsSync(tarball) ? `no rootfs at ${relative(root, tarball)} (targets/qemu/build-rootfs.sh arm64 makes it)` : qemu === undefined ? 'no qemu-aarch64(-static)' : undefined
   if (reason !== undefined) {
     log(`arm64 start skipped: ${reason}`)
     row('Start → subscribed, arm64 (qemu-user)', 'skipped', '—', reason, '')
@@ -369,7 +371,7 @@ async function arm64(brokerUrl: string, watcher: Watcher): Promise<void> {
   }
   const rootfs = mkdtempSync(join(tmpdir(), 'gwmo-bench-arm64-'))
   try {
-    execFileSync('tar', ['-xzf', tarball, '-C', rootfs, '--exclude=./dev/*'], { stdio: 'ignore' })
+    execFileSync('tar', ['-xzf', tarball, '-C', rootfs, '--exclude=./dev/*', '--exclude=dev/*'], { stdio: 'ignore' })
     // qemu-user with the rootfs as its library prefix: the rootfs's node and its libraries, the host's files.
     const node = [qemu!, '-L', rootfs, join(rootfs, 'usr', 'bin', 'node')]
     const setup = agentSetup(brokerUrl, 'mac:02-be-00-00-00-70', { location: { enabled: false } })
@@ -435,14 +437,15 @@ async function fitting(): Promise<void> {
 const fleets: FleetFigures[] = []
 
 function fleetRows(f: FleetFigures): void {
-  const name = `Fleet of ${f.devices}`
+  const name = `Fleet of ${f.devices}${f.processes > 1 ? ` in ${f.processes} simulator processes` : ''}`
   const all = f.complete === f.devices
-  if (!all) failures.push(`fleet of ${f.devices}: only ${f.complete} devices completed the detection flow`)
+  if (!all) failures.push(`${name.toLowerCase()}: only ${f.complete} devices completed the detection flow`)
   const window = f.detectWindow >= f.devices ? 'all at once' : `${f.detectWindow} in flight`
+  const broker = (s: number | undefined) => (s === undefined ? '' : `; the broker's CPU ${fmt(s, 2)} s`)
   row(`${name}: start (every engine built)`, `${fmt(f.startMs / 1000, 1)} s`, '—', '', '')
-  row(`${name}: factory sessions of all, from the start`, `${fmt(f.initialMs / 1000, 1)} s`, '—', 'two sessions a device (DM Server, gateway)', '')
-  row(`${name}: detection flow of all (DDA → DMS list → Associated Gateway)`, `${fmt(f.detectMs / 1000, 1)} s`, '—', `${f.complete} of ${f.devices} completed${all ? '' : ' (FAILED)'}; ${window}`, '≤ 20 s on 2 cores')
-  const other = fleets.find((g) => g.devices !== f.devices)
+  row(`${name}: factory sessions of all, from the start`, `${fmt(f.initialMs / 1000, 1)} s`, '—', `two sessions a device (DM Server, gateway)${broker(f.brokerCpu?.initialS)}`, '')
+  row(`${name}: detection flow of all (DDA → DMS list → Associated Gateway)`, `${fmt(f.detectMs / 1000, 1)} s`, '—', `${f.complete} of ${f.devices} completed${all ? '' : ' (FAILED)'}; ${window}${broker(f.brokerCpu?.detectS)}`, '≤ 20 s on 2 cores')
+  const other = fleets.find((g) => g.devices !== f.devices && g.processes === f.processes)
   fleets.push(f)
   let slope = ''
   if (other !== undefined) {
@@ -450,12 +453,16 @@ function fleetRows(f: FleetFigures): void {
     const fixed = f.heapPerDevice * f.devices - added * f.devices
     slope = `; ${fmt(added / 1024, 2)} KB per added device (fleets of ${other.devices} and ${f.devices}), ${fmt(fixed / 2 ** 20, 1)} MB for the process`
   }
-  row(`${name}: heap per device`, `${fmt(f.heapPerDevice / 1024, 2)} KB`, '—', `+${fmt(f.externalPerDevice / 1024, 2)} KB external; process RSS ${fmt(f.rss / 2 ** 20, 0)} MB${slope}`, '≤ 8 KB')
+  const rss = f.processes > 1 ? `the ${f.processes} processes' RSS ${fmt(f.rss / 2 ** 20, 0)} MB together` : `process RSS ${fmt(f.rss / 2 ** 20, 0)} MB`
+  row(`${name}: heap per device`, `${fmt(f.heapPerDevice / 1024, 2)} KB`, '—', `+${fmt(f.externalPerDevice / 1024, 2)} KB external; ${rss}${slope}`, '≤ 8 KB')
 }
 
-function fleetOptions(devices: number) {
+/** The bench's own mosquitto, for its CPU beside the fleet's (found once, before any other broker runs). */
+let brokerPid: number | undefined
+
+function fleetOptions(devices: number, processes = 1) {
   const window = Number(values['detect-window'])
-  return { devices, connections: Number(values.connections), detectWindow: window > 0 ? window : devices, timeoutMs: FLEET_PHASE_TIMEOUT_MS, log }
+  return { devices, processes, connections: Number(values.connections), detectWindow: window > 0 ? window : devices, timeoutMs: FLEET_PHASE_TIMEOUT_MS, log, ...(brokerPid !== undefined && { brokerPid }) }
 }
 
 function fleetConfig(brokerUrl: string): string {
@@ -483,8 +490,9 @@ async function fleetSnapshot(brokerUrl: string): Promise<void> {
 
 async function fleet(brokerUrl: string): Promise<void> {
   const devices = Number(values.devices)
-  log(`fleet of ${devices}`)
-  const options = { ...fleetOptions(devices), snapshot: false, idPrefix: 'mac:02-01' }
+  const processes = Math.max(1, Number(values['fleet-processes']))
+  log(processes > 1 ? `fleet of ${devices} in ${processes} simulator processes` : `fleet of ${devices}`)
+  const options = { ...fleetOptions(devices, processes), snapshot: false, idPrefix: 'mac:02-01' }
   fleetRows(await measureFleet(out, brokerUrl, fleetConfig(brokerUrl), options))
 }
 
@@ -505,6 +513,7 @@ async function main(): Promise<void> {
   const load = loadavg().map((l) => l.toFixed(1)).join(' ')
   // Open: the simulated fleet shares connections across devices, which a per-device ACL does not describe.
   const broker = await startMosquitto({ settings: BROKER_SETTINGS, open: true })
+  brokerPid = childPid('mosquitto')
   const watcher = await Watcher.start(broker.url)
   // A figure that fails is named in the table and the run goes on with the others.
   const only = values.only?.split(',').map((k) => k.trim())

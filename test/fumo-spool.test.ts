@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -109,4 +109,23 @@ t.test('the installer alone: links, missing packages and malformed requests are 
   t.match(runInstaller(spool, result, module.path), /rejected=no sha256/)
   t.same(module.calls(), [], 'the module never ran')
   t.same(readdirSync(spool).sort(), ['package'], 'nothing written into the spool')
+})
+
+t.test('an install decided on but not handed over when the agent went down is handed over at the next start', async (t) => {
+  const resultDir = mkdtempSync(join(tmpdir(), 'gwmo-installer-'))
+  const result = join(resultDir, 'result')
+  const { server, packages, module, agent } = await setup(t, broker.url, { installer: 'spool', spoolResult: result })
+  const spool = join(agent.stateDir, 'fumo-spool')
+  const op = await startOperation(server, agent, 'DownloadAndUpdate', [url('DownloadAndUpdate', packages.url('/pkg')), sha(SHA256)])
+  const first = await requestIn(spool)
+  await agent.kill()
+  // As the agent left things had it gone down just before the handover: the package still its own, no request.
+  renameSync(join(spool, 'package'), join(agent.stateDir, 'fumo', 'package'))
+  rmSync(join(spool, 'request'))
+  const again = cleanUpAgent(t, agent.restart())
+  t.equal(await requestIn(spool), first, 'the same request, made again')
+  runInstaller(spool, result, module.path)
+  t.match(await waitForResult(server, again, op.correlator), { data: '200' })
+  t.same(module.calls(), [`check ${SHA256}`, `install ${SHA256}`])
+  t.equal(alertsFor(server, op.correlator).length, 1)
 })

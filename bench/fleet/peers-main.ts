@@ -5,21 +5,25 @@
  * set it against the moment it told the simulator to start); on `detect` it runs the detection flow for every
  * device, `concurrency` of them in flight at a time, and reports how long it took and how many completed.
  *
- * argv: broker URL, device-id prefix, device count. It ends itself when the bench goes away (IPC closed).
+ * argv: broker URL, device-id prefixes and device counts (comma separated, one of each per simulator process).
+ * It ends itself when the bench goes away (IPC closed).
  */
 import { fleetDeviceIds } from '../../src/runtime/simulate.ts'
 import { BENCH_PARTIES } from '../lib/agent-setup.ts'
 import { detectionFlow, startFleetPeers, withLimit } from './peers.ts'
 
-const [brokerUrl, prefix, count] = process.argv.slice(2)
+const [brokerUrl, prefixes, counts] = process.argv.slice(2)
 const send = (message: object) => process.send?.(message)
 const GW_ADDRESS = '2002:0:0:0:0:0:9da6:e219'
 const PROGRESS_EVERY_MS = 10_000
 
 async function main(): Promise<void> {
-  const named = fleetDeviceIds(prefix!, Number(count))
-  if (!named.ok) throw new Error(named.error)
-  const ids = named.ids
+  const sizes = counts!.split(',').map(Number)
+  const ids = prefixes!.split(',').flatMap((prefix, i) => {
+    const named = fleetDeviceIds(prefix, sizes[i]!)
+    if (!named.ok) throw new Error(named.error)
+    return named.ids
+  })
   const peers = await startFleetPeers(brokerUrl!, BENCH_PARTIES.server, BENCH_PARTIES.gateway)
   process.on('disconnect', () => process.exit(2))
 

@@ -60,7 +60,9 @@ async function atRest(): Promise<NodeJS.MemoryUsage> {
 async function main(): Promise<void> {
   const loaded = await loadConfigFile(configPath!, {})
   if (!loaded.ok) throw new Error(loaded.error)
-  const config = { ...loaded.config, broker: { ...loaded.config.broker, url: brokerUrl! } }
+  // The shared connections' client ids come from `broker.clientId`: simulators that share a configuration on
+  // one broker would take each other's connections over, so each has its own, from its id prefix.
+  const config = { ...loaded.config, broker: { ...loaded.config.broker, url: brokerUrl!, clientId: `${loaded.config.broker.clientId}-${idPrefix!}` } }
   const logger = createLogger({ level: 'warn', write: (line) => process.stderr.write(line + '\n') })
   await warmUp(brokerUrl!, logger)
   const before: HeapSummary | undefined = snapshot === 'snapshot' ? await heapByConstructor() : undefined
