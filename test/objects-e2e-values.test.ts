@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, finalStatus } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
-import { resultFor, type PartySession } from './peers/session-record.ts'
+import { resultFor, statusFor, type PartySession } from './peers/session-record.ts'
 import { atomic, get, replace, type OutCommand } from './peers/syncml.ts'
 
 const broker = await startMosquitto()
@@ -148,6 +148,22 @@ t.test('reads, writes and their refusals, through the real agent', async (t) => 
   await server.waitForSession((s) => s === after && s.closed, 20_000)
   t.equal(resultFor(after, './Vendor/Config/Mode'), 'turbo', 'the last value written survives a restart')
   t.equal(resultFor(after, './Vendor/Config/Interval'), '90')
+
+  // Taken out of the configuration: gone from the tree at the next start, the others untouched.
+  t.equal((await again.stop()).code, 0)
+  const fewer = objects.filter((o) => o.path !== './Vendor/Config/Mode')
+  const third = cleanUpAgent(t, again.restart({ config: { objects: fewer } }))
+  await third.online()
+  const removed = await third.waitForLog((l) => l.msg === 'object no longer configured: removed from the tree')
+  t.equal(removed.uri, './Vendor/Config/Mode', 'the removal is logged, naming the node')
+  const gone = await server.pushSession([get('./Vendor/Config/Mode'), get('./Vendor/Config/Interval')])
+  await server.waitForSession((s) => s === gone && s.closed, 20_000)
+  t.equal(statusFor(gone, './Vendor/Config/Mode'), '404', 'the node is gone')
+  t.equal(resultFor(gone, './Vendor/Config/Interval'), '90', 'the objects still configured are as they were')
+  t.equal((await third.stop()).code, 0)
+  const fourth = cleanUpAgent(t, third.restart({ config: { objects: fewer } }))
+  await fourth.online()
+  t.notOk(fourth.logs.some((l) => l.msg === 'object no longer configured: removed from the tree'), 'removed once, not at every start')
 })
 
 t.test('a program file another user could change refuses the configuration at start', async (t) => {

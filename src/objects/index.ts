@@ -2,6 +2,8 @@
  * The integrator's objects (binding.md §8) mounted in the tree as external nodes (tree/external.ts): the tree
  * applies ACLs, formats and sizes, the session calls the backings around the message's transaction.
  */
+import type { Logger } from '../log.ts'
+import type { AgentState } from '../session/index.ts'
 import type { ExternalCall, ExternalNode, ExternalValue, ManagementTree } from '../tree/index.ts'
 import { readValue, writeValue } from './backing.ts'
 import { Execs, type ExecDeps } from './exec.ts'
@@ -49,9 +51,33 @@ export async function installObjects(
     if (!mounted.ok) return { ok: false, error: `objects: ${mounted.error}` }
   }
   try {
+    await removeStale(tree, specs, deps.state, logger)
     await execs.resume()
   } catch (error) {
     return { ok: false, error: `stateDir: cannot write the agent state (${(error as NodeJS.ErrnoException).code ?? 'error'})` }
   }
   return { ok: true, objects: { stop: () => stopping.abort() } }
+}
+
+/** The agent-state slot of the paths the configuration's objects had at the last start. */
+const PATHS_SLOT = 'objects.paths'
+
+/**
+ * An object taken out of the configuration leaves the tree with it at the next start (with what it stored), so
+ * that a server reading the device sees what it serves now. Only the nodes the configuration once declared: the
+ * interior nodes on their way may hold a server's own nodes, and stay.
+ */
+async function removeStale(tree: ManagementTree, specs: readonly ObjectSpec[], state: AgentState, logger: Logger): Promise<void> {
+  const now = specs.map((spec) => spec.path)
+  const before = state.slot(PATHS_SLOT)
+  for (const path of Array.isArray(before) ? before : []) {
+    if (typeof path !== 'string' || now.includes(path) || tree.external(path) !== undefined) continue
+    const status = tree.delete(path, 'device')
+    if (status === 200) logger.info('object no longer configured: removed from the tree', { uri: path })
+    else if (status !== 404) logger.warn('object no longer configured, but its node could not be removed', { uri: path, status })
+  }
+  if (JSON.stringify(before ?? []) === JSON.stringify(now)) return
+  state.setSlot(PATHS_SLOT, now.length > 0 ? now : undefined)
+  // The removals and the new list in one commit: a crash leaves both as they were, or both done.
+  await state.save()
 }
