@@ -14,6 +14,7 @@ import * as fs from 'node:fs/promises'
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { dirname } from 'node:path'
+import { finished } from 'node:stream'
 import type { Logger } from '../log.ts'
 import { backoffDelay, type BackoffOptions } from '../backoff.ts'
 import { FUMO_RESULT, FumoFailure } from './result-codes.ts'
@@ -49,7 +50,9 @@ export interface DownloadedPackage {
 const MAX_REDIRECTS = 5
 const PART_MODE = 0o600
 /** Received bytes waiting for the file beyond which the socket is paused. */
-const WRITE_BACKLOG = 4 << 20
+const WRITE_BACKLOG = 1 << 20
+/** Written bytes after which their flush to the disk is started, so that the fsync before the rename finds little. */
+const FLUSH_EVERY = 8 << 20
 
 /** Why an attempt failed in a way another attempt may mend. */
 type TransientKind = 'unreachable' | 'network' | 'server'
@@ -227,6 +230,7 @@ class PackageDownload {
       await new Promise<void>((resolve, reject) => {
         let batch: Buffer[] = []
         let batched = 0
+        let unsynced = 0
         let writing = false
         let ended = false
         let failure: unknown
@@ -243,6 +247,11 @@ class PackageDownload {
             file.writev(batch).then(() => {
               writing = false
               this.#offset += bytes
+              if ((unsynced += bytes) >= FLUSH_EVERY) {
+                unsynced = 0
+                // Not awaited: the body keeps flowing; the fsync in #finish is what the rename waits for.
+                file.datasync().catch(() => {})
+              }
               response.resume()
               next()
             }, (err) => {
@@ -276,9 +285,8 @@ class PackageDownload {
           this.#logProgress()
           next()
         })
-        response.on('end', () => stop())
-        response.on('error', stop)
-        response.on('close', () => stop(response.complete ? undefined : new Error('closed')))
+        // Also settles for a response that broke before this listened: the connection may drop at its first bytes.
+        finished(response, (err) => stop(err ?? undefined))
       })
     } catch (err) {
       // A write that failed may have written part of its bytes: the file's size is what resuming goes by.
