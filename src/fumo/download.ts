@@ -14,6 +14,7 @@ import * as fs from 'node:fs/promises'
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { dirname } from 'node:path'
+import { finished } from 'node:stream'
 import type { Logger } from '../log.ts'
 import { backoffDelay, type BackoffOptions } from '../backoff.ts'
 import { FUMO_RESULT, FumoFailure } from './result-codes.ts'
@@ -48,6 +49,10 @@ export interface DownloadedPackage {
 
 const MAX_REDIRECTS = 5
 const PART_MODE = 0o600
+/** Received bytes waiting for the file beyond which the socket is paused. */
+const WRITE_BACKLOG = 1 << 20
+/** Written bytes after which their flush to the disk is started, so that the fsync before the rename finds little. */
+const FLUSH_EVERY = 8 << 20
 
 /** Why an attempt failed in a way another attempt may mend. */
 type TransientKind = 'unreachable' | 'network' | 'server'
@@ -212,25 +217,80 @@ class PackageDownload {
     }
   }
 
+  /**
+   * The body flows while the file is written: chunks are hashed as they come and gathered while one write is
+   * under way, the next write takes all of them at once, and the socket is paused only when the gathered bytes
+   * reach WRITE_BACKLOG. A body that breaks off still has what came before it written, so a retry resumes there.
+   */
   async #receive(response: IncomingMessage): Promise<void> {
     const hash = await this.#hashOfPart()
     const file = await fs.open(this.#part, 'a', PART_MODE)
+    let wrote = true
     try {
-      for await (const chunk of response as AsyncIterable<Buffer>) {
-        if (this.#offset + chunk.length > this.#o.maxBytes) {
-          throw new FumoFailure(
-            FUMO_RESULT.DOWNLOAD_OUT_OF_SPACE,
-            `the package is larger than fumo.maxBytes (${this.#o.maxBytes})`,
-          )
+      await new Promise<void>((resolve, reject) => {
+        let batch: Buffer[] = []
+        let batched = 0
+        let unsynced = 0
+        let writing = false
+        let ended = false
+        let failure: unknown
+        const stop = (err?: unknown): void => {
+          failure ??= err
+          ended = true
+          next()
         }
-        await file.write(chunk)
-        hash.update(chunk)
-        this.#offset += chunk.length
-        this.#hashed = this.#offset
-        this.#receivedAny = true
-        this.#logProgress()
-      }
+        const next = (): void => {
+          if (writing) return
+          if (batched > 0 && !(failure instanceof FumoFailure)) {
+            const bytes = batched
+            writing = true
+            file.writev(batch).then(() => {
+              writing = false
+              this.#offset += bytes
+              if ((unsynced += bytes) >= FLUSH_EVERY) {
+                unsynced = 0
+                // Not awaited: the body keeps flowing; the fsync in #finish is what the rename waits for.
+                file.datasync().catch(() => {})
+              }
+              response.resume()
+              next()
+            }, (err) => {
+              wrote = writing = false
+              batch = []
+              batched = 0
+              response.destroy()
+              stop(err)
+            })
+            batch = []
+            batched = 0
+          } else if (ended) {
+            if (failure === undefined) resolve()
+            else reject(failure)
+          }
+        }
+        response.on('data', (chunk: Buffer) => {
+          if (this.#hashed + chunk.length > this.#o.maxBytes) {
+            response.destroy()
+            return stop(new FumoFailure(
+              FUMO_RESULT.DOWNLOAD_OUT_OF_SPACE,
+              `the package is larger than fumo.maxBytes (${this.#o.maxBytes})`,
+            ))
+          }
+          hash.update(chunk)
+          this.#hashed += chunk.length
+          this.#receivedAny = true
+          batch.push(chunk)
+          batched += chunk.length
+          if (batched >= WRITE_BACKLOG) response.pause()
+          this.#logProgress()
+          next()
+        })
+        // Also settles for a response that broke before this listened: the connection may drop at its first bytes.
+        finished(response, (err) => stop(err ?? undefined))
+      })
     } catch (err) {
+      // A write that failed may have written part of its bytes: the file's size is what resuming goes by.
+      if (!wrote) this.#offset = (await file.stat()).size
       if (err instanceof FumoFailure) throw err
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ENOSPC' || code === 'EDQUOT') {
@@ -288,10 +348,10 @@ class PackageDownload {
   #logProgress(): void {
     const total = this.#meta.total
     if (total === undefined || total === 0) return
-    const percent = Math.floor((this.#offset * 100) / total)
+    const percent = Math.floor((this.#hashed * 100) / total)
     if (percent < this.#nextProgressPercent) return
     this.#nextProgressPercent = Math.floor(percent / 10) * 10 + 10
-    this.#o.log.info('package download progress', { percent, bytes: this.#offset, total })
+    this.#o.log.info('package download progress', { percent, bytes: this.#hashed, total })
   }
 
   /** One request, following redirects within the same scheme (a download never moves from HTTPS to HTTP). */
