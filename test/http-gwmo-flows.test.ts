@@ -109,6 +109,15 @@ t.test('Location Update: each server is told of the move, over its own binding',
 })
 
 t.test('a DM Notification for A that the gateway forwards opens a session over HTTP', async (t) => {
+  // The digest is made with the nonce A holds, and that moves in each of A's sessions (one that begins with a nonce
+  // already spent is refused, and the refusal hands A a fresh one, binding.md §6). The detections queued above and
+  // the move may each still be telling A in a session of its own: the last carries the move and the shared address.
+  const settled = (data: string) => {
+    const update = locationUpdateOf(data)
+    return update?.devAddresses.includes(MOVED.addresses[0]!) === true && update.gwAddress === '2001:db8::1'
+  }
+  const last = await a.waitFor(() => alertsOfType(a.sessions, LOCATION_UPDATE).find((u) => settled(u.data)), 15_000, 'the last Location Update')
+  await agent.waitForLog((l) => l.msg === 'session ended' && l.party === SERVER_A.serverId && l.sessionId === last.sessionId)
   const posts = a.requests.length
   await gwA.forwardNotification(a.notificationBytes({ sessionId: 0x4a1 }))
   const session = await a.waitForSession((s) => s.sessionId === '4A1' && s.closed, 15_000)
