@@ -8,7 +8,9 @@ import { MemoryStore } from '../src/store/index.ts'
 import { durableState, failingStore } from './helpers/stores.ts'
 import type { InboundMessage } from '../src/session/port.ts'
 import { buildNotification, type NotificationFields } from './peers/notification.ts'
-import { gwmoWorld, memoryState, SERVER_SECRET, type PartySpec, type World } from './helpers/gwmo-harness.ts'
+import { AUTH_MD5, md5Digest } from './peers/auth.ts'
+import { buildMessage, type OutCommand } from './peers/syncml.ts'
+import { DEVICE, gwmoWorld, memoryState, SERVER_SECRET, type PartySpec, type World } from './helpers/gwmo-harness.ts'
 
 const SRV = 'http://www.someDMServer.com'
 const GW = 'http://gw.local'
@@ -111,6 +113,36 @@ t.test('the same session id twice opens one session, even after that session end
   t.match(await w.gwmo.onNotification(notification({ sessionId: 0x2b }, current)), { ok: true, nonce: 'stored' })
   await w.settle()
   t.same(package1s(w).map((p) => p.sessionId), ['2A', '2B'], 'another id does')
+  await w.stop()
+})
+
+// binding.md §6: a refusal's nonce is stored once the party's message made with it verifies. The party sends that
+// message, then a notification made with the same nonce; both arrive in that order, so the notification is checked
+// once the message before it has been handled, not against the nonce it was about to replace.
+t.test('a notification is checked after the messages of its server that came before it', async (t) => {
+  const w = await world()
+  t.match(await w.gwmo.onNotification(notification({ sessionId: 0x30 })), { ok: true })
+  await w.settle()
+  const package1 = w.to(SRV).at(-1)!.message
+  const answer = (msgId: string, nonce: Uint8Array): InboundMessage => {
+    const statuses: OutCommand[] = [
+      { name: 'Status', msgRef: '1', cmdRef: '0', cmd: 'SyncHdr', data: '212', targetRefs: [DEVICE], sourceRefs: [SRV] },
+      ...package1.commands.map((c): OutCommand => ({ name: 'Status', msgRef: '1', cmdRef: c.cmdId, cmd: c.name, data: '200' })),
+    ]
+    const hdr = { sessionId: '30', msgId, target: DEVICE, source: SRV, locName: SRV, cred: { type: AUTH_MD5, data: md5Digest(SRV, SERVER_SECRET, nonce) } }
+    return { channel: 'dm', payload: new Uint8Array(Buffer.from(buildMessage(hdr, statuses).xml)), contentType: 'application/vnd.syncml.dm+xml', properties: {} }
+  }
+  await w.sessions.receive(answer('1', new Uint8Array(Buffer.from('a-nonce-never-handed-out'))))
+  await w.settle()
+  const refusal = w.to(SRV).at(-1)!.message.commands.find((c) => c.name === 'Status' && c.cmdRef === '0')
+  t.equal(refusal?.data, '401', 'a Cred made with a nonce the device never gave is refused')
+  const nonce = new Uint8Array(Buffer.from(refusal!.chal!.nextNonce!, 'base64'))
+  const resent = w.sessions.receive(answer('2', nonce))
+  const outcome = await w.gwmo.onNotification(notification({ sessionId: 0x31 }, nonce))
+  await resent
+  t.match(outcome, { ok: true, nonce: 'stored' }, 'the notification verifies with the nonce the message before it proved')
+  await w.settle()
+  t.same(package1s(w).filter((p) => p.alert === '1200').map((p) => p.sessionId), ['30', '31'], 'and opens its session')
   await w.stop()
 })
 

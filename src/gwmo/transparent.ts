@@ -36,6 +36,8 @@ export interface TransparentOptions {
   state: AgentState
   /** The session manager's `openSession`. */
   openSession(serverId: string, request: { alert: 1200; notification: Notification }): Promise<void>
+  /** The session manager's `settled`: the server's messages that came before a notification are handled first. */
+  settled?(serverId: string): Promise<void>
   now(): number
   logger: Logger
 }
@@ -83,6 +85,8 @@ export class NotificationHandler {
     const entries = account.serverEntries
     if (entries.length === 0) return this.#drop('no-credentials', serverId)
 
+    // In arrival order with the server's own messages: one of them may store the nonce this digest is made with.
+    await this.#options.settled?.(serverId)
     const memory = this.#memory
     const matched = this.#verify(n, entries, memory.outOfStep(serverId))
     if (matched === undefined) {

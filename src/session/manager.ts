@@ -65,6 +65,12 @@ export interface SessionManager {
    * none comes (`reconnectResendMs`). Harmless when nothing waits.
    */
   reconnected(): void
+  /**
+   * Resolves once the messages of the party received so far have been handled: a DM Notification that came after
+   * them is checked against the nonce they leave stored (binding.md §6: a refusal's nonce is stored only when the
+   * party's message made with it verifies, and the party may notify right behind that message).
+   */
+  settled(party: string): Promise<void>
   /** Ends every session, cancels every timer, and leaves the tree and the state durable. */
   stop(): Promise<void>
 }
@@ -82,6 +88,8 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   const parties = new Parties(constants, deps.clock)
   /** Work under way; made when some begins and dropped when none is left (a fleet's engines are mostly idle). */
   let inFlight: Set<Promise<unknown>> | undefined
+  /** Per party, the handling of its messages received so far; dropped once it is done. */
+  const handling = new Map<string, Promise<void>>()
   const alerts = new AlertRegistry()
   const quietLog = new QuietLog(constants.quietLogIntervalMs, constants.maxTrackedParties)
   const alertQueue = new AlertQueue({ state: deps.state, perParty: constants.maxPendingAlertsPerParty, clock: deps.clock, quietLog, logger })
@@ -336,11 +344,21 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       quietly('\u0000undecodable', (suppressed) => logger.warn('undecodable message dropped', { code: decoded.error.code, at: decoded.error.at, suppressed }))
       return
     }
+    const work = track(route(decoded.value, inbound))
+    noteHandling(decoded.value.hdr.source.locUri, work)
     try {
-      await track(route(decoded.value, inbound))
+      await work
     } catch (error) {
       logger.error('message handling failed', { error })
     }
+  }
+
+  function noteHandling(party: string, work: Promise<void>): void {
+    const all = Promise.all([handling.get(party), work]).then(() => undefined, () => undefined)
+    handling.set(party, all)
+    void all.then(() => {
+      if (handling.get(party) === all) handling.delete(party)
+    })
   }
 
   return {
@@ -354,6 +372,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     keepQueued: (type) => alertQueue.keep(type),
     registerAlert: (code, handler, options) => alerts.register(code, handler, options),
     reconnected,
+    settled: async (party) => handling.get(party),
     async stop() {
       stopping = true
       stopped.abort()
