@@ -4,6 +4,7 @@
 // Alert 1200 and the notification's session id in upper-case hex; anything else is dropped and logged, and one
 // session id opens one session however often it comes.
 import t from 'tap'
+import { recordTraffic } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { nonceBytes } from './peers/auth.ts'
 import { startDmServer, type DmServer, type NotificationRequest } from './peers/dm-server.ts'
@@ -20,9 +21,10 @@ const watch = await BrokerWatch.start(broker.url)
 t.teardown(() => watch.stop())
 
 const DEVICE = 'mac:01-ab-34-ef-69-0c'
-const a = await startDmServer(serverOptions(broker.url, DEVICE, SERVER_A))
-const b = await startDmServer(serverOptions(broker.url, DEVICE, SERVER_B))
-const gateway = await startGateway(gatewayOptions(broker.url, DEVICE, GATEWAY))
+// Each peer's view of the traffic is shown when a test fails.
+const a = await startDmServer({ ...serverOptions(broker.url, DEVICE, SERVER_A), onTraffic: recordTraffic(t, SERVER_A.serverId) })
+const b = await startDmServer({ ...serverOptions(broker.url, DEVICE, SERVER_B), onTraffic: recordTraffic(t, SERVER_B.serverId) })
+const gateway = await startGateway({ ...gatewayOptions(broker.url, DEVICE, GATEWAY), onTraffic: recordTraffic(t, GATEWAY.serverId) })
 const agent = startGwmoAgent({ brokerUrl: broker.url, deviceId: DEVICE, parties: [SERVER_A, SERVER_B, GATEWAY] })
 t.teardown(async () => {
   await agent.remove()
