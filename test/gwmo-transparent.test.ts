@@ -116,12 +116,12 @@ t.test('the same session id twice opens one session, even after that session end
   await w.stop()
 })
 
-// binding.md §6: a refusal's nonce is stored once the party's message made with it verifies. The party sends that
-// message, then a notification made with the same nonce; both arrive in that order, so the notification is checked
-// once the message before it has been handled, not against the nonce it was about to replace.
-t.test('a notification is checked after the messages of its server that came before it', async (t) => {
-  const w = await world()
-  t.match(await w.gwmo.onNotification(notification({ sessionId: 0x30 })), { ok: true })
+/**
+ * A session the device opens for a notification, whose server's first answer is refused (a Cred made with a nonce
+ * the device never gave): the refusal's nonce, and the server's answer made with any nonce.
+ */
+async function refusedSession(w: World, sessionId: number) {
+  t.match(await w.gwmo.onNotification(notification({ sessionId })), { ok: true })
   await w.settle()
   const package1 = w.to(SRV).at(-1)!.message
   const answer = (msgId: string, nonce: Uint8Array): InboundMessage => {
@@ -129,20 +129,39 @@ t.test('a notification is checked after the messages of its server that came bef
       { name: 'Status', msgRef: '1', cmdRef: '0', cmd: 'SyncHdr', data: '212', targetRefs: [DEVICE], sourceRefs: [SRV] },
       ...package1.commands.map((c): OutCommand => ({ name: 'Status', msgRef: '1', cmdRef: c.cmdId, cmd: c.name, data: '200' })),
     ]
-    const hdr = { sessionId: '30', msgId, target: DEVICE, source: SRV, locName: SRV, cred: { type: AUTH_MD5, data: md5Digest(SRV, SERVER_SECRET, nonce) } }
+    const hdr = { sessionId: package1.hdr.sessionId, msgId, target: DEVICE, source: SRV, locName: SRV, cred: { type: AUTH_MD5, data: md5Digest(SRV, SERVER_SECRET, nonce) } }
     return { channel: 'dm', payload: new Uint8Array(Buffer.from(buildMessage(hdr, statuses).xml)), contentType: 'application/vnd.syncml.dm+xml', properties: {} }
   }
   await w.sessions.receive(answer('1', new Uint8Array(Buffer.from('a-nonce-never-handed-out'))))
   await w.settle()
   const refusal = w.to(SRV).at(-1)!.message.commands.find((c) => c.name === 'Status' && c.cmdRef === '0')
-  t.equal(refusal?.data, '401', 'a Cred made with a nonce the device never gave is refused')
-  const nonce = new Uint8Array(Buffer.from(refusal!.chal!.nextNonce!, 'base64'))
+  if (refusal?.data !== '401' || refusal.chal?.nextNonce === undefined) throw new Error('the server\'s answer was not refused with a Chal')
+  return { answer, nonce: new Uint8Array(Buffer.from(refusal.chal.nextNonce, 'base64')) }
+}
+
+// binding.md §6: a refusal's nonce is stored once the party's message made with it verifies. A server that sends
+// that message and then a notification made with the same nonce, or a notification made with the stored nonce and
+// then that message, has both checked in that order, whichever the device gets to first.
+t.test('a notification is checked after the messages of its server that came before it', async (t) => {
+  const w = await world()
+  const { answer, nonce } = await refusedSession(w, 0x30)
   const resent = w.sessions.receive(answer('2', nonce))
   const outcome = await w.gwmo.onNotification(notification({ sessionId: 0x31 }, nonce))
   await resent
   t.match(outcome, { ok: true, nonce: 'stored' }, 'the notification verifies with the nonce the message before it proved')
   await w.settle()
   t.same(package1s(w).filter((p) => p.alert === '1200').map((p) => p.sessionId), ['30', '31'], 'and opens its session')
+  await w.stop()
+})
+
+t.test('a notification is checked before the messages of its server that come after it', async (t) => {
+  const w = await world()
+  const { answer, nonce } = await refusedSession(w, 0x32)
+  const outcome = w.gwmo.onNotification(notification({ sessionId: 0x33 }, STORED))
+  await w.sessions.receive(answer('2', nonce))
+  t.match(await outcome, { ok: true, nonce: 'stored' }, 'the notification verifies with the nonce stored when it came')
+  await w.settle()
+  t.same(package1s(w).filter((p) => p.alert === '1200').map((p) => p.sessionId), ['32', '33'], 'and opens its session')
   await w.stop()
 })
 

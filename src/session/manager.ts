@@ -66,11 +66,12 @@ export interface SessionManager {
    */
   reconnected(): void
   /**
-   * Resolves once the messages of the party received so far have been handled: a DM Notification that came after
-   * them is checked against the nonce they leave stored (binding.md §6: a refusal's nonce is stored only when the
-   * party's message made with it verifies, and the party may notify right behind that message).
+   * Runs `task` in arrival order with the party's messages: after those received so far, before any received
+   * later. A DM Notification is checked so against the nonce the messages before it leave stored (binding.md §6:
+   * a refusal's nonce is stored only once the party's message made with it verifies, and the party may notify
+   * right behind that message, or before it learns of the refusal).
    */
-  settled(party: string): Promise<void>
+  inOrder<T>(party: string, task: () => T): Promise<T>
   /** Ends every session, cancels every timer, and leaves the tree and the state durable. */
   stop(): Promise<void>
 }
@@ -88,8 +89,6 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
   const parties = new Parties(constants, deps.clock)
   /** Work under way; made when some begins and dropped when none is left (a fleet's engines are mostly idle). */
   let inFlight: Set<Promise<unknown>> | undefined
-  /** Per party, the handling of its messages received so far; dropped once it is done. */
-  const handling = new Map<string, Promise<void>>()
   const alerts = new AlertRegistry()
   const quietLog = new QuietLog(constants.quietLogIntervalMs, constants.maxTrackedParties)
   const alertQueue = new AlertQueue({ state: deps.state, perParty: constants.maxPendingAlertsPerParty, clock: deps.clock, quietLog, logger })
@@ -344,21 +343,18 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
       quietly('\u0000undecodable', (suppressed) => logger.warn('undecodable message dropped', { code: decoded.error.code, at: decoded.error.at, suppressed }))
       return
     }
-    const work = track(route(decoded.value, inbound))
-    noteHandling(decoded.value.hdr.source.locUri, work)
     try {
-      await work
+      await track(route(decoded.value, inbound))
     } catch (error) {
       logger.error('message handling failed', { error })
     }
   }
 
-  function noteHandling(party: string, work: Promise<void>): void {
-    const all = Promise.all([handling.get(party), work]).then(() => undefined, () => undefined)
-    handling.set(party, all)
-    void all.then(() => {
-      if (handling.get(party) === all) handling.delete(party)
-    })
+  /** A message of the party's running session is queued in that session at once (`route`), so its queue is the order. */
+  function inOrder<T>(party: string, task: () => T): Promise<T> {
+    const current = parties.peek(party)?.active
+    if (current !== undefined && !current.ended) return current.inTurn(task)
+    return new Promise((resolve) => resolve(task()))
   }
 
   return {
@@ -372,7 +368,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     keepQueued: (type) => alertQueue.keep(type),
     registerAlert: (code, handler, options) => alerts.register(code, handler, options),
     reconnected,
-    settled: async (party) => handling.get(party),
+    inOrder,
     async stop() {
       stopping = true
       stopped.abort()
