@@ -4,12 +4,13 @@
 // Alert 1200 and the notification's session id in upper-case hex; anything else is dropped and logged, and one
 // session id opens one session however often it comes.
 import t from 'tap'
+import { recordTraffic } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { nonceBytes } from './peers/auth.ts'
 import { startDmServer, type DmServer, type NotificationRequest } from './peers/dm-server.ts'
 import { startGateway } from './peers/gateway.ts'
 import { buildNotification } from './peers/notification.ts'
-import { resultFor } from './peers/session-record.ts'
+import { resultFor, type PartySession } from './peers/session-record.ts'
 import { get } from './peers/syncml.ts'
 import { BrokerWatch } from './fixtures/gwmo/broker-watch.ts'
 import { GATEWAY, gatewayOptions, SERVER_A, SERVER_B, serverOptions, startGwmoAgent, stranger } from './fixtures/gwmo/parties.ts'
@@ -20,9 +21,10 @@ const watch = await BrokerWatch.start(broker.url)
 t.teardown(() => watch.stop())
 
 const DEVICE = 'mac:01-ab-34-ef-69-0c'
-const a = await startDmServer(serverOptions(broker.url, DEVICE, SERVER_A))
-const b = await startDmServer(serverOptions(broker.url, DEVICE, SERVER_B))
-const gateway = await startGateway(gatewayOptions(broker.url, DEVICE, GATEWAY))
+// Each peer's view of the traffic is shown when a test fails.
+const a = await startDmServer({ ...serverOptions(broker.url, DEVICE, SERVER_A), onTraffic: recordTraffic(t, SERVER_A.serverId) })
+const b = await startDmServer({ ...serverOptions(broker.url, DEVICE, SERVER_B), onTraffic: recordTraffic(t, SERVER_B.serverId) })
+const gateway = await startGateway({ ...gatewayOptions(broker.url, DEVICE, GATEWAY), onTraffic: recordTraffic(t, GATEWAY.serverId) })
 const agent = startGwmoAgent({ brokerUrl: broker.url, deviceId: DEVICE, parties: [SERVER_A, SERVER_B, GATEWAY] })
 t.teardown(async () => {
   await agent.remove()
@@ -37,6 +39,18 @@ async function forward(server: DmServer, request: NotificationRequest): Promise<
   const bytes = server.notificationBytes(request)
   await gateway.forwardNotification(bytes)
   return bytes
+}
+
+/**
+ * A session both sides are done with: the server closed it, and the device handled the server's last message. The
+ * server may close a session before the device has refused its answer (binding.md §6: a spent nonce, one challenge
+ * first) and taken the resend, which changes the nonce a notification must be made with; the next notification
+ * goes once that is over, as a real server's would, not across it.
+ */
+async function sessionDone(server: DmServer, sessionId: string): Promise<PartySession> {
+  const session = await server.waitForSession((s) => s.sessionId === sessionId && s.closed, 15_000)
+  await agent.waitForLog((l) => l.msg === 'session ended' && l.party === server.serverId && l.sessionId === sessionId, 15_000, `the end of session ${sessionId}`)
+  return session
 }
 
 function sessionsWithId(sessionId: string) {
@@ -61,7 +75,7 @@ t.test('a bad digest, a stranger, the gateway, and noise are dropped and logged;
   }
   // A valid one after them: by the time its session is over, any session the bad ones could open would be too.
   await forward(a, { sessionId: 0x1006, digestNonce: 'stored' })
-  await a.waitForSession((s) => s.sessionId === '1006' && s.closed, 15_000)
+  await sessionDone(a, '1006')
   for (const { id, what } of bad) t.same(sessionsWithId(hex(id)), [], `${what}: no session`)
   t.notOk(agent.logs.some((l) => l.msg === 'session started' && bad.some((x) => l.sessionId === hex(x.id))), 'the agent started none')
   t.notOk(agent.logs.some((l) => JSON.stringify(l).includes('not-the-secret')), 'no secret in the logs')
@@ -82,7 +96,7 @@ t.test('a forwarded notification opens a session with Alert 1200 and its session
     if (request.digestNonce !== 'stored') await forward(server, { sessionId: request.sessionId, digestNonce: 'wrong' })
     await forward(server, request)
     const id = hex(request.sessionId)
-    const session = await server.waitForSession((s) => s.sessionId === id && s.closed, 15_000)
+    const session = await sessionDone(server, id)
     t.equal(session.origin, 'device', `${how}: the device opens the session`)
     const package1 = session.received[0]!.message
     t.equal(package1.hdr.sessionId, id, `${how}: SessionID ${id} (upper-case hex, no leading zeros)`)
@@ -108,7 +122,7 @@ t.test('the same session id twice opens one session', async (t) => {
   const bytes = a.notificationBytes({ sessionId: 0x2001, digestNonce: 'zero-bytes' })
   const from = agent.logs.length
   await gateway.forwardNotification(bytes)
-  await a.waitForSession((s) => s.sessionId === '2001' && s.closed, 15_000)
+  await sessionDone(a, '2001')
   await gateway.forwardNotification(bytes)
   const isRepeat = (l: { msg: string; reason?: unknown }) => l.msg === 'notification dropped' && l.reason === 'repeat'
   const repeat = await agent.waitForLogAfter(from, isRepeat)
@@ -117,7 +131,7 @@ t.test('the same session id twice opens one session', async (t) => {
   // notification, which the device handles after it, shows that it opened nothing.
   await a.sendNotification({ sessionId: 0x2001, digestNonce: 'zero-bytes' })
   await a.sendNotification({ sessionId: 0x2002, digestNonce: 'stored' })
-  await a.waitForSession((s) => s.sessionId === '2002' && s.closed, 15_000)
+  await sessionDone(a, '2002')
   t.equal(sessionsWithId('2001').length, 1, 'one session with that id at the server')
   t.equal(agent.logs.filter((l) => l.msg === 'session started' && l.sessionId === '2001').length, 1, 'and one started by the agent')
 })

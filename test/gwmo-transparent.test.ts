@@ -8,7 +8,9 @@ import { MemoryStore } from '../src/store/index.ts'
 import { durableState, failingStore } from './helpers/stores.ts'
 import type { InboundMessage } from '../src/session/port.ts'
 import { buildNotification, type NotificationFields } from './peers/notification.ts'
-import { gwmoWorld, memoryState, SERVER_SECRET, type PartySpec, type World } from './helpers/gwmo-harness.ts'
+import { AUTH_MD5, md5Digest } from './peers/auth.ts'
+import { buildMessage, type OutCommand } from './peers/syncml.ts'
+import { DEVICE, gwmoWorld, memoryState, SERVER_SECRET, type PartySpec, type World } from './helpers/gwmo-harness.ts'
 
 const SRV = 'http://www.someDMServer.com'
 const GW = 'http://gw.local'
@@ -111,6 +113,55 @@ t.test('the same session id twice opens one session, even after that session end
   t.match(await w.gwmo.onNotification(notification({ sessionId: 0x2b }, current)), { ok: true, nonce: 'stored' })
   await w.settle()
   t.same(package1s(w).map((p) => p.sessionId), ['2A', '2B'], 'another id does')
+  await w.stop()
+})
+
+/**
+ * A session the device opens for a notification, whose server's first answer is refused (a Cred made with a nonce
+ * the device never gave): the refusal's nonce, and the server's answer made with any nonce.
+ */
+async function refusedSession(w: World, sessionId: number) {
+  t.match(await w.gwmo.onNotification(notification({ sessionId })), { ok: true })
+  await w.settle()
+  const package1 = w.to(SRV).at(-1)!.message
+  const answer = (msgId: string, nonce: Uint8Array): InboundMessage => {
+    const statuses: OutCommand[] = [
+      { name: 'Status', msgRef: '1', cmdRef: '0', cmd: 'SyncHdr', data: '212', targetRefs: [DEVICE], sourceRefs: [SRV] },
+      ...package1.commands.map((c): OutCommand => ({ name: 'Status', msgRef: '1', cmdRef: c.cmdId, cmd: c.name, data: '200' })),
+    ]
+    const hdr = { sessionId: package1.hdr.sessionId, msgId, target: DEVICE, source: SRV, locName: SRV, cred: { type: AUTH_MD5, data: md5Digest(SRV, SERVER_SECRET, nonce) } }
+    return { channel: 'dm', payload: new Uint8Array(Buffer.from(buildMessage(hdr, statuses).xml)), contentType: 'application/vnd.syncml.dm+xml', properties: {} }
+  }
+  await w.sessions.receive(answer('1', new Uint8Array(Buffer.from('a-nonce-never-handed-out'))))
+  await w.settle()
+  const refusal = w.to(SRV).at(-1)!.message.commands.find((c) => c.name === 'Status' && c.cmdRef === '0')
+  if (refusal?.data !== '401' || refusal.chal?.nextNonce === undefined) throw new Error('the server\'s answer was not refused with a Chal')
+  return { answer, nonce: new Uint8Array(Buffer.from(refusal.chal.nextNonce, 'base64')) }
+}
+
+// binding.md §6: a refusal's nonce is stored once the party's message made with it verifies. A server that sends
+// that message and then a notification made with the same nonce, or a notification made with the stored nonce and
+// then that message, has both checked in that order, whichever the device gets to first.
+t.test('a notification is checked after the messages of its server that came before it', async (t) => {
+  const w = await world()
+  const { answer, nonce } = await refusedSession(w, 0x30)
+  const resent = w.sessions.receive(answer('2', nonce))
+  const outcome = await w.gwmo.onNotification(notification({ sessionId: 0x31 }, nonce))
+  await resent
+  t.match(outcome, { ok: true, nonce: 'stored' }, 'the notification verifies with the nonce the message before it proved')
+  await w.settle()
+  t.same(package1s(w).filter((p) => p.alert === '1200').map((p) => p.sessionId), ['30', '31'], 'and opens its session')
+  await w.stop()
+})
+
+t.test('a notification is checked before the messages of its server that come after it', async (t) => {
+  const w = await world()
+  const { answer, nonce } = await refusedSession(w, 0x32)
+  const outcome = w.gwmo.onNotification(notification({ sessionId: 0x33 }, STORED))
+  await w.sessions.receive(answer('2', nonce))
+  t.match(await outcome, { ok: true, nonce: 'stored' }, 'the notification verifies with the nonce stored when it came')
+  await w.settle()
+  t.same(package1s(w).filter((p) => p.alert === '1200').map((p) => p.sessionId), ['32', '33'], 'and opens its session')
   await w.stop()
 })
 

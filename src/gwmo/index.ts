@@ -49,7 +49,7 @@ export interface GwmoConfig {
 const COALESCED = [GWMO_ALERT_TYPE.ASSOCIATED_GATEWAY, GWMO_ALERT_TYPE.LOCATION_UPDATE]
 
 export interface GwmoDeps {
-  sessions: Pick<SessionManager, 'openSession' | 'queueGenericAlert' | 'registerAlert' | 'keepQueued'>
+  sessions: Pick<SessionManager, 'openSession' | 'queueGenericAlert' | 'registerAlert' | 'keepQueued' | 'inOrder'>
   tree: TreeOps & BootstrapTarget & { flush(): Promise<void> }
   state: AgentState
   deviceId: string
@@ -153,6 +153,7 @@ export function installGwmo(deps: GwmoDeps): Gwmo {
       tree,
       state: deps.state,
       openSession: (serverId, request) => sessions.openSession(serverId, request),
+      inOrder: (serverId, task) => sessions.inOrder(serverId, task),
       now: () => deps.clock.now(),
       logger: logger.child({ behaviour: 'transparent' }),
     }))

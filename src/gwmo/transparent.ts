@@ -36,6 +36,8 @@ export interface TransparentOptions {
   state: AgentState
   /** The session manager's `openSession`. */
   openSession(serverId: string, request: { alert: 1200; notification: Notification }): Promise<void>
+  /** The session manager's `inOrder`: a notification is checked in arrival order with its server's messages. */
+  inOrder?<T>(serverId: string, task: () => T): Promise<T>
   now(): number
   logger: Logger
 }
@@ -84,7 +86,10 @@ export class NotificationHandler {
     if (entries.length === 0) return this.#drop('no-credentials', serverId)
 
     const memory = this.#memory
-    const matched = this.#verify(n, entries, memory.outOfStep(serverId))
+    // In arrival order with the server's own messages: the one before it may store the nonce its digest is made
+    // with, and the one after it may replace the nonce it was made with.
+    const check = () => this.#verify(n, entries, memory.outOfStep(serverId))
+    const matched = this.#options.inOrder ? await this.#options.inOrder(serverId, check) : check()
     if (matched === undefined) {
       // binding.md §6: a notification that fails on the stored nonce puts the server out of step. Saved at once,
       // and only on the change, so a flood of forged notifications costs one write.

@@ -65,6 +65,13 @@ export interface SessionManager {
    * none comes (`reconnectResendMs`). Harmless when nothing waits.
    */
   reconnected(): void
+  /**
+   * Runs `task` in arrival order with the party's messages: after those received so far, before any received
+   * later. A DM Notification is checked so against the nonce the messages before it leave stored (binding.md §6:
+   * a refusal's nonce is stored only once the party's message made with it verifies, and the party may notify
+   * right behind that message, or before it learns of the refusal).
+   */
+  inOrder<T>(party: string, task: () => T): Promise<T>
   /** Ends every session, cancels every timer, and leaves the tree and the state durable. */
   stop(): Promise<void>
 }
@@ -343,6 +350,13 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     }
   }
 
+  /** A message of the party's running session is queued in that session at once (`route`), so its queue is the order. */
+  function inOrder<T>(party: string, task: () => T): Promise<T> {
+    const current = parties.peek(party)?.active
+    if (current !== undefined && !current.ended) return current.inTurn(task)
+    return new Promise((resolve) => resolve(task()))
+  }
+
   return {
     receive,
     openSession: (serverId, request) => track(openSession(serverId, request)),
@@ -354,6 +368,7 @@ export function createSessionManager(deps: SessionManagerDeps): SessionManager {
     keepQueued: (type) => alertQueue.keep(type),
     registerAlert: (code, handler, options) => alerts.register(code, handler, options),
     reconnected,
+    inOrder,
     async stop() {
       stopping = true
       stopped.abort()

@@ -140,6 +140,11 @@ export class Session {
     return handled
   }
 
+  /** Runs `task` after the messages of this session received so far and before any received later, ended or not. */
+  inTurn<T>(task: () => T): Promise<T> {
+    return this.#serial.run(task)
+  }
+
   /**
    * The transport is connected again: our last message, or the party's answer to it, may have been lost with the
    * broker, or have reached it before the party was listening again. With no answer within `reconnectResendMs`
