@@ -66,6 +66,16 @@ t.test('the default nonce, in both forms, is tried only once the server is out o
   }
 })
 
+t.test('a notification handled right behind one that failed sees the server out of step', async (t) => {
+  const w = await world()
+  // Both arrive before either is done with: the second is checked once the first has marked the server.
+  const failed = w.gwmo.onNotification(notification({ sessionId: 0x11 }, new Uint8Array(Buffer.from('some-other-nonce'))))
+  const retried = w.gwmo.onNotification(notification({ sessionId: 0x11 }, new Uint8Array(4)))
+  t.match(await failed, { ok: false, reason: 'bad-digest' })
+  t.match(await retried, { ok: true, nonce: 'default-bytes' }, 'the default nonce is tried')
+  await w.stop()
+})
+
 t.test('a bad digest, an unknown server, a gateway, a malformed packet: logged and dropped, nothing sent', async (t) => {
   const w = await world()
   const cases: Array<[InboundMessage, string]> = [

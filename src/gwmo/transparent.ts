@@ -46,6 +46,9 @@ type DropReason = 'malformed' | 'unknown-server' | 'gateway' | 'no-credentials' 
 
 type MatchedNonce = 'stored' | 'default-bytes' | 'default-text'
 
+/** What the check of a notification found and marked (`NotificationHandler.handle`). */
+type Decision = { matched: undefined; marked: boolean } | { matched: MatchedNonce; now: number; repeat: boolean }
+
 export type NotificationOutcome =
   | { ok: true; serverId: string; sessionId: string; nonce: MatchedNonce }
   | { ok: false; reason: DropReason; serverId?: string }
@@ -86,28 +89,33 @@ export class NotificationHandler {
     if (entries.length === 0) return this.#drop('no-credentials', serverId)
 
     const memory = this.#memory
+    const sessionId = n.sessionIdHex
     // In arrival order with the server's own messages: the one before it may store the nonce its digest is made
-    // with, and the one after it may replace the nonce it was made with.
-    const check = () => this.#verify(n, entries, memory.outOfStep(serverId))
-    const matched = this.#options.inOrder ? await this.#options.inOrder(serverId, check) : check()
-    if (matched === undefined) {
-      // binding.md §6: a notification that fails on the stored nonce puts the server out of step. Saved at once,
-      // and only on the change, so a flood of forged notifications costs one write.
-      if (memory.markOutOfStep(serverId)) {
-        await memory.save().catch((error: unknown) => logger.warn('agent state save failed', { error }))
-      }
+    // with, and the one after it may replace the nonce it was made with. The check and what it marks are one step,
+    // so that the notification right behind this one sees them.
+    const decide = (): Decision => {
+      const matched = this.#verify(n, entries, memory.outOfStep(serverId))
+      // binding.md §6: a notification that fails on the stored nonce puts the server out of step.
+      if (matched === undefined) return { matched, marked: memory.markOutOfStep(serverId) }
+      const now = this.#options.now()
+      // A repeat changes nothing, not even the out-of-step mark: it proves nothing about the server's nonce now.
+      if (memory.handled(serverId, sessionId, now)) return { matched, now, repeat: true }
+      // Durable before the session opens: no crash, however soon after, lets this notification open a second one.
+      memory.record(serverId, sessionId, now, matched === 'stored')
+      return { matched, now, repeat: false }
+    }
+    const decided = this.#options.inOrder ? await this.#options.inOrder(serverId, decide) : decide()
+    if (decided.matched === undefined) {
+      // Saved at once, and only on the change, so a flood of forged notifications costs one write.
+      if (decided.marked) await memory.save().catch((error: unknown) => logger.warn('agent state save failed', { error }))
       return this.#drop('bad-digest', serverId)
     }
-    const now = this.#options.now()
-    const sessionId = n.sessionIdHex
-    // A repeat changes nothing, not even the out-of-step mark: it proves nothing about the server's nonce now.
-    if (memory.handled(serverId, sessionId, now)) return this.#drop('repeat', serverId, { sessionId })
+    const { matched, now } = decided
+    if (decided.repeat) return this.#drop('repeat', serverId, { sessionId })
     // Logged once the digest holds, so that forged packets cannot fill the log with this line.
     if (n.version !== NOTIFICATION_VERSION_DM12) {
       logger.info('notification with an unusual version accepted', { server: serverId, version: n.version })
     }
-    // Durable before the session opens: no crash, however soon after, lets this notification open a second one.
-    memory.record(serverId, sessionId, now, matched === 'stored')
     try {
       await memory.save()
     } catch (error) {
