@@ -6,26 +6,17 @@ import type { Command, Results, SyncMLMessage } from '../src/codec/syncml-model.
 import { SyncMLStatusError } from '../src/errors.ts'
 import type { ExternalCall, ExternalNode, ExternalValue } from '../src/tree/external.ts'
 import { durableTree, failingStore } from './helpers/stores.ts'
-import { atomic, copy, createHarness, exec, get, headerStatus, Party, replace, SERVER, settle, status, statusCodes, type Harness } from './helpers/session-harness.ts'
+import { atomic, copy, createHarness, exec, get, Party, push, replace, SERVER, settle, status, statusCodes, type Harness } from './helpers/session-harness.ts'
 
 const SRV = SERVER.serverId
 
 let sessions = 0x200
-/** The server pushes a session holding `body`, then closes it; returns the device's reply. */
-async function push(h: Harness, server: Party, body: Command[]): Promise<SyncMLMessage> {
+/** The server pushes a session holding `body` (the harness's `push`: after the 401 it draws), then closes it. */
+async function pushAndClose(h: Harness, server: Party, body: Command[]): Promise<SyncMLMessage> {
   const sessionId = (sessions++).toString(16).toUpperCase()
-  const send = async (msgId: number): Promise<SyncMLMessage> => {
-    const before = h.sent.length
-    await h.manager.receive(server.message({ sessionId, msgId, body }))
-    if (h.sent.length !== before + 1) throw new Error(`expected one reply, got ${h.sent.length - before}`)
-    const reply = h.decoded()
-    server.learnNonce(reply)
-    return reply
-  }
-  let msgId = 1
-  let reply = await send(msgId)
-  if (headerStatus(reply)?.data === '401') reply = await send(++msgId)
-  await h.manager.receive(server.message({ sessionId, msgId: msgId + 1, body: [status(reply.hdr.msgId, '0', 'SyncHdr', 212)] }))
+  const { reply, nextMsgId } = await push(h, server, sessionId, body)
+  if (reply === undefined) throw new Error('no reply from the device')
+  await h.manager.receive(server.message({ sessionId, msgId: nextMsgId, body: [status(reply.hdr.msgId, '0', 'SyncHdr', 212)] }))
   await settle(5)
   return reply
 }
@@ -58,7 +49,7 @@ t.test('Get awaits the callback and serves its value with the node\'s format and
   const temp = backed('45000')
   t.ok(h.tree.mount('./Vendor/Sensors/CpuTemp', { format: 'int', type: 'text/x-millicelsius', acl: `Get=${SRV}` }, temp.node).ok)
   await h.tree.flush()
-  const reply = await push(h, new Party(SERVER), [get('./Vendor/Sensors/CpuTemp', './Vendor/Sensors')])
+  const reply = await pushAndClose(h, new Party(SERVER), [get('./Vendor/Sensors/CpuTemp', './Vendor/Sensors')])
   t.same(statusCodes(reply), { '0': '212', '1': '200,200' })
   t.same(results(reply)[0], { source: { locUri: './Vendor/Sensors/CpuTemp' }, meta: { format: 'int', type: 'text/x-millicelsius' }, data: '45000' })
   t.equal(results(reply)[1]?.data, 'CpuTemp', 'the interior node on its way lists it')
@@ -83,7 +74,7 @@ t.test('a Get that fails is answered with its status, logged once, and the sessi
   mount('NotInt', async () => 'hot')
   mount('Bytes', async () => new Uint8Array(Buffer.from('12')))
   t.ok(h.tree.mount('./Vendor/Hidden', { format: 'chr', acl: 'Get=someone-else' }, { get: async () => t.fail('never read') as never }).ok)
-  const reply = await push(h, new Party(SERVER), [
+  const reply = await pushAndClose(h, new Party(SERVER), [
     get('./Vendor/Big'), get('./Vendor/Gone'), get('./Vendor/Broken'), get('./Vendor/Throws'), get('./Vendor/NotInt'),
     get('./Vendor/Hidden'), get('./Vendor/Bytes'), get('./Vendor/Big?prop=Format'),
   ])
@@ -121,7 +112,7 @@ t.test('Replace: 415, 425 and 413 before anything runs; the write once the commi
   t.ok(h.tree.mount('./Vendor/RO', { format: 'chr' }, { replace: async () => void t.fail('no ACL, no write') }).ok)
   t.ok(h.tree.mount('./Vendor/ReadOnly', { format: 'chr', acl }, { get: async () => 'r' }).ok)
   await h.tree.flush()
-  const reply = await push(h, new Party(SERVER), [
+  const reply = await pushAndClose(h, new Party(SERVER), [
     replace('./Vendor/A', '7', 'chr'), // 1: explicit other format
     { kind: 'Replace', cmdId: '', items: [{ target: { locUri: './Vendor/A' }, data: 'seven' }] }, // 2: not an int
     { kind: 'Replace', cmdId: '', items: [{ target: { locUri: './Vendor/A' }, data: '1234' }] }, // 3: over maxBytes
@@ -151,7 +142,7 @@ t.test('a failed write answers its own status; the others stand, and a stored le
   const ok = backed('0')
   t.ok(h.tree.mount('./Vendor/OK', { format: 'int', acl }, ok.node).ok)
   await h.tree.flush()
-  const reply = await push(h, new Party(SERVER), [
+  const reply = await pushAndClose(h, new Party(SERVER), [
     replace('./Vendor/A', '2', 'int'), replace('./Vendor/C', '3', 'int'), replace('./Vendor/S', '4', 'int'), replace('./Vendor/OK', '5', 'int'),
   ])
   t.same(statusCodes(reply), { '0': '212', '1': '500', '2': '503', '3': '500', '4': '200' })
@@ -174,7 +165,7 @@ t.test('Atomic: writes once all its commands succeeded; one failing sets the ear
   const s = { value: '' }
   t.ok(h.tree.mount('./Vendor/S', { format: 'int', acl, value: '60' }, { replace: async (v) => void (s.value = text(v)) }).ok)
   await h.tree.flush()
-  let reply = await push(h, new Party(SERVER), [
+  let reply = await pushAndClose(h, new Party(SERVER), [
     atomic(replace('./Vendor/A', '2', 'int'), replace('./Vendor/S', '61', 'int'), replace('./Vendor/C', '2', 'int'), replace('./Vendor/B', '2', 'int')),
   ])
   t.same(statusCodes(reply), { '0': '212', '1': '507', '2': '216', '3': '216', '4': '500', '5': '216' })
@@ -186,12 +177,12 @@ t.test('Atomic: writes once all its commands succeeded; one failing sets the ear
 
   // A command of the Atomic that fails in the tree: no write at all.
   a.box.calls.length = 0
-  reply = await push(h, new Party(SERVER), [atomic(replace('./Vendor/A', '3', 'int'), replace('./Vendor/Missing', '3'))])
+  reply = await pushAndClose(h, new Party(SERVER), [atomic(replace('./Vendor/A', '3', 'int'), replace('./Vendor/Missing', '3'))])
   t.same(statusCodes(reply), { '0': '212', '1': '507', '2': '216', '3': '425' })
   t.same(a.box.calls, [], 'nothing written, nothing read')
 
   // All succeed: written at the Atomic's end, answered 200.
-  reply = await push(h, new Party(SERVER), [atomic(replace('./Vendor/A', '4', 'int'), replace('./Vendor/B', '4', 'int'))])
+  reply = await pushAndClose(h, new Party(SERVER), [atomic(replace('./Vendor/A', '4', 'int'), replace('./Vendor/B', '4', 'int'))])
   t.same(statusCodes(reply), { '0': '212', '1': '200', '2': '200', '3': '200' })
   t.equal(a.box.value, '4')
   t.equal(b.box.value, '4')
@@ -208,7 +199,7 @@ t.test('Atomic: a failed restore is logged as an error; the Atomic still answers
     },
   }).ok)
   t.ok(h.tree.mount('./Vendor/B', { format: 'int', acl }, { get: async () => Promise.reject(new Error('unreadable')), replace: async () => void t.fail('not written') }).ok)
-  const reply = await push(h, new Party(SERVER), [atomic(replace('./Vendor/A', '2', 'int'), replace('./Vendor/B', '2', 'int'))])
+  const reply = await pushAndClose(h, new Party(SERVER), [atomic(replace('./Vendor/A', '2', 'int'), replace('./Vendor/B', '2', 'int'))])
   t.same(statusCodes(reply), { '0': '212', '1': '507', '2': '216', '3': '500' })
   t.equal(logged(h, 'external node not read before its write').length, 1)
   t.match(h.log.lines.find((l) => l.msg === 'external node not set back after its Atomic failed'), { level: 'error', uri: './Vendor/A' })
@@ -226,7 +217,7 @@ t.test('an Atomic\'s writes are set back when the message\'s changes cannot be s
   t.ok(h.tree.mount('./Vendor/C', { format: 'int', acl }, c.node).ok)
   await h.tree.flush()
   full = true
-  const reply = await push(h, new Party(SERVER), [atomic(replace('./Vendor/A', '2', 'int'), replace('./Vendor/B', '2', 'int')), replace('./Vendor/C', '2', 'int')])
+  const reply = await pushAndClose(h, new Party(SERVER), [atomic(replace('./Vendor/A', '2', 'int'), replace('./Vendor/B', '2', 'int')), replace('./Vendor/C', '2', 'int')])
   t.same(statusCodes(reply), { '0': '212', '1': '500', '2': '500', '3': '500', '4': '500' }, 'every write 500: nothing was stored')
   t.same(b.box.calls.map((x) => [x.op, x.value]), [['get', undefined], ['replace', '2'], ['replace', '1']], 'written at the Atomic\'s end, then set back')
   t.same([a.box.value, b.box.value], ['1', '1'])
@@ -254,7 +245,7 @@ t.test('Exec awaits the callback: its status, 202 passed through, errors mapped;
   t.ok(h.tree.mount('./Vendor/Ops/Reg', { format: 'chr', acl }, {}).ok)
   h.tree.registerExec('./Vendor/Ops/Reg', (_data, principal, correlator) => (correlator === 'c-9' && principal !== 'device' ? 202 : 500))
   const withCorrelator: Command = { kind: 'Exec', cmdId: '', correlator: 'c-7', items: [{ target: { locUri: './Vendor/Ops/Later' }, data: 'go' }] }
-  const reply = await push(h, new Party(SERVER), [
+  const reply = await pushAndClose(h, new Party(SERVER), [
     withCorrelator, exec('./Vendor/Ops/Busy'), exec('./Vendor/Ops/Broken'), exec('./Vendor/Ops/Odd'), exec('./Vendor/Ops/Closed'),
     exec('./Vendor/Ops/Now'), { kind: 'Exec', cmdId: '', correlator: 'c-9', items: [{ target: { locUri: './Vendor/Ops/Reg' } }] },
   ])
