@@ -8,7 +8,7 @@ import t from 'tap'
 import { AgentProcess, cleanUpAgent, factoryServer, finalStatus } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer, type DmServer } from './peers/dm-server.ts'
-import { resultFor, type PartySession } from './peers/session-record.ts'
+import { statusOf, resultFor, type PartySession } from './peers/session-record.ts'
 import { get, replace, type OutCommand } from './peers/syncml.ts'
 
 const broker = await startMosquitto()
@@ -33,11 +33,6 @@ function writable(dir: string, yes: boolean): void {
 async function session(server: DmServer, commands: OutCommand[]): Promise<PartySession> {
   const pushed = await server.pushSession(commands)
   return server.waitForSession((s) => s === pushed && s.closed, 20_000)
-}
-
-/** The device's last Status for a command (a refused message is answered 401 and sent again, binding.md §6). */
-function statusOf(done: PartySession, command: OutCommand): string | undefined {
-  return done.statuses.filter((s) => s.command === command).at(-1)?.code
 }
 
 t.test('a change the disk cannot take: 500, not kept; reads go on; stored once the disk takes writes again', async (t) => {

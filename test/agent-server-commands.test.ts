@@ -8,20 +8,14 @@ import { startMosquitto } from './helpers/mosquitto.ts'
 import { md5Digest, nonceBytes } from './peers/auth.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import { CONTENT_TYPE, topicFor, usernameOf } from './peers/mqtt.ts'
-import { resultFor, type PartySession } from './peers/session-record.ts'
-import { add, addNode, atomic, buildMessage, del, get, raw, replace, sequence, type OutCommand } from './peers/syncml.ts'
+import { statusOf, resultFor, type PartySession } from './peers/session-record.ts'
+import { add, addNode, atomic, buildMessage, del, get, raw, replace, sequence } from './peers/syncml.ts'
 import { parseWbxmlMessage, xmlToWbxml } from './peers/wbxml.ts'
 
 const broker = await startMosquitto()
 t.teardown(() => broker.stop())
 
 const EXT = './DMAcc/dms/Ext'
-
-/** The code the device gave for one of our commands, found by the command object we sent. */
-/** The device's last code for one of our commands (a refused message is answered 401 and sent again, §6). */
-function statusOf(session: PartySession, command: OutCommand): string | undefined {
-  return session.statuses.filter((s) => s.command === command).at(-1)?.code
-}
 
 function statusByCmdRef(session: PartySession, cmdRef: string): { cmd: string; code: string } | undefined {
   return session.statuses.find((s) => s.cmdRef === cmdRef)

@@ -11,6 +11,7 @@ import { idle, makeModule, ROOT, TYPE, waitForResult } from './helpers/fumo.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
 import { exec, get, replace } from './peers/syncml.ts'
+import { statusOf } from './peers/session-record.ts'
 
 const base = {
   deviceId: 'mac:01-ab-34-ef-69-0c',
@@ -74,7 +75,7 @@ t.test('fumo.acl as any object\'s ACL: what it does not grant is refused (425) a
   const pushed = await server.pushSession([setUrl, setState, get(`${ROOT}/DownloadAndUpdate/PkgURL`), run])
   const session = await server.waitForSession((s) => s === pushed && s.closed, 20_000)
   await agent.waitForLog((l) => l.msg === 'session ended' && l.sessionId === session.sessionId, 20_000)
-  const code = (command: unknown) => session.statuses.filter((s) => s.command === command).at(-1)?.code
+  const code = (command: Parameters<typeof statusOf>[1]) => statusOf(session, command)
   t.equal(code(setUrl), '425', 'Replace of PkgURL not granted: 425')
   t.equal(code(setState), '425', 'State is written by the device alone')
   t.equal(session.results.flatMap((r) => r.items).find((i) => i.source === `${ROOT}/DownloadAndUpdate/PkgURL`)?.data ?? '', '', 'PkgURL unchanged')

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url'
 import { AgentProcess, cleanUpAgent, factoryServer, type LogLine } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
-import { resultFor, type PartySession } from './peers/session-record.ts'
-import { atomic, exec, get, replace, type OutCommand } from './peers/syncml.ts'
+import { statusOf, resultFor } from './peers/session-record.ts'
+import { atomic, exec, get, replace } from './peers/syncml.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const PROGRAM = join(ROOT, 'test', 'fixtures', 'lib', 'embedding-program.cjs')
@@ -20,9 +20,6 @@ const APP = './Vendor/App'
 const broker = await startMosquitto()
 t.teardown(() => broker.stop())
 
-function statusOf(session: PartySession, command: OutCommand): string | undefined {
-  return session.statuses.filter((s) => s.command === command).at(-1)?.code
-}
 const programLines = (agent: AgentProcess, msg: string): LogLine[] => agent.logs.filter((l) => l.msg === msg)
 
 t.test('a program embedding the agent serves Get, Replace and Exec from its callbacks, under every rule', async (t) => {

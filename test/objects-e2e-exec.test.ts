@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url'
 import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, type LogLine } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer, type DmServer } from './peers/dm-server.ts'
-import { resultFor, type GenericAlert, type PartySession } from './peers/session-record.ts'
-import { exec, get, replace, type OutCommand } from './peers/syncml.ts'
+import { statusOf, resultFor, type GenericAlert } from './peers/session-record.ts'
+import { exec, get, replace } from './peers/syncml.ts'
 
 const broker = await startMosquitto()
 t.teardown(() => broker.stop())
@@ -31,7 +31,6 @@ function program(name: string, body: string): string {
 const BUN = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '.bin', 'bun')
 const SRV = FACTORY.serverId
 const RESULT_TYPE = 'urn:x-gwmo-agent:exec:1.0:result'
-const statusOf = (session: PartySession, command: OutCommand) => session.statuses.filter((s) => s.command === command).at(-1)?.code
 const alertsOf = (server: DmServer, correlator: string): GenericAlert[] =>
   server.sessions.flatMap((s) => s.genericAlerts).filter((a) => a.correlator === correlator)
 const nonces = (server: DmServer) => ({ serverNonce: server.serverNonce, clientNonce: server.clientNonce })

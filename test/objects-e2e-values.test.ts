@@ -11,8 +11,8 @@ import { join } from 'node:path'
 import { AgentProcess, cleanUpAgent, FACTORY, factoryServer, finalStatus } from './helpers/agent-process.ts'
 import { startMosquitto } from './helpers/mosquitto.ts'
 import { startDmServer } from './peers/dm-server.ts'
-import { resultFor, statusFor, type PartySession } from './peers/session-record.ts'
-import { atomic, get, replace, type OutCommand } from './peers/syncml.ts'
+import { statusOf, resultFor, statusFor, type PartySession } from './peers/session-record.ts'
+import { atomic, get, replace } from './peers/syncml.ts'
 
 const broker = await startMosquitto()
 t.teardown(() => broker.stop())
@@ -28,7 +28,6 @@ function program(name: string, body: string, mode = 0o755): string {
 }
 
 const SRV = FACTORY.serverId
-const statusOf = (session: PartySession, command: OutCommand) => session.statuses.filter((s) => s.command === command).at(-1)?.code
 /** The data of the device's last Results for `uri` in the session (`resultFor` gives the first). */
 const lastResult = (session: PartySession, uri: string) =>
   session.results.flatMap((r) => r.items).filter((item) => item.source === uri).at(-1)?.data

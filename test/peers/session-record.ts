@@ -98,6 +98,14 @@ export function newSessionRecord(sessionId: string, origin: 'device' | 'push'): 
   }
 }
 
+/**
+ * The device's last code for one of our commands, found by the command object we sent (a refused message is
+ * answered 401 and sent again, binding.md §6).
+ */
+export function statusOf(session: PartySession, command: OutCommand): string | undefined {
+  return session.statuses.filter((s) => s.command === command).at(-1)?.code
+}
+
 /** The status of one of our commands, found by its target URI (for `get('./DevInfo/Mod')` and the like). */
 export function statusFor(session: PartySession, uri: string): string | undefined {
   // The last one: a message the device refused is answered 401/407 and sent again (binding.md §6).
